@@ -1,0 +1,321 @@
+"""Benchmark cases: the Case record, loading and validation of case files, profiles, config hash.
+
+A case file (TOML, in benchmarks/cases/) declares one suite: its tasks, defaults shared by
+its cases, and the cases themselves. Every field is checked when the file is loaded, so a
+misspelt field or an unknown model fails before any training starts, naming the file, the
+case and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xraybench import optim, registry
+from xraybench.objectives import OBJECTIVES
+
+DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "cases"
+AUGMENTATIONS = ("hflip", "brightness")
+
+
+class CaseError(ValueError):
+    """A case file or a case in it is invalid; the message names file, case and field."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    image_size: int = 256
+    channels: int = 1
+    mean: float = 0.5
+    std: float = 0.5
+    augment: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adam"
+    optimizer_options: dict = field(default_factory=dict)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    scheduler: str = "none"
+    scheduler_options: dict = field(default_factory=dict)
+    loss: str = "bce"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    suite: str
+    task: str
+    title: str
+    model: ModelSpec
+    data: DataSpec = DataSpec()
+    train: TrainSpec = TrainSpec()
+    description: str = ""
+    compare: tuple[str, ...] = ()  # ids of cases this one is compared with in its task
+    source: str = ""  # the file it was declared in; not part of the configuration
+
+    def config(self) -> dict:
+        """What determines the case's results: model, data and training settings."""
+        return {"model": dataclasses.asdict(self.model), "data": dataclasses.asdict(self.data),
+                "train": dataclasses.asdict(self.train)}
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config())
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    title: str
+    tasks: dict[str, str]
+    source: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and epochs for a kind of run; applied to cases without copying them."""
+
+    name: str
+    description: str
+    image_size: int | None  # cap on the input size; None keeps the case's
+    epochs: int | None  # cap on epochs; None keeps the case's
+    synthetic_sizes: tuple[int, int, int]  # train, val, test images of the built-in data
+    max_per_split: int | None  # cap on images per split of any source; None uses all
+    eval_batch_size: int = 256
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", "seconds per case, for tests", image_size=32, epochs=2,
+                     synthetic_sizes=(192, 64, 64), max_per_split=256),
+    "quick": Profile("quick", "minutes on a CPU", image_size=64, epochs=15,
+                     synthetic_sizes=(1200, 300, 400), max_per_split=None),
+    "full": Profile("full", "the homework settings, for a GPU", image_size=None, epochs=None,
+                    synthetic_sizes=(4000, 500, 624), max_per_split=None),
+}
+
+
+def config_hash(config: dict) -> str:
+    """A stable short hash of a resolved configuration (canonical JSON, sorted keys)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def apply_profile(case: Case, profile: Profile) -> Case:
+    """The case as it runs under ``profile``: input size and epochs capped.
+
+    Scheduler options keep their declared epochs (StepLR decays at epoch 10 in every
+    profile): a shortened run sees fewer decays rather than a compressed schedule, which
+    at a few epochs would decay before the model has learned anything."""
+    data, train = case.data, case.train
+    if profile.image_size is not None and data.image_size > profile.image_size:
+        data = dataclasses.replace(data, image_size=profile.image_size)
+    if profile.epochs is not None and train.epochs > profile.epochs:
+        train = dataclasses.replace(train, epochs=profile.epochs)
+    return dataclasses.replace(case, data=data, train=train)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_cases(paths: list[Path] | None = None) -> tuple[list[Case], dict[str, Suite]]:
+    """Load and validate every case in the given files or folders (default: benchmarks/cases)."""
+    files = _case_files(paths or [DEFAULT_CASES_DIR])
+    cases: list[Case] = []
+    suites: dict[str, Suite] = {}
+    seen: dict[str, str] = {}
+    for file in files:
+        suite, file_cases = load_case_file(file)
+        suites[suite.name] = suite
+        for case in file_cases:
+            if case.id in seen:
+                raise CaseError(f"{file}: case {case.id!r}: duplicate id (also declared in {seen[case.id]})")
+            seen[case.id] = str(file)
+            cases.append(case)
+    for case in cases:
+        for other in case.compare:
+            if other not in seen:
+                raise CaseError(f"{case.source}: case {case.id!r}: field 'compare': unknown case id {other!r}")
+    return cases, suites
+
+
+def _case_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found = sorted(path.glob("*.toml"))
+            if not found:
+                raise CaseError(f"{path}: no case files (*.toml) in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CaseError(f"{path}: no such case file or folder")
+    return files
+
+
+def load_case_file(file: Path) -> tuple[Suite, list[Case]]:
+    try:
+        doc = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{file}: not valid TOML: {exc}") from None
+    where = f"{file}"
+    _check_keys(doc, {"suite", "title", "tasks", "defaults", "case"}, where, "")
+    suite_name = _typed(doc.get("suite"), str, where, "suite")
+    tasks = _typed(doc.get("tasks", {}), dict, where, "tasks")
+    suite = Suite(suite_name, _typed(doc.get("title", suite_name), str, where, "title"),
+                  {str(k): _typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file))
+    defaults = _typed(doc.get("defaults", {}), dict, where, "defaults")
+    _check_keys(defaults, {"model", "data", "train"}, where, "defaults.")
+    raw_cases = _typed(doc.get("case", []), list, where, "case")
+    cases = []
+    for i, raw in enumerate(raw_cases):
+        raw = _typed(raw, dict, where, f"case[{i}]")
+        case_where = f"{file}: case {raw.get('id', f'#{i + 1}')!r}"
+        merged = _merge(defaults, raw)
+        merged["suite"] = suite_name
+        merged["source"] = str(file)
+        case = _build(Case, merged, case_where, "")
+        _validate_case(case, suite, case_where)
+        cases.append(case)
+    return suite, cases
+
+
+def _merge(defaults: dict, case: dict) -> dict:
+    """Case values over the file's defaults, one level of tables deep."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in defaults.items()}
+    for key, value in case.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _check_keys(data: dict, allowed: set[str], where: str, prefix: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise CaseError(f"{where}: unknown field {prefix + key!r}{_suggest(key, allowed)}")
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (accepted: {', '.join(sorted(choices))})"
+
+
+def _typed(value, expected: type, where: str, name: str):
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise CaseError(f"{where}: field {name!r} must be {_type_name(expected)}, got {value!r}")
+    return value
+
+
+def _type_name(t) -> str:
+    return {str: "a string", int: "an integer", float: "a number", dict: "a table", list: "a list",
+            tuple: "a list"}.get(t, getattr(t, "__name__", str(t)))
+
+
+def _build(cls, data: dict, where: str, prefix: str):
+    """Construct a (nested) dataclass from a dict, checking names and types of every field."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_keys(data, set(fields), where, prefix)
+    values = {}
+    for name, f in fields.items():
+        path = prefix + name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise CaseError(f"{where}: missing required field {path!r}")
+            continue
+        values[name] = _convert(hints[name], data[name], where, path)
+    return cls(**values)
+
+
+def _convert(hint, value, where: str, path: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, _typed(value, dict, where, path), where, path + ".")
+    origin = typing.get_origin(hint)
+    if origin is tuple:  # tuple[X, ...]
+        item = typing.get_args(hint)[0]
+        return tuple(_typed(v, item, where, f"{path}[{i}]") for i, v in enumerate(_typed(value, list, where, path)))
+    if origin in (types.UnionType, typing.Union):
+        raise TypeError(f"unsupported field type {hint}")  # no optional fields in cases
+    return _typed(value, hint, where, path)
+
+
+def _validate_case(case: Case, suite: Suite, where: str) -> None:
+    """Checks beyond names and types: known model, options, ranges, names in tables."""
+    def fail(path: str, message: str):
+        raise CaseError(f"{where}: field {path!r}: {message}")
+
+    if not case.id.startswith(suite.name):
+        fail("id", f"must start with the suite name {suite.name!r}, got {case.id!r}")
+    if not all(c.isalnum() or c in "-_." for c in case.id):
+        fail("id", f"use only letters, digits, '-', '_' and '.', got {case.id!r}")
+    if suite.tasks and case.task not in suite.tasks:
+        fail("task", f"unknown task {case.task!r}{_suggest(case.task, suite.tasks)}")
+    if not registry.is_model(case.model.name):
+        fail("model.name", f"unknown model {case.model.name!r}{_suggest(case.model.name, registry.list_models())}")
+    accepted = registry.model_options(case.model.name)
+    for key in case.model.options:
+        if key not in accepted:
+            fail(f"model.options.{key}", f"not an option of {case.model.name}{_suggest(key, accepted)}")
+    d, t = case.data, case.train
+    for path, value, low in [("data.image_size", d.image_size, 8), ("train.epochs", t.epochs, 1),
+                             ("train.batch_size", t.batch_size, 1)]:
+        if value < low:
+            fail(path, f"must be at least {low}, got {value}")
+    if d.channels not in (1, 3):
+        fail("data.channels", f"must be 1 or 3, got {d.channels}")
+    if d.std <= 0:
+        fail("data.std", f"must be positive, got {d.std}")
+    for i, name in enumerate(d.augment):
+        if name not in AUGMENTATIONS:
+            fail(f"data.augment[{i}]", f"unknown augmentation {name!r}{_suggest(name, AUGMENTATIONS)}")
+    if not t.lr > 0:
+        fail("train.lr", f"must be positive, got {t.lr}")
+    if t.weight_decay < 0:
+        fail("train.weight_decay", f"must not be negative, got {t.weight_decay}")
+    for path, name, table in [("train.optimizer", t.optimizer, optim.OPTIMIZERS),
+                              ("train.scheduler", t.scheduler, optim.SCHEDULERS),
+                              ("train.loss", t.loss, OBJECTIVES)]:
+        if name not in table:
+            fail(path, f"unknown {path.split('.')[1]} {name!r}{_suggest(name, table)}")
+    for path, owner, options, accepted in [
+        ("train.optimizer_options", t.optimizer, t.optimizer_options, optim.optimizer_options(t.optimizer)),
+        ("train.scheduler_options", t.scheduler, t.scheduler_options, optim.scheduler_options(t.scheduler)),
+    ]:
+        for key in options:
+            if key not in accepted:
+                hint = _suggest(key, accepted) if accepted else " (it takes none)"
+                fail(f"{path}.{key}", f"not an option of {owner!r}{hint}")
+
+
+def select(cases: list[Case], patterns: list[str]) -> list[Case]:
+    """Cases whose id matches any shell-style pattern, in declaration order."""
+    chosen = [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+    if not chosen:
+        raise CaseError(f"no case matches {' '.join(patterns)!r}; available: {', '.join(c.id for c in cases)}")
+    return chosen

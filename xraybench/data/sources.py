@@ -1,0 +1,286 @@
+"""Where images come from: the built-in synthetic data, a Kermany-layout folder, a MedMNIST .npz.
+
+Every source decodes to the same thing, a ``Dataset`` of uint8 tensors [N, 1, S, S] per split
+(grayscale; models that want RGB get the channel replicated when batched). Decoding happens
+once per source and size; ``cache.load`` keeps the result on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xraybench.data import synthetic
+
+CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+VAL_FRACTION = 0.1
+
+
+class DataError(ValueError):
+    """A data source cannot be used; the message names the path or key and what is expected."""
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 [N, 1, S, S]
+    labels: torch.Tensor  # int64 [N], 1 = pneumonia
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def counts(self) -> dict[str, int]:
+        pneumonia = int(self.labels.sum())
+        return {"normal": len(self) - pneumonia, "pneumonia": pneumonia}
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass
+class Dataset:
+    kind: str
+    name: str
+    location: str
+    image_size: int
+    splits: dict[str, Split]
+    notes: list[str] = field(default_factory=list)
+
+    def limited(self, max_per_split: int | None, seed: int = 0) -> "Dataset":
+        """At most ``max_per_split`` images per split: a seeded, class-stratified subset."""
+        if max_per_split is None:
+            return self
+        splits = {}
+        for name, split in self.splits.items():
+            if len(split) <= max_per_split:
+                splits[name] = split
+                continue
+            order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+            keep = []  # take from each class in proportion
+            for label in (0, 1):
+                members = order[split.labels[order] == label]
+                share = round(max_per_split * len(members) / len(split))
+                keep.append(members[:share])
+            splits[name] = split.subset(torch.cat(keep).sort().values)
+        note = f"at most {max_per_split} images per split (profile limit)"
+        return Dataset(self.kind, self.name, self.location, self.image_size, splits, self.notes + [note])
+
+    def describe(self) -> dict:
+        """What results.json records about the data."""
+        return {
+            "kind": self.kind, "name": self.name, "location": self.location, "notes": self.notes,
+            "splits": {name: {"images": len(s), **s.counts()} for name, s in self.splits.items()},
+        }
+
+
+# ------------------------------------------------------------------------------ sources
+
+
+@dataclass(frozen=True)
+class SyntheticSource:
+    sizes: tuple[int, int, int]  # train, val, test
+    seed: int = 0
+    kind: str = "synthetic"
+
+    @property
+    def name(self) -> str:
+        return "synthetic"
+
+    @property
+    def location(self) -> str:
+        return f"built-in, generator v{synthetic.GENERATOR_VERSION}, seed {self.seed}"
+
+    def fingerprint(self) -> str:
+        return f"synthetic-v{synthetic.GENERATOR_VERSION}-seed{self.seed}-{'-'.join(map(str, self.sizes))}"
+
+    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
+        splits = {name: Split(*synthetic.generate_split(name, n, image_size, self.seed))
+                  for name, n in zip(SPLITS, self.sizes)}
+        return splits, ["test split imaged with a shifted acquisition (exposure, contrast, noise, patient size)"]
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """A folder in the Kermany layout: train/ val/ test/, each with NORMAL/ and PNEUMONIA/."""
+
+    root: Path
+    kind: str = "folder"
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def files(self) -> dict[str, list[tuple[Path, int]]]:
+        """Image files and labels per split present on disk."""
+        found = {}
+        for split in SPLITS:
+            split_dir = _child(self.root, split)
+            if split_dir is None:
+                continue
+            entries = []
+            class_dirs = {p.name.upper(): p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+            unknown = sorted(set(class_dirs) - set(CLASSES))
+            if unknown:
+                raise DataError(f"{split_dir}: unexpected class folder {unknown[0]!r}; expected {' and '.join(CLASSES)}")
+            for label, cls in enumerate(CLASSES):
+                if cls not in class_dirs:
+                    raise DataError(f"{split_dir}: missing class folder {cls}/ (expected {' and '.join(CLASSES)})")
+                images = sorted(p for p in class_dirs[cls].iterdir()
+                                if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+                if not images:
+                    raise DataError(f"{class_dirs[cls]}: no images (.jpeg, .jpg or .png) in this class folder")
+                entries += [(p, label) for p in images]
+            found[split] = entries
+        for required in ("train", "test"):
+            if required not in found:
+                raise DataError(f"{self.root}: no {required}/ folder; expected train/, test/ and optionally val/, "
+                                f"each with {' and '.join(f'{c}/' for c in CLASSES)}")
+        return found
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for split, entries in self.files().items():
+            for path, label in entries:
+                st = path.stat()
+                h.update(f"{split}|{path.relative_to(self.root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return f"folder-{self.root.name}-{h.hexdigest()[:16]}"
+
+    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
+        files = self.files()
+        notes = []
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            splits = {}
+            for split, entries in files.items():
+                images = list(pool.map(lambda e: _decode_image(e[0], image_size), entries))
+                splits[split] = Split(torch.from_numpy(np.stack(images)).unsqueeze(1),
+                                      torch.tensor([label for _, label in entries], dtype=torch.long))
+        if "val" not in splits:
+            splits["train"], splits["val"] = carve_validation(splits["train"])
+            notes.append(f"no val/ folder: val carved from train ({VAL_FRACTION:.0%} per class, seeded)")
+        return {name: splits[name] for name in SPLITS}, notes
+
+
+@dataclass(frozen=True)
+class NpzSource:
+    """A MedMNIST .npz (e.g. PneumoniaMNIST): {train,val,test}_{images,labels}, uint8."""
+
+    path: Path
+    kind: str = "npz"
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def fingerprint(self) -> str:
+        st = self.path.stat()
+        return f"npz-{self.path.stem}-{hashlib.sha256(f'{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}'.encode()).hexdigest()[:16]}"
+
+    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
+        try:
+            archive = np.load(self.path)
+        except Exception as exc:
+            raise DataError(f"{self.path}: not a readable .npz archive ({exc})") from None
+        splits = {}
+        with archive:
+            for split in SPLITS:
+                images, labels = (_npz_array(archive, self.path, f"{split}_{what}") for what in ("images", "labels"))
+                splits[split] = _npz_split(self.path, split, images, labels, image_size)
+        return splits, []
+
+
+def open_source(data: str | os.PathLike | None, synthetic_sizes: tuple[int, int, int]):
+    """The source a ``--data`` value names: nothing or "synthetic" → built-in, a folder, or a .npz."""
+    if data is None or str(data) == "synthetic":
+        return SyntheticSource(synthetic_sizes)
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; --data takes a Kermany-layout folder, a .npz file, "
+                        f"or 'synthetic'")
+    if path.is_dir():
+        return FolderSource(path.resolve())
+    if path.suffix.lower() == ".npz":
+        return NpzSource(path.resolve())
+    raise DataError(f"{path}: not a folder or a .npz file; --data takes a Kermany-layout folder "
+                    f"(train/ val/ test/) or a MedMNIST .npz")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def carve_validation(train: Split, fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[Split, Split]:
+    """Deterministically move ``fraction`` of each class (at least one image) from train to val."""
+    g = torch.Generator().manual_seed(seed)
+    val_index = []
+    for label in (0, 1):
+        members = (train.labels == label).nonzero().squeeze(1)
+        if len(members) < 2:
+            raise DataError(f"cannot carve a validation split: train has {len(members)} image(s) of class "
+                            f"{CLASSES[label]}; add a val/ folder or more images")
+        take = max(1, round(len(members) * fraction))
+        val_index.append(members[torch.randperm(len(members), generator=g)[:take]])
+    val_index = torch.cat(val_index).sort().values
+    keep = torch.ones(len(train), dtype=torch.bool)
+    keep[val_index] = False
+    return train.subset(keep.nonzero().squeeze(1)), train.subset(val_index)
+
+
+def _child(root: Path, name: str) -> Path | None:
+    for p in root.iterdir():
+        if p.is_dir() and p.name.lower() == name:
+            return p
+    return None
+
+
+def _decode_image(path: Path, size: int) -> np.ndarray:
+    """One image file → uint8 [size, size] grayscale, squashed to a square as the homework's Resize did."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.draft("L", (size, size))  # JPEG: decode at reduced scale, much faster for large images
+            if img.mode.startswith("I"):  # 16-bit or 32-bit integer grayscale: scale to 0–255
+                arr = np.asarray(img, dtype=np.float32)
+                img = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
+            gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(gray, dtype=np.uint8)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+
+
+def _npz_array(archive, path: Path, key: str) -> np.ndarray:
+    if key not in archive.files:
+        raise DataError(f"{path}: missing key {key!r}; a MedMNIST .npz has "
+                        f"{', '.join(f'{s}_images, {s}_labels' for s in SPLITS)} (found: {', '.join(archive.files)})")
+    return archive[key]
+
+
+def _npz_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray, size: int) -> Split:
+    labels = labels.reshape(-1)
+    if images.ndim == 4 and images.shape[-1] in (1, 3):
+        images = images.mean(axis=-1)  # RGB (or a trailing channel) → grayscale
+    if images.ndim != 3 or images.shape[0] != labels.shape[0]:
+        raise DataError(f"{path}: {split}_images has shape {images.shape}, expected (N, H, W) or (N, H, W, 3) "
+                        f"with N = {labels.shape[0]} labels")
+    if not np.isin(labels, (0, 1)).all():
+        raise DataError(f"{path}: {split}_labels holds values other than 0 and 1 "
+                        f"({sorted(set(np.unique(labels).tolist()) - {0, 1})[:5]}); expected binary labels")
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return Split(x.round().clamp(0, 255).to(torch.uint8), torch.from_numpy(labels.astype(np.int64)))

@@ -1,0 +1,163 @@
+"""Training and evaluation: ``train_one_epoch``, ``evaluate`` and ``train_case``.
+
+One linear loop. Losses and correct counts are accumulated on the device and read once per
+epoch, so a CUDA run never waits on the host per step. Model selection uses the validation
+split only; the test split is evaluated once, with the best-on-validation weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import resource
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from xraybench import optim, registry
+from xraybench.cases import Case
+from xraybench.data import BatchLoader, Dataset
+from xraybench.metrics import binary_metrics
+from xraybench.objectives import OBJECTIVES, Objective
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    acc: float
+    probs: torch.Tensor  # P(pneumonia) per image, on the CPU
+    labels: torch.Tensor
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a clock read after it measures the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def train_one_epoch(model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module,
+                    optimizer: torch.optim.Optimizer, *, amp_dtype: torch.dtype | None = None,
+                    on_batch: Callable[[], None] | None = None) -> tuple[float, float]:
+    """One pass over the training batches; returns (mean loss, accuracy)."""
+    model.train()
+    device = loader.device
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for x, y in loader:
+        with autocast(device, amp_dtype):
+            logits = model(x)
+            loss = loss_fn(logits.float(), objective.target(y))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach() * y.shape[0]
+        correct += ((objective.pneumonia_prob(logits.detach()) >= 0.5).long() == y).sum()
+        if on_batch:
+            on_batch()
+    n = loader.num_images
+    return total_loss.item() / n, correct.item() / n
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module, *,
+             amp_dtype: torch.dtype | None = None) -> Evaluation:
+    """Loss, accuracy and per-image probabilities over one split, in eval mode."""
+    model.eval()
+    total_loss = torch.zeros((), device=loader.device)
+    probs, labels = [], []
+    for x, y in loader:
+        with autocast(loader.device, amp_dtype):
+            logits = model(x)
+        total_loss += loss_fn(logits.float(), objective.target(y)) * y.shape[0]
+        probs.append(objective.pneumonia_prob(logits))
+        labels.append(y)
+    probs_cpu, labels_cpu = torch.cat(probs).cpu(), torch.cat(labels).cpu()
+    acc = ((probs_cpu >= 0.5).long() == labels_cpu).float().mean().item()
+    return Evaluation(total_loss.item() / loader.num_images, acc, probs_cpu, labels_cpu)
+
+
+def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_size: int = 256,
+               amp_dtype: torch.dtype | None = None, on_batch: Callable[[], None] | None = None,
+               on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train ``case`` on ``data`` and test its best-on-validation weights.
+
+    Returns {"history": [per-epoch dict], "metrics": {...}}. Raises ``Diverged`` on a
+    non-finite training loss.
+    """
+    tr, dspec = case.train, case.data
+    torch.manual_seed(tr.seed)
+    objective = OBJECTIVES[tr.loss]
+    model = registry.create_model(case.model.name, in_channels=dspec.channels, image_size=dspec.image_size,
+                                  num_outputs=objective.num_outputs, **case.model.options).to(device)
+    loss_fn = objective.make_loss()
+    batches = dict(device=device, channels=dspec.channels, mean=dspec.mean, std=dspec.std)
+    train_loader = BatchLoader(data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed,
+                               augment=dspec.augment, **batches)
+    val_loader = BatchLoader(data.splits["val"], eval_batch_size, **batches)
+    test_loader = BatchLoader(data.splits["test"], eval_batch_size, **batches)
+    optimizer = optim.build_optimizer(tr.optimizer, model.parameters(), lr=tr.lr, weight_decay=tr.weight_decay,
+                                      options=tr.optimizer_options)
+    scheduler = optim.build_scheduler(tr.scheduler, optimizer, epochs=tr.epochs, options=tr.scheduler_options)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    history, best, best_state = [], None, None
+    synchronize(device)
+    start = time.perf_counter()
+    train_seconds = 0.0
+    for epoch in range(1, tr.epochs + 1):
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_one_epoch(model, train_loader, objective, loss_fn, optimizer,
+                                                amp_dtype=amp_dtype, on_batch=on_batch)
+        t1 = time.perf_counter()  # .item() in train_one_epoch already synchronised
+        if not math.isfinite(train_loss):
+            raise Diverged(f"diverged at epoch {epoch}: training loss is {train_loss}")
+        val = evaluate(model, val_loader, objective, loss_fn, amp_dtype=amp_dtype)
+        if scheduler is not None:
+            scheduler.step()
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val.loss,
+               "val_acc": val.acc, "lr": lr, "train_time_s": t1 - t0, "epoch_time_s": time.perf_counter() - t0}
+        history.append(row)
+        train_seconds += t1 - t0
+        if best is None or (val.acc, -val.loss) > (best["val_acc"], -best["val_loss"]):
+            best, best_state = row, copy.deepcopy(model.state_dict())
+        if on_epoch:
+            on_epoch(row)
+    model.load_state_dict(best_state)
+    test = evaluate(model, test_loader, objective, loss_fn, amp_dtype=amp_dtype)
+    synchronize(device)
+    wall = time.perf_counter() - start
+
+    metrics = {
+        **{f"test_{k}": v for k, v in binary_metrics(test.labels.numpy(), test.probs.numpy()).items()},
+        "test_loss": test.loss,
+        "train_loss": history[-1]["train_loss"], "train_acc": history[-1]["train_acc"],
+        "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
+        "min_val_loss": min(r["val_loss"] for r in history),
+        "wall_time_s": wall, "s_per_epoch": wall / tr.epochs,
+        "train_images_per_s": train_loader.num_images * tr.epochs / train_seconds,
+        "params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **peak_memory(device),
+    }
+    return {"history": history, "metrics": metrics}
+
+
+def peak_memory(device: torch.device) -> dict:
+    """Peak memory: the GPU's allocated peak on CUDA; on the CPU the process's peak resident set."""
+    if device.type == "cuda":
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "peak_memory_kind": "cuda allocated"}
+    return {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_memory_kind": "process RSS"}

@@ -1,0 +1,22 @@
+"""Test-set metrics from scikit-learn: accuracy, ROC-AUC, sensitivity, specificity, F1, confusion."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
+    """Metrics for label 1 = pneumonia (the positive class) at a probability threshold."""
+    labels = np.asarray(labels).astype(int)
+    preds = (np.asarray(probs) >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(labels, preds, labels=[0, 1]).ravel().tolist()
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "acc": float(skm.accuracy_score(labels, preds)),
+        "auc": float(skm.roc_auc_score(labels, probs)) if both_classes else None,
+        "sensitivity": float(skm.recall_score(labels, preds, pos_label=1, zero_division=0)),
+        "specificity": float(skm.recall_score(labels, preds, pos_label=0, zero_division=0)),
+        "f1": float(skm.f1_score(labels, preds, pos_label=1, zero_division=0)),
+        "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+    }

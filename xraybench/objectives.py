@@ -1,0 +1,33 @@
+"""Loss functions and how logits become probabilities: one logit with BCE, or two classes with CE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Objective:
+    num_outputs: int
+    make_loss: Callable[[], nn.Module]
+    target: Callable[[torch.Tensor], torch.Tensor]  # integer labels → what the loss expects
+    pneumonia_prob: Callable[[torch.Tensor], torch.Tensor]  # logits → P(pneumonia)
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "bce": Objective(
+        num_outputs=1,
+        make_loss=nn.BCEWithLogitsLoss,
+        target=lambda y: y.float().unsqueeze(1),
+        pneumonia_prob=lambda logits: torch.sigmoid(logits.float()).squeeze(1),
+    ),
+    "ce": Objective(
+        num_outputs=2,
+        make_loss=nn.CrossEntropyLoss,
+        target=lambda y: y.long(),
+        pneumonia_prob=lambda logits: torch.softmax(logits.float(), dim=1)[:, 1],
+    ),
+}

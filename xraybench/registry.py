@@ -1,0 +1,59 @@
+"""Model registry in the style of timm: builders register by name, cases refer to names.
+
+A builder is a function ``builder(*, in_channels, image_size, num_outputs, **options)``
+returning an ``nn.Module``. Its keyword-only options (with defaults) are the options a
+case may set; ``model_options`` checks a case's options against them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from typing import Callable
+
+from torch import nn
+
+ModelBuilder = Callable[..., nn.Module]
+
+_BUILDERS: dict[str, ModelBuilder] = {}
+_REQUIRED = ("in_channels", "image_size", "num_outputs")
+
+
+def register_model(fn: ModelBuilder) -> ModelBuilder:
+    """Decorator: register ``fn`` under its own name."""
+    name = fn.__name__
+    if name in _BUILDERS and _BUILDERS[name] is not fn:
+        raise ValueError(f"model {name!r} is already registered")
+    _BUILDERS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style pattern, sorted."""
+    _load_builtin_models()
+    return sorted(n for n in _BUILDERS if fnmatch.fnmatchcase(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    _load_builtin_models()
+    return name in _BUILDERS
+
+
+def model_options(name: str) -> dict[str, object]:
+    """The options ``name`` accepts, with their defaults."""
+    _load_builtin_models()
+    params = inspect.signature(_BUILDERS[name]).parameters
+    return {p.name: p.default for p in params.values() if p.name not in _REQUIRED}
+
+
+def create_model(name: str, *, in_channels: int, image_size: int, num_outputs: int, **options) -> nn.Module:
+    """Build a registered model for the given input and output size."""
+    _load_builtin_models()
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    return _BUILDERS[name](in_channels=in_channels, image_size=image_size, num_outputs=num_outputs, **options)
+
+
+def _load_builtin_models() -> None:
+    # Importing the package runs its @register_model decorators.
+    import xraybench.models  # noqa: F401
