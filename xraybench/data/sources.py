@@ -124,30 +124,29 @@ class FolderSource:
 
     def files(self) -> dict[str, list[tuple[Path, int]]]:
         """Image files and labels per split present on disk."""
-        found = {}
-        for split in SPLITS:
-            split_dir = _child(self.root, split)
-            if split_dir is None:
-                continue
-            entries = []
-            class_dirs = {p.name.upper(): p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
-            unknown = sorted(set(class_dirs) - set(CLASSES))
-            if unknown:
-                raise DataError(f"{split_dir}: unexpected class folder {unknown[0]!r}; expected {' and '.join(CLASSES)}")
-            for label, cls in enumerate(CLASSES):
-                if cls not in class_dirs:
-                    raise DataError(f"{split_dir}: missing class folder {cls}/ (expected {' and '.join(CLASSES)})")
-                images = sorted(p for p in class_dirs[cls].iterdir()
-                                if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-                if not images:
-                    raise DataError(f"{class_dirs[cls]}: no images (.jpeg, .jpg or .png) in this class folder")
-                entries += [(p, label) for p in images]
-            found[split] = entries
+        split_dirs = {split: _child(self.root, split) for split in SPLITS}
         for required in ("train", "test"):
-            if required not in found:
+            if split_dirs[required] is None:
                 raise DataError(f"{self.root}: no {required}/ folder; expected train/, test/ and optionally val/, "
                                 f"each with {' and '.join(f'{c}/' for c in CLASSES)}")
-        return found
+        return {split: self._split_files(d) for split, d in split_dirs.items() if d is not None}
+
+    @staticmethod
+    def _split_files(split_dir: Path) -> list[tuple[Path, int]]:
+        class_dirs = {p.name.upper(): p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        unknown = sorted(set(class_dirs) - set(CLASSES))
+        if unknown:
+            raise DataError(f"{split_dir}: unexpected class folder {unknown[0]!r}; expected {' and '.join(CLASSES)}")
+        entries = []
+        for label, cls in enumerate(CLASSES):
+            if cls not in class_dirs:
+                raise DataError(f"{split_dir}: missing class folder {cls}/ (expected {' and '.join(CLASSES)})")
+            images = sorted(p for p in class_dirs[cls].iterdir()
+                            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            if not images:
+                raise DataError(f"{class_dirs[cls]}: no images (.jpeg, .jpg or .png) in this class folder")
+            entries += [(p, label) for p in images]
+        return entries
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()

@@ -1,0 +1,108 @@
+import json
+
+import pytest
+
+from conftest import KERMANY, NPZ
+from xraybench import engine, runner
+from xraybench.cli import main
+
+SMOKE = ["--profile", "smoke", "--device", "cpu"]
+
+
+def results_of(out, run_id):
+    return json.loads((out / run_id / "results.json").read_text())
+
+
+def test_list_shows_every_case(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for case_id in ("hw3-a-cnn", "hw3-a-cnn-dropout", "hw3-b-mlp", "hw3-c-gap", "hw3-c-gap-wide"):
+        assert case_id in text
+
+
+def test_run_writes_results_and_resumes(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "reports"
+    assert main(["run", "hw3-a*", *SMOKE, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "profile: smoke" in printed and str(out / "smoke-cpu-synthetic" / "results.json") in printed
+    doc = results_of(out, "smoke-cpu-synthetic")
+    assert doc["schema_version"] == 1 and doc["profile"] == "smoke"
+    assert {"machine_info", "software", "commit_info", "datetime"} <= set(doc)
+    assert doc["software"]["torch"] and doc["software"]["device"] == "cpu"
+    assert doc["data"]["splits"]["train"] == {"images": 192, "normal": doc["data"]["splits"]["train"]["normal"],
+                                              "pneumonia": doc["data"]["splits"]["train"]["pneumonia"]}
+    assert [r["id"] for r in doc["cases"]] == ["hw3-a-cnn", "hw3-a-cnn-dropout"]
+    row = doc["cases"][0]
+    assert row["status"] == "ok" and len(row["history"]) == 2 and len(row["hash"]) == 12
+    assert row["config"]["data"]["image_size"] == 32
+
+    # Same run id again: nothing is trained, finished rows are kept.
+    monkeypatch.setattr(runner, "train_case", lambda *a, **k: pytest.fail("finished case trained again"))
+    assert main(["run", "hw3-a*", *SMOKE, "--out", str(out)]) == 0
+    assert "finished earlier" in capsys.readouterr().out
+    assert results_of(out, "smoke-cpu-synthetic")["cases"] == doc["cases"]
+
+    # --force trains again.
+    monkeypatch.setattr(runner, "train_case", engine.train_case)
+    assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(out), "--force"]) == 0
+    forced = results_of(out, "smoke-cpu-synthetic")["cases"]
+    assert forced[0]["started"] != doc["cases"][0]["started"] and len(forced) == 2
+
+
+def test_failed_case_is_recorded_and_the_suite_goes_on(tmp_path, write_cases, capsys):
+    cases = write_cases("""
+suite = "hw3"
+[[case]]
+id = "hw3-nan"
+task = "A"
+title = "diverges"
+model = { name = "nan_model" }
+[[case]]
+id = "hw3-ok"
+task = "A"
+title = "fine"
+model = { name = "hw3_gap_cnn" }
+""")
+    code = main(["run", "--all", "--cases", str(cases), *SMOKE, "--out", str(tmp_path)])
+    assert code == 1
+    rows = {r["id"]: r for r in results_of(tmp_path, "smoke-cpu-synthetic")["cases"]}
+    assert rows["hw3-nan"]["status"] == "failed" and "diverged at epoch 1" in rows["hw3-nan"]["reason"]
+    assert rows["hw3-ok"]["status"] == "ok"
+    assert "FAILED: Diverged: diverged at epoch 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("data, run_id", [(NPZ, "smoke-cpu-pneumoniamnist-28-subset"), (KERMANY, "smoke-cpu-kermany-mini")])
+def test_run_on_real_images(tmp_path, data, run_id):
+    assert main(["run", "hw3*", *SMOKE, "--data", str(data), "--out", str(tmp_path)]) == 0
+    doc = results_of(tmp_path, run_id)
+    assert len(doc["cases"]) == 5 and all(r["status"] == "ok" for r in doc["cases"])
+    assert doc["data"]["kind"] in ("npz", "folder")
+    test_split = doc["data"]["splits"]["test"]
+    assert test_split["images"] == sum(doc["cases"][0]["metrics"]["test_confusion"].values())
+
+
+def test_seeds_run_each_case_per_seed(tmp_path):
+    assert main(["run", "hw3-b-mlp", *SMOKE, "--seeds", "2", "--out", str(tmp_path)]) == 0
+    rows = results_of(tmp_path, "smoke-cpu-synthetic")["cases"]
+    assert [(r["id"], r["seed"]) for r in rows] == [("hw3-b-mlp", 0), ("hw3-b-mlp", 1)]
+    assert rows[0]["hash"] != rows[1]["hash"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "nothing*"], "no case matches 'nothing*'; available: hw3-a-cnn"),
+    (["run"], "--all, or one or more id patterns"),
+    (["run", "--all", "--data", "/no/such/place"], "/no/such/place: no such file or folder"),
+    (["run", "--all", "--device", "cuda"], "no CUDA device"),
+])
+def test_user_errors_are_one_line_exit_2(args, words, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and err.startswith("xraybench: error:") and "\n" not in err
+
+
+def test_run_directory_of_another_profile_is_not_mixed(tmp_path, capsys):
+    assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path), "--run-id", "mine"]) == 0
+    assert main(["run", "hw3-b-mlp", "--profile", "quick", "--device", "cpu", "--out", str(tmp_path),
+                 "--run-id", "mine"]) == 2
+    assert "holds a run with profile smoke" in capsys.readouterr().err

@@ -1,0 +1,98 @@
+"""Command line: ``xraybench list`` and ``xraybench run``.
+
+Errors a user can fix (a bad case file, bad data, a bad flag) print one line naming the
+file, field or value and exit 2; a run with a failed case exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from xraybench import __version__, cases as case_mod
+from xraybench.cases import PROFILES, CaseError
+from xraybench.data import DataError, open_source
+from xraybench.environment import DeviceError, resolve_device
+from xraybench.results import ResultsError
+from xraybench.runner import RunError, RunPlan, run, summary_table
+
+USER_ERRORS = (CaseError, DataError, DeviceError, ResultsError, RunError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except USER_ERRORS as exc:
+        print(f"xraybench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xraybench", description="Chest X-ray classification benchmarks "
+                                     "(NORMAL vs PNEUMONIA) that write their own homework-style report.")
+    parser.add_argument("--version", action="version", version=f"xraybench {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    cases_arg = dict(type=Path, action="append", metavar="PATH",
+                     help="case file or folder (repeatable; default: benchmarks/cases)")
+
+    p = sub.add_parser("list", help="list the declared cases")
+    p.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style id patterns, e.g. 'hw3*'")
+    p.add_argument("--cases", **cases_arg)
+    p.set_defaults(command=cmd_list)
+
+    p = sub.add_parser("run", help="run cases and write results.json")
+    p.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style id patterns, e.g. 'hw3*'")
+    p.add_argument("--all", action="store_true", help="run every declared case")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="sizes and epochs (default: full on a GPU, quick on a CPU)")
+    p.add_argument("--data", metavar="PATH", help="Kermany-layout folder or MedMNIST .npz (default: built-in synthetic)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where runs go (default: reports/)")
+    p.add_argument("--run-id", metavar="ID", help="run directory name (default: PROFILE-DEVICE-DATA); "
+                   "an existing run resumes")
+    p.add_argument("--seeds", type=int, default=1, metavar="N", help="run each case with N consecutive seeds")
+    p.add_argument("--force", action="store_true", help="re-run cases that already finished in this run")
+    p.add_argument("--cases", **cases_arg)
+    p.set_defaults(command=cmd_run)
+    return parser
+
+
+def cmd_list(args) -> int:
+    cases, suites = case_mod.load_cases(args.cases)
+    if args.patterns:
+        cases = case_mod.select(cases, args.patterns)
+    rows = [[c.id, f"{c.suite} {c.task}", c.title, c.model.name,
+             "from scratch", "-", c.config_hash] for c in cases]
+    print(tabulate(rows, headers=["id", "task", "title", "model", "mode", "needs", "hash"], tablefmt="simple"))
+    return 0
+
+
+def cmd_run(args) -> int:
+    if not args.all and not args.patterns:
+        raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
+    if args.seeds < 1:
+        raise CaseError(f"--seeds {args.seeds}: must be at least 1")
+    cases, _ = case_mod.load_cases(args.cases)
+    if args.patterns:
+        cases = case_mod.select(cases, args.patterns)
+    device = resolve_device(args.device)
+    profile_name = args.profile or ("full" if device.type == "cuda" else "quick")
+    profile = PROFILES[profile_name]
+    how = "chosen" if args.profile else f"default on {device.type.upper()}"
+    print(f"profile: {profile.name} ({how}: {profile.description})")
+    source = open_source(args.data, profile.synthetic_sizes)
+    plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
+                   seeds=args.seeds, force=args.force)
+    run_dir, doc = run(cases, plan)
+    print()
+    print(summary_table(doc))
+    print(f"\nresults: {run_dir / 'results.json'}")
+    return 1 if any(r["status"] == "failed" for r in doc["cases"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

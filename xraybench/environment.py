@@ -1,0 +1,67 @@
+"""What a result was measured on: machine, software, git commit, and the device choice."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+import xraybench
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class DeviceError(ValueError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: no CUDA device is available to torch; use --device cpu or --device auto")
+    if name not in ("cpu", "cuda"):
+        raise DeviceError(f"--device {name}: expected auto, cpu or cuda")
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    return device
+
+
+def machine_info() -> dict:
+    uname = platform.uname()
+    return {"node": uname.node, "system": uname.system, "release": uname.release, "machine": uname.machine,
+            "processor": uname.processor or uname.machine, "cpu_count": os.cpu_count(),
+            "python_implementation": platform.python_implementation(), "python_version": platform.python_version()}
+
+
+def software_info(device: torch.device) -> dict:
+    import torchvision
+
+    info = {"xraybench": xraybench.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+            "torch_threads": torch.get_num_threads(), "device": device.type, "gpu": None}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
+                       "capability": f"{props.major}.{props.minor}"}
+    return info
+
+
+def commit_info() -> dict:
+    """The git commit of the xraybench checkout, as pytest-benchmark records it (None outside git)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"id": None, "branch": None, "dirty": None}
+    return {"id": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD"), "dirty": bool(git("status", "--porcelain"))}

@@ -1,0 +1,87 @@
+"""results.json: the one file a run produces and the report and the check read.
+
+An envelope like pytest-benchmark's (schema version, datetime, machine, software, commit)
+holding the run's profile, device, data and one flat row per case and seed, each with a
+status of ok, failed or skipped. Every write is atomic: a temporary file, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "skipped")
+FILENAME = "results.json"
+
+
+class ResultsError(ValueError):
+    """results.json is missing, unreadable, or of a schema this version cannot read."""
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_envelope(*, run_id: str, profile: str, machine: dict, software: dict, commit: dict) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "datetime": now(), "updated": now(),
+            "profile": profile, "machine_info": machine, "software": software, "commit_info": commit,
+            "data": None, "cases": []}
+
+
+def write(path: Path, doc: dict) -> None:
+    """Replace ``path`` atomically: readers see the old file or the new one, never a mix."""
+    path = Path(path)
+    doc["updated"] = now()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> dict:
+    """Read and validate a results file (or the results.json of a run directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILENAME
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no results file here") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: not a readable results file ({exc})") from None
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if not isinstance(version, int):
+        raise ResultsError(f"{path}: no schema_version; not an xraybench results file")
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"{path}: schema version {version} is newer than this xraybench reads "
+                           f"({SCHEMA_VERSION}); upgrade xraybench")
+    if not isinstance(doc.get("cases"), list):
+        raise ResultsError(f"{path}: field 'cases' must be a list")
+    for i, row in enumerate(doc["cases"]):
+        if not isinstance(row, dict) or row.get("status") not in STATUSES or not isinstance(row.get("id"), str):
+            raise ResultsError(f"{path}: cases[{i}] needs an 'id' and a 'status' of {', '.join(STATUSES)}")
+    return doc
+
+
+def find(doc: dict, case_id: str, seed: int) -> dict | None:
+    return next((r for r in doc["cases"] if r["id"] == case_id and r.get("seed") == seed), None)
+
+
+def upsert(doc: dict, row: dict) -> None:
+    """Put ``row`` in place of the row with the same id and seed, or append it."""
+    rows = doc["cases"]
+    for i, old in enumerate(rows):
+        if old["id"] == row["id"] and old.get("seed") == row.get("seed"):
+            rows[i] = row
+            return
+    rows.append(row)

@@ -1,0 +1,159 @@
+"""Run cases and record them: case → data + model → engine → results.json.
+
+results.json is rewritten after every finished case. Running the same run id again
+resumes: a case whose id, seed and configuration hash already finished ok is not trained
+again unless ``force``. A case that raises is recorded as failed with its reason and the
+suite goes on; Ctrl-C is not caught here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tabulate import tabulate
+from tqdm import tqdm
+
+from xraybench import environment, results
+from xraybench.cases import Case, Profile, apply_profile
+from xraybench.data import Dataset
+from xraybench.data import cache as data_cache
+from xraybench.engine import train_case
+
+
+class RunError(ValueError):
+    """The run cannot start or continue (for example a run directory holding another run)."""
+
+
+@dataclass
+class RunPlan:
+    profile: Profile
+    device: torch.device
+    source: object  # a data source from xraybench.data.sources
+    out: Path
+    run_id: str | None = None
+    seeds: int = 1
+    force: bool = False
+
+    @property
+    def resolved_run_id(self) -> str:
+        """Explicit, or the environment in the name (timm-style): profile, device, data."""
+        if self.run_id:
+            return self.run_id
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.profile.name}-{self.device.type}-{self.source.name}")
+
+
+def run(cases: list[Case], plan: RunPlan, log=print) -> tuple[Path, dict]:
+    """Run every case (× seeds) of the plan; returns the run directory and the results."""
+    run_dir = plan.out / plan.resolved_run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--out {plan.out}: cannot create the run directory {run_dir} ({exc.strerror})") from None
+    results_path = run_dir / results.FILENAME
+    doc = _open_results(results_path, plan)
+    results.write(results_path, doc)
+
+    datasets: dict[int, Dataset] = {}
+    jobs = [(case, seed) for case in cases for seed in range(case.train.seed, case.train.seed + plan.seeds)]
+    log(f"run {plan.resolved_run_id}: {len(jobs)} case(s), profile {plan.profile.name}, device {plan.device.type}, "
+        f"data {plan.source.name}")
+    for number, (declared, seed) in enumerate(jobs, 1):
+        case = apply_profile(declared, plan.profile)
+        case = dataclasses.replace(case, train=dataclasses.replace(case.train, seed=seed))
+        tag = f"[{number}/{len(jobs)}] {case.id}" + (f" seed {seed}" if plan.seeds > 1 else "")
+        previous = results.find(doc, case.id, seed)
+        if previous and previous["status"] == "ok" and previous["hash"] == case.config_hash and not plan.force:
+            log(f"{tag}: finished earlier, kept (--force re-runs it)")
+            continue
+        if case.data.image_size not in datasets:
+            datasets[case.data.image_size] = _load_data(plan, case.data.image_size, log)
+        data = datasets[case.data.image_size]
+        if doc["data"] is None:
+            doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe()}
+        row = _run_one(case, seed, data, plan)
+        results.upsert(doc, row)
+        results.write(results_path, doc)
+        log(f"{tag}: {_one_line(row)}")
+    return run_dir, doc
+
+
+def _open_results(path: Path, plan: RunPlan) -> dict:
+    fresh = results.new_envelope(run_id=plan.resolved_run_id, profile=plan.profile.name,
+                                 machine=environment.machine_info(), software=environment.software_info(plan.device),
+                                 commit=environment.commit_info())
+    if not path.exists():
+        return fresh
+    doc = results.read(path)
+    fingerprint = (doc.get("data") or {}).get("fingerprint")
+    if doc.get("profile") != plan.profile.name or (fingerprint and fingerprint != plan.source.fingerprint()):
+        if not plan.force:
+            raise RunError(f"{path}: this run directory holds a run with profile {doc.get('profile')} on "
+                           f"{(doc.get('data') or {}).get('name')}; choose another --run-id, or --force to replace it")
+        return fresh
+    # Resuming: keep the finished rows, record the environment of this session.
+    return {**doc, "machine_info": fresh["machine_info"], "software": fresh["software"],
+            "commit_info": fresh["commit_info"]}
+
+
+def _load_data(plan: RunPlan, image_size: int, log) -> Dataset:
+    t0 = time.perf_counter()
+    data = data_cache.load(plan.source, image_size).limited(plan.profile.max_per_split)
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in data.splits.items())
+    log(f"data: {plan.source.name} at {image_size}px ({sizes}) in {time.perf_counter() - t0:.1f}s")
+    return data
+
+
+def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
+    row = {"id": case.id, "suite": case.suite, "task": case.task, "title": case.title, "seed": seed,
+           "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
+           "started": results.now(), "history": [], "metrics": {}}
+    steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)
+    bar = tqdm(total=steps, desc=case.id, unit="step", leave=False, dynamic_ncols=True, disable=None, file=sys.stderr)
+
+    def on_epoch(epoch_row: dict) -> None:
+        bar.set_postfix_str(f"ep {epoch_row['epoch']}/{case.train.epochs} loss {epoch_row['train_loss']:.3f} "
+                            f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}")
+
+    try:
+        outcome = train_case(case, data, plan.device, eval_batch_size=plan.profile.eval_batch_size,
+                             on_batch=lambda: bar.update(1), on_epoch=on_epoch)
+        row.update(outcome)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a failing case is a result, not the end of the suite
+        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
+                   traceback=traceback.format_exc(limit=-4))
+    finally:
+        bar.close()
+    row["finished"] = results.now()
+    return row
+
+
+def _one_line(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"{row['status'].upper()}: {row['reason']}"
+    m = row["metrics"]
+    return (f"ok  test acc {m['test_acc']:.3f}  AUC {m['test_auc']:.3f}  best val acc {m['best_val_acc']:.3f}  "
+            f"{m['wall_time_s']:.1f}s")
+
+
+def summary_table(doc: dict) -> str:
+    """The run's cases as a terminal table."""
+    rows = []
+    several_seeds = len({r["id"] for r in doc["cases"]}) < len(doc["cases"])
+    for r in doc["cases"]:
+        m = r.get("metrics") or {}
+        def fmt(key, spec=".3f"):
+            return format(m[key], spec) if m.get(key) is not None else "-"
+        rows.append([r["id"] + (f" (seed {r['seed']})" if several_seeds else ""), r["status"], fmt("train_acc"),
+                     fmt("best_val_acc"), fmt("test_acc"), fmt("test_auc"), fmt("test_sensitivity"),
+                     fmt("test_specificity"), fmt("wall_time_s", ".1f"), (r.get("reason") or "")[:60]])
+    return tabulate(rows, headers=["case", "status", "train acc", "best val acc", "test acc", "test AUC",
+                                   "sensitivity", "specificity", "time (s)", "reason"], tablefmt="simple")
