@@ -6,7 +6,7 @@ from conftest import KERMANY, NPZ
 from xraybench import engine, runner
 from xraybench.cli import main
 
-SMOKE = ["--profile", "smoke", "--device", "cpu"]
+SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
 
 
 def results_of(out, run_id):
@@ -22,9 +22,11 @@ def test_list_shows_every_case(capsys):
 
 def test_run_writes_results_and_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "reports"
-    assert main(["run", "hw3-a*", *SMOKE, "--out", str(out)]) == 0
+    assert main(["run", "hw3-a*", "--profile", "smoke", "--device", "cpu", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "profile: smoke" in printed and str(out / "smoke-cpu-synthetic" / "results.json") in printed
+    assert str(out / "smoke-cpu-synthetic" / "report.pdf") in printed
+    assert (out / "smoke-cpu-synthetic" / "report.pdf").read_bytes().startswith(b"%PDF")
     doc = results_of(out, "smoke-cpu-synthetic")
     assert doc["schema_version"] == 1 and doc["profile"] == "smoke"
     assert {"machine_info", "software", "commit_info", "datetime"} <= set(doc)

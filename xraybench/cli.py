@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from xraybench import __version__, cases as case_mod
+from xraybench import __version__, report
+from xraybench import cases as case_mod
 from xraybench.cases import PROFILES, CaseError
 from xraybench.data import DataError, open_source
 from xraybench.environment import DeviceError, resolve_device
@@ -56,9 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "an existing run resumes")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="run each case with N consecutive seeds")
     p.add_argument("--force", action="store_true", help="re-run cases that already finished in this run")
+    p.add_argument("--no-report", action="store_true", help="skip the PDF report at the end")
     p.add_argument("--cases", **cases_arg)
     p.set_defaults(command=cmd_run)
+
+    p = sub.add_parser("report", help="(re)render report.pdf and report.html from a run's results.json")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.set_defaults(command=cmd_report)
     return parser
+
+
+def cmd_report(args) -> int:
+    html, pdf = report.render(args.run_dir)
+    print(f"report: {pdf}\n        {html}")
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -76,7 +88,7 @@ def cmd_run(args) -> int:
         raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
     if args.seeds < 1:
         raise CaseError(f"--seeds {args.seeds}: must be at least 1")
-    cases, _ = case_mod.load_cases(args.cases)
+    cases, suites = case_mod.load_cases(args.cases)
     if args.patterns:
         cases = case_mod.select(cases, args.patterns)
     device = resolve_device(args.device)
@@ -87,10 +99,13 @@ def cmd_run(args) -> int:
     source = open_source(args.data, profile.synthetic_sizes)
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
                    seeds=args.seeds, force=args.force)
-    run_dir, doc = run(cases, plan)
+    run_dir, doc = run(cases, plan, suites)
     print()
     print(summary_table(doc))
     print(f"\nresults: {run_dir / 'results.json'}")
+    if not args.no_report:
+        _, pdf = report.render(run_dir)
+        print(f"report:  {pdf}")
     return 1 if any(r["status"] == "failed" for r in doc["cases"]) else 0
 
 

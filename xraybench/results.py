@@ -29,7 +29,7 @@ def now() -> str:
 def new_envelope(*, run_id: str, profile: str, machine: dict, software: dict, commit: dict) -> dict:
     return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "datetime": now(), "updated": now(),
             "profile": profile, "machine_info": machine, "software": software, "commit_info": commit,
-            "data": None, "cases": []}
+            "suites": {}, "data": None, "cases": []}
 
 
 def write(path: Path, doc: dict) -> None:

@@ -21,9 +21,10 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from xraybench import environment, results
-from xraybench.cases import Case, Profile, apply_profile
+from xraybench.cases import Case, Profile, Suite, apply_profile
 from xraybench.data import Dataset
 from xraybench.data import cache as data_cache
+from xraybench.data.summary import summarize
 from xraybench.engine import train_case
 
 
@@ -49,7 +50,7 @@ class RunPlan:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.profile.name}-{self.device.type}-{self.source.name}")
 
 
-def run(cases: list[Case], plan: RunPlan, log=print) -> tuple[Path, dict]:
+def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None, log=print) -> tuple[Path, dict]:
     """Run every case (× seeds) of the plan; returns the run directory and the results."""
     run_dir = plan.out / plan.resolved_run_id
     try:
@@ -58,6 +59,8 @@ def run(cases: list[Case], plan: RunPlan, log=print) -> tuple[Path, dict]:
         raise RunError(f"--out {plan.out}: cannot create the run directory {run_dir} ({exc.strerror})") from None
     results_path = run_dir / results.FILENAME
     doc = _open_results(results_path, plan)
+    for suite in (suites or {}).values():  # titles for the report, which reads results.json alone
+        doc.setdefault("suites", {})[suite.name] = {"title": suite.title, "tasks": suite.tasks}
     results.write(results_path, doc)
 
     datasets: dict[int, Dataset] = {}
@@ -76,7 +79,7 @@ def run(cases: list[Case], plan: RunPlan, log=print) -> tuple[Path, dict]:
             datasets[case.data.image_size] = _load_data(plan, case.data.image_size, log)
         data = datasets[case.data.image_size]
         if doc["data"] is None:
-            doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe()}
+            doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe(), "summary": summarize(data)}
         row = _run_one(case, seed, data, plan)
         results.upsert(doc, row)
         results.write(results_path, doc)
@@ -112,6 +115,7 @@ def _load_data(plan: RunPlan, image_size: int, log) -> Dataset:
 
 def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
     row = {"id": case.id, "suite": case.suite, "task": case.task, "title": case.title, "seed": seed,
+           "description": case.description, "compare": list(case.compare),
            "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
            "started": results.now(), "history": [], "metrics": {}}
     steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)

@@ -1,0 +1,112 @@
+import copy
+import json
+import shutil
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import FIXTURES
+from xraybench import report
+from xraybench.cli import main
+from xraybench.findings import pct
+
+FIXTURE = FIXTURES / "results-hw3-smoke.json"
+
+
+def run_dir_with(tmp_path, doc: dict, name: str = "run"):
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    return run_dir
+
+
+def pdf_text(path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+@pytest.fixture(scope="module")
+def fixture_doc():
+    return json.loads(FIXTURE.read_text())
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, fixture_doc):
+    run_dir = tmp_path_factory.mktemp("report") / "run"
+    run_dir.mkdir()
+    shutil.copy(FIXTURE, run_dir / "results.json")
+    html, pdf = report.render(run_dir)
+    return html.read_text(), pdf, pdf_text(pdf)
+
+
+def test_pdf_has_every_section(rendered):
+    _, pdf, text = rendered
+    for heading in ("HW3: CNNs from scratch", "Task A: Reduce overfitting with dropout", "Task B: ANN (MLP) vs CNN",
+                    "Task C: Global average pooling", "What was compared", "Findings", "Test-set analysis",
+                    "Validation vs test accuracy", "Confusion matrices", "Intensity histograms", "Sample images",
+                    "Skipped and failed cases", "Appendix: case configurations", "Appendix: environment"):
+        assert heading in text, heading
+    assert len(PdfReader(pdf).pages) >= 5
+    assert "page 1 of" in text
+
+
+def test_pdf_numbers_equal_the_results(rendered, fixture_doc):
+    _, _, text = rendered
+    flat = " ".join(text.split())
+    for row in fixture_doc["cases"]:
+        m = row["metrics"]
+        assert row["hash"] in flat
+        assert f"{m['train_loss']:.4f}" in flat and f"{m['best_val_loss']:.4f}" in flat
+        assert pct(m["test_acc"]) in flat and f"{m['test_auc']:.3f}" in flat
+    for split, sizes in fixture_doc["data"]["splits"].items():
+        assert f"{split} {sizes['images']} {sizes['normal']} {sizes['pneumonia']}" in flat
+
+
+def test_one_training_figure_per_case(rendered, fixture_doc):
+    html, _, _ = rendered
+    assert html.count('alt="training curves of') == len(fixture_doc["cases"])
+    assert html.count("data:image/svg+xml;base64,") == len(fixture_doc["cases"]) + 4
+
+
+def test_same_results_give_identical_pdf_bytes(tmp_path, fixture_doc):
+    first = report.render(run_dir_with(tmp_path, fixture_doc, "a"))[1].read_bytes()
+    second = report.render(run_dir_with(tmp_path, fixture_doc, "b"))[1].read_bytes()
+    assert first == second
+
+
+def test_user_strings_are_escaped(tmp_path, fixture_doc):
+    doc = copy.deepcopy(fixture_doc)
+    doc["cases"][0]["id"] = "<script>alert(1)</script>"
+    doc["cases"][0]["title"] = "<b>bold</b> & co"
+    html, pdf = report.render(run_dir_with(tmp_path, doc))
+    text = html.read_text()
+    assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<b>bold</b>" not in text
+    assert "<script>alert(1)</script>" in " ".join(pdf_text(pdf).split())  # shown as text
+
+
+def test_partial_run_lists_failed_and_skipped(tmp_path, fixture_doc):
+    doc = copy.deepcopy(fixture_doc)
+    failed, skipped = doc["cases"][1], doc["cases"][3]
+    failed.update(status="failed", reason="Diverged: diverged at epoch 2", history=[], metrics={})
+    skipped.update(status="skipped", reason="weights missing: place the file at /x/y.pth", history=[], metrics={})
+    del doc["cases"][4]
+    _, pdf = report.render(run_dir_with(tmp_path, doc))
+    flat = " ".join(pdf_text(pdf).split())
+    assert "diverged at epoch 2" in flat and "weights missing: place the file at /x/y.pth" in flat
+    assert f"{failed['id']} did not finish" in flat
+
+
+def test_single_case_run(tmp_path, fixture_doc):
+    doc = copy.deepcopy(fixture_doc)
+    doc["cases"] = doc["cases"][2:3]
+    _, pdf = report.render(run_dir_with(tmp_path, doc))
+    flat = " ".join(pdf_text(pdf).split())
+    assert "Task B" in flat and "Task A" not in flat
+
+
+def test_report_command(tmp_path, fixture_doc, capsys):
+    run_dir = run_dir_with(tmp_path, fixture_doc)
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.pdf").stat().st_size > 10_000 and (run_dir / "report.html").exists()
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no results file here" in capsys.readouterr().err

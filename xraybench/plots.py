@@ -1,0 +1,118 @@
+"""Figures for the report, drawn with matplotlib (Agg) and returned as SVG data URIs.
+
+One style for all: the Okabe–Ito colour-blind-safe palette, labelled axes, legends. SVGs
+are written without a date and with a fixed id salt, so the same results give the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+TRAIN, VAL, TEST = "#0072B2", "#E69F00", "#009E73"
+PALETTE = [TRAIN, VAL, TEST, "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+SPLIT_COLOURS = {"train": TRAIN, "val": VAL, "test": TEST}
+
+plt.rcParams.update({
+    "svg.hashsalt": "xraybench", "svg.fonttype": "path", "font.size": 9, "axes.titlesize": 10,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+    "legend.frameon": False, "figure.dpi": 100, "axes.prop_cycle": plt.cycler(color=PALETTE),
+})
+
+
+def to_data_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def training_curves(history: list[dict]) -> str:
+    """(a) accuracy and (b) loss per epoch, train vs validation, as in the homework reports."""
+    epochs = [r["epoch"] for r in history]
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(7.2, 2.6))
+    for ax, key, title in ((acc, "acc", "(a) Model accuracy evolution"), (loss, "loss", "(b) Model loss evolution")):
+        ax.plot(epochs, [r[f"train_{key}"] for r in history], marker="o", ms=3, color=TRAIN, label="train")
+        ax.plot(epochs, [r[f"val_{key}"] for r in history], marker="s", ms=3, color=VAL, label="validation")
+        ax.set(title=title, xlabel="epoch", ylabel="accuracy" if key == "acc" else "loss")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend()
+    return to_data_uri(fig)
+
+
+def val_vs_test(names: list[str], val: list[float], test: list[float]) -> str:
+    """Grouped bars: best validation accuracy and test accuracy per case."""
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7.2, 0.35 * len(names) + 1.0))
+    ax.barh(y - 0.2, val, height=0.38, color=VAL, label="best validation")
+    ax.barh(y + 0.2, test, height=0.38, color=TEST, label="test")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set(xlabel="accuracy", xlim=(0, 1))
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="lower right")
+    return to_data_uri(fig)
+
+
+def confusion_matrices(named: list[tuple[str, dict]]) -> str:
+    """One small confusion matrix per case (rows: truth, columns: prediction)."""
+    cols = min(4, len(named))
+    rows = -(-len(named) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows), squeeze=False)
+    for ax in axes.flat[len(named):]:
+        ax.axis("off")
+    for ax, (name, c) in zip(axes.flat, named):
+        m = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+        ax.imshow(m, cmap="Blues", vmin=0)
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
+        ax.set_xticks([0, 1], ["normal", "pneum."])
+        ax.set_yticks([0, 1], ["normal", "pneum."])
+        ax.set_title(name, fontsize=8)
+        ax.grid(False)
+    fig.supxlabel("predicted", fontsize=8)
+    fig.supylabel("true", fontsize=8)
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def intensity_histograms(histograms: dict, bins: int) -> str:
+    """Pixel-intensity distribution per split, one panel per class."""
+    centres = (np.arange(bins) + 0.5) * 256 / bins
+    classes = ("normal", "pneumonia")
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.4), sharey=True)
+    for ax, cls in zip(axes, classes):
+        for split, per_class in histograms.items():
+            ax.plot(centres, per_class[cls], color=SPLIT_COLOURS.get(split), label=split)
+        ax.set(title=cls, xlabel="pixel intensity (0–255)", xlim=(0, 255))
+        ax.legend()
+    axes[0].set_ylabel("fraction of pixels")
+    return to_data_uri(fig)
+
+
+def sample_grid(samples: dict) -> str:
+    """Rows: split × class; columns: sample images."""
+    from PIL import Image
+
+    rows = [(split, cls, images) for split, per_class in samples.items() for cls, images in per_class.items()]
+    cols = max((len(images) for _, _, images in rows), default=1)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.1 * cols + 1.0, 1.1 * len(rows)), squeeze=False)
+    for r, (split, cls, images) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(images):
+                ax.imshow(np.asarray(Image.open(io.BytesIO(base64.b64decode(images[c])))), cmap="gray", vmin=0, vmax=255)
+        axes[r][0].set_ylabel(f"{split}\n{cls}", fontsize=8, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(wspace=0.05, hspace=0.08)
+    return to_data_uri(fig)

@@ -1,0 +1,208 @@
+"""The homework-style report, from results.json alone: context → figures → Jinja2 → WeasyPrint.
+
+``build_context`` turns the results into a plain structure of strings, tables (headers +
+rows) and figure data URIs; the template only loops over it. The PDF's dates come from the
+run, so the same results.json renders to the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import jinja2
+import markupsafe
+
+from xraybench import plots, results
+from xraybench.findings import pct, task_findings
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SETTINGS_HEADERS = ["case", "model", "options", "input", "epochs", "batch", "optimizer", "lr", "weight decay",
+                    "scheduler", "loss"]
+RESULTS_HEADERS = ["case", "train loss", "train acc", "best val loss", "best val acc", "test acc", "test AUC",
+                   "sensitivity", "specificity", "training time", "s/epoch"]
+
+
+def render(run_dir: Path) -> tuple[Path, Path]:
+    """Write report.html and report.pdf into ``run_dir`` from its results.json."""
+    import weasyprint
+
+    run_dir = Path(run_dir)
+    doc = results.read(run_dir)
+    html = render_html(build_context(doc))
+    html_path, pdf_path = run_dir / "report.html", run_dir / "report.pdf"
+    html_path.write_text(html, encoding="utf-8")
+    with _source_date(doc.get("datetime")):
+        weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf(pdf_path)
+    return html_path, pdf_path
+
+
+@contextlib.contextmanager
+def _source_date(iso: str | None):
+    """SOURCE_DATE_EPOCH = the run's date while the PDF is written: the font subsetter
+    (fontTools) stamps embedded fonts with it instead of the current time."""
+    saved = os.environ.get("SOURCE_DATE_EPOCH")
+    try:
+        stamp = dt.datetime.fromisoformat(iso) if iso else dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    except ValueError:
+        stamp = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(stamp.timestamp()))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = saved
+
+
+def render_html(context: dict) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    css = (TEMPLATES / "print.css").read_text(encoding="utf-8")
+    return env.get_template("report.html.j2").render(**context, css=markupsafe.Markup(css))  # our own file
+
+
+def build_context(doc: dict) -> dict:
+    rows = [_labelled(r, doc["cases"]) for r in doc["cases"]]
+    ok = [r for r in rows if r["status"] == "ok"]
+    software = doc.get("software") or {}
+    return {
+        "title": "Chest X-ray classification: " + ", ".join(s["title"] for s in _suites(doc, rows).values()),
+        "run_id": doc.get("run_id", ""),
+        "created": doc.get("datetime", ""),
+        "date": (doc.get("datetime") or "")[:10],
+        "facts": _facts(doc, software),
+        "dataset": _dataset(doc.get("data")),
+        "sections": _sections(doc, rows),
+        "analysis": _analysis(doc.get("data"), ok),
+        "problems": [{"case": r["label"], "status": r["status"], "reason": r.get("reason") or ""}
+                     for r in rows if r["status"] != "ok"],
+        "appendix": [{"case": r["label"], "hash": r.get("hash", ""), "status": r["status"],
+                      "config": json.dumps(r.get("config", {}), indent=2, sort_keys=True)} for r in rows],
+        "environment": _environment(doc),
+    }
+
+
+def _labelled(row: dict, all_rows: list[dict]) -> dict:
+    several = sum(1 for r in all_rows if r["id"] == row["id"]) > 1
+    return {**row, "label": row["id"] + (f" (seed {row.get('seed')})" if several else "")}
+
+
+def _suites(doc: dict, rows: list[dict]) -> dict:
+    declared = doc.get("suites") or {}
+    names = list(dict.fromkeys(r.get("suite", "") for r in rows))
+    return {n: {"title": declared.get(n, {}).get("title", n.upper()), "tasks": declared.get(n, {}).get("tasks", {})}
+            for n in names}
+
+
+def _facts(doc: dict, software: dict) -> list[tuple[str, str]]:
+    commit = doc.get("commit_info") or {}
+    gpu = software.get("gpu")
+    device = software.get("device", "")
+    if gpu:
+        device += f" ({gpu['name']}, {gpu['memory_gb']} GB)"
+    versions = ", ".join(f"{k} {software[k]}" for k in ("xraybench", "torch", "torchvision", "cuda") if software.get(k))
+    return [("Run", doc.get("run_id", "")), ("Date", doc.get("datetime", "")), ("Profile", doc.get("profile", "")),
+            ("Device", device), ("Software", versions),
+            ("Commit", (commit.get("id") or "unknown")[:12] + (" (uncommitted changes)" if commit.get("dirty") else ""))]
+
+
+def _dataset(data: dict | None) -> dict:
+    if not data:
+        return {"name": "no data recorded", "location": "", "notes": [], "table": None}
+    splits = data.get("splits", {})
+    table = {"headers": ["split", "images", "normal", "pneumonia", "pneumonia share"],
+             "rows": [[name, s["images"], s["normal"], s["pneumonia"], pct(s["pneumonia"] / max(s["images"], 1))]
+                      for name, s in splits.items()]}
+    return {"name": f"{data.get('name')} ({data.get('kind')})", "location": data.get("location", ""),
+            "notes": data.get("notes", []), "table": table}
+
+
+def _sections(doc: dict, rows: list[dict]) -> list[dict]:
+    suites = _suites(doc, rows)
+    by_task: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        by_task[(r.get("suite", ""), r.get("task", ""))].append(r)
+    by_id = {r["id"]: r for r in rows}
+    sections = []
+    for suite, meta in suites.items():
+        tasks = []
+        for (s, task), members in sorted(by_task.items()):
+            if s != suite:
+                continue
+            # Cases a member is compared with (declared in another task) join the comparison.
+            compared = [by_id[c] for r in members for c in r.get("compare", []) if c in by_id]
+            involved = list({r["label"]: r for r in compared + members}.values())
+            tasks.append({
+                "key": task, "title": meta["tasks"].get(task, ""),
+                "settings": {"headers": SETTINGS_HEADERS, "rows": [_settings_row(r) for r in involved]},
+                "models": [{"label": r["label"], "title": r.get("title", ""), "description": r.get("description", ""),
+                            "figure": plots.training_curves(r["history"])}
+                           for r in members if r["status"] == "ok" and r.get("history")],
+                "results": {"headers": RESULTS_HEADERS,
+                            "rows": [_results_row(r) for r in involved if r["status"] == "ok"]},
+                "findings": task_findings(involved),
+                "not_finished": [r["label"] for r in members if r["status"] != "ok"],
+            })
+        sections.append({"suite": suite, "title": meta["title"], "tasks": tasks})
+    return sections
+
+
+def _settings_row(r: dict) -> list[str]:
+    c = r.get("config", {})
+    model, data, train = c.get("model", {}), c.get("data", {}), c.get("train", {})
+    options = ", ".join(f"{k}={v}" for k, v in model.get("options", {}).items()) or "–"
+    scheduler = train.get("scheduler", "")
+    if train.get("scheduler_options"):
+        scheduler += " (" + ", ".join(f"{k}={v}" for k, v in train["scheduler_options"].items()) + ")"
+    return [r["label"], model.get("name", ""), options, f"{data.get('channels')}×{data.get('image_size')}²",
+            str(train.get("epochs", "")), str(train.get("batch_size", "")), train.get("optimizer", ""),
+            f"{train.get('lr', 0):g}", f"{train.get('weight_decay', 0):g}", scheduler, train.get("loss", "")]
+
+
+def _results_row(r: dict) -> list[str]:
+    m = r["metrics"]
+    auc = "n/a" if m.get("test_auc") is None else f"{m['test_auc']:.3f}"
+    return [r["label"], f"{m['train_loss']:.4f}", pct(m["train_acc"]), f"{m['best_val_loss']:.4f}",
+            pct(m["best_val_acc"]), pct(m["test_acc"]), auc, pct(m["test_sensitivity"]),
+            pct(m["test_specificity"]), _duration(m["wall_time_s"]), f"{m['s_per_epoch']:.2f}"]
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{secs:04.1f}"
+
+
+def _analysis(data: dict | None, ok: list[dict]) -> dict:
+    summary = (data or {}).get("summary") or {}
+    table = {"headers": ["case", "best val acc", "test acc", "test − val", "test AUC"],
+             "rows": [[r["label"], pct(r["metrics"]["best_val_acc"]), pct(r["metrics"]["test_acc"]),
+                       f"{100 * (r['metrics']['test_acc'] - r['metrics']['best_val_acc']):+.1f} pp",
+                       "n/a" if r["metrics"].get("test_auc") is None else f"{r['metrics']['test_auc']:.3f}"]
+                      for r in ok]}
+    return {
+        "table": table if ok else None,
+        "val_test_figure": plots.val_vs_test([r["label"] for r in ok], [r["metrics"]["best_val_acc"] for r in ok],
+                                             [r["metrics"]["test_acc"] for r in ok]) if ok else None,
+        "confusion_figure": plots.confusion_matrices([(r["label"], r["metrics"]["test_confusion"]) for r in ok])
+        if ok else None,
+        "histogram_figure": plots.intensity_histograms(summary["histograms"], summary["histogram_bins"])
+        if summary.get("histograms") else None,
+        "samples_figure": plots.sample_grid(summary["samples"]) if summary.get("samples") else None,
+        "sample_size": summary.get("image_size"),
+    }
+
+
+def _environment(doc: dict) -> list[tuple[str, str]]:
+    pairs = []
+    for group in ("machine_info", "software", "commit_info"):
+        for key, value in (doc.get(group) or {}).items():
+            pairs.append((f"{group}.{key}", json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
+    return pairs
