@@ -56,7 +56,7 @@ def val_vs_test(names: list[str], val: list[float], test: list[float]) -> str:
     ax.invert_yaxis()
     ax.set(xlabel="accuracy", xlim=(0, 1))
     ax.grid(axis="y", visible=False)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     return to_data_uri(fig)
 
 

