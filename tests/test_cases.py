@@ -117,3 +117,43 @@ def test_hash_is_stable_and_tracks_the_configuration():
     assert dataclasses.replace(case, title="renamed").config_hash == case.config_hash
     edited = dataclasses.replace(case, train=dataclasses.replace(case.train, lr=1e-4))
     assert edited.config_hash != case.config_hash
+
+
+def test_grid_expands_into_sub_cases(write_cases):
+    path = write_cases(one_case('grid = { "train.lr" = [1e-3, 1e-4], "train.batch_size" = [16, 32] }\n'))
+    cases, _ = load_cases([path])
+    assert [c.id for c in cases] == ["hw3-x.lr0.001.bs16", "hw3-x.lr0.001.bs32", "hw3-x.lr0.0001.bs16",
+                                     "hw3-x.lr0.0001.bs32"]
+    assert {c.sweep for c in cases} == {"hw3-x"}
+    assert cases[1].train.batch_size == 32 and cases[1].sweep_params == {"train.lr": 1e-3, "train.batch_size": 32}
+    assert len({c.config_hash for c in cases}) == 4
+
+
+def test_grid_key_must_name_a_field(write_cases):
+    message = error_of(write_cases, one_case('grid = { "train.lrr" = [1e-3] }\n'))
+    assert "'grid.train.lrr'" in message and "did you mean 'train.lr'" in message
+
+
+def test_profile_overrides_and_profile_only_cases(write_cases):
+    path = write_cases(one_case('profiles = ["full"]\n[case.profile_overrides]\nquick = { "train.epochs" = 1 }\n'))
+    case = load_cases([path])[0][0]
+    assert case.profiles == ("full",)
+    assert apply_profile(case, PROFILES["quick"]).train.epochs == 1
+    assert apply_profile(case, PROFILES["full"]).train.epochs == 3
+    message = error_of(write_cases, one_case('[case.profile_overrides]\nquik = { "train.epochs" = 1 }\n'))
+    assert "did you mean 'quick'" in message
+
+
+def test_hw4_declares_every_backbone_both_ways():
+    cases, suites = load_cases()
+    hw4 = [c for c in cases if c.suite == "hw4"]
+    finetune = {c.model.name for c in hw4 if c.task == "B"}
+    frozen = {c.model.name for c in hw4 if c.task == "C"}
+    assert finetune == frozen and {"resnet18", "resnet34", "resnet50", "densenet121", "mobilenet_v3_large",
+                                   "googlenet", "efficientnet_b0", "squeezenet1_0", "convnext_small", "alexnet",
+                                   "efficientnet_lite0"} == finetune
+    assert all(c.mode == "frozen" for c in hw4 if c.task == "C")
+    sweep = [c for c in hw4 if c.sweep == "hw4-s-resnet50"]
+    assert len(sweep) == 2 * 2 * 3 * 3 and all(c.profiles == ("full",) for c in sweep)
+    long_run = next(c for c in hw4 if c.id == "hw4-l-alexnet-120")
+    assert long_run.train.epochs == 120 and long_run.profiles == ("full",)

@@ -110,3 +110,20 @@ def test_report_command(tmp_path, fixture_doc, capsys):
     assert (run_dir / "report.pdf").stat().st_size > 10_000 and (run_dir / "report.html").exists()
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no results file here" in capsys.readouterr().err
+
+
+def test_hw4_sections_from_a_run_with_skipped_backbones(tmp_path):
+    doc = json.loads((FIXTURES / "results-all-smoke.json").read_text())
+    _, pdf = report.render(run_dir_with(tmp_path, doc))
+    flat = " ".join(pdf_text(pdf).split())
+    for heading in ("HW4: transfer learning", "Task A: Model selection", "Task B: Fine-tuning the ConvNet",
+                    "Task C: ConvNet as fixed feature extractor", "Task D: Fine-tuning vs fixed feature extractor",
+                    "Task E: Test-set analysis", "two per multiply-add"):
+        assert heading in flat, heading
+    resnet18 = next(r for r in doc["cases"] if r["id"] == "hw4-b-resnet18")
+    info = resnet18["model_info"]
+    assert resnet18["status"] == "skipped" and info["params"] == 11_689_512  # costs known without the weights
+    assert f"resnet18 ResNet18_Weights.IMAGENET1K_V1 {info['input']} 11.69 {info['flops'] / 1e9:.2f}" in flat
+    assert "weights for resnet18 are missing" in flat
+    lite0 = {r["mode"]: r for r in doc["cases"] if r.get("config", {}).get("model", {}).get("name") == "efficientnet_lite0"}
+    assert f"{pct(lite0['finetune']['metrics']['test_acc'])} / {pct(lite0['frozen']['metrics']['test_acc'])}" in flat

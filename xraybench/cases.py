@@ -57,6 +57,7 @@ class TrainSpec:
     scheduler_options: dict = field(default_factory=dict)
     loss: str = "bce"
     seed: int = 0
+    feature_cache: bool = True  # frozen backbones without augmentation: compute features once
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class Case:
     train: TrainSpec = TrainSpec()
     description: str = ""
     compare: tuple[str, ...] = ()  # ids of cases this one is compared with in its task
+    profiles: tuple[str, ...] = ()  # profiles the case runs in; empty: all
+    profile_overrides: dict = field(default_factory=dict)  # e.g. {"quick": {"train.epochs": 6}}
+    sweep: str = ""  # for a case expanded from a grid: the declared case's id
+    sweep_params: dict = field(default_factory=dict)  # and its point in the grid, e.g. {"train.lr": 1e-4}
     source: str = ""  # the file it was declared in; not part of the configuration
 
     def config(self) -> dict:
@@ -81,6 +86,10 @@ class Case:
     def config_hash(self) -> str:
         return config_hash(self.config())
 
+    @property
+    def mode(self) -> str:
+        return str(self.model.options.get("mode", "from scratch"))
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -88,6 +97,10 @@ class Suite:
     title: str
     tasks: dict[str, str]
     source: str
+    views: dict[str, str] = field(default_factory=dict)  # task → a report view computed across the suite
+
+
+VIEWS = ("model_selection", "compare_modes", "test_gap")  # rendered by xraybench.report
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,12 @@ def apply_profile(case: Case, profile: Profile) -> Case:
         data = dataclasses.replace(data, image_size=profile.image_size)
     if profile.epochs is not None and train.epochs > profile.epochs:
         train = dataclasses.replace(train, epochs=profile.epochs)
+    for key, value in case.profile_overrides.get(profile.name, {}).items():
+        section, name = key.split(".", 1)
+        if section == "data":
+            data = dataclasses.replace(data, **{name: value})
+        else:
+            train = dataclasses.replace(train, **{name: value})
     return dataclasses.replace(case, data=data, train=train)
 
 
@@ -179,13 +198,19 @@ def load_case_file(file: Path) -> tuple[Suite, list[Case]]:
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(f"{file}: not valid TOML: {exc}") from None
     where = f"{file}"
-    _check_keys(doc, {"suite", "title", "tasks", "defaults", "case"}, where, "")
+    _check_keys(doc, {"suite", "title", "tasks", "views", "defaults", "case"}, where, "")
     suite_name = _typed(doc.get("suite"), str, where, "suite")
     tasks = _typed(doc.get("tasks", {}), dict, where, "tasks")
+    views = _typed(doc.get("views", {}), dict, where, "views")
+    for task, view in views.items():
+        if task not in tasks:
+            raise CaseError(f"{where}: field 'views.{task}': not a task of this file{_suggest(task, tasks)}")
+        if view not in VIEWS:
+            raise CaseError(f"{where}: field 'views.{task}': unknown view {view!r}{_suggest(str(view), VIEWS)}")
     suite = Suite(suite_name, _typed(doc.get("title", suite_name), str, where, "title"),
-                  {str(k): _typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file))
+                  {str(k): _typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file), dict(views))
     defaults = _typed(doc.get("defaults", {}), dict, where, "defaults")
-    _check_keys(defaults, {"model", "data", "train"}, where, "defaults.")
+    _check_keys(defaults, {"model", "data", "train", "profile_overrides"}, where, "defaults.")
     raw_cases = _typed(doc.get("case", []), list, where, "case")
     cases = []
     for i, raw in enumerate(raw_cases):
@@ -194,10 +219,52 @@ def load_case_file(file: Path) -> tuple[Suite, list[Case]]:
         merged = _merge(defaults, raw)
         merged["suite"] = suite_name
         merged["source"] = str(file)
-        case = _build(Case, merged, case_where, "")
-        _validate_case(case, suite, case_where)
-        cases.append(case)
+        for point in _expand_grid(merged, case_where):
+            case = _build(Case, point, case_where, "")
+            _validate_case(case, suite, case_where)
+            cases.append(case)
     return suite, cases
+
+
+def _expand_grid(case: dict, where: str) -> list[dict]:
+    """A case with ``grid = { "train.lr" = [1e-3, 1e-4], ... }`` becomes one case per point of
+    the grid, with ids like ``<id>.lr1e-04.bs16``; without a grid, the case itself."""
+    grid = case.pop("grid", None)
+    if grid is None:
+        return [case]
+    grid = _typed(grid, dict, where, "grid")
+    axes = []
+    for key, values in grid.items():
+        section, name = _dotted_field(key, where, "grid")
+        axes.append((section, name, _typed(values, list, where, f"grid.{key}")))
+    points = [{}]
+    for section, name, values in axes:
+        points = [{**p, (section, name): v} for p in points for v in values]
+    expanded = []
+    for point in points:
+        sub = {k: dict(v) if isinstance(v, dict) else v for k, v in case.items()}
+        for (section, name), value in point.items():
+            sub.setdefault(section, {})[name] = value
+        slug = ".".join(f"{_SHORT.get(name, name)}{value:g}" if isinstance(value, float) else f"{_SHORT.get(name, name)}{value}"
+                        for (section, name), value in point.items())
+        sub["id"] = f"{case.get('id')}.{slug}"
+        sub["sweep"] = case.get("id", "")
+        sub["sweep_params"] = {f"{section}.{name}": value for (section, name), value in point.items()}
+        expanded.append(sub)
+    return expanded
+
+
+def _dotted_field(key: str, where: str, table: str) -> tuple[str, str]:
+    """Check a "data.x" or "train.x" key of a grid or a profile override."""
+    section, _, name = key.partition(".")
+    spec = {"data": DataSpec, "train": TrainSpec}.get(section)
+    if spec is None or name not in {f.name for f in dataclasses.fields(spec)}:
+        known = [f"{s}.{f.name}" for s, c in (("data", DataSpec), ("train", TrainSpec)) for f in dataclasses.fields(c)]
+        raise CaseError(f"{where}: field '{table}.{key}': not a data.* or train.* field{_suggest(key, known)}")
+    return section, name
+
+
+_SHORT = {"lr": "lr", "batch_size": "bs", "epochs": "ep", "weight_decay": "wd", "image_size": "px"}
 
 
 def _merge(defaults: dict, case: dict) -> dict:
@@ -233,7 +300,7 @@ def _typed(value, expected: type, where: str, name: str):
 
 
 def _type_name(t) -> str:
-    return {str: "a string", int: "an integer", float: "a number", dict: "a table", list: "a list",
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table", list: "a list",
             tuple: "a list"}.get(t, getattr(t, "__name__", str(t)))
 
 
@@ -274,6 +341,14 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
         fail("id", f"must start with the suite name {suite.name!r}, got {case.id!r}")
     if not all(c.isalnum() or c in "-_." for c in case.id):
         fail("id", f"use only letters, digits, '-', '_' and '.', got {case.id!r}")
+    for i, name in enumerate(case.profiles):
+        if name not in PROFILES:
+            fail(f"profiles[{i}]", f"unknown profile {name!r}{_suggest(name, PROFILES)}")
+    for name, overrides in case.profile_overrides.items():
+        if name not in PROFILES:
+            fail(f"profile_overrides.{name}", f"unknown profile {name!r}{_suggest(name, PROFILES)}")
+        for key in _typed(overrides, dict, where, f"profile_overrides.{name}"):
+            _dotted_field(key, where, f"profile_overrides.{name}")
     if suite.tasks and case.task not in suite.tasks:
         fail("task", f"unknown task {case.task!r}{_suggest(case.task, suite.tasks)}")
     if not registry.is_model(case.model.name):

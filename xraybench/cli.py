@@ -17,6 +17,8 @@ from xraybench import cases as case_mod
 from xraybench.cases import PROFILES, CaseError
 from xraybench.data import DataError, open_source
 from xraybench.environment import DeviceError, resolve_device
+from xraybench.models.backbones import required_weights
+from xraybench.weights import fetch as fetch_weights
 from xraybench.results import ResultsError
 from xraybench.runner import RunError, RunPlan, run, summary_table
 
@@ -61,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", **cases_arg)
     p.set_defaults(command=cmd_run)
 
+    p = sub.add_parser("weights", help="list the pretrained weight files cases need (or fetch them)")
+    p.add_argument("action", nargs="?", choices=["list", "fetch"], default="list")
+    p.add_argument("--cases", **cases_arg)
+    p.set_defaults(command=cmd_weights)
+
     p = sub.add_parser("report", help="(re)render report.pdf and report.html from a run's results.json")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.set_defaults(command=cmd_report)
@@ -77,9 +84,39 @@ def cmd_list(args) -> int:
     cases, suites = case_mod.load_cases(args.cases)
     if args.patterns:
         cases = case_mod.select(cases, args.patterns)
-    rows = [[c.id, f"{c.suite} {c.task}", c.title, c.model.name,
-             "from scratch", "-", c.config_hash] for c in cases]
-    print(tabulate(rows, headers=["id", "task", "title", "model", "mode", "needs", "hash"], tablefmt="simple"))
+    rows = [[c.id, f"{c.suite} {c.task}", c.title, c.model.name, c.mode, _needs(c),
+             ", ".join(c.profiles) or "all", c.config_hash] for c in cases]
+    print(tabulate(rows, headers=["id", "task", "title", "model", "mode", "needs", "profiles", "hash"],
+                   tablefmt="simple"))
+    return 0
+
+
+def _needs(case) -> str:
+    file = required_weights(case.model.name, case.model.options)
+    if file is None:
+        return "-"
+    return f"weights {file.path.name} ({'present' if file.present else 'missing'})"
+
+
+def cmd_weights(args) -> int:
+    cases, _ = case_mod.load_cases(args.cases)
+    files = {}
+    for case in cases:
+        file = required_weights(case.model.name, case.model.options)
+        if file is not None:
+            files.setdefault(file.path, (file, []))[1].append(case.id)
+    if args.action == "fetch":
+        for file, _ in files.values():
+            if not file.present and file.url:
+                print(f"fetching {file.url} → {file.path}")
+                fetch_weights(file)
+    rows = [[file.model, "present" if file.present else "MISSING", str(file.path), len(ids)]
+            for file, ids in files.values()]
+    print(tabulate(rows, headers=["model", "status", "file (where it belongs)", "cases"], tablefmt="simple"))
+    missing = [file for file, _ in files.values() if not file.present]
+    if missing and args.action == "list":
+        print(f"\n{len(missing)} file(s) missing: cases that need them are skipped. Place each file at the path "
+              f"shown (TORCH_HOME moves the torch hub cache), or run 'xraybench weights fetch' where a network exists.")
     return 0
 
 
@@ -96,6 +133,14 @@ def cmd_run(args) -> int:
     profile = PROFILES[profile_name]
     how = "chosen" if args.profile else f"default on {device.type.upper()}"
     print(f"profile: {profile.name} ({how}: {profile.description})")
+    elsewhere = [c for c in cases if c.profiles and profile.name not in c.profiles]
+    if elsewhere:
+        print(f"not in the {profile.name} profile: {len(elsewhere)} case(s) ("
+              f"{', '.join(sorted({c.sweep or c.id for c in elsewhere}))}); --profile full runs them")
+        cases = [c for c in cases if c not in elsewhere]
+        if not cases:
+            raise CaseError(f"every selected case runs only in other profiles; use --profile "
+                            f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))}")
     source = open_source(args.data, profile.synthetic_sizes)
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
                    seeds=args.seeds, force=args.force)

@@ -21,6 +21,7 @@ from torch import nn
 from xraybench import optim, registry
 from xraybench.cases import Case
 from xraybench.data import BatchLoader, Dataset
+from xraybench.data.batches import TensorLoader
 from xraybench.metrics import binary_metrics
 from xraybench.objectives import OBJECTIVES, Objective
 
@@ -102,30 +103,46 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     model = registry.create_model(case.model.name, in_channels=dspec.channels, image_size=dspec.image_size,
                                   num_outputs=objective.num_outputs, **case.model.options).to(device)
     loss_fn = objective.make_loss()
-    batches = dict(device=device, channels=dspec.channels, mean=dspec.mean, std=dspec.std)
+    # Pretrained backbones bring the normalisation of their weights.
+    mean, std = getattr(model, "normalization", (dspec.mean, dspec.std))
+    batches = dict(device=device, channels=dspec.channels, mean=mean, std=std)
     train_loader = BatchLoader(data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed,
                                augment=dspec.augment, **batches)
     val_loader = BatchLoader(data.splits["val"], eval_batch_size, **batches)
     test_loader = BatchLoader(data.splits["test"], eval_batch_size, **batches)
-    optimizer = optim.build_optimizer(tr.optimizer, model.parameters(), lr=tr.lr, weight_decay=tr.weight_decay,
-                                      options=tr.optimizer_options)
-    scheduler = optim.build_scheduler(tr.scheduler, optimizer, epochs=tr.epochs, options=tr.scheduler_options)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    history, best, best_state = [], None, None
     synchronize(device)
-    start = time.perf_counter()
+    start = time.perf_counter()  # wall time counts the one-time feature pass too
+    net, feature_pass_s = model, None
+    if tr.feature_cache and getattr(model, "mode", None) == "frozen" and not dspec.augment:
+        # A frozen backbone gives the same features every epoch: compute them once, train the head.
+        t0 = time.perf_counter()
+        in_order = BatchLoader(data.splits["train"], eval_batch_size, **batches)  # features must match labels
+        train_loader = _feature_loader(model.backbone, in_order, tr.batch_size, shuffle=True, seed=tr.seed,
+                                       amp_dtype=amp_dtype)
+        val_loader, test_loader = (_feature_loader(model.backbone, loader, eval_batch_size, shuffle=False,
+                                                   seed=tr.seed, amp_dtype=amp_dtype)
+                                   for loader in (val_loader, test_loader))
+        synchronize(device)
+        net, feature_pass_s = model.head, time.perf_counter() - t0
+
+    optimizer = optim.build_optimizer(tr.optimizer, [p for p in net.parameters() if p.requires_grad], lr=tr.lr,
+                                      weight_decay=tr.weight_decay, options=tr.optimizer_options)
+    scheduler = optim.build_scheduler(tr.scheduler, optimizer, epochs=tr.epochs, options=tr.scheduler_options)
+
+    history, best, best_state = [], None, None
     train_seconds = 0.0
     for epoch in range(1, tr.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(model, train_loader, objective, loss_fn, optimizer,
+        train_loss, train_acc = train_one_epoch(net, train_loader, objective, loss_fn, optimizer,
                                                 amp_dtype=amp_dtype, on_batch=on_batch)
         t1 = time.perf_counter()  # .item() in train_one_epoch already synchronised
         if not math.isfinite(train_loss):
             raise Diverged(f"diverged at epoch {epoch}: training loss is {train_loss}")
-        val = evaluate(model, val_loader, objective, loss_fn, amp_dtype=amp_dtype)
+        val = evaluate(net, val_loader, objective, loss_fn, amp_dtype=amp_dtype)
         if scheduler is not None:
             scheduler.step()
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val.loss,
@@ -133,11 +150,11 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         history.append(row)
         train_seconds += t1 - t0
         if best is None or (val.acc, -val.loss) > (best["val_acc"], -best["val_loss"]):
-            best, best_state = row, copy.deepcopy(model.state_dict())
+            best, best_state = row, copy.deepcopy(net.state_dict())
         if on_epoch:
             on_epoch(row)
-    model.load_state_dict(best_state)
-    test = evaluate(model, test_loader, objective, loss_fn, amp_dtype=amp_dtype)
+    net.load_state_dict(best_state)
+    test = evaluate(net, test_loader, objective, loss_fn, amp_dtype=amp_dtype)
     synchronize(device)
     wall = time.perf_counter() - start
 
@@ -149,11 +166,24 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         "min_val_loss": min(r["val_loss"] for r in history),
         "wall_time_s": wall, "s_per_epoch": wall / tr.epochs,
         "train_images_per_s": train_loader.num_images * tr.epochs / train_seconds,
+        "feature_pass_s": feature_pass_s,
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **peak_memory(device),
     }
     return {"history": history, "metrics": metrics}
+
+
+@torch.no_grad()  # not inference_mode: the head trains on these tensors with autograd
+def _feature_loader(backbone: nn.Module, loader: BatchLoader, batch_size: int, *, shuffle: bool, seed: int,
+                    amp_dtype: torch.dtype | None) -> TensorLoader:
+    assert not getattr(loader, "shuffle", False), "features are paired with labels in order"
+    backbone.eval()
+    features = []
+    for x, _ in loader:
+        with autocast(loader.device, amp_dtype):
+            features.append(backbone(x).float().flatten(1))
+    return TensorLoader(torch.cat(features), loader.labels, batch_size, shuffle=shuffle, seed=seed)
 
 
 def peak_memory(device: torch.device) -> dict:

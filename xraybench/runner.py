@@ -26,6 +26,8 @@ from xraybench.data import Dataset
 from xraybench.data import cache as data_cache
 from xraybench.data.summary import summarize
 from xraybench.engine import train_case
+from xraybench.modelinfo import model_info
+from xraybench.weights import WeightsMissing
 
 
 class RunError(ValueError):
@@ -60,7 +62,7 @@ def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None
     results_path = run_dir / results.FILENAME
     doc = _open_results(results_path, plan)
     for suite in (suites or {}).values():  # titles for the report, which reads results.json alone
-        doc.setdefault("suites", {})[suite.name] = {"title": suite.title, "tasks": suite.tasks}
+        doc.setdefault("suites", {})[suite.name] = {"title": suite.title, "tasks": suite.tasks, "views": suite.views}
     results.write(results_path, doc)
 
     datasets: dict[int, Dataset] = {}
@@ -115,9 +117,14 @@ def _load_data(plan: RunPlan, image_size: int, log) -> Dataset:
 
 def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
     row = {"id": case.id, "suite": case.suite, "task": case.task, "title": case.title, "seed": seed,
-           "description": case.description, "compare": list(case.compare),
+           "description": case.description, "compare": list(case.compare), "mode": case.mode,
+           "sweep": case.sweep, "sweep_params": case.sweep_params,
            "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
            "started": results.now(), "history": [], "metrics": {}}
+    try:
+        row["model_info"] = model_info(case, plan.device)
+    except Exception as exc:  # costs are extra information; the case still runs
+        row["model_info"] = {"error": f"{type(exc).__name__}: {exc}"}
     steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)
     bar = tqdm(total=steps, desc=case.id, unit="step", leave=False, dynamic_ncols=True, disable=None, file=sys.stderr)
 
@@ -131,6 +138,8 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
         row.update(outcome)
     except (KeyboardInterrupt, SystemExit):
         raise
+    except WeightsMissing as exc:  # never train a "pretrained" case from random weights
+        row.update(status="skipped", reason=str(exc))
     except Exception as exc:  # a failing case is a result, not the end of the suite
         row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
                    traceback=traceback.format_exc(limit=-4))

@@ -166,6 +166,13 @@ def _build_lite0(*, in_channels: int, num_outputs: int, mode: str, pretrained: b
 WEIGHTS_FILES = {b.name: b.weights_file for b in TORCHVISION_BACKBONES} | {"efficientnet_lite0": lite0_weights_file}
 
 
+def required_weights(model: str, options: dict) -> weights_mod.WeightsFile | None:
+    """The weight file a case's model needs, or None (a model from scratch)."""
+    if model not in WEIGHTS_FILES or not options.get("pretrained", True):
+        return None
+    return WEIGHTS_FILES[model]()
+
+
 def _register(name: str, build) -> None:
     def builder(*, in_channels: int, image_size: int, num_outputs: int, mode: str = "finetune",
                 pretrained: bool = True) -> nn.Module:

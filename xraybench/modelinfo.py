@@ -1,0 +1,64 @@
+"""What a model costs, for HW4's model-selection table: parameters, FLOPs at the case's
+input size (torch.utils.flop_counter), weight file size, ImageNet acc@1 from the weights'
+metadata, and measured inference latency. Works without the weight file: the architecture
+is built with random weights."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from xraybench import registry
+from xraybench.cases import Case
+from xraybench.engine import synchronize
+from xraybench.models.backbones import TORCHVISION_BACKBONES, required_weights
+from xraybench.objectives import OBJECTIVES
+
+IMAGENET_CLASSES = 1000
+_TORCHVISION = {b.name: b for b in TORCHVISION_BACKBONES}
+
+
+def model_info(case: Case, device: torch.device, latency_runs: int = 10) -> dict:
+    """Costs of the case's architecture. Pretrained backbones are counted in their ImageNet
+    configuration (1000-class head), so parameters match the weights' published figures."""
+    imagenet = required_weights(case.model.name, case.model.options) is not None
+    outputs = IMAGENET_CLASSES if imagenet else OBJECTIVES[case.train.loss].num_outputs
+    options = {**case.model.options, "pretrained": False} if imagenet else case.model.options
+    size, channels = case.data.image_size, case.data.channels
+    model = registry.create_model(case.model.name, in_channels=channels, image_size=size, num_outputs=outputs,
+                                  **options).to(device).eval()
+    x = torch.zeros(1, channels, size, size, device=device)
+    with torch.inference_mode():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(x)
+        for _ in range(3):  # warm-up
+            model(x)
+        times = []
+        for _ in range(latency_runs):
+            synchronize(device)
+            t0 = time.perf_counter()
+            model(x)
+            synchronize(device)
+            times.append(time.perf_counter() - t0)
+    info = {"params": sum(p.numel() for p in model.parameters()), "flops": int(counter.get_total_flops()),
+            "input": f"{channels}×{size}×{size}", "latency_ms": 1000 * statistics.median(times),
+            "weights": None, "imagenet_acc1": None, "file_size_mb": None}
+    if imagenet:
+        info.update(_weights_meta(case))
+    return info
+
+
+def _weights_meta(case: Case) -> dict:
+    file = required_weights(case.model.name, case.model.options)
+    meta = {"weights": file.path.name, "file_size_mb": file.path.stat().st_size / 2**20 if file.present else None}
+    backbone = _TORCHVISION.get(case.model.name)
+    if backbone is not None:
+        w = backbone.weights_enum()
+        meta["weights"] = backbone.weights
+        meta["imagenet_acc1"] = w.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+        meta["file_size_mb"] = meta["file_size_mb"] or w.meta.get("_file_size")
+    return meta
