@@ -157,3 +157,10 @@ def test_hw4_declares_every_backbone_both_ways():
     assert len(sweep) == 2 * 2 * 3 * 3 and all(c.profiles == ("full",) for c in sweep)
     long_run = next(c for c in hw4 if c.id == "hw4-l-alexnet-120")
     assert long_run.train.epochs == 120 and long_run.profiles == ("full",)
+
+
+def test_image_size_zero_takes_the_weights_input_size(write_cases):
+    cases, _ = load_cases()
+    assert next(c for c in cases if c.id == "hw4-b-resnet18").data.image_size == 224  # ResNet18_Weights crop size
+    message = error_of(write_cases, one_case("[case.data]\nimage_size = 0\n"))
+    assert "'data.image_size'" in message and "hw3_cnn declares none" in message

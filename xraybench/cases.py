@@ -38,7 +38,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    image_size: int = 256
+    image_size: int = 256  # 0: the input size the model's pretrained weights were made for
     channels: int = 1
     mean: float = 0.5
     std: float = 0.5
@@ -222,8 +222,19 @@ def load_case_file(file: Path) -> tuple[Suite, list[Case]]:
         for point in _expand_grid(merged, case_where):
             case = _build(Case, point, case_where, "")
             _validate_case(case, suite, case_where)
-            cases.append(case)
+            cases.append(_native_size(case, case_where))
     return suite, cases
+
+
+def _native_size(case: Case, where: str) -> Case:
+    """Resolve ``image_size = 0`` to the model's own input size (e.g. its weights' crop size)."""
+    if case.data.image_size != 0:
+        return case
+    size = registry.native_input_size(case.model.name)
+    if size is None:
+        raise CaseError(f"{where}: field 'data.image_size': 0 means the model's own input size, but "
+                        f"{case.model.name} declares none; give a size in pixels")
+    return dataclasses.replace(case, data=dataclasses.replace(case.data, image_size=size))
 
 
 def _expand_grid(case: dict, where: str) -> list[dict]:
@@ -358,7 +369,9 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
         if key not in accepted:
             fail(f"model.options.{key}", f"not an option of {case.model.name}{_suggest(key, accepted)}")
     d, t = case.data, case.train
-    for path, value, low in [("data.image_size", d.image_size, 8), ("train.epochs", t.epochs, 1),
+    if 0 < d.image_size < 8 or d.image_size < 0:
+        fail("data.image_size", f"must be at least 8 pixels (or 0: the model's own input size), got {d.image_size}")
+    for path, value, low in [("train.epochs", t.epochs, 1),
                              ("train.batch_size", t.batch_size, 1)]:
         if value < low:
             fail(path, f"must be at least {low}, got {value}")

@@ -46,6 +46,14 @@ def model_options(name: str) -> dict[str, object]:
     return {p.name: p.default for p in params.values() if p.name not in _REQUIRED}
 
 
+def native_input_size(name: str) -> int | None:
+    """The input size a model's pretrained weights were made for, if it declares one
+    (a builder attribute ``input_size``, a callable)."""
+    _load_builtin_models()
+    size = getattr(_BUILDERS[name], "input_size", None)
+    return size() if size else None
+
+
 def create_model(name: str, *, in_channels: int, image_size: int, num_outputs: int, **options) -> nn.Module:
     """Build a registered model for the given input and output size."""
     _load_builtin_models()

@@ -56,6 +56,10 @@ class TorchvisionBackbone:
     def weights_file(self) -> weights_mod.WeightsFile:
         return weights_mod.hub_checkpoint(self.name, self.weights_enum().url)
 
+    def input_size(self) -> int:
+        """The crop size of the weights' own evaluation transforms."""
+        return int(self.weights_enum().transforms().crop_size[0])
+
     def build(self, *, in_channels: int, num_outputs: int, mode: str, pretrained: bool) -> TransferModel:
         _check_rgb(in_channels, self.name)
         w = self.weights_enum()
@@ -151,6 +155,12 @@ def lite0_imagenet() -> nn.Module:
     return model
 
 
+def _timm_input_size(name: str) -> int:
+    import timm
+
+    return int(timm.get_pretrained_cfg(name).input_size[-1])
+
+
 def _build_lite0(*, in_channels: int, num_outputs: int, mode: str, pretrained: bool) -> TransferModel:
     import timm
 
@@ -173,16 +183,17 @@ def required_weights(model: str, options: dict) -> weights_mod.WeightsFile | Non
     return WEIGHTS_FILES[model]()
 
 
-def _register(name: str, build) -> None:
+def _register(name: str, build, input_size) -> None:
     def builder(*, in_channels: int, image_size: int, num_outputs: int, mode: str = "finetune",
                 pretrained: bool = True) -> nn.Module:
         return build(in_channels=in_channels, num_outputs=num_outputs, mode=mode, pretrained=pretrained)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"{name} with a new head; mode 'finetune' or 'frozen'; ImageNet weights unless pretrained=false."
+    builder.input_size = input_size
     register_model(builder)
 
 
 for _backbone in TORCHVISION_BACKBONES:
-    _register(_backbone.name, _backbone.build)
-_register("efficientnet_lite0", _build_lite0)
+    _register(_backbone.name, _backbone.build, _backbone.input_size)
+_register("efficientnet_lite0", _build_lite0, lambda: _timm_input_size("tf_efficientnet_lite0"))
