@@ -32,6 +32,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs that support it (no loss scaling needed); fp32 elsewhere."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 def machine_info() -> dict:
     uname = platform.uname()
     return {"node": uname.node, "system": uname.system, "release": uname.release, "machine": uname.machine,
@@ -44,7 +51,8 @@ def software_info(device: torch.device) -> dict:
 
     info = {"xraybench": xraybench.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-            "torch_threads": torch.get_num_threads(), "device": device.type, "gpu": None}
+            "torch_threads": torch.get_num_threads(), "device": device.type, "gpu": None,
+            "autocast": {torch.bfloat16: "bf16"}.get(autocast_dtype(device), "fp32")}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),

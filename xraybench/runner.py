@@ -134,7 +134,8 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
 
     try:
         outcome = train_case(case, data, plan.device, eval_batch_size=plan.profile.eval_batch_size,
-                             on_batch=lambda: bar.update(1), on_epoch=on_epoch)
+                             amp_dtype=environment.autocast_dtype(plan.device), on_batch=lambda: bar.update(1),
+                             on_epoch=on_epoch)
         row.update(outcome)
     except (KeyboardInterrupt, SystemExit):
         raise
