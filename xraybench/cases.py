@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xraybench import optim, registry
+from xraybench.check import Tolerance
 from xraybench.objectives import OBJECTIVES
 
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "cases"
@@ -73,6 +74,7 @@ class Case:
     compare: tuple[str, ...] = ()  # ids of cases this one is compared with in its task
     profiles: tuple[str, ...] = ()  # profiles the case runs in; empty: all
     profile_overrides: dict = field(default_factory=dict)  # e.g. {"quick": {"train.epochs": 6}}
+    tolerances: dict = field(default_factory=dict)  # for xraybench check, e.g. {"test_acc": "-5pp"}
     sweep: str = ""  # for a case expanded from a grid: the declared case's id
     sweep_params: dict = field(default_factory=dict)  # and its point in the grid, e.g. {"train.lr": 1e-4}
     source: str = ""  # the file it was declared in; not part of the configuration
@@ -360,6 +362,11 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
             fail(f"profile_overrides.{name}", f"unknown profile {name!r}{_suggest(name, PROFILES)}")
         for key in _typed(overrides, dict, where, f"profile_overrides.{name}"):
             _dotted_field(key, where, f"profile_overrides.{name}")
+    for name, spec in case.tolerances.items():
+        try:
+            Tolerance.parse(f"{name}:{spec}")
+        except ValueError as exc:
+            fail(f"tolerances.{name}", str(exc))
     if suite.tasks and case.task not in suite.tasks:
         fail("task", f"unknown task {case.task!r}{_suggest(case.task, suite.tasks)}")
     if not registry.is_model(case.model.name):

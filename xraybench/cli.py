@@ -7,12 +7,16 @@ file, field or value and exit 2; a run with a failed case exits 1.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 from tabulate import tabulate
 
-from xraybench import __version__, report
+from xraybench import __version__, check, report, results
+from xraybench.check import CheckError
 from xraybench import cases as case_mod
 from xraybench.cases import PROFILES, CaseError
 from xraybench.data import DataError, open_source
@@ -22,7 +26,8 @@ from xraybench.weights import fetch as fetch_weights
 from xraybench.results import ResultsError
 from xraybench.runner import RunError, RunPlan, run, summary_table
 
-USER_ERRORS = (CaseError, DataError, DeviceError, ResultsError, RunError)
+USER_ERRORS = (CaseError, CheckError, DataError, DeviceError, ResultsError, RunError)
+BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="run each case with N consecutive seeds")
     p.add_argument("--force", action="store_true", help="re-run cases that already finished in this run")
     p.add_argument("--no-report", action="store_true", help="skip the PDF report at the end")
+    p.add_argument("--baseline", type=Path, metavar="FILE", help="show the regression check against FILE in the report")
     p.add_argument("--cases", **cases_arg)
     p.set_defaults(command=cmd_run)
 
@@ -70,13 +76,66 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="(re)render report.pdf and report.html from a run's results.json")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--baseline", type=Path, metavar="FILE", help="show the regression check against FILE")
     p.set_defaults(command=cmd_report)
+
+    p = sub.add_parser("check", help="compare a run with a stored baseline (exit 0 ok, 1 regression, 2 could not)")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--baseline", type=Path, metavar="FILE",
+                   help="default: benchmarks/baselines/PROFILE-DEVICE.json for the run's profile and device")
+    p.add_argument("--tolerance", action="append", default=[], metavar="SPEC",
+                   help="e.g. test_acc:-2pp or wall_time:+25%% (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.set_defaults(command=cmd_check)
+
+    p = sub.add_parser("baseline", help="store a run as a baseline")
+    p.add_argument("action", choices=["save"])
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--name", help="default: PROFILE-DEVICE, e.g. smoke-cpu")
+    p.add_argument("--tolerance", action="append", default=[], metavar="SPEC",
+                   help="tolerances stored with the baseline, e.g. wall_time:+300%%")
+    p.add_argument("--dir", type=Path, default=BASELINES, help="default: benchmarks/baselines")
+    p.set_defaults(command=cmd_baseline)
     return parser
 
 
 def cmd_report(args) -> int:
-    html, pdf = report.render(args.run_dir)
+    html, pdf = report.render(args.run_dir, baseline=args.baseline)
     print(f"report: {pdf}\n        {html}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    run_doc = results.read(args.run_dir)
+    baseline_path = args.baseline or BASELINES / f"{check.default_name(run_doc)}.json"
+    baseline = check.read_baseline(baseline_path)
+    verdicts = check.compare(run_doc, baseline, [check.Tolerance.parse(t) for t in args.tolerance])
+    warnings = check.environment_warnings(run_doc, baseline)
+    if args.json:
+        print(check.as_json(verdicts, warnings))
+    else:
+        for warning in warnings:
+            print(warning, file=sys.stderr)
+        print(f"baseline: {baseline_path} ({baseline.get('name')}, {baseline.get('created')})")
+        print(tabulate(check.verdict_rows(verdicts), headers=check.VERDICT_HEADERS, tablefmt="simple"))
+        counts = Counter(v.status for v in verdicts)
+        print("\n" + ", ".join(f"{n} {status}" for status, n in counts.most_common()))
+    return check.exit_code(verdicts)
+
+
+def cmd_baseline(args) -> int:
+    run_doc = results.read(args.run_dir)
+    tolerances = {}
+    for spec in args.tolerance:
+        t = check.Tolerance.parse(spec)
+        tolerances[t.metric] = spec.split(":", 1)[1].strip()
+    name = args.name or check.default_name(run_doc)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise check.CheckError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
+    args.dir.mkdir(parents=True, exist_ok=True)
+    path = args.dir / f"{name}.json"
+    path.write_text(json.dumps(check.make_baseline(run_doc, name, tolerances), indent=1) + "\n")
+    print(f"baseline: {path} ({len(run_doc['cases'])} cases)")
     return 0
 
 
@@ -149,7 +208,7 @@ def cmd_run(args) -> int:
     print(summary_table(doc))
     print(f"\nresults: {run_dir / 'results.json'}")
     if not args.no_report:
-        _, pdf = report.render(run_dir)
+        _, pdf = report.render(run_dir, baseline=args.baseline)
         print(f"report:  {pdf}")
     return 1 if any(r["status"] == "failed" for r in doc["cases"]) else 0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 import markupsafe
 
-from xraybench import plots, results
+from xraybench import check, plots, results
 from xraybench.findings import pct, task_findings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -27,13 +27,17 @@ RESULTS_HEADERS = ["case", "train loss", "train acc", "best val loss", "best val
                    "sensitivity", "specificity", "training time", "s/epoch"]
 
 
-def render(run_dir: Path) -> tuple[Path, Path]:
-    """Write report.html and report.pdf into ``run_dir`` from its results.json."""
+def render(run_dir: Path, baseline: Path | None = None) -> tuple[Path, Path]:
+    """Write report.html and report.pdf into ``run_dir`` from its results.json (and, given a
+    baseline file, the regression check against it)."""
     import weasyprint
 
     run_dir = Path(run_dir)
     doc = results.read(run_dir)
-    html = render_html(build_context(doc))
+    context = build_context(doc)
+    if baseline is not None:
+        context["check"] = _check_section(doc, Path(baseline))
+    html = render_html(context)
     html_path, pdf_path = run_dir / "report.html", run_dir / "report.pdf"
     html_path.write_text(html, encoding="utf-8")
     with _source_date(doc.get("datetime")):
@@ -87,7 +91,17 @@ def build_context(doc: dict) -> dict:
         "appendix": [{"case": r["label"], "hash": r.get("hash", ""), "status": r["status"],
                       "config": json.dumps(r.get("config", {}), indent=2, sort_keys=True)} for r in rows],
         "environment": _environment(doc),
+        "check": None,
     }
+
+
+def _check_section(doc: dict, baseline_path: Path) -> dict:
+    baseline = check.read_baseline(baseline_path)
+    verdicts = check.compare(doc, baseline)
+    return {"baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
+            "table": {"headers": check.VERDICT_HEADERS, "rows": check.verdict_rows(verdicts)},
+            "warnings": check.environment_warnings(doc, baseline),
+            "verdict": "regression" if check.exit_code(verdicts) else "no regression"}
 
 
 def _labelled(row: dict, all_rows: list[dict]) -> dict:
