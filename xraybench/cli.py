@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=sorted(PROFILES), help="sizes and epochs (default: full on a GPU, quick on a CPU)")
     p.add_argument("--data", metavar="PATH", help="Kermany-layout folder or MedMNIST .npz (default: built-in synthetic)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="skip (and list) unreadable image files in a --data folder instead of stopping")
     p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where runs go (default: reports/)")
     p.add_argument("--run-id", metavar="ID", help="run directory name (default: PROFILE-DEVICE-DATA); "
                    "an existing run resumes")
@@ -200,10 +202,16 @@ def cmd_run(args) -> int:
         if not cases:
             raise CaseError(f"every selected case runs only in other profiles; use --profile "
                             f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))}")
-    source = open_source(args.data, profile.synthetic_sizes)
+    source = open_source(args.data, profile.synthetic_sizes, args.skip_bad_images)
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
                    seeds=args.seeds, force=args.force)
-    run_dir, doc = run(cases, plan, suites)
+    try:
+        run_dir, doc = run(cases, plan, suites)
+    except KeyboardInterrupt:
+        where = args.out / plan.resolved_run_id
+        print(f"\nxraybench: interrupted. Finished cases are saved in {where / 'results.json'}; run the same "
+              f"command again to resume from there (same --run-id {plan.resolved_run_id}).", file=sys.stderr)
+        return 130
     print()
     print(summary_table(doc))
     print(f"\nresults: {run_dir / 'results.json'}")

@@ -8,7 +8,10 @@ suite goes on; Ctrl-C is not caught here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import os
 import re
 import sys
 import time
@@ -48,6 +51,9 @@ class RunPlan:
     def resolved_run_id(self) -> str:
         """Explicit, or the environment in the name (timm-style): profile, device, data."""
         if self.run_id:
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", self.run_id):
+                raise RunError(f"--run-id {self.run_id!r}: use letters, digits, '_', '-' and '.' (not first); "
+                               f"a run id names a folder inside --out")
             return self.run_id
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.profile.name}-{self.device.type}-{self.source.name}")
 
@@ -59,6 +65,33 @@ def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"--out {plan.out}: cannot create the run directory {run_dir} ({exc.strerror})") from None
+    with _exclusive(run_dir):
+        return _run_locked(cases, plan, suites, run_dir, log)
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path):
+    """One run per run directory at a time: a second one refuses instead of mixing results."""
+    lock_path = run_dir / ".lock"
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise RunError(f"{run_dir}: another xraybench run (pid {holder}) is using this run directory; wait for "
+                           f"it to finish or choose another --run-id") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
     results_path = run_dir / results.FILENAME
     doc = _open_results(results_path, plan)
     for suite in (suites or {}).values():  # titles for the report, which reads results.json alone
@@ -112,6 +145,8 @@ def _load_data(plan: RunPlan, image_size: int, log) -> Dataset:
     data = data_cache.load(plan.source, image_size).limited(plan.profile.max_per_split)
     sizes = ", ".join(f"{name} {len(split)}" for name, split in data.splits.items())
     log(f"data: {plan.source.name} at {image_size}px ({sizes}) in {time.perf_counter() - t0:.1f}s")
+    for note in data.notes:
+        log(f"data: {note}")
     return data
 
 
@@ -132,10 +167,23 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
         bar.set_postfix_str(f"ep {epoch_row['epoch']}/{case.train.epochs} loss {epoch_row['train_loss']:.3f} "
                             f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}")
 
+    def attempt(case: Case, eval_batch_size: int) -> dict:
+        return train_case(case, data, plan.device, eval_batch_size=eval_batch_size,
+                          amp_dtype=environment.autocast_dtype(plan.device), on_batch=lambda: bar.update(1),
+                          on_epoch=on_epoch)
+
     try:
-        outcome = train_case(case, data, plan.device, eval_batch_size=plan.profile.eval_batch_size,
-                             amp_dtype=environment.autocast_dtype(plan.device), on_batch=lambda: bar.update(1),
-                             on_epoch=on_epoch)
+        try:
+            outcome = attempt(case, plan.profile.eval_batch_size)
+        except torch.cuda.OutOfMemoryError:
+            # One retry with half the batch; the result records that it was needed.
+            torch.cuda.empty_cache()
+            half = max(1, case.train.batch_size // 2)
+            row["retry"] = f"CUDA out of memory at batch size {case.train.batch_size}; retried with {half}"
+            bar.reset(total=case.train.epochs * -(-len(data.splits["train"]) // half))
+            case = dataclasses.replace(case, train=dataclasses.replace(case.train, batch_size=half))
+            row["config"] = case.config()
+            outcome = attempt(case, max(1, plan.profile.eval_batch_size // 2))
         row.update(outcome)
     except (KeyboardInterrupt, SystemExit):
         raise

@@ -22,6 +22,7 @@ from xraybench.data import synthetic
 CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+IGNORED_FILES = {"Thumbs.db", "desktop.ini"}  # operating-system droppings, not data
 VAL_FRACTION = 0.1
 
 
@@ -112,6 +113,7 @@ class FolderSource:
     """A folder in the Kermany layout: train/ val/ test/, each with NORMAL/ and PNEUMONIA/."""
 
     root: Path
+    skip_bad_images: bool = False  # default strict: an unreadable file is an error naming it
     kind: str = "folder"
 
     @property
@@ -141,9 +143,9 @@ class FolderSource:
         for label, cls in enumerate(CLASSES):
             if cls not in class_dirs:
                 raise DataError(f"{split_dir}: missing class folder {cls}/ (expected {' and '.join(CLASSES)})")
-            images = sorted(p for p in class_dirs[cls].iterdir()
-                            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-            if not images:
+            images = sorted(p for p in class_dirs[cls].iterdir() if p.is_file() and not p.name.startswith(".")
+                            and p.name not in IGNORED_FILES)
+            if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in images):
                 raise DataError(f"{class_dirs[cls]}: no images (.jpeg, .jpg or .png) in this class folder")
             entries += [(p, label) for p in images]
         return entries
@@ -154,17 +156,27 @@ class FolderSource:
             for path, label in entries:
                 st = path.stat()
                 h.update(f"{split}|{path.relative_to(self.root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        return f"folder-{self.root.name}-{h.hexdigest()[:16]}"
+        return f"folder-{self.root.name}-{h.hexdigest()[:16]}" + ("-skipbad" if self.skip_bad_images else "")
 
     def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
         files = self.files()
-        notes = []
+        notes, bad = [], []
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             splits = {}
             for split, entries in files.items():
-                images = list(pool.map(lambda e: _decode_image(e[0], image_size), entries))
-                splits[split] = Split(torch.from_numpy(np.stack(images)).unsqueeze(1),
-                                      torch.tensor([label for _, label in entries], dtype=torch.long))
+                decoded = list(pool.map(lambda e: _try_decode(e[0], image_size), entries))
+                bad += [(path, error) for (path, _), (_, error) in zip(entries, decoded) if error]
+                kept = [(image, label) for (_, label), (image, error) in zip(entries, decoded) if not error]
+                if not kept:
+                    raise DataError(f"{self.root / split}: no readable image in this split")
+                splits[split] = Split(torch.from_numpy(np.stack([image for image, _ in kept])).unsqueeze(1),
+                                      torch.tensor([label for _, label in kept], dtype=torch.long))
+        if bad and not self.skip_bad_images:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise DataError(f"{bad[0][0]}: {bad[0][1]}{more}; fix or remove it, or pass --skip-bad-images")
+        if bad:
+            notes.append(f"skipped {len(bad)} unreadable file(s): "
+                         + "; ".join(f"{path.relative_to(self.root)} ({error})" for path, error in bad))
         if "val" not in splits:
             splits["train"], splits["val"] = carve_validation(splits["train"])
             notes.append(f"no val/ folder: val carved from train ({VAL_FRACTION:.0%} per class, seeded)")
@@ -203,7 +215,7 @@ class NpzSource:
         return splits, []
 
 
-def open_source(data: str | os.PathLike | None, synthetic_sizes: tuple[int, int, int]):
+def open_source(data: str | os.PathLike | None, synthetic_sizes: tuple[int, int, int], skip_bad_images: bool = False):
     """The source a ``--data`` value names: nothing or "synthetic" → built-in, a folder, or a .npz."""
     if data is None or str(data) == "synthetic":
         return SyntheticSource(synthetic_sizes)
@@ -212,7 +224,7 @@ def open_source(data: str | os.PathLike | None, synthetic_sizes: tuple[int, int,
         raise DataError(f"{path}: no such file or folder; --data takes a Kermany-layout folder, a .npz file, "
                         f"or 'synthetic'")
     if path.is_dir():
-        return FolderSource(path.resolve())
+        return FolderSource(path.resolve(), skip_bad_images)
     if path.suffix.lower() == ".npz":
         return NpzSource(path.resolve())
     raise DataError(f"{path}: not a folder or a .npz file; --data takes a Kermany-layout folder "
@@ -246,20 +258,30 @@ def _child(root: Path, name: str) -> Path | None:
     return None
 
 
+def _try_decode(path: Path, size: int) -> tuple[np.ndarray | None, str | None]:
+    """(image, None), or (None, why it cannot be read)."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
+    if path.stat().st_size == 0:
+        return None, "empty file (0 bytes)"
+    try:
+        return _decode_image(path, size), None
+    except Exception as exc:
+        return None, f"cannot decode image ({type(exc).__name__}: {exc})"
+
+
 def _decode_image(path: Path, size: int) -> np.ndarray:
     """One image file → uint8 [size, size] grayscale, squashed to a square as the homework's Resize did."""
     from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            img.draft("L", (size, size))  # JPEG: decode at reduced scale, much faster for large images
-            if img.mode.startswith("I"):  # 16-bit or 32-bit integer grayscale: scale to 0–255
-                arr = np.asarray(img, dtype=np.float32)
-                img = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
-            gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(gray, dtype=np.uint8)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+    with Image.open(path) as img:
+        img.draft("L", (size, size))  # JPEG: decode at reduced scale, much faster for large images
+        img.load()  # a truncated file fails here, not later
+        if img.mode.startswith("I"):  # 16-bit or 32-bit integer grayscale: scale to 0–255
+            arr = np.asarray(img, dtype=np.float32)
+            img = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
+        gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(gray, dtype=np.uint8)
 
 
 def _npz_array(archive, path: Path, key: str) -> np.ndarray:
