@@ -118,3 +118,7 @@ def test_npz_missing_key_and_bad_labels(tmp_path):
     np.savez(bad, **arrays)
     with pytest.raises(DataError, match="other than 0 and 1"):
         NpzSource(bad).decode(8)
+    arrays["train_labels"] = np.array([[0], [1], [1]])  # 3 labels for 2 images
+    np.savez(bad, **arrays)
+    with pytest.raises(DataError, match="train_images has shape \\(2, 8, 8\\), expected"):
+        NpzSource(bad).decode(8)
