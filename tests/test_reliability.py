@@ -54,7 +54,9 @@ def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path):
     path = out / "quick-cpu-synthetic" / "results.json"
     proc = subprocess.Popen(cli("run", "hw3-b-mlp", "--seeds", "4", "--profile", "quick", "--device", "cpu",
                                 "--no-report", "--out", str(out)),
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A shell that starts jobs in the background (as CI may) ignores SIGINT in them.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline:
         if path.exists() and results.read(path)["cases"]:
@@ -100,6 +102,7 @@ def png_bytes(tmp_path) -> bytes:
     ("notes.txt", b"hello", "not an image file"),
 ])
 def test_bad_image_files(folder, tmp_path, capsys, name, content, words):
+    import weasyprint  # noqa: F401  it turns on PIL's LOAD_TRUNCATED_IMAGES globally; decoding must stay strict
     bad = folder / "train" / "NORMAL" / name
     bad.write_bytes(content if content is not None else png_bytes(tmp_path)[:2000])
     args = ["run", "hw3-b-mlp", *SMOKE, "--data", str(folder), "--out", str(tmp_path / "out")]

@@ -7,6 +7,7 @@ once per source and size; ``cache.load`` keeps the result on disk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -161,7 +162,7 @@ class FolderSource:
     def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
         files = self.files()
         notes, bad = [], []
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        with _strict_pil(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             splits = {}
             for split, entries in files.items():
                 decoded = list(pool.map(lambda e: _try_decode(e[0], image_size), entries))
@@ -256,6 +257,20 @@ def _child(root: Path, name: str) -> Path | None:
         if p.is_dir() and p.name.lower() == name:
             return p
     return None
+
+
+@contextlib.contextmanager
+def _strict_pil():
+    """Truncated files must fail to decode. PIL's switch is global and WeasyPrint turns it on
+    when imported, so it is turned off (and restored) around our decoding."""
+    from PIL import ImageFile
+
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def _try_decode(path: Path, size: int) -> tuple[np.ndarray | None, str | None]:
