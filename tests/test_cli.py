@@ -108,3 +108,8 @@ def test_run_directory_of_another_profile_is_not_mixed(tmp_path, capsys):
     assert main(["run", "hw3-b-mlp", "--profile", "quick", "--device", "cpu", "--out", str(tmp_path),
                  "--run-id", "mine"]) == 2
     assert "holds a run with profile smoke" in capsys.readouterr().err
+
+
+def test_progress_line_when_auc_is_undefined():
+    row = {"status": "ok", "metrics": {"test_acc": 1.0, "test_auc": None, "best_val_acc": 0.5, "wall_time_s": 1.0}}
+    assert "AUC n/a" in runner._one_line(row)

@@ -41,7 +41,6 @@ def test_sigkill_at_random_moments_never_corrupts_results(tmp_path):
         proc.wait()
         if path.exists():
             results.read(path)  # complete, valid JSON every time
-        assert not list(path.parent.glob(".results.json.*")) or True  # temp files may remain; never read
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-2000:]
     ids = [r["id"] for r in results.read(path)["cases"]]

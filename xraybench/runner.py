@@ -202,7 +202,8 @@ def _one_line(row: dict) -> str:
     if row["status"] != "ok":
         return f"{row['status'].upper()}: {row['reason']}"
     m = row["metrics"]
-    return (f"ok  test acc {m['test_acc']:.3f}  AUC {m['test_auc']:.3f}  best val acc {m['best_val_acc']:.3f}  "
+    auc = "n/a" if m["test_auc"] is None else f"{m['test_auc']:.3f}"  # undefined when the test split has one class
+    return (f"ok  test acc {m['test_acc']:.3f}  AUC {auc}  best val acc {m['best_val_acc']:.3f}  "
             f"{m['wall_time_s']:.1f}s")
 
 
