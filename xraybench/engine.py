@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from xraybench import optim, registry
+from xraybench import optim, registry, speedups
 from xraybench.cases import Case
 from xraybench.data import BatchLoader, Dataset
 from xraybench.data.batches import TensorLoader
@@ -103,11 +103,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     model = registry.create_model(case.model.name, in_channels=dspec.channels, image_size=dspec.image_size,
                                   num_outputs=objective.num_outputs, **case.model.options).to(device)
     loss_fn = objective.make_loss()
-    # Convolutions run faster on channels-last tensors (measured on the CPU: 1.2–1.6× per
-    # training step for the HW3 CNNs and EfficientNet-Lite0; cuDNN prefers them too).
-    channels_last = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, channels_last = speedups.prepare(model)
     # Pretrained backbones bring the normalisation of their weights.
     mean, std = getattr(model, "normalization", (dspec.mean, dspec.std))
     batches = dict(device=device, channels=dspec.channels, mean=mean, std=std, channels_last=channels_last)

@@ -168,9 +168,10 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
                             f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}")
 
     def attempt(case: Case, eval_batch_size: int) -> dict:
-        return train_case(case, data, plan.device, eval_batch_size=eval_batch_size,
-                          amp_dtype=environment.autocast_dtype(plan.device), on_batch=lambda: bar.update(1),
-                          on_epoch=on_epoch)
+        with environment.keep_freed_memory():
+            return train_case(case, data, plan.device, eval_batch_size=eval_batch_size,
+                              amp_dtype=environment.autocast_dtype(plan.device), on_batch=lambda: bar.update(1),
+                              on_epoch=on_epoch)
 
     try:
         try:

@@ -1,0 +1,49 @@
+"""The speed benchmark compares like with like: the reference loop sees the same images in
+the same order as xraybench, and the scripts run end to end on a small folder."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from xraybench.data import BatchLoader, cache
+from xraybench.data.sources import FolderSource
+from xraybench.objectives import OBJECTIVES
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+from reference_loop import ReferenceLoop  # noqa: E402
+from speed_vs_reference import write_folder  # noqa: E402
+
+
+def test_reference_loop_batches_match_xraybench(tmp_path):
+    root = tmp_path / "xrays"
+    write_folder(root, (320, 250), (70, 10, 10))
+    data = cache.load(FolderSource(root), 32, root=tmp_path / "cache")
+    reference = ReferenceLoop(nn.Linear(2, 2), root, OBJECTIVES["bce"], image_size=32, channels=1, mean=0.5, std=0.5,
+                              seed=3)
+    ours = BatchLoader(data.splits["train"], 32, device=torch.device("cpu"), shuffle=True, seed=3)
+    for _ in range(2):  # every epoch, not only the first
+        ref_batches, our_batches = list(reference.loaders["train"]), list(ours)
+        assert [len(y) for _, y in ref_batches] == [32, 32, 6]
+        for (x_ref, y_ref), (x_ours, y_ours) in zip(ref_batches, our_batches):
+            assert torch.equal(y_ref, y_ours)
+            # Same pixels up to the cache's reduced-scale JPEG decode (normalised units: 2/255 a grey level).
+            diff = (x_ref - x_ours).abs()
+            assert diff.max() < 16 * 2 / 255 and diff.mean() < 2 * 2 / 255
+
+
+def test_speed_vs_reference_prints_ratio_and_accuracies(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "speed_vs_reference.py"), "--size", "32", "--epochs", "2",
+         "--splits", "64", "32", "32", "--source", "160x125", "--cases", "hw3-b-mlp"],
+        capture_output=True, text=True, timeout=300, check=True).stdout
+    row = next(line for line in out.splitlines() if line.startswith("hw3-b-mlp"))
+    ref_s, ours_s, ratio = re.search(r"hw3-b-mlp\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)×", row).groups()
+    ref_s, ours_s, ratio = float(ref_s), float(ours_s), float(ratio)
+    assert ref_s > 0 and ours_s > 0  # printed to 0.01 s: the ratio lies between the rounding bounds
+    assert (ref_s - 0.005) / (ours_s + 0.005) - 0.05 <= ratio <= (ref_s + 0.005) / max(ours_s - 0.005, 1e-9) + 0.05
+    assert "32×32 px input; folder of 128 grayscale JPEGs at 160×125" in out

@@ -1,0 +1,49 @@
+"""Rewrites that make a model train faster without changing what it computes.
+
+Each one was measured (benchmarks/speed_vs_reference.py, README "Performance") and is kept
+because it helps; none changes a parameter, an output or a gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def uses_convolutions(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def pool_before_relu(model: nn.Module) -> int:
+    """Swap each ``ReLU → MaxPool2d`` pair inside an ``nn.Sequential`` to ``MaxPool2d → ReLU``.
+
+    ReLU is monotonic, so max-pooling commutes with it: outputs and gradients are identical,
+    but ReLU and its backward then touch a quarter of the elements (the seed's CNN spends a
+    quarter of a training step in them at 64 px). Returns the number of pairs swapped.
+    """
+    swapped = 0
+    for seq in (m for m in model.modules() if isinstance(m, nn.Sequential)):
+        names = list(seq._modules)
+        i = 0
+        while i < len(names) - 1:
+            a, b = seq._modules[names[i]], seq._modules[names[i + 1]]
+            if type(a) is nn.ReLU and type(b) is nn.MaxPool2d:
+                seq._modules[names[i]], seq._modules[names[i + 1]] = b, a
+                swapped += 1
+                i += 2
+            else:
+                i += 1
+    return swapped
+
+
+def prepare(model: nn.Module) -> tuple[nn.Module, bool]:
+    """The model, rewritten for speed in place; and whether its inputs should be channels-last.
+
+    Convolutions run faster on channels-last tensors (measured on the CPU: 1.2–1.6× per
+    training step for the HW3 CNNs and EfficientNet-Lite0; cuDNN prefers them too).
+    """
+    pool_before_relu(model)
+    channels_last = uses_convolutions(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, channels_last
