@@ -84,25 +84,24 @@ class ReferenceLoop:
             loss = self.loss_fn(self.model(images), self.objective.target(labels))
             loss.backward()
             self.optimizer.step()
-        self.model.eval()
-        total_loss = correct = 0.0
-        with torch.no_grad():
-            for images, labels in self.loaders["val"]:
-                logits = self.model(images)
-                total_loss += self.loss_fn(logits, self.objective.target(labels)).item() * len(labels)
-                correct += ((self.objective.pneumonia_prob(logits) >= 0.5).long() == labels).sum().item()
+        val_acc, val_loss = self._evaluate("val")
         if self.scheduler is not None:
             self.scheduler.step()
-        n = len(self.loaders["val"].dataset)
-        return correct / n, -total_loss / n
+        return val_acc, -val_loss
 
     @torch.no_grad()
+    def _evaluate(self, split: str) -> tuple[float, float]:
+        """(accuracy, mean loss) of the current weights on one split."""
+        self.model.eval()
+        total_loss = correct = 0.0
+        for images, labels in self.loaders[split]:
+            logits = self.model(images)
+            total_loss += self.loss_fn(logits, self.objective.target(labels)).item() * len(labels)
+            correct += ((self.objective.pneumonia_prob(logits) >= 0.5).long() == labels).sum().item()
+        n = len(self.loaders[split].dataset)
+        return correct / n, total_loss / n
+
     def test_accuracy(self) -> float:
         """Accuracy of the best-on-validation weights on the test split."""
         self.model.load_state_dict(self.best[1])
-        self.model.eval()
-        correct = total = 0
-        for images, labels in self.loaders["test"]:
-            correct += ((self.objective.pneumonia_prob(self.model(images)) >= 0.5).long() == labels).sum().item()
-            total += len(labels)
-        return correct / total
+        return self._evaluate("test")[0]

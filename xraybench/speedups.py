@@ -18,8 +18,9 @@ def pool_before_relu(model: nn.Module) -> int:
     """Swap each ``ReLU → MaxPool2d`` pair inside an ``nn.Sequential`` to ``MaxPool2d → ReLU``.
 
     ReLU is monotonic, so max-pooling commutes with it: outputs and gradients are identical,
-    but ReLU and its backward then touch a quarter of the elements (the seed's CNN spends a
-    quarter of a training step in them at 64 px). Returns the number of pairs swapped.
+    but ReLU and its backward then touch a quarter of the elements (at 64 px the seed's CNN
+    spends about a seventh of a training step in them; measured 1.1–1.25× per step).
+    Returns the number of pairs swapped.
     """
     swapped = 0
     for seq in (m for m in model.modules() if isinstance(m, nn.Sequential)):
