@@ -9,6 +9,10 @@ evaluated once at the end. The seeds tested their last weights; here, as in xray
 best-on-validation weights are tested, so that an accuracy difference between the two
 measures the pipelines, not the selection rule.
 
+``fused_adam=True`` changes nothing but the optimizer's rounding (one fused kernel instead of
+PyTorch's per-tensor Adam, the same formula): the benchmark's ``--noise-floor`` run, which
+shows how far the loop's own test accuracy moves when only float rounding changes.
+
 ``ReferenceLoop.train_epoch()`` runs one epoch at a time, so that the benchmark can
 alternate epochs with xraybench's and a slow minute on a shared machine hits both. The
 loop keeps its own random stream (dropout), started from the global state at construction:
@@ -46,7 +50,7 @@ class Shuffled(Sampler):
 class ReferenceLoop:
     def __init__(self, model: nn.Module, root: Path, objective: Objective, *, image_size: int, channels: int,
                  mean, std, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
-                 scheduler: Callable[[torch.optim.Optimizer], object] | None = None):
+                 scheduler: Callable[[torch.optim.Optimizer], object] | None = None, fused_adam: bool = False):
         self.model, self.objective, self.loss_fn = model, objective, objective.make_loss()
         channel_stats = (lambda v: list(v) if isinstance(v, (tuple, list)) else [v] * channels)
         tf = transforms.Compose([transforms.Grayscale(num_output_channels=channels),
@@ -60,7 +64,7 @@ class ReferenceLoop:
                                           generator=torch.Generator())
                         for split, folder in folders.items()}
         trainable = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
+        self.optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay, fused=fused_adam or None)
         self.scheduler = scheduler(self.optimizer) if scheduler else None
         self.rng_state = torch.get_rng_state()
         self.best: tuple[tuple[float, float], dict] | None = None  # ((val acc, -val loss), weights)

@@ -1,7 +1,7 @@
 """xraybench vs the homework's loop, on the same Kermany-layout folder, case, seed and epochs.
 
     python benchmarks/speed_vs_reference.py [--size 64] [--epochs N] [--cases ID ...] [--seeds 1]
-                                            [--source 1280x996] [--splits 1200 300 400]
+                                            [--source 1280x996] [--splits 1200 300 400] [--noise-floor]
 
 The folder is written from the built-in synthetic radiographs as grayscale JPEGs of
 --source pixels (default: the median size of the real Kermany images in tests/fixtures and
@@ -14,6 +14,10 @@ both. Seconds per epoch include the validation pass; a frozen backbone's one-tim
 pass is spread over the epochs. Test accuracy: the best-on-validation weights, for both
 (see benchmarks/reference_loop.py). Both see the images in the same order (same seed,
 same file order, the same randperm stream) and draw dropout from equally seeded streams.
+
+--noise-floor also trains the reference a second time with only Adam's rounding changed
+(its fused kernel) and prints how far that moves the reference's own test accuracy: the
+smallest accuracy difference that means anything for a case.
 """
 
 from __future__ import annotations
@@ -64,42 +68,65 @@ def write_folder(root: Path, source: tuple[int, int], sizes: tuple[int, int, int
             big.save(folder / f"{split}-{i:05d}.jpeg", quality=90)
 
 
-def one_seed(case: Case, root: Path, data, size: int) -> tuple[float, float, float, float]:
-    """Train ``case`` with both loops, epochs alternating.
+@dataclasses.dataclass
+class SeedRun:
+    reference_s: float  # seconds per epoch
+    ours_s: float
+    reference_acc: float  # test accuracy of the best-on-validation weights
+    ours_acc: float
+    twin_acc: float | None  # the reference loop with fused Adam (--noise-floor)
 
-    Returns (reference s/epoch, xraybench s/epoch, reference test acc, xraybench test acc).
-    """
+
+def reference_loop(case: Case, root: Path, size: int, *, fused_adam: bool = False) -> ReferenceLoop:
+    """The homework's loop for ``case``, starting from the same weights as train_case's model."""
     tr, objective = case.train, OBJECTIVES[case.train.loss]
-    torch.manual_seed(tr.seed)  # the same initial weights as train_case's model
+    torch.manual_seed(tr.seed)
     model = create_model(case.model.name, in_channels=case.data.channels, image_size=size,
                          num_outputs=objective.num_outputs, **case.model.options)
     mean, std = getattr(model, "normalization", (case.data.mean, case.data.std))
-    reference = ReferenceLoop(
+    return ReferenceLoop(
         model, root, objective, image_size=size, channels=case.data.channels, mean=mean, std=std,
-        batch_size=tr.batch_size, lr=tr.lr, weight_decay=tr.weight_decay, seed=tr.seed,
+        batch_size=tr.batch_size, lr=tr.lr, weight_decay=tr.weight_decay, seed=tr.seed, fused_adam=fused_adam,
         scheduler=lambda opt: optim.build_scheduler(tr.scheduler, opt, epochs=tr.epochs,
                                                     options=tr.scheduler_options))
+
+
+def one_seed(case: Case, root: Path, data, size: int, noise_floor: bool) -> SeedRun:
+    """Train ``case`` with both loops (and the reference's fused-Adam twin), epochs alternating."""
+    reference = reference_loop(case, root, size)
+    twin = reference_loop(case, root, size, fused_adam=True) if noise_floor else None
     reference_epochs: list[float] = []
+
+    def on_epoch(row: dict) -> None:
+        reference_epochs.append(reference.train_epoch())
+        if twin is not None:
+            twin.train_epoch()
+
     with keep_freed_memory():  # as `xraybench run` trains; the reference's epochs run inside it and gain too
-        ours = train_case(case, data, torch.device("cpu"),
-                          on_epoch=lambda row: reference_epochs.append(reference.train_epoch()))
+        ours = train_case(case, data, torch.device("cpu"), on_epoch=on_epoch)
     m = ours["metrics"]
-    ours_s = statistics.mean(r["epoch_time_s"] for r in ours["history"]) + (m["feature_pass_s"] or 0.0) / tr.epochs
-    return statistics.mean(reference_epochs), ours_s, reference.test_accuracy(), m["test_acc"]
+    ours_s = statistics.mean(r["epoch_time_s"] for r in ours["history"]) + (m["feature_pass_s"] or 0.0) / case.train.epochs
+    return SeedRun(statistics.mean(reference_epochs), ours_s, reference.test_accuracy(), m["test_acc"],
+                   twin.test_accuracy() if twin is not None else None)
 
 
-def compare(case: Case, root: Path, data, size: int, seeds: int) -> list:
-    """One table row: mean seconds per epoch and test accuracy (± sd over seeds) of both loops."""
+def spread(values: list[float], fmt: str) -> str:
+    """A value, or mean ± sd over seeds."""
+    text = format(statistics.mean(values), fmt)
+    return text + (f" ± {statistics.stdev(values):{fmt.lstrip('+')}}" if len(values) > 1 else "")
+
+
+def compare(case: Case, root: Path, data, size: int, seeds: int, noise_floor: bool) -> list:
+    """One table row: seconds per epoch, test accuracies and their differences in points (± sd over seeds)."""
     runs = [one_seed(dataclasses.replace(case, train=dataclasses.replace(case.train, seed=case.train.seed + k)),
-                     root, data, size) for k in range(seeds)]
-    ref_s, ours_s, ref_acc, ours_acc = (statistics.mean(column) for column in zip(*runs))
-
-    def acc(column: int) -> str:
-        values = [run[column] for run in runs]
-        return f"{statistics.mean(values):.3f}" + (f" ± {statistics.stdev(values):.3f}" if seeds > 1 else "")
-
-    return [case.id, f"{ref_s:.2f}", f"{ours_s:.2f}", f"{ref_s / ours_s:.1f}×", f"≥ {target(case, size):.0f}×",
-            acc(2), acc(3), f"{100 * (ours_acc - ref_acc):+.1f}"]
+                     root, data, size, noise_floor) for k in range(seeds)]
+    ref_s, ours_s = (statistics.mean(r.reference_s for r in runs), statistics.mean(r.ours_s for r in runs))
+    row = [case.id, f"{ref_s:.2f}", f"{ours_s:.2f}", f"{ref_s / ours_s:.1f}×", f"≥ {target(case, size):.0f}×",
+           spread([r.reference_acc for r in runs], ".3f"), spread([r.ours_acc for r in runs], ".3f"),
+           spread([100 * (r.ours_acc - r.reference_acc) for r in runs], "+.1f")]
+    if noise_floor:
+        row.append(spread([100 * (r.twin_acc - r.reference_acc) for r in runs], "+.1f"))
+    return row
 
 
 def main() -> None:
@@ -109,6 +136,8 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, metavar="ID")
     parser.add_argument("--source", default="1280x996", help="pixel size WxH of the JPEGs in the folder")
     parser.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1: mean ± sd of accuracy")
+    parser.add_argument("--noise-floor", action="store_true",
+                        help="also train the reference with fused Adam (rounding only) and print its accuracy change")
     parser.add_argument("--splits", nargs=3, type=int, default=(1200, 300, 400), metavar=("TRAIN", "VAL", "TEST"))
     args = parser.parse_args()
     source = tuple(int(v) for v in args.source.lower().split("x"))
@@ -131,14 +160,18 @@ def main() -> None:
             case = dataclasses.replace(
                 case, data=dataclasses.replace(case.data, image_size=args.size),
                 train=dataclasses.replace(case.train, epochs=args.epochs or case.train.epochs))
-            rows.append(compare(case, root, data, args.size, args.seeds))
+            rows.append(compare(case, root, data, args.size, args.seeds, args.noise_floor))
             print(f"  done: {case_id}", file=sys.stderr)
     print(f"{args.size}×{args.size} px input; folder of {sum(args.splits)} grayscale JPEGs at {source[0]}×{source[1]} "
           f"(written in {written:.0f} s); batch 32 for both; "
           f"{args.seeds} seed(s); CPU, {torch.get_num_threads()} threads")
     print(f"xraybench's one-time decode into its cache: {decoded:.1f} s (reused by every later case and run)")
-    print(tabulate(rows, headers=["case", "reference s/epoch", "xraybench s/epoch", "speed-up", "target",
-                                  "reference test acc", "xraybench test acc", "Δ pp"]))
+    headers = ["case", "reference s/epoch", "xraybench s/epoch", "speed-up", "target",
+               "reference test acc", "xraybench test acc", "Δ pp"]
+    print(tabulate(rows, headers=headers + (["rounding-only Δ pp"] if args.noise_floor else [])))
+    if args.noise_floor:
+        print("rounding-only Δ: the reference loop against itself with Adam's fused kernel (the same formula), "
+              "i.e. how far its test accuracy moves when nothing but float rounding changes")
 
 
 if __name__ == "__main__":

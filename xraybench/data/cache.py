@@ -19,7 +19,7 @@ import torch
 
 from xraybench.data.sources import SPLITS, Dataset, Split
 
-FORMAT = 1
+FORMAT = 2  # 2: full-scale JPEG decode (1 used a reduced-scale draft)
 
 
 def cache_dir() -> Path:
