@@ -168,7 +168,8 @@ def main() -> None:
     print(f"xraybench's one-time decode into its cache: {decoded:.1f} s (reused by every later case and run)")
     headers = ["case", "reference s/epoch", "xraybench s/epoch", "speed-up", "target",
                "reference test acc", "xraybench test acc", "Δ pp"]
-    print(tabulate(rows, headers=headers + (["rounding-only Δ pp"] if args.noise_floor else [])))
+    headers += ["rounding-only Δ pp"] if args.noise_floor else []
+    print(tabulate(rows, headers=headers, disable_numparse=True))  # keep "+1.0" as printed, not "1"
     if args.noise_floor:
         print("rounding-only Δ: the reference loop against itself with Adam's fused kernel (the same formula), "
               "i.e. how far its test accuracy moves when nothing but float rounding changes")

@@ -67,3 +67,4 @@ def test_speed_vs_reference_prints_ratio_and_accuracies(tmp_path):
     assert "2 seed(s)" in out and "rounding-only Δ pp" in out
     # Accuracies and both differences as mean ± sd over the two seeds.
     assert len(re.findall(r"[+-]?\d+\.\d+ ± \d+\.\d+", row)) == 4, row
+    assert len(re.findall(r"[+-]\d+\.\d ± \d+\.\d", row)) == 2, row  # differences in points, signed
