@@ -105,7 +105,8 @@ def one_seed(case: Case, root: Path, data, size: int, noise_floor: bool) -> Seed
     with keep_freed_memory():  # as `xraybench run` trains; the reference's epochs run inside it and gain too
         ours = train_case(case, data, torch.device("cpu"), on_epoch=on_epoch)
     m = ours["metrics"]
-    ours_s = statistics.mean(r["epoch_time_s"] for r in ours["history"]) + (m["feature_pass_s"] or 0.0) / case.train.epochs
+    feature_pass_per_epoch = (m["feature_pass_s"] or 0.0) / case.train.epochs  # frozen backbones only
+    ours_s = statistics.mean(r["epoch_time_s"] for r in ours["history"]) + feature_pass_per_epoch
     return SeedRun(statistics.mean(reference_epochs), ours_s, reference.test_accuracy(), m["test_acc"],
                    twin.test_accuracy() if twin is not None else None)
 
