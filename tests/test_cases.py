@@ -81,6 +81,8 @@ def test_duplicate_id_names_both_files(write_cases):
     ('[case.data]\naugment = ["hflp"]\n', "data.augment[0]", "did you mean 'hflip'"),
     ('task = "Z"\n', "task", "unknown task"),
     ('compare = ["hw3-nope"]\n', "compare", "unknown case id"),
+    ("seeds = { quik = 1 }\n", "seeds.quik", "did you mean 'quick'"),
+    ("seeds = { quick = 0 }\n", "seeds.quick", "at least 1"),
 ])
 def test_value_errors(write_cases, body, field, words):
     text = one_case(body)

@@ -143,3 +143,116 @@ def test_make_baseline_keeps_only_checked_metrics():
                                                     "best_val_acc", "test_loss", "wall_time_s", "s_per_epoch",
                                                     "peak_memory_mb"}
     assert compare(doc, baseline)[0].status == "within tolerance"
+
+
+# ------------------------------------------------------------------ statistics in the check
+
+
+def _set_acc(doc, values):
+    for row, value in zip(doc["cases"], values):
+        row["metrics"]["test_acc"] = value
+    return doc
+
+
+def _metric(verdicts, name="test_acc"):
+    return next(m for m in verdicts[0].metrics if m.metric == name)
+
+
+def test_beyond_tolerance_but_inside_the_seed_noise_is_not_a_regression():
+    from test_comparisons import doc_with
+    base = make_baseline(_set_acc(doc_with({"a": [0.87, 0.84, 0.89]}), [0.87, 0.84, 0.89]), "b")
+    run = _set_acc(doc_with({"a": [0.85, 0.86, 0.80]}), [0.85, 0.86, 0.80])
+    verdicts = compare(run, base)
+    m = _metric(verdicts)
+    # Two quality metrics here (test and validation accuracy): each held to 0.05 / 2, which Mann–Whitney
+    # cannot reach with 3 seeds a side (its smallest p is 0.05), so Welch's t over the seeds decides.
+    assert m.change == "-3.0 pp" and m.status == "not significant" and m.test == "Welch's t over seeds (3 / 3)"
+    assert m.p_value > 0.05 and verdicts[0].status != "worse"
+    run = _set_acc(doc_with({"a": [0.78, 0.79, 0.80]}), [0.78, 0.79, 0.80])
+    m = _metric(compare(run, base))
+    assert m.status == "worse" and m.p_value < 0.025
+
+
+def test_enough_seeds_for_mann_whitney():
+    from test_comparisons import doc_with
+    base_values, run_values = [0.90, 0.88, 0.91, 0.89, 0.92], [0.85, 0.84, 0.86, 0.83, 0.87]
+    base = make_baseline(_set_acc(doc_with({"a": base_values}), base_values), "b")
+    m = _metric(compare(_set_acc(doc_with({"a": run_values}), run_values), base))
+    assert m.test == "Mann–Whitney over seeds" and m.status == "worse" and m.p_value == pytest.approx(1 / 252)
+    mixed = [0.91, 0.86, 0.90, 0.84, 0.88]
+    m = _metric(compare(_set_acc(doc_with({"a": mixed}), mixed), base))
+    assert m.status in ("within tolerance", "not significant")
+
+
+def test_one_seed_baseline_falls_back_to_the_paired_test_on_predictions():
+    from test_comparisons import doc_with
+    base = make_baseline(doc_with({"a": [0.92]}), "b")
+    worse = compare(doc_with({"a": [0.80, 0.79, 0.81]}), base)
+    m = _metric(worse)
+    assert worse[0].seeds == "1 / 3" and m.test == "sign test on per-image correctness (1 seed a side)"
+    assert m.status == "worse" and m.p_value < 1e-3 and worse[0].churn > 0.05
+    auc = _metric(worse, "test_auc") if any(x.metric == "test_auc" for x in worse[0].metrics) else None
+    assert auc is None  # the synthetic rows carry no AUC metric: nothing to compare
+    same = compare(doc_with({"a": [0.92]}), base)
+    assert same[0].status == "within tolerance" and same[0].churn == 0.0
+
+
+def test_old_baseline_without_predictions_compares_on_the_tolerance_and_says_so():
+    from test_comparisons import doc_with
+    old = make_baseline(doc_with({"a": [0.92]}), "b")
+    for case in old["cases"]:
+        del case["predictions"]
+    old["schema_version"] = 1
+    verdicts = compare(doc_with({"a": [0.80]}), old)
+    m = _metric(verdicts)
+    assert m.status == "worse" and m.p_value is None and "tolerance only" in m.test
+    assert "no per-image predictions" in verdicts[0].note and verdicts[0].churn is None
+
+
+def test_schema_1_baseline_file_still_checks(tmp_path, capsys):
+    """The smoke baseline as stored before seeds and predictions: hashes with the seed in, one seed."""
+    out = tmp_path / "reports"
+    assert main(["run", "hw3-a-cnn", "--profile", "smoke", "--device", "cpu", "--no-report", "--out", str(out),
+                 "--seeds", "3"]) == 0
+    capsys.readouterr()
+    code, result = check(out / "smoke-cpu-synthetic", FIXTURES / "baseline-schema1-smoke.json", capsys=capsys)
+    assert code == 1  # the other cases of that baseline are missing from this run
+    cnn = next(c for c in result["cases"] if c["id"] == "hw3-a-cnn")
+    assert cnn["seeds"] == "1 / 3" and cnn["status"] in ("within tolerance", "better")  # matched, not "not comparable"
+    assert {m["metric"] for m in cnn["metrics"]} >= {"test_acc", "test_auc"}
+
+
+def test_a_schema_1_run_checks_against_a_new_baseline(run_dir, tmp_path, capsys):
+    from xraybench import results
+    doc = json.loads((run_dir / "results.json").read_text())
+    baseline = make_baseline(doc, "new")
+    for case in baseline["cases"]:  # as a schema-2 baseline hashes: without the seed
+        config = copy.deepcopy(next(r for r in doc["cases"] if r["id"] == case["id"])["config"])
+        config["train"].pop("seed")
+        case["hash"] = results.config_hash(config)
+    verdicts = compare(doc, baseline)
+    assert {v.status for v in verdicts} == {"within tolerance"}
+
+
+def test_same_model_with_more_seeds_than_the_baseline_is_not_worse():
+    """Pooling 3 seeds against 1 would make per-image scores smoother on one side: seeds are matched instead."""
+    from test_comparisons import doc_with
+    base = make_baseline(doc_with({"a": [0.85]}), "b")
+    verdicts = compare(doc_with({"a": [0.85, 0.70, 0.72]}), base)  # seed 0 identical; the others much worse
+    m = _metric(verdicts)
+    assert m.test == "sign test on per-image correctness (1 seed a side)"
+    assert m.status == "not significant" and m.p_value == 1.0 and verdicts[0].churn == 0.0
+
+
+def test_a_case_failing_in_both_is_not_a_new_regression(run_dir, baseline_file, capsys):
+    for path in (run_dir / "results.json", baseline_file):
+        doc = json.loads(path.read_text())
+        doc["cases"][0].update(status="failed", reason="Diverged: diverged at epoch 1")
+        path.write_text(json.dumps(doc))
+    code, result = check(run_dir, baseline_file, capsys=capsys)
+    assert statuses(result)[doc["cases"][0]["id"]] == "still failing" and code == 0
+
+
+def test_check_prints_churn(run_dir, baseline_file, capsys):
+    main(["check", str(run_dir), "--baseline", str(baseline_file)])
+    assert "churn" in capsys.readouterr().out

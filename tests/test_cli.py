@@ -28,7 +28,7 @@ def test_run_writes_results_and_resumes(tmp_path, capsys, monkeypatch):
     assert str(out / "smoke-cpu-synthetic" / "report.pdf") in printed
     assert (out / "smoke-cpu-synthetic" / "report.pdf").read_bytes().startswith(b"%PDF")
     doc = results_of(out, "smoke-cpu-synthetic")
-    assert doc["schema_version"] == 1 and doc["profile"] == "smoke"
+    assert doc["schema_version"] == 2 and doc["profile"] == "smoke"
     assert {"machine_info", "software", "commit_info", "datetime"} <= set(doc)
     assert doc["software"]["torch"] and doc["software"]["device"] == "cpu"
     assert doc["data"]["splits"]["train"] == {"images": 192, "normal": doc["data"]["splits"]["train"]["normal"],
@@ -83,11 +83,36 @@ def test_run_on_real_images(tmp_path, data, run_id):
     assert test_split["images"] == sum(doc["cases"][0]["metrics"]["test_confusion"].values())
 
 
-def test_seeds_run_each_case_per_seed(tmp_path):
-    assert main(["run", "hw3-b-mlp", *SMOKE, "--seeds", "2", "--out", str(tmp_path)]) == 0
-    rows = results_of(tmp_path, "smoke-cpu-synthetic")["cases"]
-    assert [(r["id"], r["seed"]) for r in rows] == [("hw3-b-mlp", 0), ("hw3-b-mlp", 1)]
-    assert rows[0]["hash"] != rows[1]["hash"]
+def test_seeds_run_each_case_per_seed_with_predictions_and_intervals(tmp_path):
+    """The acceptance command: per-image test probabilities, test-accuracy intervals, mean ± sd in the PDF."""
+    assert main(["run", "hw3-a*", "--profile", "smoke", "--device", "cpu", "--seeds", "3", "--out", str(tmp_path)]) == 0
+    doc = results_of(tmp_path, "smoke-cpu-synthetic")
+    rows = doc["cases"]
+    assert [(r["id"], r["seed"]) for r in rows] == [(c, s) for c in ("hw3-a-cnn", "hw3-a-cnn-dropout") for s in range(3)]
+    assert rows[0]["hash"] == rows[1]["hash"] and rows[0]["config"]["train"]["seed"] == 0  # seeds share the hash
+    images = doc["data"]["images"]
+    assert len(images["test"]["ids"]) == 64 == len(rows[0]["predictions"]["test"]) and images["test"]["ids"][0] == "test/0"
+    assert len(rows[0]["predictions"]["val"]) == len(images["val"]["labels"]) == 64
+    assert all(p == round(p, 4) and 0 <= p <= 1 for p in rows[0]["predictions"]["test"])
+    low, high = rows[0]["metrics"]["test_intervals"]["acc"]
+    assert low < rows[0]["metrics"]["test_acc"] < high
+    assert set(rows[0]["metrics"]["test_intervals"]) == {"acc", "sensitivity", "specificity", "auc", "f1"}
+    from pypdf import PdfReader
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(tmp_path / "smoke-cpu-synthetic" / "report.pdf").pages).split())
+    for words in ("Results: test set", "95% interval", "majority class (always PNEUMONIA)", "Resolution:",
+                  "Paired comparisons on the test images", "hw3-a-cnn-dropout vs hw3-a-cnn", " ± ",
+                  "per-seed test metrics with 95% intervals"):
+        assert words in text, words
+
+
+def test_profile_seeds_and_a_cases_own_count(tmp_path, capsys):
+    from xraybench.cases import PROFILES, load_cases
+    cases = {c.id: c for c in load_cases()[0]}
+    assert [PROFILES[p].seeds for p in ("smoke", "quick", "full")] == [1, 3, 5]
+    assert cases["hw3-a-cnn"].seed_count(PROFILES["quick"]) == 3
+    assert cases["hw4-b-efficientnet-lite0"].seed_count(PROFILES["quick"]) == 1  # fine-tuning on a CPU: one
+    assert cases["hw4-c-efficientnet-lite0"].seed_count(PROFILES["quick"]) == 3
+    assert cases["hw4-b-efficientnet-lite0"].seed_count(PROFILES["full"]) == 5
 
 
 @pytest.mark.parametrize("args, words", [

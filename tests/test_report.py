@@ -6,9 +6,9 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import FIXTURES
-from xraybench import report
+from xraybench import report, stats
 from xraybench.cli import main
-from xraybench.findings import pct
+from xraybench.formatting import pct
 
 FIXTURE = FIXTURES / "results-hw3-smoke.json"
 
@@ -127,3 +127,16 @@ def test_hw4_sections_from_a_run_with_skipped_backbones(tmp_path):
     assert "weights for resnet18 are missing" in flat
     lite0 = {r["mode"]: r for r in doc["cases"] if r.get("config", {}).get("model", {}).get("name") == "efficientnet_lite0"}
     assert f"{pct(lite0['finetune']['metrics']['test_acc'])} / {pct(lite0['frozen']['metrics']['test_acc'])}" in flat
+
+
+def test_schema_1_results_still_render_without_claiming_a_winner(rendered, fixture_doc):
+    """Results written before seeds and per-image predictions: intervals from the confusion matrix,
+    comparisons said to be untested rather than decided on point estimates."""
+    _, _, text = rendered
+    flat = " ".join(text.split())
+    assert fixture_doc["schema_version"] == 1 and "predictions" not in fixture_doc["cases"][0]
+    assert "hw3-a-cnn-dropout vs hw3-a-cnn: not tested (these results hold no per-image predictions)" in flat
+    assert "reached the highest test accuracy" not in flat and "majority class (always PNEUMONIA)" in flat
+    c = fixture_doc["cases"][0]["metrics"]["test_confusion"]
+    low, high = stats.wilson(c["tn"] + c["tp"], sum(c.values()))
+    assert f"[{100 * low:.1f}, {100 * high:.1f}]" in flat  # Wilson, from the confusion matrix

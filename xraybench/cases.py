@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-import hashlib
-import json
 import tomllib
 import types
 import typing
@@ -22,6 +20,7 @@ from pathlib import Path
 from xraybench import optim, registry
 from xraybench.check import Tolerance
 from xraybench.objectives import OBJECTIVES
+from xraybench.results import config_hash
 
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "cases"
 AUGMENTATIONS = ("hflip", "brightness")
@@ -77,6 +76,7 @@ class Case:
     tolerances: dict = field(default_factory=dict)  # for xraybench check, e.g. {"test_acc": "-5pp"}
     sweep: str = ""  # for a case expanded from a grid: the declared case's id
     sweep_params: dict = field(default_factory=dict)  # and its point in the grid, e.g. {"train.lr": 1e-4}
+    seeds: dict = field(default_factory=dict)  # seeds per profile where not the profile's own, e.g. {"quick": 1}
     source: str = ""  # the file it was declared in; not part of the configuration
 
     def config(self) -> dict:
@@ -86,7 +86,14 @@ class Case:
 
     @property
     def config_hash(self) -> str:
-        return config_hash(self.config())
+        """The configuration's hash without the seed: every seed of a case shares it (rows are matched
+        by id and seed), and a baseline's seeds compare with a run's other seeds."""
+        config = self.config()
+        config["train"] = {k: v for k, v in config["train"].items() if k != "seed"}
+        return config_hash(config)
+
+    def seed_count(self, profile: "Profile") -> int:
+        return int(self.seeds.get(profile.name, profile.seeds))
 
     @property
     def mode(self) -> str:
@@ -115,23 +122,18 @@ class Profile:
     epochs: int | None  # cap on epochs; None keeps the case's
     synthetic_sizes: tuple[int, int, int]  # train, val, test images of the built-in data
     max_per_split: int | None  # cap on images per split of any source; None uses all
+    seeds: int = 1  # seeds per case (a case may declare fewer or more; --seeds overrides both)
     eval_batch_size: int = 256
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "seconds per case, for tests", image_size=32, epochs=2,
-                     synthetic_sizes=(192, 64, 64), max_per_split=256),
+                     synthetic_sizes=(192, 64, 64), max_per_split=256, seeds=1),
     "quick": Profile("quick", "minutes on a CPU", image_size=64, epochs=15,
-                     synthetic_sizes=(1200, 300, 400), max_per_split=None),
+                     synthetic_sizes=(1200, 300, 400), max_per_split=None, seeds=3),
     "full": Profile("full", "the homework settings, for a GPU", image_size=None, epochs=None,
-                    synthetic_sizes=(4000, 500, 624), max_per_split=None),
+                    synthetic_sizes=(4000, 500, 624), max_per_split=None, seeds=5),
 }
-
-
-def config_hash(config: dict) -> str:
-    """A stable short hash of a resolved configuration (canonical JSON, sorted keys)."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=list)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def apply_profile(case: Case, profile: Profile) -> Case:
@@ -212,7 +214,7 @@ def load_case_file(file: Path) -> tuple[Suite, list[Case]]:
     suite = Suite(suite_name, _typed(doc.get("title", suite_name), str, where, "title"),
                   {str(k): _typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file), dict(views))
     defaults = _typed(doc.get("defaults", {}), dict, where, "defaults")
-    _check_keys(defaults, {"model", "data", "train", "profile_overrides"}, where, "defaults.")
+    _check_keys(defaults, {"model", "data", "train", "profile_overrides", "seeds"}, where, "defaults.")
     raw_cases = _typed(doc.get("case", []), list, where, "case")
     cases = []
     for i, raw in enumerate(raw_cases):
@@ -362,6 +364,11 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
             fail(f"profile_overrides.{name}", f"unknown profile {name!r}{_suggest(name, PROFILES)}")
         for key in _typed(overrides, dict, where, f"profile_overrides.{name}"):
             _dotted_field(key, where, f"profile_overrides.{name}")
+    for name, count in case.seeds.items():
+        if name not in PROFILES:
+            fail(f"seeds.{name}", f"unknown profile {name!r}{_suggest(name, PROFILES)}")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            fail(f"seeds.{name}", f"must be a whole number of seeds, at least 1, got {count!r}")
     for name, spec in case.tolerances.items():
         try:
             Tolerance.parse(f"{name}:{spec}")

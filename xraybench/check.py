@@ -2,9 +2,16 @@
 
 Unlike pytest-benchmark and asv, which treat every number as a time, each metric here
 knows its direction (accuracy up is better, time up is worse) and its tolerance (absolute
-percentage points for accuracy-like metrics, a ratio for time and memory). Cases are
-matched by id and seed; a changed configuration hash makes a case "not comparable"
-rather than "worse", as asv does for an edited benchmark.
+percentage points for accuracy-like metrics, a ratio for time and memory). A metric is
+worse only when its change is both beyond the tolerance (the smallest change that matters)
+and statistically significant: over seeds when both sides have at least 3 (Mann–Whitney, or
+Welch's t where too few seeds keep a rank test from reaching the level), otherwise a paired
+test on the per-image predictions of the seeds both sides ran (sign test / exact McNemar,
+DeLong, Wilcoxon; with no seed in common, the tolerance alone), at α = 0.05 shared by the quality metrics of a case (Bonferroni); times follow asv (ratio beyond the factor and Mann–Whitney p < 0.002 over
+per-epoch times). Where the data allow no test (an old baseline without predictions, too few
+samples), the tolerance alone decides and the verdict says so. Cases are matched by id; a
+changed configuration hash makes a case "not comparable" rather than "worse", as asv does
+for an edited benchmark.
 """
 
 from __future__ import annotations
@@ -15,10 +22,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from xraybench import results
+import numpy as np
+from scipy import stats as scipy_stats
+
+from xraybench import results, stats
+from xraybench.comparisons import CaseResult
 
 BASELINE_KIND = "xraybench-baseline"
-BASELINE_SCHEMA = 1
+BASELINE_SCHEMA = 2  # 2: every seed's metrics, per-epoch times and per-image predictions
+TIME_ALPHA = 0.002  # asv's threshold for times
 
 
 class CheckError(ValueError):
@@ -31,6 +43,7 @@ class Metric:
     higher_is_better: bool
     unit: str  # "pp": absolute percentage points of a 0–1 value; "%": relative change
     tolerance: float  # default allowed worsening, in ``unit``
+    test: str = "seeds"  # "seeds": Mann–Whitney or a paired test; "times": per-epoch times; "none"
 
 
 METRICS = {m.name: m for m in [
@@ -40,9 +53,9 @@ METRICS = {m.name: m for m in [
     Metric("test_specificity", True, "pp", 3.0),
     Metric("best_val_acc", True, "pp", 2.0),
     Metric("test_loss", False, "%", 10.0),
-    Metric("wall_time_s", False, "%", 25.0),
-    Metric("s_per_epoch", False, "%", 25.0),
-    Metric("peak_memory_mb", False, "%", 20.0),
+    Metric("wall_time_s", False, "%", 25.0, "times"),
+    Metric("s_per_epoch", False, "%", 25.0, "times"),
+    Metric("peak_memory_mb", False, "%", 20.0, "none"),
 ]}
 ALIASES = {"wall_time": "wall_time_s", "peak_memory": "peak_memory_mb", "acc": "test_acc", "auc": "test_auc"}
 
@@ -78,19 +91,22 @@ class Tolerance:
 @dataclass
 class MetricVerdict:
     metric: str
-    baseline: float
-    current: float
+    baseline: float  # mean over the baseline's seeds
+    current: float  # mean over this run's seeds
     change: str
-    status: str  # better, worse, within tolerance
+    status: str  # better, worse, within tolerance, not significant (beyond the tolerance, not beyond the noise)
+    test: str = ""  # which test decided, or why none could
+    p_value: float | None = None
 
 
 @dataclass
 class CaseVerdict:
     id: str
-    seed: int | None
-    status: str  # better, worse, within tolerance, failed, fixed, new, missing, not comparable, skipped
+    seeds: str  # "baseline / run", e.g. "1 / 3"
+    status: str  # better, worse, within tolerance, failed, still failing, fixed, new, missing, not comparable, skipped
     note: str = ""
     metrics: list[MetricVerdict] = dataclasses.field(default_factory=list)
+    churn: float | None = None  # share of test images whose predicted label flipped against the baseline
 
 
 REGRESSIONS = ("worse", "failed", "missing")
@@ -100,7 +116,8 @@ REGRESSIONS = ("worse", "failed", "missing")
 
 
 def make_baseline(doc: dict, name: str, tolerances: dict[str, str] | None = None) -> dict:
-    """A baseline from a run: per case its status, hash and the checked metrics."""
+    """A baseline from a run: per case and seed its status, hash, checked metrics, per-epoch times and
+    per-image predictions (with the run's image ids and labels, once)."""
     return {
         "kind": BASELINE_KIND, "schema_version": BASELINE_SCHEMA, "name": name, "created": results.now(),
         "run_id": doc.get("run_id"), "profile": doc.get("profile"), "machine_info": doc.get("machine_info"),
@@ -108,7 +125,10 @@ def make_baseline(doc: dict, name: str, tolerances: dict[str, str] | None = None
         "data": {k: v for k, v in (doc.get("data") or {}).items() if k != "summary"},
         "tolerances": tolerances or {},
         "cases": [{"id": r["id"], "seed": r.get("seed"), "hash": r.get("hash"), "status": r["status"],
-                   "metrics": {k: (r.get("metrics") or {}).get(k) for k in METRICS}} for r in doc["cases"]],
+                   "metrics": {k: (r.get("metrics") or {}).get(k) for k in METRICS},
+                   "epoch_times": [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h],
+                   **({"predictions": r["predictions"]} if r.get("predictions") else {}),
+                   **({"images": r["images"]} if r.get("images") else {})} for r in doc["cases"]],
     }
 
 
@@ -137,30 +157,52 @@ def read_baseline(path: Path) -> dict:
 
 
 def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = ()) -> list[CaseVerdict]:
-    """Verdicts for every case in the run or the baseline."""
-    base = {(c["id"], c.get("seed")): c for c in baseline["cases"]}
-    current = {(r["id"], r.get("seed")): r for r in run["cases"]}
+    """One verdict per case id in the run or the baseline, over all the seeds each side has."""
+    base, current = _by_id(baseline["cases"]), _by_id(run["cases"])
     if not set(base) & set(current):
         raise CheckError("the run and the baseline have no case in common: nothing to compare")
     verdicts = []
-    for key in list(current) + [k for k in base if k not in current]:
-        b, r = base.get(key), current.get(key)
+    for case_id in list(current) + [k for k in base if k not in current]:
+        b, r = base.get(case_id), current.get(case_id)
+        seeds = f"{len(b or [])} / {len(r or [])}"
         if b is None:
-            verdicts.append(CaseVerdict(*key, "new", "not in the baseline"))
+            verdicts.append(CaseVerdict(case_id, seeds, "new", "not in the baseline"))
         elif r is None:
-            verdicts.append(CaseVerdict(*key, "missing", "in the baseline, not in this run"))
-        elif b.get("hash") != r.get("hash"):
-            verdicts.append(CaseVerdict(*key, "not comparable",
-                                        f"configuration changed (hash {b.get('hash')} → {r.get('hash')})"))
-        elif r["status"] != "ok":
-            newly = b["status"] == "ok" and r["status"] == "failed"
-            verdicts.append(CaseVerdict(*key, "failed" if newly else r["status"], r.get("reason") or ""))
-        elif b["status"] != "ok":
-            verdicts.append(CaseVerdict(*key, "fixed", f"was {b['status']} in the baseline"))
+            verdicts.append(CaseVerdict(case_id, seeds, "missing", "in the baseline, not in this run"))
+        elif not _same_config(b[0], r[0], baseline.get("schema_version", 1), run.get("schema_version", 1)):
+            verdicts.append(CaseVerdict(case_id, seeds, "not comparable",
+                                        f"configuration changed (hash {b[0].get('hash')} → {r[0].get('hash')})"))
+        elif any(x["status"] != "ok" for x in r):
+            bad = next(x for x in r if x["status"] != "ok")
+            newly = all(x["status"] == "ok" for x in b) and bad["status"] == "failed"
+            status = "failed" if newly else "still failing" if bad["status"] == "failed" else bad["status"]
+            verdicts.append(CaseVerdict(case_id, seeds, status, bad.get("reason") or ""))
+        elif any(x["status"] != "ok" for x in b):
+            verdicts.append(CaseVerdict(case_id, seeds, "fixed", "was not ok in the baseline"))
         else:
-            tolerances = _tolerances(baseline.get("tolerances", {}), r.get("tolerances", {}), cli_tolerances)
-            verdicts.append(_compare_metrics(key, b["metrics"], r.get("metrics") or {}, tolerances))
+            tolerances = _tolerances(baseline.get("tolerances", {}), r[0].get("tolerances", {}), cli_tolerances)
+            verdicts.append(_compare_case(case_id, seeds, CaseResult(case_id, b, baseline), CaseResult(case_id, r, run), tolerances))
     return verdicts
+
+
+def _by_id(rows: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        grouped.setdefault(row["id"], []).append(row)
+    return grouped
+
+
+def _same_config(base: dict, row: dict, baseline_schema: int, run_schema: int) -> bool:
+    """Same configuration hash. Schema 1 hashed the configuration with its seed in it: a schema-1
+    baseline is matched on the run row's configuration hashed that way, a schema-1 run the other way."""
+    if base.get("hash") == row.get("hash"):
+        return True
+    if "config" not in row or baseline_schema == run_schema:
+        return False
+    config = json.loads(json.dumps(row["config"]))
+    if baseline_schema >= 2:  # the run is the old one: hash its configuration without the seed
+        config.get("train", {}).pop("seed", None)
+    return base.get("hash") == results.config_hash(config)
 
 
 def _tolerances(stored: dict, declared: dict, cli: list[Tolerance]) -> dict[str, float]:
@@ -175,25 +217,112 @@ def _tolerances(stored: dict, declared: dict, cli: list[Tolerance]) -> dict[str,
     return amounts
 
 
-def _compare_metrics(key, base: dict, new: dict, tolerances: dict[str, float]) -> CaseVerdict:
+def _compare_case(case_id: str, seeds: str, base: CaseResult, new: CaseResult, tolerances: dict[str, float]) -> CaseVerdict:
+    """Every metric of one case. The quality metrics (accuracy, AUC, loss, …) are one family: each is held
+    to α / (their number), Bonferroni, so that a case is not flagged 6 times as often as one metric is."""
     verdicts = []
+    quality = [name for name, m in METRICS.items() if m.test == "seeds" and base.values(name) and new.values(name)]
+    family_alpha = stats.ALPHA / max(1, len(quality))
     for name, metric in METRICS.items():
-        b, n = base.get(name), new.get(name)
-        if b is None or n is None:
+        b, n = base.values(name), new.values(name)
+        if not b or not n:
             continue
+        mean_b, mean_n = float(np.mean(b)), float(np.mean(n))
         if metric.unit == "pp":
-            change = 100 * (n - b)
+            change = 100 * (mean_n - mean_b)
             text = f"{change:+.1f} pp"
         else:
-            change = 100 * (n - b) / b if b else 0.0
+            change = 100 * (mean_n - mean_b) / mean_b if mean_b else 0.0
             text = f"{change:+.0f} %"
         gain = change if metric.higher_is_better else -change
-        status = "worse" if gain < -tolerances[name] else "better" if gain > tolerances[name] else "within tolerance"
-        verdicts.append(MetricVerdict(name, b, n, text, status))
+        status, test, p = "within tolerance", "", None
+        if abs(gain) > tolerances[name]:
+            worse = gain < 0
+            test, p, alpha = _significance(metric, base, new, worse, family_alpha)
+            if p is None or p <= alpha:
+                status = "worse" if worse else "better"
+            else:
+                status = "not significant"
+        verdicts.append(MetricVerdict(name, mean_b, mean_n, text, status, test, p))
     statuses = {v.status for v in verdicts}
     status = "worse" if "worse" in statuses else "better" if "better" in statuses else "within tolerance"
-    worse = ", ".join(f"{v.metric} {v.change}" for v in verdicts if v.status == "worse")
-    return CaseVerdict(*key, status, worse, verdicts)
+    notes = [f"{v.metric} {v.change}" + (f" (p = {v.p_value:.2g})" if v.p_value is not None else " (no test)")
+             for v in verdicts if v.status == "worse"]
+    untested = sorted({v.test for v in verdicts if v.p_value is None and v.test})
+    return CaseVerdict(case_id, seeds, status, "; ".join(notes + untested), verdicts, _churn(base, new))
+
+
+def _significance(metric: Metric, base: CaseResult, new: CaseResult, worse: bool,
+                  alpha: float) -> tuple[str, float | None, float]:
+    """(which test, its one-sided p in the direction of the change or None, the α it is held to)."""
+    higher = metric.higher_is_better if worse else not metric.higher_is_better  # "worse" direction for the test
+    if metric.test == "none":
+        return "no test for this metric: tolerance only", None, alpha
+    if metric.test == "times":
+        b, n = base.epoch_times(), new.epoch_times()
+        if not b or not n or stats.smallest_mann_whitney_p(len(b), len(n)) > TIME_ALPHA:
+            return f"too few per-epoch times ({len(b)} / {len(n)}) for p < {TIME_ALPHA}: tolerance only", None, TIME_ALPHA
+        return "Mann–Whitney over per-epoch times", stats.mann_whitney_worse(b, n, higher), TIME_ALPHA
+    b, n = base.values(metric.name), new.values(metric.name)
+    if len(b) >= 3 and len(n) >= 3:
+        if stats.smallest_mann_whitney_p(len(b), len(n)) <= alpha:
+            return "Mann–Whitney over seeds", stats.mann_whitney_worse(b, n, higher), alpha
+        # Too few seeds for a rank test to reach α (3 a side: p ≥ 0.05): Welch's t over the seeds.
+        return f"Welch's t over seeds ({len(b)} / {len(n)})", stats.welch_worse(b, n, higher), alpha
+    split = "val" if metric.name == "best_val_acc" else "test"
+    pb, pn = base.predictions(split), new.predictions(split)
+    if pb is None or pn is None or pb[0] != pn[0]:
+        why = "the baseline has" if pb is None else "this run has" if pn is None else "the two sides have"
+        return (f"{why} {'no per-image predictions' if pb is None or pn is None else 'different test images'} and "
+                f"fewer than 3 seeds a side: tolerance only"), None, alpha
+    seeds_b, seeds_n = [r.get("seed") for r in base.ok], [r.get("seed") for r in new.ok]
+    common = [s for s in seeds_n if s in seeds_b]
+    if not common:  # two different seeds differ on many images: a paired test would call seed noise a change
+        return (f"no seed in common and fewer than 3 seeds a side: seed noise cannot be told from a change; "
+                f"tolerance only (run --seeds 3)"), None, alpha
+    index_b, index_n = [seeds_b.index(s) for s in common], [seeds_n.index(s) for s in common]
+    test, p = _paired_test(metric.name, pb[1], pb[2][index_b], pn[2][index_n], higher)
+    return test, p, alpha
+
+
+def _paired_test(name: str, labels: np.ndarray, base: np.ndarray, new: np.ndarray, higher: bool) -> tuple[str, float]:
+    """One-sided paired tests on per-image predictions of as many seeds a side, pooled per image;
+    ``higher``: the alternative is that the metric went down (for higher-is-better metrics)."""
+    alternative = "less" if higher else "greater"
+    if name in ("test_acc", "best_val_acc", "test_sensitivity", "test_specificity"):
+        keep = {"test_sensitivity": labels == 1, "test_specificity": labels == 0}.get(name, np.ones_like(labels, bool))
+        correct = lambda probs: ((probs >= 0.5) == labels).mean(axis=0)[keep]  # noqa: E731
+        seeds = f"{len(base)} seed{'s' if len(base) > 1 else ''} a side"
+        return f"sign test on per-image correctness ({seeds})", stats.sign_test(correct(new) - correct(base), alternative)
+    if name == "test_auc":
+        result = stats.paired_auc(labels, new, base)
+        if result.se == 0:
+            return "DeLong", 1.0
+        z = result.difference / result.se
+        return "DeLong", float(scipy_stats.norm.cdf(z) if higher else scipy_stats.norm.sf(z))
+    # test_loss: per-image cross-entropy, seeds pooled per image
+    def loss(probs):
+        p = np.clip(probs, 1e-4, 1 - 1e-4)
+        return -(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean(axis=0)
+    differences = loss(new) - loss(base)
+    if not np.any(differences):
+        return "Wilcoxon on per-image loss", 1.0
+    return ("Wilcoxon on per-image loss",
+            float(scipy_stats.wilcoxon(differences, alternative=alternative).pvalue))
+
+
+def _churn(base: CaseResult, new: CaseResult) -> float | None:
+    """Share of test images whose predicted label differs from the baseline's: per seed both sides
+    ran, averaged; without a common seed, between the seed-mean predictions."""
+    pb, pn = base.predictions("test"), new.predictions("test")
+    if pb is None or pn is None or pb[0] != pn[0]:
+        return None
+    seeds_b, seeds_n = [r.get("seed") for r in base.ok], [r.get("seed") for r in new.ok]
+    common = [s for s in seeds_n if s in seeds_b]
+    if common:
+        return float(np.mean([((pb[2][seeds_b.index(s)] >= 0.5) != (pn[2][seeds_n.index(s)] >= 0.5)).mean()
+                              for s in common]))
+    return float(((pb[2].mean(axis=0) >= 0.5) != (pn[2].mean(axis=0) >= 0.5)).mean())
 
 
 def environment_warnings(run: dict, baseline: dict) -> list[str]:
@@ -217,17 +346,21 @@ def as_json(verdicts: list[CaseVerdict], warnings: list[str]) -> str:
                        "cases": [dataclasses.asdict(v) for v in verdicts]}, indent=1)
 
 
-VERDICT_HEADERS = ["case", "status", "changes", "note"]
+VERDICT_HEADERS = ["case", "seeds (baseline / run)", "status", "changes", "churn", "note"]
 
 
 def verdict_rows(verdicts: list[CaseVerdict]) -> list[list[str]]:
     """One row per case for a terminal or report table; changes list the metrics that moved out of tolerance
-    first, then the test accuracy."""
+    first (with the test's p), then the test accuracy."""
     rows = []
     for v in verdicts:
         shown = [m for m in v.metrics if m.status != "within tolerance"] or \
                 [m for m in v.metrics if m.metric == "test_acc"]
-        changes = ", ".join(f"{m.metric} {m.change} ({m.status})" for m in shown)
-        label = v.id + (f" (seed {v.seed})" if v.seed else "")
-        rows.append([label, v.status, changes, v.note[:80]])
+        changes = ", ".join(f"{m.metric} {m.change} ({m.status}{_p(m)})" for m in shown)
+        churn = "–" if v.churn is None else f"{100 * v.churn:.1f} %"
+        rows.append([v.id, v.seeds, v.status, changes, churn, v.note])
     return rows
+
+
+def _p(m: MetricVerdict) -> str:
+    return "" if m.p_value is None else f", p = {m.p_value:.2g}"

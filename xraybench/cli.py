@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where runs go (default: reports/)")
     p.add_argument("--run-id", metavar="ID", help="run directory name (default: PROFILE-DEVICE-DATA); "
                    "an existing run resumes")
-    p.add_argument("--seeds", type=int, default=1, metavar="N", help="run each case with N consecutive seeds")
+    p.add_argument("--seeds", type=int, metavar="N", help="run each case with N consecutive seeds (default: the "
+                   "profile's, smoke 1, quick 3, full 5; HW4 fine-tuning 1 in quick)")
     p.add_argument("--force", action="store_true", help="re-run cases that already finished in this run")
     p.add_argument("--no-report", action="store_true", help="skip the PDF report at the end")
     p.add_argument("--baseline", type=Path, metavar="FILE", help="show the regression check against FILE in the report")
@@ -184,7 +185,7 @@ def cmd_weights(args) -> int:
 def cmd_run(args) -> int:
     if not args.all and not args.patterns:
         raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
         raise CaseError(f"--seeds {args.seeds}: must be at least 1")
     cases, suites = case_mod.load_cases(args.cases)
     if args.patterns:

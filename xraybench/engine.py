@@ -94,8 +94,9 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
                on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train ``case`` on ``data`` and test its best-on-validation weights.
 
-    Returns {"history": [per-epoch dict], "metrics": {...}}. Raises ``Diverged`` on a
-    non-finite training loss.
+    Returns {"history": [per-epoch dict], "metrics": {...}, "predictions": {"val": [...],
+    "test": [...]}}, the predictions being P(pneumonia) per image in split order (validation at
+    the best epoch). Raises ``Diverged`` on a non-finite training loss.
     """
     tr, dspec = case.train, case.data
     torch.manual_seed(tr.seed)
@@ -133,7 +134,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
                                       weight_decay=tr.weight_decay, options=tr.optimizer_options)
     scheduler = optim.build_scheduler(tr.scheduler, optimizer, epochs=tr.epochs, options=tr.scheduler_options)
 
-    history, best, best_state = [], None, None
+    history, best, best_state, best_val_probs = [], None, None, None
     train_seconds = 0.0
     for epoch in range(1, tr.epochs + 1):
         t0 = time.perf_counter()
@@ -151,7 +152,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         history.append(row)
         train_seconds += t1 - t0
         if best is None or (val.acc, -val.loss) > (best["val_acc"], -best["val_loss"]):
-            best, best_state = row, copy.deepcopy(net.state_dict())
+            best, best_state, best_val_probs = row, copy.deepcopy(net.state_dict()), val.probs
         if on_epoch:
             on_epoch(row)
     net.load_state_dict(best_state)
@@ -172,7 +173,8 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **peak_memory(device),
     }
-    return {"history": history, "metrics": metrics}
+    return {"history": history, "metrics": metrics,
+            "predictions": {"val": best_val_probs.tolist(), "test": test.probs.tolist()}}
 
 
 @torch.no_grad()  # not inference_mode: the head trains on these tensors with autograd

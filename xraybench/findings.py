@@ -1,52 +1,69 @@
-"""Short findings paragraphs generated from a task's numbers; they state only what the numbers show."""
+"""Short findings paragraphs generated from a task's numbers; they state only what the numbers show.
+
+A sentence that names a better case rests on a test (``xraybench.comparisons``); every other
+number is given with its spread over seeds.
+"""
 
 from __future__ import annotations
 
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
-def pp(x: float) -> str:
-    return f"{100 * x:+.1f} pp"
+from xraybench import stats
+from xraybench.comparisons import CaseResult, Comparison
+from xraybench.formatting import p_is, pp
 
 
-def task_findings(rows: list[dict]) -> list[str]:
-    """Sentences comparing the finished cases of one task (rows with status ok)."""
-    rows = [r for r in rows if r["status"] == "ok"]
-    if not rows:
+def spread(values: list[float], fmt=pp) -> str:
+    """Mean ± sd over seeds (just the value with one seed)."""
+    summary = stats.across_seeds(values)
+    if summary.sd is None:
+        return fmt(summary.mean)
+    return f"{fmt(summary.mean)} ± {fmt(summary.sd).lstrip('+')}"
+
+
+def task_findings(cases: list[CaseResult], comparisons: list[Comparison], untested: list[tuple[str, str]] = ()) -> list[str]:
+    """Sentences about the finished cases of one task and the comparisons declared between them."""
+    cases = [c for c in cases if c.ok]
+    if not cases:
         return ["No case of this task finished."]
-    name = lambda r: r["label"]  # noqa: E731
-    out = []
-    if len(rows) > 1:
-        ranked = sorted(rows, key=lambda r: -r["metrics"]["test_acc"])
-        best, worst = ranked[0], ranked[-1]
-        out.append(f"{name(best)} reached the highest test accuracy ({pct(best['metrics']['test_acc'])}, AUC "
-                   f"{_auc(best)}); {name(worst)} the lowest ({pct(worst['metrics']['test_acc'])}, AUC {_auc(worst)}).")
-    gaps = [(r, r["history"][-1]["train_acc"] - r["history"][-1]["val_acc"]) for r in rows]
-    text = "; ".join(f"{name(r)} {pp(g)}" for r, g in gaps)
-    sentence = f"Train minus validation accuracy at the last epoch: {text}."
-    if len(rows) > 1:
-        smallest = min(gaps, key=lambda item: abs(item[1]))[0]
-        sentence += f" The gap is smallest for {name(smallest)}."
-    out.append(sentence)
-    loss_gaps = "; ".join(f"{name(r)} {r['history'][-1]['val_loss'] - r['history'][-1]['train_loss']:+.3f}" for r in rows)
+    out = [c.sentence() for c in comparisons]
+    out += [f"{a} vs {b}: not tested (these results hold no per-image predictions); no winner is named."
+            for a, b in untested]
+    gaps = "; ".join(f"{c.id} {spread([h['train_acc'] - h['val_acc'] for h in _last(c)])}" for c in cases)
+    out.append(f"Train minus validation accuracy at the last epoch (mean ± sd over seeds): {gaps}.")
+    loss_gaps = "; ".join(f"{c.id} {spread([h['val_loss'] - h['train_loss'] for h in _last(c)], _loss)}" for c in cases)
     out.append(f"Validation minus training loss at the last epoch: {loss_gaps}.")
-    if len(rows) > 1:
-        fast = min(rows, key=lambda r: r["metrics"]["s_per_epoch"])
-        slow = max(rows, key=lambda r: r["metrics"]["s_per_epoch"])
-        if slow is not fast:
-            ratio = slow["metrics"]["s_per_epoch"] / fast["metrics"]["s_per_epoch"]
-            out.append(f"{name(slow)} took {ratio:.1f}× the time per epoch of {name(fast)} "
-                       f"({slow['metrics']['s_per_epoch']:.2f} s vs {fast['metrics']['s_per_epoch']:.2f} s).")
-    drops = [r["metrics"]["best_val_acc"] - r["metrics"]["test_acc"] for r in rows]
-    out.append(f"Test accuracy is {_span([-d for d in drops])} relative to the best validation accuracy.")
+    out += _time_findings(cases)
+    drops = [r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for c in cases for r in c.ok]
+    out.append(f"Test accuracy is {_span(drops)} relative to the best validation accuracy (every seed of every case).")
     return out
 
 
-def _auc(row: dict) -> str:
-    auc = row["metrics"].get("test_auc")
-    return "n/a" if auc is None else f"{auc:.3f}"
+def _time_findings(cases: list[CaseResult]) -> list[str]:
+    """The slowest against the fastest case per epoch, tested over per-epoch times as asv does."""
+    if len(cases) < 2:
+        return []
+    mean_time = {c.id: stats.across_seeds(c.values("s_per_epoch")).mean for c in cases}
+    fast = min(cases, key=lambda c: mean_time[c.id])
+    slow = max(cases, key=lambda c: mean_time[c.id])
+    if slow is fast:
+        return []
+    p = stats.mann_whitney_worse(fast.epoch_times(), slow.epoch_times(), higher_is_better=False)
+    times = f"{spread(slow.values('s_per_epoch'), _seconds)} vs {spread(fast.values('s_per_epoch'), _seconds)}"
+    if p is None or p >= stats.ALPHA:
+        return [f"No detectable difference in time per epoch between {slow.id} and {fast.id} ({times})."]
+    return [f"{slow.id} took {mean_time[slow.id] / mean_time[fast.id]:.1f}× the time per epoch of {fast.id} "
+            f"({times}; Mann–Whitney {p_is(p)} over per-epoch times)."]
+
+
+def _last(case: CaseResult) -> list[dict]:
+    return [r["history"][-1] for r in case.ok if r.get("history")]
+
+
+def _loss(x: float) -> str:
+    return f"{x:+.3f}"
+
+
+def _seconds(x: float) -> str:
+    return f"{x:.2f} s"
 
 
 def _span(values: list[float]) -> str:

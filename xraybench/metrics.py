@@ -1,9 +1,12 @@
-"""Test-set metrics from scikit-learn: accuracy, ROC-AUC, sensitivity, specificity, F1, confusion."""
+"""Test-set metrics from scikit-learn (accuracy, ROC-AUC, sensitivity, specificity, F1, confusion),
+each with its 95% interval from xraybench.stats."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn import metrics as skm
+
+from xraybench import stats
 
 
 def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
@@ -19,4 +22,5 @@ def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5
         "specificity": float(skm.recall_score(labels, preds, pos_label=0, zero_division=0)),
         "f1": float(skm.f1_score(labels, preds, pos_label=1, zero_division=0)),
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+        "intervals": stats.test_intervals(labels, probs, threshold),
     }

@@ -33,28 +33,36 @@ def to_data_uri(fig) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def training_curves(history: list[dict]) -> str:
-    """(a) accuracy and (b) loss per epoch, train vs validation, as in the homework reports."""
-    epochs = [r["epoch"] for r in history]
+def training_curves(histories: list[list[dict]]) -> str:
+    """(a) accuracy and (b) loss per epoch, train vs validation, as in the homework reports; with
+    several seeds, the mean per epoch and a band from the lowest to the highest seed."""
+    length = min(len(h) for h in histories)
+    epochs = [r["epoch"] for r in histories[0][:length]]
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(7.2, 2.6))
     for ax, key, title in ((acc, "acc", "(a) Model accuracy evolution"), (loss, "loss", "(b) Model loss evolution")):
-        ax.plot(epochs, [r[f"train_{key}"] for r in history], marker="o", ms=3, color=TRAIN, label="train")
-        ax.plot(epochs, [r[f"val_{key}"] for r in history], marker="s", ms=3, color=VAL, label="validation")
+        for split, colour, marker, name in (("train", TRAIN, "o", "train"), ("val", VAL, "s", "validation")):
+            values = np.array([[r[f"{split}_{key}"] for r in h[:length]] for h in histories])
+            ax.plot(epochs, values.mean(axis=0), marker=marker, ms=3, color=colour, label=name)
+            if len(histories) > 1:
+                ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=colour, alpha=0.2, lw=0)
         ax.set(title=title, xlabel="epoch", ylabel="accuracy" if key == "acc" else "loss")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend()
     return to_data_uri(fig)
 
 
-def val_vs_test(names: list[str], val: list[float], test: list[float]) -> str:
-    """Grouped bars: best validation accuracy and test accuracy per case."""
+def val_vs_test(names: list[str], val: list[list[float]], test: list[list[float]]) -> str:
+    """Grouped bars: best validation accuracy and test accuracy per case, mean over seeds with min–max whiskers."""
     y = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(7.2, 0.35 * len(names) + 1.0))
-    ax.barh(y - 0.2, val, height=0.38, color=VAL, label="best validation")
-    ax.barh(y + 0.2, test, height=0.38, color=TEST, label="test")
+    for offset, values, colour, label in ((-0.2, val, VAL, "best validation"), (0.2, test, TEST, "test")):
+        means = np.array([np.mean(v) for v in values])
+        spread = np.array([[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]])
+        ax.barh(y + offset, means, height=0.38, color=colour, label=label, xerr=spread,
+                error_kw={"elinewidth": 0.8, "capsize": 1.5})
     ax.set_yticks(y, names)
     ax.invert_yaxis()
-    ax.set(xlabel="accuracy", xlim=(0, 1))
+    ax.set(xlabel="accuracy (mean over seeds; whiskers: min–max)", xlim=(0, 1))
     ax.grid(axis="y", visible=False)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     return to_data_uri(fig)

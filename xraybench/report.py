@@ -11,20 +11,27 @@ import contextlib
 import datetime as dt
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import jinja2
 import markupsafe
 
-from xraybench import check, plots, results
-from xraybench.findings import pct, task_findings
+from xraybench import check, plots, results, stats
+from xraybench.comparisons import CaseResult, Comparison, by_case, compare, majority_class, resolution
+from xraybench.findings import task_findings
+from xraybench.formatting import duration, interval, mean_sd, min_max, p_value, pct, percent_sd, pp
+from xraybench.views import VIEWS, task
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SETTINGS_HEADERS = ["case", "model", "options", "input", "epochs", "batch", "optimizer", "lr", "weight decay",
-                    "scheduler", "loss"]
-RESULTS_HEADERS = ["case", "train loss", "train acc", "best val loss", "best val acc", "test acc", "test AUC",
-                   "sensitivity", "specificity", "training time", "s/epoch"]
+                    "scheduler", "loss", "seeds"]
+TRAINING_HEADERS = ["case", "seeds", "train loss", "train acc", "best val loss", "best val acc", "training time",
+                    "s/epoch"]
+TEST_HEADERS = ["case", "test acc", "95% interval", "min–max", "test AUC", "sensitivity", "specificity", "F1"]
+COMPARISON_HEADERS = ["A vs B", "seeds a side", "Δ test acc (A − B)", "95% interval", "p (sign test)",
+                      "McNemar p per seed", "Δ AUC (DeLong p)", "P(A beats B)", "verdict"]
+PER_SEED_HEADERS = ["case", "seed", "test acc", "sensitivity", "specificity", "AUC", "F1"]
 
 
 def render(run_dir: Path, baseline: Path | None = None) -> tuple[Path, Path]:
@@ -74,8 +81,8 @@ def render_html(context: dict) -> str:
 
 
 def build_context(doc: dict) -> dict:
-    rows = [_labelled(r, doc["cases"]) for r in doc["cases"]]
-    ok = [r for r in rows if r["status"] == "ok"]
+    rows = doc["cases"]
+    cases = by_case(doc)
     software = doc.get("software") or {}
     return {
         "title": "Chest X-ray classification: " + ", ".join(s["title"] for s in _suites(doc, rows).values()),
@@ -84,15 +91,37 @@ def build_context(doc: dict) -> dict:
         "date": (doc.get("datetime") or "")[:10],
         "facts": _facts(doc, software),
         "dataset": _dataset(doc.get("data")),
-        "sections": _sections(doc, rows),
-        "analysis": _analysis(doc.get("data"), ok),
-        "problems": [{"case": r["label"], "status": r["status"], "reason": r.get("reason") or ""}
-                     for r in rows if r["status"] != "ok"],
-        "appendix": [{"case": r["label"], "hash": r.get("hash", ""), "status": r["status"],
-                      "config": json.dumps(r.get("config", {}), indent=2, sort_keys=True)} for r in rows],
+        "method": _method(doc, cases),
+        "sections": _sections(doc, cases),
+        "analysis": _analysis(doc.get("data"), [c for c in cases.values() if c.ok]),
+        "per_seed": _per_seed_table(cases),
+        "problems": _problems(cases),
+        "appendix": [_appendix_entry(c) for c in cases.values()],
         "environment": _environment(doc),
         "check": None,
     }
+
+
+def _problems(cases: dict[str, CaseResult]) -> list[dict]:
+    """One line per case whose seeds did not all finish; the seeds and the first reason."""
+    out = []
+    for case in cases.values():
+        bad = [r for r in case.rows if r["status"] != "ok"]
+        if bad:
+            seeds = "" if len(case.rows) == 1 else f" (seed{'s' if len(bad) > 1 else ''} {', '.join(str(r.get('seed')) for r in bad)})"
+            out.append({"case": case.id + seeds, "status": bad[0]["status"], "reason": bad[0].get("reason") or ""})
+    return out
+
+
+def _appendix_entry(case: CaseResult) -> dict:
+    """One configuration per case; its seeds listed in place of the seed."""
+    config = json.loads(json.dumps(case.first.get("config", {})))
+    seeds = [r.get("seed") for r in case.rows]
+    if "train" in config and len(seeds) > 1:
+        config["train"]["seed"] = seeds
+    statuses = ", ".join(f"{n} {s}" for s, n in Counter(r["status"] for r in case.rows).items())
+    return {"case": case.id, "hash": case.first.get("hash", ""), "status": statuses,
+            "config": json.dumps(config, indent=2, sort_keys=True)}
 
 
 def _check_section(doc: dict, baseline_path: Path) -> dict:
@@ -102,11 +131,6 @@ def _check_section(doc: dict, baseline_path: Path) -> dict:
             "table": {"headers": check.VERDICT_HEADERS, "rows": check.verdict_rows(verdicts)},
             "warnings": check.environment_warnings(doc, baseline),
             "verdict": "regression" if check.exit_code(verdicts) else "no regression"}
-
-
-def _labelled(row: dict, all_rows: list[dict]) -> dict:
-    several = sum(1 for r in all_rows if r["id"] == row["id"]) > 1
-    return {**row, "label": row["id"] + (f" (seed {row.get('seed')})" if several else "")}
 
 
 def _suites(doc: dict, rows: list[dict]) -> dict:
@@ -139,212 +163,233 @@ def _dataset(data: dict | None) -> dict:
             "notes": data.get("notes", []), "table": table}
 
 
-def _sections(doc: dict, rows: list[dict]) -> list[dict]:
+def _method(doc: dict, cases: dict[str, CaseResult]) -> list[str]:
+    """How to read the numbers: seeds, intervals, tests."""
+    counts = sorted({len(c.rows) for c in cases.values() if c.ok})
+    seeds = " or ".join(str(n) for n in counts) or "no"
+    text = [f"Each case ran with {seeds} seed(s) (a seed sets initialisation, data order, dropout and augmentation). "
+            "Numbers are means ± sd over seeds. A 95% interval of a mean over seeds counts the seeds' spread and "
+            "the sampling of the test images; a case with one seed gets the interval on its test images (Wilson for "
+            "proportions, DeLong for AUC, BCa bootstrap for F1).",
+            f"A sentence names a better case only when a test rejects at α = {stats.ALPHA}: the exact sign test on "
+            "per-image correctness pooled over seeds (exact McNemar with one seed each) and a 95% interval of the "
+            "difference that excludes zero (test-image sampling plus the seeds' spread). AUCs are compared with "
+            "DeLong's test; P(A beats B) over seeds follows Bouthillier et al. (2021)."]
+    if len(counts) > 1:
+        fewer = [c.id for c in cases.values() if c.ok and len(c.rows) == counts[0]]
+        text.append(f"Cases with {counts[0]} seed(s) here: the profile runs fewer seeds for them to keep the run "
+                    f"short ({', '.join(fewer[:6])}{', …' if len(fewer) > 6 else ''}); their intervals are wider.")
+    return text
+
+
+def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
+    rows = list(doc["cases"])
     suites = _suites(doc, rows)
-    by_task: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in rows:
-        by_task[(r.get("suite", ""), r.get("task", ""))].append(r)
-    by_id = {r["id"]: r for r in rows}
+    by_task: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+    for case in cases.values():
+        by_task[(case.first.get("suite", ""), case.first.get("task", ""))].append(case)
     sections = []
     for suite, meta in suites.items():
-        suite_rows = [r for r in rows if r.get("suite") == suite]
+        suite_cases = [c for c in cases.values() if c.first.get("suite") == suite]
         task_keys = sorted(set(meta["tasks"]) | {t for (s, t) in by_task if s == suite})
         tasks = []
-        for task in task_keys:
-            members = by_task.get((suite, task), [])
-            view = meta["views"].get(task)
+        for key in task_keys:
+            members = by_task.get((suite, key), [])
+            view = meta["views"].get(key)
             if view:
-                content = VIEWS[view](suite_rows, rows)
+                content = VIEWS[view](suite_cases, cases)
             elif members:
-                content = _task_content(members, by_id)
+                content = _task_content(doc, members, cases)
             else:
                 continue  # a declared task none of whose cases ran
-            tasks.append({"key": task, "title": meta["tasks"].get(task, ""), **content})
+            tasks.append({"key": key, "title": meta["tasks"].get(key, ""), **content})
         sections.append({"suite": suite, "title": meta["title"], "tasks": tasks})
     return sections
 
 
-def _task(settings=None, models=(), results=None, tables=(), findings=(), not_finished=()) -> dict:
-    """The parts a task section may have; the template shows those that are not empty."""
-    return {"settings": settings, "models": list(models), "results": results, "tables": list(tables),
-            "findings": list(findings), "not_finished": list(not_finished)}
-
-
-def _task_content(members: list[dict], by_id: dict) -> dict:
-    not_finished = [r["label"] for r in members if r["status"] != "ok"]
-    if all(r.get("sweep") for r in members):
-        return _task(tables=[_sweep_table(members)], findings=_sweep_findings(members), not_finished=not_finished)
+def _task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseResult]) -> dict:
+    not_finished = [f"{c.id} (seed {r.get('seed')})" if len(c.rows) > 1 else c.id
+                    for c in members for r in c.rows if r["status"] != "ok"]
+    if all(c.first.get("sweep") for c in members):
+        return task(tables=[_sweep_table(members)], findings=_sweep_findings(members), not_finished=not_finished)
     # Cases a member is compared with (declared in another task) join the comparison.
-    compared = [by_id[c] for r in members for c in r.get("compare", []) if c in by_id]
-    involved = list({r["label"]: r for r in compared + members}.values())
-    return _task(
-        settings={"headers": SETTINGS_HEADERS, "rows": [_settings_row(r) for r in involved]},
-        models=[{"label": r["label"], "title": r.get("title", ""), "description": r.get("description", ""),
-                 "figure": plots.training_curves(r["history"])}
-                for r in members if r["status"] == "ok" and r.get("history")],
-        results={"headers": RESULTS_HEADERS, "rows": [_results_row(r) for r in involved if r["status"] == "ok"]},
-        findings=task_findings(involved), not_finished=not_finished)
+    compared = [cases[c] for m in members for c in m.first.get("compare", []) if c in cases]
+    involved = list({c.id: c for c in compared + members}.values())
+    done = [c for c in involved if c.ok]
+    pairs = [(m, cases[other]) for m in members for other in m.first.get("compare", [])
+             if other in cases and m.ok and cases[other].ok]
+    comparisons, untested = [], []
+    for a, b in pairs:
+        result = compare(a, b)
+        (comparisons.append(result) if result else untested.append((a.id, b.id)))
+    tables = []
+    if done:
+        tables += [_training_table(done), _test_table(doc, done)]
+    if comparisons:
+        tables.append(_comparison_table(comparisons))
+    return task(
+        settings={"headers": SETTINGS_HEADERS, "rows": [_settings_row(c) for c in involved]},
+        models=[{"label": c.id, "title": c.first.get("title", ""), "description": c.first.get("description", ""),
+                 "seeds": c.seeds, "figure": plots.training_curves([r["history"] for r in c.ok])}
+                for c in members if c.ok and c.ok[0].get("history")],
+        tables=tables, findings=task_findings(involved, comparisons, untested), not_finished=not_finished)
 
 
-def _sweep_table(members: list[dict]) -> dict:
-    keys = list(dict.fromkeys(k for r in members for k in r.get("sweep_params", {})))
+def _training_table(done: list[CaseResult]) -> dict:
+    rows = [[c.id, str(c.seeds), mean_sd(c.values("train_loss"), ".4f"), percent_sd(c.values("train_acc")),
+             mean_sd(c.values("best_val_loss"), ".4f"), percent_sd(c.values("best_val_acc")),
+             duration(stats.across_seeds(c.values("wall_time_s")).mean), mean_sd(c.values("s_per_epoch"), ".2f")]
+            for c in done]
+    return {"title": "Results: training", "headers": TRAINING_HEADERS, "rows": rows,
+            "caption": "Mean ± sd over seeds (the value alone with one seed); training time is the mean per seed.",
+            "note": ""}
+
+
+def _test_table(doc: dict, done: list[CaseResult]) -> dict:
+    n_test = ((doc.get("data") or {}).get("splits") or {}).get("test", {}).get("images", 0)
     rows = []
-    for r in members:
-        m = r.get("metrics") or {}
-        done = r["status"] == "ok"
-        rows.append([r["label"], *(f"{r['sweep_params'].get(k, '')}" for k in keys),
-                     _duration(m["wall_time_s"]) if done else r["status"], f"{m['test_loss']:.4f}" if done else "–",
-                     pct(m["test_acc"]) if done else "–"])
-    return {"caption": f"Sweep of {members[0]['sweep']}: one row per point of the grid.",
-            "headers": ["case", *(k.split(".")[1] for k in keys), "training time", "test loss", "test acc"],
-            "rows": rows}
+    for c in done:
+        acc = c.values("test_acc")
+        single = (c.ok[0]["metrics"].get("test_intervals") or _confusion_intervals(c.ok[0])) if c.seeds == 1 else {}
+        acc_interval = interval(single.get("acc") if c.seeds == 1 else stats.accuracy_interval(acc, n_test))
+        rows.append([c.id, percent_sd(acc), acc_interval, min_max(acc),
+                     _with_interval(c, "test_auc", single.get("auc"), ".3f", 1), _with_interval(c, "test_sensitivity", single.get("sensitivity")),
+                     _with_interval(c, "test_specificity", single.get("specificity")), _with_interval(c, "test_f1", single.get("f1"))])
+    majority = majority_class(doc)
+    if majority:
+        rows.append(["majority class (always PNEUMONIA)", pct(majority["acc"]), interval(majority["acc_interval"]),
+                     "–", "0.500", "100.0 %", "0.0 %", "–"])
+    detectable = resolution(done, n_test)
+    note = ""
+    if detectable is not None:
+        note = (f"Resolution: with {n_test} test images and this seed spread, differences in test accuracy smaller "
+                f"than about {100 * detectable:.1f} points cannot be told apart (80% power, two-sided α = 0.05).")
+    return {"title": "Results: test set", "headers": TEST_HEADERS, "rows": rows, "note": note,
+            "caption": "Test accuracy: mean ± sd over seeds; 95% interval of that mean, counting both the seeds' "
+                       "spread (t) and the sampling of the test images (binomial), or with one seed Wilson's on the "
+                       "test images; min–max over seeds. AUC, sensitivity, specificity and F1: "
+                       "mean ± sd over seeds, or with one seed the value and its 95% interval (DeLong, Wilson, "
+                       "BCa bootstrap). The majority-class row is the trivial baseline on the same test images."}
 
 
-def _sweep_findings(members: list[dict]) -> list[str]:
-    ok = [r for r in members if r["status"] == "ok"]
+def _with_interval(case: CaseResult, metric: str, single, spec: str = ".1f", scale: float = 100) -> str:
+    values = case.values(metric)
+    if not values:
+        return "n/a"
+    if case.seeds > 1:
+        text = mean_sd(values, spec, scale)
+        return text + (" %" if scale == 100 else "")
+    value = format(scale * values[0], spec) + (" %" if scale == 100 else "")
+    return value + (f" {interval(single, '.3f' if scale == 1 else '.1f', scale)}" if single else "")
+
+
+def _confusion_intervals(row: dict) -> dict:
+    """Wilson intervals from the confusion matrix, for rows written before intervals were stored."""
+    c = row["metrics"].get("test_confusion") or {}
+    if not c:
+        return {}
+    n = c["tn"] + c["fp"] + c["fn"] + c["tp"]
+    return {"acc": stats.wilson(c["tn"] + c["tp"], n), "sensitivity": stats.wilson(c["tp"], c["tp"] + c["fn"]),
+            "specificity": stats.wilson(c["tn"], c["tn"] + c["fp"])}
+
+
+def _comparison_table(comparisons: list[Comparison]) -> dict:
+    rows = []
+    for c in comparisons:
+        acc = c.accuracy
+        per_seed = ", ".join(p_value(p) for p in c.mcnemar_per_seed.values()) or "–"
+        auc = "n/a" if c.auc is None else f"{c.auc.difference:+.3f} ({p_value(c.auc.p_value)})"
+        beat = "–" if c.beat is None else f"{c.beat.p:.2f} [{c.beat.low:.2f}, {c.beat.high:.2f}]"
+        verdict = f"{c.winner} higher" if c.winner else "no detectable difference"
+        rows.append([markupsafe.Markup("{}<br>vs {}").format(c.a, c.b), str(acc.seeds_a), pp(acc.difference),
+                     interval([acc.low, acc.high]), p_value(acc.p_value), per_seed, auc, beat, verdict])
+    return {"title": "Paired comparisons on the test images", "headers": COMPARISON_HEADERS, "rows": rows, "note": "",
+            "class": "comparisons",
+            "caption": "On as many seeds a side (the seeds both ran first). Δ: mean test accuracy of A minus B; its "
+                       "95% interval counts test-image sampling and the seeds' spread. p: exact sign test on per-image "
+                       "correctness pooled over seeds (exact McNemar with one seed a side); McNemar per seed for the "
+                       "seeds both ran. Δ AUC: DeLong's test per pair of seeds, combined. P(A beats B): over all "
+                       "seeds (≥ 2 each), bootstrap interval. A verdict names a case only when p < 0.05 and the "
+                       "interval excludes zero. With one seed a side the test sees the sampling of the test images "
+                       "but not the spread between seeds (Dietterich 1998): run more seeds before trusting a verdict "
+                       "on a case that is sensitive to its seed."}
+
+
+def _sweep_table(members: list[CaseResult]) -> dict:
+    keys = list(dict.fromkeys(k for c in members for k in c.first.get("sweep_params", {})))
+    rows = []
+    for c in members:
+        done = bool(c.ok)
+        rows.append([c.id, *(f"{c.first['sweep_params'].get(k, '')}" for k in keys), str(c.seeds),
+                     duration(stats.across_seeds(c.values("wall_time_s")).mean) if done else c.first["status"],
+                     mean_sd(c.values("test_loss"), ".4f") if done else "–",
+                     percent_sd(c.values("test_acc")) if done else "–"])
+    return {"caption": f"Sweep of {members[0].first['sweep']}: one row per point of the grid (mean ± sd over seeds).",
+            "headers": ["case", *(k.split(".")[1] for k in keys), "seeds", "training time", "test loss", "test acc"],
+            "rows": rows, "note": ""}
+
+
+def _sweep_findings(members: list[CaseResult]) -> list[str]:
+    ok = [c for c in members if c.ok]
     if not ok:
         return [f"None of the {len(members)} points of the sweep finished."]
-    best = max(ok, key=lambda r: r["metrics"]["best_val_acc"])
-    params = ", ".join(f"{k.split('.')[1]} {v}" for k, v in best["sweep_params"].items())
+    best = max(ok, key=lambda c: stats.across_seeds(c.values("best_val_acc")).mean)
+    params = ", ".join(f"{k.split('.')[1]} {v}" for k, v in best.first["sweep_params"].items())
     return [f"{len(ok)} of {len(members)} points finished. The best validation accuracy "
-            f"({pct(best['metrics']['best_val_acc'])}) came with {params}; its test accuracy is "
-            f"{pct(best['metrics']['test_acc'])}."]
+            f"({percent_sd(best.values('best_val_acc'))}) came with {params}: a selection on validation point "
+            f"estimates, not a tested difference between points; its test accuracy is "
+            f"{percent_sd(best.values('test_acc'))}."]
 
 
-# --------------------------------------------------------------------- views across a suite
-
-
-def _model_selection(suite_rows: list[dict], all_rows: list[dict]) -> dict:
-    seen, rows = set(), []
-    for r in suite_rows:
-        info, model = r.get("model_info") or {}, r.get("config", {}).get("model", {}).get("name", "")
-        if model in seen or "params" not in info:
-            continue
-        seen.add(model)
-        rows.append([model, info.get("weights") or "–", info["input"], f"{info['params'] / 1e6:.2f}",
-                     f"{info['flops'] / 1e9:.2f}", _opt(info.get("file_size_mb"), ".1f"),
-                     _opt(info.get("imagenet_acc1"), ".1f"), f"{info['latency_ms']:.1f}"])
-    table = {"caption": "Candidate backbones at the input size of this run. GFLOPs: floating-point operations of "
-                        "one forward pass, counted by torch.utils.flop_counter (two per multiply-add; torchvision's "
-                        "meta calls the multiply-add count GFLOPS, half this). Parameters are counted with the "
-                        "ImageNet head. Latency: median of 10 forward passes of one image on the run's device.",
-             "headers": ["model", "weights", "input", "params (M)", "GFLOPs", "file (MB)", "ImageNet acc@1 (%)",
-                         "latency (ms)"], "rows": rows, "numeric_from": 3}
-    if not rows:
-        return _task(findings=["No model costs were recorded in this run."])
-    cheapest = min(rows, key=lambda row: float(row[4]))
-    return _task(tables=[table], findings=[f"{len(rows)} candidate models; the cheapest per image is {cheapest[0]} "
-                                           f"({cheapest[4]} GFLOPs at {cheapest[2]})."])
-
-
-def _compare_modes(suite_rows: list[dict], all_rows: list[dict]) -> dict:
-    by_id = {r["id"]: r for r in all_rows}
-    pairs = [(by_id[c], r) for r in suite_rows for c in r.get("compare", [])
-             if c in by_id and by_id[c].get("mode") != r.get("mode")]
-    rows, faster, better = [], [], 0
-    for a, b in pairs:
-        if a["status"] != "ok" or b["status"] != "ok":
-            continue
-        ma, mb = a["metrics"], b["metrics"]
-        speedup = ma["s_per_epoch"] / mb["s_per_epoch"]
-        faster.append(speedup)
-        better += ma["test_acc"] > mb["test_acc"]
-        rows.append([a.get("config", {}).get("model", {}).get("name", a["label"]), f"{a['mode']} / {b['mode']}",
-                     f"{pct(ma['test_acc'])} / {pct(mb['test_acc'])}", f"{pct(ma['best_val_acc'])} / {pct(mb['best_val_acc'])}",
-                     f"{ma['s_per_epoch']:.2f} / {mb['s_per_epoch']:.2f}", f"{speedup:.1f}×",
-                     f"{_oscillation(a):.1f} / {_oscillation(b):.1f}"])
-    if not rows:
-        return _task(findings=["No pair of cases compared across modes finished in this run."])
-    table = {"caption": "Each backbone in both modes (first / second). Oscillation: mean absolute change of the "
-                        "validation accuracy from one epoch to the next, in percentage points.",
-             "headers": ["model", "modes", "test acc", "best val acc", "s/epoch", "speed-up of the second",
-                         "oscillation (pp)"], "rows": rows, "numeric_from": 2}
-    span = f"{min(faster):.1f}×" if max(faster) - min(faster) < 0.05 else f"{min(faster):.1f}–{max(faster):.1f}×"
-    findings = [f"The second mode ran {span} faster per epoch (a frozen backbone's features are computed once).",
-                f"The first mode reached the higher test accuracy for {better} of {len(rows)} models."]
-    return _task(tables=[table], findings=findings)
-
-
-def _test_gap(suite_rows: list[dict], all_rows: list[dict]) -> dict:
-    ok = [r for r in suite_rows if r["status"] == "ok"]
-    if not ok:
-        return _task(findings=["No case of this suite finished."])
-    rows = [[r["label"], pct(r["metrics"]["best_val_acc"]), pct(r["metrics"]["test_acc"]),
-             f"{100 * (r['metrics']['test_acc'] - r['metrics']['best_val_acc']):+.1f} pp"] for r in ok]
-    table = {"caption": "Validation vs test accuracy. The test split may come from another acquisition than "
-                        "train and validation (for the built-in data it does), so the gap measures the shift.",
-             "headers": ["case", "best val acc", "test acc", "test − val"], "rows": rows}
-    gaps = [r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in ok]
-    findings = [f"Test accuracy is between {100 * min(gaps):+.1f} and {100 * max(gaps):+.1f} pp from the best "
-                f"validation accuracy (mean {100 * sum(gaps) / len(gaps):+.1f} pp)."]
-    scratch = [r for r in all_rows if r["status"] == "ok" and r.get("mode") == "from scratch"]
-    if scratch:
-        best = max(scratch, key=lambda r: r["metrics"]["test_acc"])
-        above = [r["label"] for r in ok if r["metrics"]["test_acc"] > best["metrics"]["test_acc"]]
-        findings.append(f"The best model trained from scratch in this run, {best['label']}, reached "
-                        f"{pct(best['metrics']['test_acc'])} test accuracy; {len(above)} of {len(ok)} cases here "
-                        f"score above it{': ' + ', '.join(above) if above else ''}.")
-    else:
-        findings.append("No model trained from scratch is in this run to compare with.")
-    return _task(tables=[table], findings=findings)
-
-
-def _oscillation(row: dict) -> float:
-    val = [h["val_acc"] for h in row.get("history", [])]
-    steps = [abs(b - a) for a, b in zip(val, val[1:])]
-    return 100 * sum(steps) / len(steps) if steps else 0.0
-
-
-def _opt(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-VIEWS = {"model_selection": _model_selection, "compare_modes": _compare_modes, "test_gap": _test_gap}
-
-
-def _settings_row(r: dict) -> list[str]:
-    c = r.get("config", {})
+def _settings_row(case: CaseResult) -> list[str]:
+    c = case.first.get("config", {})
     model, data, train = c.get("model", {}), c.get("data", {}), c.get("train", {})
     options = ", ".join(f"{k}={v}" for k, v in model.get("options", {}).items()) or "–"
     scheduler = train.get("scheduler", "")
     if train.get("scheduler_options"):
         scheduler += " (" + ", ".join(f"{k}={v}" for k, v in train["scheduler_options"].items()) + ")"
-    return [r["label"], model.get("name", ""), options, f"{data.get('channels')}×{data.get('image_size')}²",
+    seeds = [r.get("seed") for r in case.rows]
+    seed_text = str(seeds[0]) if len(seeds) == 1 else f"{len(seeds)} ({min(seeds)}–{max(seeds)})"
+    return [case.id, model.get("name", ""), options, f"{data.get('channels')}×{data.get('image_size')}²",
             str(train.get("epochs", "")), str(train.get("batch_size", "")), train.get("optimizer", ""),
-            f"{train.get('lr', 0):g}", f"{train.get('weight_decay', 0):g}", scheduler, train.get("loss", "")]
+            f"{train.get('lr', 0):g}", f"{train.get('weight_decay', 0):g}", scheduler, train.get("loss", ""), seed_text]
 
 
-def _results_row(r: dict) -> list[str]:
-    m = r["metrics"]
-    auc = "n/a" if m.get("test_auc") is None else f"{m['test_auc']:.3f}"
-    return [r["label"], f"{m['train_loss']:.4f}", pct(m["train_acc"]), f"{m['best_val_loss']:.4f}",
-            pct(m["best_val_acc"]), pct(m["test_acc"]), auc, pct(m["test_sensitivity"]),
-            pct(m["test_specificity"]), _duration(m["wall_time_s"]), f"{m['s_per_epoch']:.2f}"]
+def _per_seed_table(cases: dict[str, CaseResult]) -> dict | None:
+    rows = []
+    for case in cases.values():
+        for r in case.ok:
+            m = r["metrics"]
+            ci = m.get("test_intervals") or _confusion_intervals(r)
+            rows.append([case.id, str(r.get("seed")), f"{pct(m['test_acc'])} {interval(ci.get('acc'))}",
+                         f"{pct(m['test_sensitivity'])} {interval(ci.get('sensitivity'))}",
+                         f"{pct(m['test_specificity'])} {interval(ci.get('specificity'))}",
+                         "n/a" if m.get("test_auc") is None else f"{m['test_auc']:.3f} {interval(ci.get('auc'), '.3f', 1)}",
+                         f"{pct(m['test_f1'])} {interval(ci.get('f1'))}" if m.get("test_f1") is not None else "n/a"])
+    return {"headers": PER_SEED_HEADERS, "rows": rows} if rows else None
 
 
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes):02d}:{secs:04.1f}"
-
-
-def _analysis(data: dict | None, ok: list[dict]) -> dict:
+def _analysis(data: dict | None, ok: list[CaseResult]) -> dict:
     summary = (data or {}).get("summary") or {}
-    table = {"headers": ["case", "best val acc", "test acc", "test − val", "test AUC"],
-             "rows": [[r["label"], pct(r["metrics"]["best_val_acc"]), pct(r["metrics"]["test_acc"]),
-                       f"{100 * (r['metrics']['test_acc'] - r['metrics']['best_val_acc']):+.1f} pp",
-                       "n/a" if r["metrics"].get("test_auc") is None else f"{r['metrics']['test_auc']:.3f}"]
-                      for r in ok]}
+    table = {"headers": ["case", "seeds", "best val acc", "test acc", "test − val", "test AUC"],
+             "rows": [[c.id, str(c.seeds), percent_sd(c.values("best_val_acc")), percent_sd(c.values("test_acc")),
+                       mean_sd([r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in c.ok], "+.1f", 100)
+                       + " pp", mean_sd(c.values("test_auc"), ".3f") if c.values("test_auc") else "n/a"]
+                      for c in ok]}
     return {
         "table": table if ok else None,
-        "val_test_figure": plots.val_vs_test([r["label"] for r in ok], [r["metrics"]["best_val_acc"] for r in ok],
-                                             [r["metrics"]["test_acc"] for r in ok]) if ok else None,
-        "confusion_figure": plots.confusion_matrices([(r["label"], r["metrics"]["test_confusion"]) for r in ok])
-        if ok else None,
+        "val_test_figure": plots.val_vs_test([c.id for c in ok], [c.values("best_val_acc") for c in ok],
+                                             [c.values("test_acc") for c in ok]) if ok else None,
+        "confusion_figure": plots.confusion_matrices([(c.id, _summed_confusion(c)) for c in ok]) if ok else None,
         "histogram_figure": plots.intensity_histograms(summary["histograms"], summary["histogram_bins"])
         if summary.get("histograms") else None,
         "samples_figure": plots.sample_grid(summary["samples"]) if summary.get("samples") else None,
         "sample_size": summary.get("image_size"),
     }
+
+
+def _summed_confusion(case: CaseResult) -> dict:
+    return {k: sum(r["metrics"]["test_confusion"][k] for r in case.ok) for k in ("tn", "fp", "fn", "tp")}
 
 
 def _environment(doc: dict) -> list[tuple[str, str]]:

@@ -3,23 +3,38 @@
 An envelope like pytest-benchmark's (schema version, datetime, machine, software, commit)
 holding the run's profile, device, data and one flat row per case and seed, each with a
 status of ok, failed or skipped. Every write is atomic: a temporary file, fsync, rename.
+
+Per-image predictions (schema 2): the run's ``data.images`` holds, for the validation and
+test splits, each image's stable id and label once; every ok row holds ``predictions``, its
+P(pneumonia) per image in that order. Schema 1 files have neither and still read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+import numpy as np
+
+SCHEMA_VERSION = 2  # 2: per-image predictions, test-metric intervals, seed-free config hash
 STATUSES = ("ok", "failed", "skipped")
 FILENAME = "results.json"
+PROBABILITY_DIGITS = 4  # per-image probabilities are stored rounded to 1e-4
+PREDICTED_SPLITS = ("val", "test")
 
 
 class ResultsError(ValueError):
     """results.json is missing, unreadable, or of a schema this version cannot read."""
+
+
+def config_hash(config: dict) -> str:
+    """A stable short hash of a resolved configuration (canonical JSON, sorted keys)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def now() -> str:
@@ -85,3 +100,27 @@ def upsert(doc: dict, row: dict) -> None:
             rows[i] = row
             return
     rows.append(row)
+
+
+def stored_probability(p: float) -> float:
+    """P(pneumonia) rounded to 1e-4, never across the 0.5 threshold (0.49996 stays below it), so that
+    labels recomputed from stored predictions equal the ones the metrics were computed from."""
+    rounded = round(float(p), PROBABILITY_DIGITS)
+    if p < 0.5 <= rounded:
+        return 0.5 - 10 ** -PROBABILITY_DIGITS
+    return rounded
+
+
+def image_table(data) -> dict:
+    """Ids and labels of the predicted splits of a Dataset, as results.json stores them."""
+    return {split: {"ids": list(data.splits[split].ids), "labels": data.splits[split].labels.tolist()}
+            for split in PREDICTED_SPLITS}
+
+
+def predictions(doc: dict, row: dict, split: str = "test") -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """(image ids, labels, P(pneumonia)) of an ok row on ``split``; None for rows without them (schema 1)."""
+    probs = (row.get("predictions") or {}).get(split)
+    images = (row.get("images") or (doc.get("data") or {}).get("images") or {}).get(split)
+    if probs is None or images is None or len(images["ids"]) != len(probs):
+        return None
+    return list(images["ids"]), np.asarray(images["labels"], dtype=int), np.asarray(probs, dtype=float)

@@ -16,6 +16,7 @@ import re
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +26,12 @@ from tqdm import tqdm
 
 from xraybench import environment, results
 from xraybench.cases import Case, Profile, Suite, apply_profile
+from xraybench.comparisons import by_case
 from xraybench.data import Dataset
 from xraybench.data import cache as data_cache
 from xraybench.data.summary import summarize
 from xraybench.engine import train_case
+from xraybench.formatting import mean_sd
 from xraybench.modelinfo import model_info
 from xraybench.weights import WeightsMissing
 
@@ -44,7 +47,7 @@ class RunPlan:
     source: object  # a data source from xraybench.data.sources
     out: Path
     run_id: str | None = None
-    seeds: int = 1
+    seeds: int | None = None  # per case; None: the profile's count, or the case's own for this profile
     force: bool = False
 
     @property
@@ -98,14 +101,16 @@ def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
         doc.setdefault("suites", {})[suite.name] = {"title": suite.title, "tasks": suite.tasks, "views": suite.views}
     results.write(results_path, doc)
 
+    _drop_stale_rows(doc, cases, plan, log)
     datasets: dict[int, Dataset] = {}
-    jobs = [(case, seed) for case in cases for seed in range(case.train.seed, case.train.seed + plan.seeds)]
-    log(f"run {plan.resolved_run_id}: {len(jobs)} case(s), profile {plan.profile.name}, device {plan.device.type}, "
-        f"data {plan.source.name}")
+    counts = {case.id: plan.seeds or case.seed_count(plan.profile) for case in cases}
+    jobs = [(case, seed) for case in cases for seed in range(case.train.seed, case.train.seed + counts[case.id])]
+    log(f"run {plan.resolved_run_id}: {len(cases)} case(s), {len(jobs)} trainings ({_seed_counts(counts)}), "
+        f"profile {plan.profile.name}, device {plan.device.type}, data {plan.source.name}")
     for number, (declared, seed) in enumerate(jobs, 1):
         case = apply_profile(declared, plan.profile)
         case = dataclasses.replace(case, train=dataclasses.replace(case.train, seed=seed))
-        tag = f"[{number}/{len(jobs)}] {case.id}" + (f" seed {seed}" if plan.seeds > 1 else "")
+        tag = f"[{number}/{len(jobs)}] {case.id}" + (f" seed {seed}" if counts[case.id] > 1 else "")
         previous = results.find(doc, case.id, seed)
         if previous and previous["status"] == "ok" and previous["hash"] == case.config_hash and not plan.force:
             log(f"{tag}: finished earlier, kept (--force re-runs it)")
@@ -115,11 +120,30 @@ def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
         data = datasets[case.data.image_size]
         if doc["data"] is None:
             doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe(), "summary": summarize(data)}
+        doc["data"].setdefault("images", results.image_table(data))  # also when resuming a schema-1 run
         row = _run_one(case, seed, data, plan)
+        if row["status"] == "ok" and results.image_table(data) != doc["data"].get("images"):
+            row["images"] = results.image_table(data)  # another subset than the run's (not the case today)
         results.upsert(doc, row)
         results.write(results_path, doc)
         log(f"{tag}: {_one_line(row)}")
     return run_dir, doc
+
+
+def _drop_stale_rows(doc: dict, cases: list[Case], plan: RunPlan, log) -> None:
+    """Rows of a case whose configuration has changed since they ran: they are not seeds of the case
+    as it is now, and the report and the check would pool them with the new ones."""
+    current = {c.id: apply_profile(c, plan.profile).config_hash for c in cases}
+    stale = [r for r in doc["cases"] if r["id"] in current and r.get("hash") != current[r["id"]]]
+    if stale:
+        doc["cases"] = [r for r in doc["cases"] if r not in stale]
+        log(f"dropped {len(stale)} row(s) of edited case(s) ({', '.join(sorted({r['id'] for r in stale}))}): "
+            f"their configuration changed; they run again")
+
+
+def _seed_counts(counts: dict[str, int]) -> str:
+    by_count = Counter(counts.values())
+    return ", ".join(f"{n} case(s) × {k} seed{'s' if k > 1 else ''}" for k, n in sorted(by_count.items(), reverse=True))
 
 
 def _open_results(path: Path, plan: RunPlan) -> dict:
@@ -136,8 +160,8 @@ def _open_results(path: Path, plan: RunPlan) -> dict:
                            f"{(doc.get('data') or {}).get('name')}; choose another --run-id, or --force to replace it")
         return fresh
     # Resuming: keep the finished rows, record the environment of this session.
-    return {**doc, "machine_info": fresh["machine_info"], "software": fresh["software"],
-            "commit_info": fresh["commit_info"]}
+    return {**doc, "schema_version": results.SCHEMA_VERSION, "machine_info": fresh["machine_info"],
+            "software": fresh["software"], "commit_info": fresh["commit_info"]}
 
 
 def _load_data(plan: RunPlan, image_size: int, log) -> Dataset:
@@ -186,6 +210,8 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
             row["config"] = case.config()
             outcome = attempt(case, max(1, plan.profile.eval_batch_size // 2))
         row.update(outcome)
+        row["predictions"] = {split: [results.stored_probability(p) for p in probs]
+                              for split, probs in row["predictions"].items()}
     except (KeyboardInterrupt, SystemExit):
         raise
     except WeightsMissing as exc:  # never train a "pretrained" case from random weights
@@ -209,15 +235,15 @@ def _one_line(row: dict) -> str:
 
 
 def summary_table(doc: dict) -> str:
-    """The run's cases as a terminal table."""
+    """The run's cases as a terminal table: one line per case, mean ± sd over its finished seeds."""
     rows = []
-    several_seeds = len({r["id"] for r in doc["cases"]}) < len(doc["cases"])
-    for r in doc["cases"]:
-        m = r.get("metrics") or {}
-        def fmt(key, spec=".3f"):
-            return format(m[key], spec) if m.get(key) is not None else "-"
-        rows.append([r["id"] + (f" (seed {r['seed']})" if several_seeds else ""), r["status"], fmt("train_acc"),
-                     fmt("best_val_acc"), fmt("test_acc"), fmt("test_auc"), fmt("test_sensitivity"),
-                     fmt("test_specificity"), fmt("wall_time_s", ".1f"), (r.get("reason") or "")[:60]])
+    for case in by_case(doc).values():
+        statuses = Counter(r["status"] for r in case.rows)
+        status = ", ".join(f"{n} {s}" if len(case.rows) > 1 else s for s, n in statuses.items())
+        reason = next((r.get("reason") for r in case.rows if r.get("reason")), "") or ""
+        rows.append([case.id, status, *(mean_sd(case.values(m), ".3f") for m in
+                                        ("train_acc", "best_val_acc", "test_acc", "test_auc", "test_sensitivity",
+                                         "test_specificity")), mean_sd(case.values("wall_time_s"), ".1f"), reason[:60]])
     return tabulate(rows, headers=["case", "status", "train acc", "best val acc", "test acc", "test AUC",
-                                   "sensitivity", "specificity", "time (s)", "reason"], tablefmt="simple")
+                                   "sensitivity", "specificity", "time (s)", "reason"], tablefmt="simple",
+                    disable_numparse=True)

@@ -19,7 +19,7 @@ import torch
 
 from xraybench.data.sources import SPLITS, Dataset, Split
 
-FORMAT = 2  # 2: full-scale JPEG decode (1 used a reduced-scale draft)
+FORMAT = 3  # 3: image ids stored; 2: full-scale JPEG decode (1 used a reduced-scale draft)
 
 
 def cache_dir() -> Path:
@@ -39,7 +39,8 @@ def load(source, image_size: int, root: Path | None = None) -> Dataset:
         splits, notes = source.decode(image_size)
         _write(entry, splits, {"source": source.fingerprint(), "image_size": image_size, "notes": notes})
     meta = json.loads((entry / "meta.json").read_text())
-    splits = {name: Split(_mmap(entry / f"{name}_images.npy"), _mmap(entry / f"{name}_labels.npy"))
+    ids = json.loads((entry / "ids.json").read_text())
+    splits = {name: Split(_mmap(entry / f"{name}_images.npy"), _mmap(entry / f"{name}_labels.npy"), ids[name])
               for name in SPLITS}
     return Dataset(source.kind, source.name, source.location, image_size, splits, list(meta["notes"]))
 
@@ -56,6 +57,7 @@ def _write(entry: Path, splits: dict[str, Split], meta: dict) -> None:
         for name, split in splits.items():
             np.save(tmp / f"{name}_images.npy", split.images.numpy())
             np.save(tmp / f"{name}_labels.npy", split.labels.numpy())
+        (tmp / "ids.json").write_text(json.dumps({name: split.ids for name, split in splits.items()}))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         try:
             tmp.rename(entry)

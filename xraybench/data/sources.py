@@ -35,6 +35,13 @@ class DataError(ValueError):
 class Split:
     images: torch.Tensor  # uint8 [N, 1, S, S]
     labels: torch.Tensor  # int64 [N], 1 = pneumonia
+    ids: list[str] | None = None  # stable image ids: file path relative to the data root, or "split/index"
+
+    def __post_init__(self):
+        if self.ids is None:
+            self.ids = [str(i) for i in range(len(self))]
+        if len(self.ids) != len(self):
+            raise ValueError(f"{len(self.ids)} image ids for {len(self)} images")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -44,7 +51,7 @@ class Split:
         return {"normal": len(self) - pneumonia, "pneumonia": pneumonia}
 
     def subset(self, index: torch.Tensor) -> "Split":
-        return Split(self.images[index], self.labels[index])
+        return Split(self.images[index], self.labels[index], [self.ids[i] for i in torch.as_tensor(index).tolist()])
 
 
 @dataclass
@@ -104,7 +111,7 @@ class SyntheticSource:
         return f"synthetic-v{synthetic.GENERATOR_VERSION}-seed{self.seed}-{'-'.join(map(str, self.sizes))}"
 
     def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
-        splits = {name: Split(*synthetic.generate_split(name, n, image_size, self.seed))
+        splits = {name: Split(*synthetic.generate_split(name, n, image_size, self.seed), _indexed(name, n))
                   for name, n in zip(SPLITS, self.sizes)}
         return splits, ["test split imaged with a shifted acquisition (exposure, contrast, noise, patient size)"]
 
@@ -167,11 +174,12 @@ class FolderSource:
             for split, entries in files.items():
                 decoded = list(pool.map(lambda e: _try_decode(e[0], image_size), entries))
                 bad += [(path, error) for (path, _), (_, error) in zip(entries, decoded) if error]
-                kept = [(image, label) for (_, label), (image, error) in zip(entries, decoded) if not error]
+                kept = [(image, label, path) for (path, label), (image, error) in zip(entries, decoded) if not error]
                 if not kept:
                     raise DataError(f"{self.root / split}: no readable image in this split")
-                splits[split] = Split(torch.from_numpy(np.stack([image for image, _ in kept])).unsqueeze(1),
-                                      torch.tensor([label for _, label in kept], dtype=torch.long))
+                splits[split] = Split(torch.from_numpy(np.stack([image for image, _, _ in kept])).unsqueeze(1),
+                                      torch.tensor([label for _, label, _ in kept], dtype=torch.long),
+                                      [path.relative_to(self.root).as_posix() for _, _, path in kept])
         if bad and not self.skip_bad_images:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise DataError(f"{bad[0][0]}: {bad[0][1]}{more}; fix or remove it, or pass --skip-bad-images")
@@ -323,4 +331,10 @@ def _npz_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray, s
     x = torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1)
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return Split(x.round().clamp(0, 255).to(torch.uint8), torch.from_numpy(labels.astype(np.int64)))
+    return Split(x.round().clamp(0, 255).to(torch.uint8), torch.from_numpy(labels.astype(np.int64)),
+                 _indexed(split, len(labels)))
+
+
+def _indexed(split: str, n: int) -> list[str]:
+    """Ids of images that have no file name: the split and the index in it (npz, synthetic)."""
+    return [f"{split}/{i}" for i in range(n)]

@@ -1,0 +1,54 @@
+"""How numbers are written in the report and the findings: percentages, points, mean ± sd, intervals."""
+
+from __future__ import annotations
+
+from xraybench import stats
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def pp(x: float) -> str:
+    return f"{100 * x:+.1f} pp"
+
+
+def p_value(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_is(p: float) -> str:
+    """"p < 0.001" or "p = 0.042", for sentences."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{secs:04.1f}"
+
+
+def mean_sd(values: list[float], spec: str = ".3f", scale: float = 1.0) -> str:
+    """"m ± sd" over seeds, the value alone with one seed, "–" with none."""
+    summary = stats.across_seeds(values)
+    if summary is None:
+        return "–"
+    if summary.sd is None:
+        return format(scale * summary.mean, spec)
+    return f"{format(scale * summary.mean, spec)} ± {format(scale * summary.sd, spec)}"
+
+
+def percent_sd(values: list[float]) -> str:
+    text = mean_sd(values, ".1f", 100)
+    return text if text == "–" else text + " %"
+
+
+def interval(bounds, spec: str = ".1f", scale: float = 100) -> str:
+    if not bounds or bounds[0] is None:
+        return "n/a"
+    return f"[{format(scale * bounds[0], spec)}, {format(scale * bounds[1], spec)}]"
+
+
+def min_max(values: list[float]) -> str:
+    if len(values) < 2:
+        return "–"
+    return f"{100 * min(values):.1f}–{100 * max(values):.1f}"

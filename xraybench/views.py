@@ -1,0 +1,147 @@
+"""Report views computed across a suite (a task with no cases of its own): model selection,
+fine-tuned vs frozen, and the validation-vs-test gap. Each returns a task's content."""
+
+from __future__ import annotations
+
+from xraybench import stats
+from xraybench.comparisons import CaseResult, compare
+from xraybench.formatting import p_is, percent_sd, pp
+
+
+def task(settings=None, models=(), tables=(), findings=(), not_finished=()) -> dict:
+    """The parts a task section may have; the template shows those that are not empty."""
+    return {"settings": settings, "models": list(models), "tables": list(tables), "findings": list(findings),
+            "not_finished": list(not_finished)}
+
+
+def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict:
+    seen, rows = set(), []
+    for case in suite:
+        r = case.first
+        info, model = r.get("model_info") or {}, r.get("config", {}).get("model", {}).get("name", "")
+        if model in seen or "params" not in info:
+            continue
+        seen.add(model)
+        rows.append([model, info.get("weights") or "–", info["input"], f"{info['params'] / 1e6:.2f}",
+                     f"{info['flops'] / 1e9:.2f}", _opt(info.get("file_size_mb"), ".1f"),
+                     _opt(info.get("imagenet_acc1"), ".1f"), f"{info['latency_ms']:.1f}"])
+    table = {"caption": "Candidate backbones at the input size of this run. GFLOPs: floating-point operations of "
+                        "one forward pass, counted by torch.utils.flop_counter (two per multiply-add; torchvision's "
+                        "meta calls the multiply-add count GFLOPS, half this). Parameters are counted with the "
+                        "ImageNet head. Latency: median of 10 forward passes of one image on the run's device.",
+             "headers": ["model", "weights", "input", "params (M)", "GFLOPs", "file (MB)", "ImageNet acc@1 (%)",
+                         "latency (ms)"], "rows": rows, "numeric_from": 3}
+    if not rows:
+        return task(findings=["No model costs were recorded in this run."])
+    cheapest = min(rows, key=lambda row: float(row[4]))
+    return task(tables=[table], findings=[f"{len(rows)} candidate models; the cheapest per image is {cheapest[0]} "
+                                          f"({cheapest[4]} GFLOPs at {cheapest[2]})."])
+
+
+def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict:
+    pairs = [(everything[c], case) for case in suite for c in case.first.get("compare", [])
+             if c in everything and everything[c].first.get("mode") != case.first.get("mode")]
+    rows, speedups, verdicts = [], [], {"first": 0, "second": 0, "none": 0}
+    for a, b in pairs:
+        if not a.ok or not b.ok:
+            continue
+        speedup = _mean(a.values("s_per_epoch")) / _mean(b.values("s_per_epoch"))
+        speedups.append(speedup)
+        comparison = compare(a, b)
+        if comparison is None:
+            verdict = "not tested"
+        elif comparison.winner is None:
+            verdict, verdicts["none"] = f"no detectable difference ({p_is(comparison.accuracy.p_value)})", verdicts["none"] + 1
+        else:
+            which = "first" if comparison.winner == a.id else "second"
+            verdicts[which] += 1
+            verdict = f"{which} higher ({p_is(comparison.accuracy.p_value)})"
+        rows.append([a.first.get("config", {}).get("model", {}).get("name", a.id),
+                     f"{a.first['mode']} / {b.first['mode']}", f"{a.seeds} / {b.seeds}",
+                     f"{percent_sd(a.values('test_acc'))} / {percent_sd(b.values('test_acc'))}",
+                     f"{_mean(a.values('s_per_epoch')):.2f} / {_mean(b.values('s_per_epoch')):.2f}", f"{speedup:.1f}×",
+                     f"{_oscillation(a):.1f} / {_oscillation(b):.1f}", verdict])
+    if not rows:
+        return task(findings=["No pair of cases compared across modes finished in this run."])
+    table = {"caption": "Each backbone in both modes (first / second); test accuracy as mean ± sd over seeds. "
+                        "Oscillation: mean absolute change of the validation accuracy from one epoch to the next, "
+                        "in percentage points (mean over seeds). Test: the exact sign test on the shared test "
+                        "images (exact McNemar with one seed each), α = 0.05.",
+             "headers": ["model", "modes", "seeds", "test acc", "s/epoch", "speed-up of the second",
+                         "oscillation (pp)", "paired test"], "rows": rows, "numeric_from": 2}
+    span = f"{min(speedups):.1f}×" if max(speedups) - min(speedups) < 0.05 else f"{min(speedups):.1f}–{max(speedups):.1f}×"
+    faster = sum(x > 1 for x in speedups)
+    tested = sum(verdicts.values())
+    findings = [f"The second mode took less time per epoch for {faster} of {len(speedups)} model(s): speed-up {span} "
+                f"(mean s/epoch over seeds, one-time feature pass included; a measurement, not a tested difference).",
+                f"Of {tested} tested pair(s), the first mode has the higher test accuracy for {verdicts['first']}, the "
+                f"second for {verdicts['second']}, and {verdicts['none']} show no detectable difference (α = 0.05)."]
+    return task(tables=[table], findings=findings)
+
+
+def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict:
+    ok = [c for c in suite if c.ok]
+    if not ok:
+        return task(findings=["No case of this suite finished."])
+    rows = [[c.id, str(c.seeds), percent_sd(c.values("best_val_acc")), percent_sd(c.values("test_acc")),
+             _gap_text(_gaps(c))] for c in ok]
+    table = {"caption": "Validation vs test accuracy, mean ± sd over seeds. The test split may come from another "
+                        "acquisition than train and validation (for the built-in data it does), so the gap measures "
+                        "the shift.",
+             "headers": ["case", "seeds", "best val acc", "test acc", "test − val"], "rows": rows}
+    gaps = [g for c in ok for g in _gaps(c)]
+    findings = [f"Test accuracy is between {100 * min(gaps):+.1f} and {100 * max(gaps):+.1f} pp from the best "
+                f"validation accuracy (mean {100 * sum(gaps) / len(gaps):+.1f} pp over every seed)."]
+    scratch = [c for c in everything.values() if c.ok and c.first.get("mode") == "from scratch"]
+    if scratch:
+        best = max(scratch, key=lambda c: _mean(c.values("test_acc")))
+        above, tied, below, untested = [], [], [], []
+        for c in ok:
+            comparison = compare(c, best)
+            if comparison is None:
+                untested.append(c.id)
+            elif comparison.winner == c.id:
+                above.append(c.id)
+            elif comparison.winner is None:
+                tied.append(c.id)
+            else:
+                below.append(c.id)
+        text = (f"The model trained from scratch with the highest mean test accuracy in this run, {best.id}, reached "
+                f"{percent_sd(best.values('test_acc'))}. Against it (paired test on the test images, α = 0.05): "
+                f"{len(above)} of {len(ok)} cases here score higher{': ' + ', '.join(above) if above else ''}; "
+                f"{len(below)} lower; {len(tied)} show no detectable difference.")
+        if untested:
+            text += f" Not tested (no per-image predictions): {', '.join(untested)}."
+        findings.append(text)
+    else:
+        findings.append("No model trained from scratch is in this run to compare with.")
+    return task(tables=[table], findings=findings)
+
+
+def _gaps(case: CaseResult) -> list[float]:
+    return [r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in case.ok]
+
+
+def _gap_text(gaps: list[float]) -> str:
+    summary = stats.across_seeds(gaps)
+    return pp(summary.mean) + ("" if summary.sd is None else f" ± {100 * summary.sd:.1f}")
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _oscillation(case: CaseResult) -> float:
+    per_seed = []
+    for r in case.ok:
+        val = [h["val_acc"] for h in r.get("history", [])]
+        steps = [abs(b - a) for a, b in zip(val, val[1:])]
+        per_seed.append(100 * sum(steps) / len(steps) if steps else 0.0)
+    return _mean(per_seed) if per_seed else 0.0
+
+
+def _opt(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+VIEWS = {"model_selection": model_selection, "compare_modes": compare_modes, "test_gap": test_gap}
