@@ -138,3 +138,22 @@ def test_run_directory_of_another_profile_is_not_mixed(tmp_path, capsys):
 def test_progress_line_when_auc_is_undefined():
     row = {"status": "ok", "metrics": {"test_acc": 1.0, "test_auc": None, "best_val_acc": 0.5, "wall_time_s": 1.0}}
     assert "AUC n/a" in runner._one_line(row)
+
+
+def test_rows_of_an_edited_case_are_dropped_not_pooled(tmp_path, write_cases, capsys):
+    text = """
+suite = "hw3"
+[[case]]
+id = "hw3-x"
+task = "A"
+title = "x"
+model = { name = "hw3_gap_cnn" }
+train = { lr = %s }
+"""
+    cases = write_cases(text % "1e-3")
+    assert main(["run", "--all", "--cases", str(cases), *SMOKE, "--seeds", "2", "--out", str(tmp_path)]) == 0
+    cases = write_cases(text % "3e-4")  # edited: a new configuration, one seed this time
+    assert main(["run", "--all", "--cases", str(cases), *SMOKE, "--seeds", "1", "--out", str(tmp_path)]) == 0
+    assert "dropped 2 row(s) of edited case(s) (hw3-x)" in capsys.readouterr().out
+    rows = results_of(tmp_path, "smoke-cpu-synthetic")["cases"]
+    assert [(r["seed"], r["config"]["train"]["lr"]) for r in rows] == [(0, 3e-4)]

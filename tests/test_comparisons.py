@@ -92,3 +92,8 @@ def test_predictions_are_read_from_the_run_and_a_row_may_carry_its_own_images():
     doc["cases"][0]["images"] = {"test": {"ids": ["x"] * N, "labels": y.tolist()}}
     assert results.predictions(doc, doc["cases"][0])[0][0] == "x"
     assert results.predictions(doc, {"status": "ok"}) is None
+
+
+def test_stored_probabilities_never_cross_the_threshold():
+    assert results.stored_probability(0.49996) == 0.4999 and results.stored_probability(0.5) == 0.5
+    assert results.stored_probability(0.123456) == 0.1235 and results.stored_probability(0.99999) == 1.0
