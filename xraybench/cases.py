@@ -86,11 +86,7 @@ class Case:
 
     @property
     def config_hash(self) -> str:
-        """The configuration's hash without the seed: every seed of a case shares it (rows are matched
-        by id and seed), and a baseline's seeds compare with a run's other seeds."""
-        config = self.config()
-        config["train"] = {k: v for k, v in config["train"].items() if k != "seed"}
-        return config_hash(config)
+        return config_hash(self.config())
 
     def seed_count(self, profile: "Profile") -> int:
         return int(self.seeds.get(profile.name, profile.seeds))

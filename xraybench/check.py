@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from xraybench import results, stats
-from xraybench.comparisons import CaseResult
+from xraybench.comparisons import CaseResult, by_case
 
 BASELINE_KIND = "xraybench-baseline"
 BASELINE_SCHEMA = 2  # 2: every seed's metrics, per-epoch times and per-image predictions
@@ -158,12 +158,13 @@ def read_baseline(path: Path) -> dict:
 
 def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = ()) -> list[CaseVerdict]:
     """One verdict per case id in the run or the baseline, over all the seeds each side has."""
-    base, current = _by_id(baseline["cases"]), _by_id(run["cases"])
+    base, current = by_case(baseline), by_case(run)
     if not set(base) & set(current):
         raise CheckError("the run and the baseline have no case in common: nothing to compare")
     verdicts = []
     for case_id in list(current) + [k for k in base if k not in current]:
-        b, r = base.get(case_id), current.get(case_id)
+        b_case, r_case = base.get(case_id), current.get(case_id)
+        b, r = b_case and b_case.rows, r_case and r_case.rows
         seeds = f"{len(b or [])} / {len(r or [])}"
         if b is None:
             verdicts.append(CaseVerdict(case_id, seeds, "new", "not in the baseline"))
@@ -181,15 +182,8 @@ def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = ()) -> 
             verdicts.append(CaseVerdict(case_id, seeds, "fixed", "was not ok in the baseline"))
         else:
             tolerances = _tolerances(baseline.get("tolerances", {}), r[0].get("tolerances", {}), cli_tolerances)
-            verdicts.append(_compare_case(case_id, seeds, CaseResult(case_id, b, baseline), CaseResult(case_id, r, run), tolerances))
+            verdicts.append(_compare_case(case_id, seeds, b_case, r_case, tolerances))
     return verdicts
-
-
-def _by_id(rows: list[dict]) -> dict[str, list[dict]]:
-    grouped: dict[str, list[dict]] = {}
-    for row in rows:
-        grouped.setdefault(row["id"], []).append(row)
-    return grouped
 
 
 def _same_config(base: dict, row: dict, baseline_schema: int, run_schema: int) -> bool:
@@ -199,10 +193,8 @@ def _same_config(base: dict, row: dict, baseline_schema: int, run_schema: int) -
         return True
     if "config" not in row or baseline_schema == run_schema:
         return False
-    config = json.loads(json.dumps(row["config"]))
-    if baseline_schema >= 2:  # the run is the old one: hash its configuration without the seed
-        config.get("train", {}).pop("seed", None)
-    return base.get("hash") == results.config_hash(config)
+    rehash = results.legacy_config_hash if baseline_schema < 2 else results.config_hash
+    return base.get("hash") == rehash(row["config"])
 
 
 def _tolerances(stored: dict, declared: dict, cli: list[Tolerance]) -> dict[str, float]:
@@ -278,15 +270,15 @@ def _significance(metric: Metric, base: CaseResult, new: CaseResult, worse: bool
     seeds_b, seeds_n = [r.get("seed") for r in base.ok], [r.get("seed") for r in new.ok]
     common = [s for s in seeds_n if s in seeds_b]
     if not common:  # two different seeds differ on many images: a paired test would call seed noise a change
-        return (f"no seed in common and fewer than 3 seeds a side: seed noise cannot be told from a change; "
-                f"tolerance only (run --seeds 3)"), None, alpha
+        return ("no seed in common and fewer than 3 seeds a side: seed noise cannot be told from a change; "
+                "tolerance only (run --seeds 3)"), None, alpha
     index_b, index_n = [seeds_b.index(s) for s in common], [seeds_n.index(s) for s in common]
     test, p = _paired_test(metric.name, pb[1], pb[2][index_b], pn[2][index_n], higher)
     return test, p, alpha
 
 
 def _paired_test(name: str, labels: np.ndarray, base: np.ndarray, new: np.ndarray, higher: bool) -> tuple[str, float]:
-    """One-sided paired tests on per-image predictions of as many seeds a side, pooled per image;
+    """One-sided paired tests on per-image predictions of the seeds both sides ran, pooled per image;
     ``higher``: the alternative is that the metric went down (for higher-is-better metrics)."""
     alternative = "less" if higher else "greater"
     if name in ("test_acc", "best_val_acc", "test_sensitivity", "test_specificity"):

@@ -22,11 +22,6 @@ def p_is(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def duration(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes):02d}:{secs:04.1f}"
-
-
 def mean_sd(values: list[float], spec: str = ".3f", scale: float = 1.0) -> str:
     """"m ± sd" over seeds, the value alone with one seed, "–" with none."""
     summary = stats.across_seeds(values)

@@ -20,13 +20,13 @@ import markupsafe
 from xraybench import check, plots, results, stats
 from xraybench.comparisons import CaseResult, Comparison, by_case, compare, majority_class, resolution
 from xraybench.findings import task_findings
-from xraybench.formatting import duration, interval, mean_sd, min_max, p_value, pct, percent_sd, pp
+from xraybench.formatting import interval, mean_sd, min_max, p_value, pct, percent_sd, pp
 from xraybench.views import VIEWS, task
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SETTINGS_HEADERS = ["case", "model", "options", "input", "epochs", "batch", "optimizer", "lr", "weight decay",
                     "scheduler", "loss", "seeds"]
-TRAINING_HEADERS = ["case", "seeds", "train loss", "train acc", "best val loss", "best val acc", "training time",
+TRAINING_HEADERS = ["case", "seeds", "train loss", "train acc", "best val loss", "best val acc", "training time (s)",
                     "s/epoch"]
 TEST_HEADERS = ["case", "test acc", "95% interval", "min–max", "test AUC", "sensitivity", "specificity", "F1"]
 COMPARISON_HEADERS = ["A vs B", "seeds a side", "Δ test acc (A − B)", "95% interval", "p (sign test)",
@@ -238,10 +238,10 @@ def _task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseRes
 def _training_table(done: list[CaseResult]) -> dict:
     rows = [[c.id, str(c.seeds), mean_sd(c.values("train_loss"), ".4f"), percent_sd(c.values("train_acc")),
              mean_sd(c.values("best_val_loss"), ".4f"), percent_sd(c.values("best_val_acc")),
-             duration(stats.across_seeds(c.values("wall_time_s")).mean), mean_sd(c.values("s_per_epoch"), ".2f")]
+             mean_sd(c.values("wall_time_s"), ".1f"), mean_sd(c.values("s_per_epoch"), ".2f")]
             for c in done]
     return {"title": "Results: training", "headers": TRAINING_HEADERS, "rows": rows,
-            "caption": "Mean ± sd over seeds (the value alone with one seed); training time is the mean per seed.",
+            "caption": "Mean ± sd over seeds (the value alone with one seed); training time is per seed.",
             "note": ""}
 
 
@@ -285,12 +285,8 @@ def _with_interval(case: CaseResult, metric: str, single, spec: str = ".1f", sca
 
 def _confusion_intervals(row: dict) -> dict:
     """Wilson intervals from the confusion matrix, for rows written before intervals were stored."""
-    c = row["metrics"].get("test_confusion") or {}
-    if not c:
-        return {}
-    n = c["tn"] + c["fp"] + c["fn"] + c["tp"]
-    return {"acc": stats.wilson(c["tn"] + c["tp"], n), "sensitivity": stats.wilson(c["tp"], c["tp"] + c["fn"]),
-            "specificity": stats.wilson(c["tn"], c["tn"] + c["fp"])}
+    c = row["metrics"].get("test_confusion")
+    return stats.confusion_intervals(**c) if c else {}
 
 
 def _comparison_table(comparisons: list[Comparison]) -> dict:
@@ -321,11 +317,11 @@ def _sweep_table(members: list[CaseResult]) -> dict:
     for c in members:
         done = bool(c.ok)
         rows.append([c.id, *(f"{c.first['sweep_params'].get(k, '')}" for k in keys), str(c.seeds),
-                     duration(stats.across_seeds(c.values("wall_time_s")).mean) if done else c.first["status"],
+                     mean_sd(c.values("wall_time_s"), ".1f") if done else c.first["status"],
                      mean_sd(c.values("test_loss"), ".4f") if done else "–",
                      percent_sd(c.values("test_acc")) if done else "–"])
     return {"caption": f"Sweep of {members[0].first['sweep']}: one row per point of the grid (mean ± sd over seeds).",
-            "headers": ["case", *(k.split(".")[1] for k in keys), "seeds", "training time", "test loss", "test acc"],
+            "headers": ["case", *(k.split(".")[1] for k in keys), "seeds", "training time (s)", "test loss", "test acc"],
             "rows": rows, "note": ""}
 
 

@@ -32,7 +32,13 @@ class ResultsError(ValueError):
 
 
 def config_hash(config: dict) -> str:
-    """A stable short hash of a resolved configuration (canonical JSON, sorted keys)."""
+    """A stable short hash of a resolved configuration without its seed (canonical JSON, sorted keys):
+    every seed of a case shares it; rows are matched by id and seed."""
+    return legacy_config_hash({**config, "train": {k: v for k, v in config.get("train", {}).items() if k != "seed"}})
+
+
+def legacy_config_hash(config: dict) -> str:
+    """The hash of schema 1, the seed included."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=list)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

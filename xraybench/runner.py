@@ -102,7 +102,7 @@ def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
     results.write(results_path, doc)
 
     _drop_stale_rows(doc, cases, plan, log)
-    datasets: dict[int, Dataset] = {}
+    datasets: dict[int, tuple[Dataset, dict]] = {}  # image size → data and its image table
     counts = {case.id: plan.seeds or case.seed_count(plan.profile) for case in cases}
     jobs = [(case, seed) for case in cases for seed in range(case.train.seed, case.train.seed + counts[case.id])]
     log(f"run {plan.resolved_run_id}: {len(cases)} case(s), {len(jobs)} trainings ({_seed_counts(counts)}), "
@@ -116,14 +116,15 @@ def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
             log(f"{tag}: finished earlier, kept (--force re-runs it)")
             continue
         if case.data.image_size not in datasets:
-            datasets[case.data.image_size] = _load_data(plan, case.data.image_size, log)
-        data = datasets[case.data.image_size]
+            data = _load_data(plan, case.data.image_size, log)
+            datasets[case.data.image_size] = data, results.image_table(data)
+        data, images = datasets[case.data.image_size]
         if doc["data"] is None:
             doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe(), "summary": summarize(data)}
-        doc["data"].setdefault("images", results.image_table(data))  # also when resuming a schema-1 run
+        doc["data"].setdefault("images", images)  # also when resuming a schema-1 run
         row = _run_one(case, seed, data, plan)
-        if row["status"] == "ok" and results.image_table(data) != doc["data"].get("images"):
-            row["images"] = results.image_table(data)  # another subset than the run's (not the case today)
+        if row["status"] == "ok" and images != doc["data"]["images"]:
+            row["images"] = images  # another subset than the run's (not the case today)
         results.upsert(doc, row)
         results.write(results_path, doc)
         log(f"{tag}: {_one_line(row)}")

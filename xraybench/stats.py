@@ -70,19 +70,22 @@ def bootstrap_interval(statistic, *samples: np.ndarray, n_resamples: int = 2000,
     return None
 
 
+def confusion_intervals(tn: int, fp: int, fn: int, tp: int) -> dict[str, list[float] | None]:
+    """Wilson intervals of accuracy, sensitivity and specificity from a confusion matrix."""
+    return {"acc": wilson(tn + tp, tn + fp + fn + tp), "sensitivity": wilson(tp, tp + fn),
+            "specificity": wilson(tn, tn + fp)}
+
+
 def test_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, list[float] | None]:
     """95% intervals of the test metrics of one model: accuracy, sensitivity, specificity
     (Wilson), AUC (DeLong) and F1 (BCa bootstrap)."""
     labels = np.asarray(labels).astype(int)
     predicted = (np.asarray(probs) >= threshold).astype(int)
     positives, negatives = labels == 1, labels == 0
-    out = {
-        "acc": wilson(int((predicted == labels).sum()), len(labels)),
-        "sensitivity": wilson(int(predicted[positives].sum()), int(positives.sum())),
-        "specificity": wilson(int((1 - predicted[negatives]).sum()), int(negatives.sum())),
-        "auc": None,
-        "f1": bootstrap_interval(_f1, labels.astype(float), predicted.astype(float)),
-    }
+    tp, fn = int(predicted[positives].sum()), int((1 - predicted[positives]).sum())
+    tn, fp = int((1 - predicted[negatives]).sum()), int(predicted[negatives].sum())
+    out = {**confusion_intervals(tn, fp, fn, tp), "auc": None,
+           "f1": bootstrap_interval(_f1, labels.astype(float), predicted.astype(float))}
     if positives.any() and negatives.any():
         out["auc"] = list(delong.auc_with_variance(labels, probs).interval(CONFIDENCE))
     return {k: None if v is None else [rounded(x) for x in v] for k, v in out.items()}

@@ -3,9 +3,8 @@ fine-tuned vs frozen, and the validation-vs-test gap. Each returns a task's cont
 
 from __future__ import annotations
 
-from xraybench import stats
 from xraybench.comparisons import CaseResult, compare
-from xraybench.formatting import p_is, percent_sd, pp
+from xraybench.formatting import mean_sd, p_is, percent_sd
 
 
 def task(settings=None, models=(), tables=(), findings=(), not_finished=()) -> dict:
@@ -59,11 +58,12 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
         rows.append([a.first.get("config", {}).get("model", {}).get("name", a.id),
                      f"{a.first['mode']} / {b.first['mode']}", f"{a.seeds} / {b.seeds}",
                      f"{percent_sd(a.values('test_acc'))} / {percent_sd(b.values('test_acc'))}",
-                     f"{_mean(a.values('s_per_epoch')):.2f} / {_mean(b.values('s_per_epoch')):.2f}", f"{speedup:.1f}×",
+                     f"{mean_sd(a.values('s_per_epoch'), '.2f')} / {mean_sd(b.values('s_per_epoch'), '.2f')}",
+                     f"{speedup:.1f}×",
                      f"{_oscillation(a):.1f} / {_oscillation(b):.1f}", verdict])
     if not rows:
         return task(findings=["No pair of cases compared across modes finished in this run."])
-    table = {"caption": "Each backbone in both modes (first / second); test accuracy as mean ± sd over seeds. "
+    table = {"caption": "Each backbone in both modes (first / second); test accuracy and s/epoch as mean ± sd over seeds. "
                         "Oscillation: mean absolute change of the validation accuracy from one epoch to the next, "
                         "in percentage points (mean over seeds). Test: the exact sign test on the shared test "
                         "images (exact McNemar with one seed each), α = 0.05.",
@@ -84,7 +84,7 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
     if not ok:
         return task(findings=["No case of this suite finished."])
     rows = [[c.id, str(c.seeds), percent_sd(c.values("best_val_acc")), percent_sd(c.values("test_acc")),
-             _gap_text(_gaps(c))] for c in ok]
+             mean_sd(_gaps(c), "+.1f", 100) + " pp"] for c in ok]
     table = {"caption": "Validation vs test accuracy, mean ± sd over seeds. The test split may come from another "
                         "acquisition than train and validation (for the built-in data it does), so the gap measures "
                         "the shift.",
@@ -120,11 +120,6 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
 
 def _gaps(case: CaseResult) -> list[float]:
     return [r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in case.ok]
-
-
-def _gap_text(gaps: list[float]) -> str:
-    summary = stats.across_seeds(gaps)
-    return pp(summary.mean) + ("" if summary.sd is None else f" ± {100 * summary.sd:.1f}")
 
 
 def _mean(values: list[float]) -> float:
