@@ -3,8 +3,9 @@
     pytest benchmarks/ --benchmark-autosave                 # store a run under .benchmarks/
     pytest benchmarks/ --benchmark-compare --benchmark-compare-fail=mean:10%   # fail on a 10 % slowdown
 
-Each train-step benchmark is one optimiser step on a batch of 32 at 64 px on the CPU;
-``extra_info`` records the images per step, so images/s = images / mean.
+Each train-step benchmark is one optimiser step on a batch of 32 at 64 px on the CPU, in fp32
+and in bf16 autocast (fast only where the CPU has bf16 instructions; ``--precision auto`` uses it
+only there); ``extra_info`` records the images per step, so images/s = images / mean.
 """
 
 import pytest
@@ -15,6 +16,7 @@ from xraybench.data import BatchLoader, cache
 from xraybench.data.sources import SyntheticSource
 from xraybench.engine import evaluate
 from xraybench.objectives import OBJECTIVES
+from xraybench.precision import Precision, final_layer_in_fp32
 from xraybench.registry import create_model
 
 SIZE, BATCH = 64, 32
@@ -26,25 +28,31 @@ def data():
     return cache.load(SyntheticSource(PROFILES["quick"].synthetic_sizes), SIZE)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("name, options, channels", [
     ("hw3_cnn", {}, 1), ("hw3_cnn", {"dropout": 0.6}, 1), ("hw3_mlp", {}, 1), ("hw3_gap_cnn", {}, 1),
     ("hw3_gap_cnn", {"conv3_channels": 128, "head_hidden": 128}, 1),
     ("efficientnet_lite0", {"mode": "finetune"}, 3),
 ], ids=["cnn", "cnn-dropout", "mlp", "gap", "gap-wide", "lite0-finetune"])
-def test_train_step(benchmark, data, name, options, channels):
+def test_train_step(benchmark, data, name, options, channels, precision):
     torch.manual_seed(0)
     model = create_model(name, in_channels=channels, image_size=SIZE, num_outputs=1, **options).train()
+    arithmetic = Precision(precision, "benchmark")
+    if arithmetic.autocast_dtype is not None:
+        final_layer_in_fp32(model)
     objective = OBJECTIVES["bce"]
     loss_fn, optimizer = objective.make_loss(), torch.optim.Adam(model.parameters(), lr=1e-4)
     x, y = next(iter(BatchLoader(data.splits["train"], BATCH, device=CPU, channels=channels, shuffle=True)))
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), objective.target(y))
+        with arithmetic.autocast(CPU):
+            logits = model(x)
+        loss = loss_fn(logits.float(), objective.target(y))
         loss.backward()
         optimizer.step()
 
-    benchmark.extra_info.update(images=BATCH, model=name, options=options)
+    benchmark.extra_info.update(images=BATCH, model=name, options=options, precision=precision)
     benchmark(step)
 
 

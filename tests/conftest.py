@@ -17,6 +17,24 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XRAYBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def _same_arithmetic_on_every_machine(monkeypatch):
+    """--precision auto reads the CPU's flags: pretend none, so that every test trains in fp32 whether or
+    not this CPU has bf16 instructions (the tests of the choice fake the flags they need)."""
+    from xraybench import precision
+    monkeypatch.setattr(precision, "cpu_flags", lambda: set())
+
+
+@pytest.fixture(autouse=True)
+def _torch_settings_restored():
+    """--deterministic changes process-wide torch settings; no test leaks them into the next."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
 @pytest.fixture
 def write_cases(tmp_path):
     """Write a case file from TOML text; returns its path."""

@@ -10,9 +10,11 @@ from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.cli import main
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
-from xraybench.engine import train_case
+from xraybench.data import BatchLoader
+from xraybench.engine import _feature_loader, train_case
 from xraybench.models import backbones
 from xraybench.models.backbones import TORCHVISION_BACKBONES, lite0_imagenet
+from xraybench.precision import FP32
 from xraybench.registry import create_model
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
@@ -46,6 +48,45 @@ def test_every_backbone_gets_a_new_head(backbone):
         model = create_model(backbone, in_channels=3, image_size=64, num_outputs=outputs, pretrained=False).eval()
         with torch.no_grad():
             assert model(torch.randn(2, 3, 64, 64)).shape == (2, outputs)
+
+
+ALL_BACKBONES = [b.name for b in TORCHVISION_BACKBONES] + ["efficientnet_lite0"]
+
+
+@pytest.mark.parametrize("backbone", ALL_BACKBONES)
+def test_the_head_on_cached_features_equals_the_whole_model(backbone):
+    """What the frozen cases' feature cache relies on, for every backbone: SqueezeNet's head is a
+    1×1 convolution and ConvNeXt's starts with LayerNorm2d, so their features stay feature maps."""
+    model = create_model(backbone, in_channels=3, image_size=64, num_outputs=2, mode="frozen", pretrained=False).eval()
+    split = cache.load(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 64).splits["val"]
+    loader = BatchLoader(split, 16, device="cpu", channels=3, mean=model.normalization[0], std=model.normalization[1])
+    features = _feature_loader(model.backbone, loader, 16, shuffle=False, seed=0, precision=FP32)
+    with torch.no_grad():
+        cached = torch.cat([model.head(x) for x, _ in features])
+        whole = torch.cat([model(x) for x, _ in loader])
+    assert cached.shape == (len(split), 2)
+    torch.testing.assert_close(cached, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_every_backbone_and_mode_runs_with_random_init(tmp_path, capsys):
+    """All torchvision cases, fine-tuned and frozen (feature cache on), at smoke size, no weight files."""
+    out = tmp_path / "reports"
+    assert main(["run", "hw4-[bc]-*", *SMOKE, "--precision", "fp32", "--random-init", "--out", str(out)]) == 0
+    doc = json.loads((out / "smoke-cpu-synthetic-random-init" / "results.json").read_text())
+    rows = {r["id"]: r for r in doc["cases"]}
+    expected = {f"hw4-{t}-{b.name.replace('_', '-')}" for t in "bc" for b in TORCHVISION_BACKBONES}
+    assert expected <= set(rows)
+    assert {i: r["status"] for i, r in rows.items() if r["status"] != "ok"} == {}
+    assert doc["settings"]["random_init"] is True
+    for row in rows.values():
+        assert row["config"]["model"]["options"]["pretrained"] is False
+        assert row["title"].endswith("(random initialisation — not a pretrained result)")
+        if row["mode"] == "frozen":
+            assert row["metrics"]["feature_pass_s"] is not None
+    assert rows["hw4-b-alexnet"]["config"]["data"]["image_size"] == 63  # its smallest input, above smoke's 32
+    # Never a baseline.
+    assert main(["baseline", "save", str(out / "smoke-cpu-synthetic-random-init"), "--dir", str(tmp_path)]) == 2
+    assert "random initialisation" in capsys.readouterr().err and not list(tmp_path.glob("*.json"))
 
 
 def test_frozen_trains_only_the_head_and_keeps_batchnorm_statistics():

@@ -55,16 +55,28 @@ def test_noise_floor_twin_differs_from_the_reference_only_in_rounding(tmp_path):
 def test_speed_vs_reference_prints_ratio_and_accuracies(tmp_path):
     out = subprocess.run(
         [sys.executable, str(BENCHMARKS / "speed_vs_reference.py"), "--size", "32", "--epochs", "2",
-         "--splits", "64", "32", "32", "--source", "160x125", "--cases", "hw3-b-mlp", "--seeds", "2",
-         "--noise-floor"],
+         "--splits", "64", "32", "32", "--source", "128x128", "--format", "png", "--cases", "hw3-b-mlp",
+         "--seeds", "2", "--noise-floor"],
         capture_output=True, text=True, timeout=300, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("hw3-b-mlp"))
-    ref_s, ours_s, ratio = re.search(r"hw3-b-mlp\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)×", row).groups()
+    ref_s, ours_s, ratio, target = re.search(r"hw3-b-mlp\s+fp32\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)×\s+≥ (\d+)×",
+                                             row).groups()
     ref_s, ours_s, ratio = float(ref_s), float(ours_s), float(ratio)
     assert ref_s > 0 and ours_s > 0  # printed to 0.01 s: the ratio lies between the rounding bounds
     assert (ref_s - 0.005) / (ours_s + 0.005) - 0.05 <= ratio <= (ref_s + 0.005) / max(ours_s - 0.005, 1e-9) + 0.05
-    assert "32×32 px input; folder of 128 grayscale JPEGs at 160×125" in out
+    assert "32×32 px input; folder of 128 grayscale PNGs at 128×128" in out
+    assert target == "3"  # cheap decoding: the engine alone, in fp32
     assert "2 seed(s)" in out and "rounding-only Δ pp" in out
     # Accuracies and both differences as mean ± sd over the two seeds.
     assert len(re.findall(r"[+-]?\d+\.\d+ ± \d+\.\d+", row)) == 4, row
     assert len(re.findall(r"[+-]\d+\.\d ± \d+\.\d", row)) == 2, row  # differences in points, signed
+
+
+def test_gpu_throughput_runs_on_the_cpu_and_prints_both_loops(capsys):
+    from gpu_throughput import main
+
+    rows = main(["--device", "cpu", "--size", "32", "--batches", "4", "8", "--steps", "2", "--warmup", "1",
+                 "--repeats", "1", "--precision", "fp32", "--model", "resnet18"])
+    out = capsys.readouterr().out
+    assert [r[0] for r in rows] == [4, 8] and all(float(r[1].replace(",", "")) > 0 for r in rows)
+    assert "resnet18 at 32 px" in out and "xraybench / plain" in out and "A100" in out

@@ -128,7 +128,8 @@ def test_committed_smoke_baseline_passes(tmp_path):
     """What CI gates on: the smoke suite, run by the command line, against benchmarks/baselines/smoke-cpu.json."""
     out = tmp_path / "reports"
     run = subprocess.run([sys.executable, "-m", "xraybench.cli", "run", "--all", "--profile", "smoke", "--device",
-                          "cpu", "--no-report", "--out", str(out)], capture_output=True, text=True, cwd=REPO)
+                          "cpu", "--precision", "fp32", "--no-report", "--out", str(out)],
+                         capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     checked = subprocess.run([sys.executable, "-m", "xraybench.cli", "check", str(out / "smoke-cpu-synthetic")],
                              capture_output=True, text=True, cwd=REPO)
@@ -213,7 +214,7 @@ def test_schema_1_baseline_file_still_checks(tmp_path, capsys):
     """The smoke baseline as stored before seeds and predictions: hashes with the seed in, one seed."""
     out = tmp_path / "reports"
     assert main(["run", "hw3-a-cnn", "--profile", "smoke", "--device", "cpu", "--no-report", "--out", str(out),
-                 "--seeds", "3"]) == 0
+                 "--seeds", "3", "--precision", "fp32"]) == 0
     capsys.readouterr()
     code, result = check(out / "smoke-cpu-synthetic", FIXTURES / "baseline-schema1-smoke.json", capsys=capsys)
     assert code == 1  # the other cases of that baseline are missing from this run

@@ -1,9 +1,11 @@
 import dataclasses
+import statistics
 
 import numpy as np
 import pytest
 import torch
 
+from xraybench import memory
 from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
@@ -23,7 +25,8 @@ def smoke_data():
 
 
 def strip_times(outcome: dict) -> dict:
-    timing = {"wall_time_s", "s_per_epoch", "train_images_per_s", "train_time_s", "epoch_time_s", "peak_memory_mb"}
+    timing = {"wall_time_s", "s_per_epoch", "train_images_per_s", "train_time_s", "epoch_time_s", "peak_memory_mb",
+              "memory_at_start_mb"}
     return {"history": [{k: v for k, v in row.items() if k not in timing} for row in outcome["history"]],
             "metrics": {k: v for k, v in outcome["metrics"].items() if k not in timing}}
 
@@ -49,6 +52,31 @@ def test_outcome_has_history_and_test_metrics():
     assert sum(confusion.values()) == 64
     assert m["test_acc"] == pytest.approx((confusion["tp"] + confusion["tn"]) / 64)
     assert m["best_val_acc"] == max(row["val_acc"] for row in outcome["history"])
+
+
+def test_images_per_second_come_from_the_median_epoch():
+    case = dataclasses.replace(smoke_case(), train=dataclasses.replace(smoke_case().train, epochs=3))
+    outcome = train_case(case, smoke_data(), CPU)
+    median = statistics.median(row["train_time_s"] for row in outcome["history"])
+    assert outcome["metrics"]["train_images_per_s"] == pytest.approx(192 / median)
+
+
+def test_cpu_peak_memory_is_the_case_s_own():
+    """The resident-set high-water mark is reset per case: a case after a big one does not inherit its peak
+    (ru_maxrss only ever rises)."""
+    meter = memory.PeakMeter.start(CPU)
+    big = torch.ones(400 * 2**20 // 4)  # 400 MB, touched
+    del big
+    after_big = meter.read()
+    if not meter.resettable:  # a sandbox whose kernel ignores clear_refs: the record must say so
+        assert after_big["peak_memory_kind"] == "process RSS peak since start (not resettable here)"
+        return
+    small = memory.PeakMeter.start(CPU).read()
+    assert after_big["peak_memory_kind"] == small["peak_memory_kind"] == "process RSS peak during the case"
+    assert small["peak_memory_mb"] < after_big["peak_memory_mb"] - 300
+    assert after_big["memory_at_start_mb"] < after_big["peak_memory_mb"] - 300
+    metrics = train_case(smoke_case(), smoke_data(), CPU)["metrics"]
+    assert metrics["memory_at_start_mb"] <= metrics["peak_memory_mb"] < after_big["peak_memory_mb"] - 300
 
 
 def test_training_learns_on_synthetic_data():

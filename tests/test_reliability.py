@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,32 @@ def test_cuda_out_of_memory_retries_once_with_half_the_batch(tmp_path, monkeypat
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path), "--force"]) == 1
     row = results.read(tmp_path / "smoke-cpu-synthetic")["cases"][0]
     assert row["status"] == "failed" and "OutOfMemoryError" in row["reason"] and "retried with 16" in row["retry"]
+
+
+def test_out_of_memory_retry_runs_after_the_first_attempt_is_freed(tmp_path, monkeypatch):
+    """The first attempt's model, optimizer state and activations are gone before the retry starts
+    (inside the except block its traceback would keep them alive)."""
+    first_attempt: list[weakref.ref] = []
+    alive_at_retry = []
+
+    def flaky(case, *args, **kwargs):
+        if not first_attempt:
+            model = torch.nn.Linear(1024, 1024)
+            optimizer = torch.optim.Adam(model.parameters())
+            activations = model(torch.randn(64, 1024))
+            activations.sum().backward()
+            optimizer.step()
+            first_attempt.extend(weakref.ref(t) for t in (model.weight, activations,
+                                                             optimizer.state[model.weight]["exp_avg"]))
+            cycle = [model, activations]
+            cycle.append(cycle)  # a reference cycle, as real models' hooks and closures make: needs gc
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        alive_at_retry.extend(ref() is not None for ref in first_attempt)
+        return real_train_case(case, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_case", flaky)
+    assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0
+    assert alive_at_retry == [False, False, False]
 
 
 def test_weights_are_loaded_with_weights_only(monkeypatch, tmp_path):

@@ -133,14 +133,16 @@ PROFILES: dict[str, Profile] = {
 
 
 def apply_profile(case: Case, profile: Profile) -> Case:
-    """The case as it runs under ``profile``: input size and epochs capped.
+    """The case as it runs under ``profile``: input size and epochs capped (never below the
+    smallest input the model accepts: AlexNet's feature stack needs 63 px).
 
     Scheduler options keep their declared epochs (StepLR decays at epoch 10 in every
     profile): a shortened run sees fewer decays rather than a compressed schedule, which
     at a few epochs would decay before the model has learned anything."""
     data, train = case.data, case.train
     if profile.image_size is not None and data.image_size > profile.image_size:
-        data = dataclasses.replace(data, image_size=profile.image_size)
+        cap = max(profile.image_size, registry.min_input_size(case.model.name))
+        data = dataclasses.replace(data, image_size=min(data.image_size, cap))
     if profile.epochs is not None and train.epochs > profile.epochs:
         train = dataclasses.replace(train, epochs=profile.epochs)
     for key, value in case.profile_overrides.get(profile.name, {}).items():
@@ -150,6 +152,21 @@ def apply_profile(case: Case, profile: Profile) -> Case:
         else:
             train = dataclasses.replace(train, **{name: value})
     return dataclasses.replace(case, data=data, train=train)
+
+
+RANDOM_INIT_NOTE = "random initialisation — not a pretrained result"
+
+
+def with_random_init(case: Case) -> Case:
+    """The case with its backbone's pretrained weights left out (``--random-init``).
+
+    Every backbone and mode can then run without weight files (tests, a first look at a new
+    machine). The option changes the configuration hash, so such rows never match a pretrained
+    baseline, and the title says what they are."""
+    if not case.model.options.get("pretrained", registry.model_options(case.model.name).get("pretrained", False)):
+        return case
+    model = dataclasses.replace(case.model, options={**case.model.options, "pretrained": False})
+    return dataclasses.replace(case, model=model, title=f"{case.title} ({RANDOM_INIT_NOTE})")
 
 
 # ----------------------------------------------------------------------------- loading

@@ -122,6 +122,7 @@ def make_baseline(doc: dict, name: str, tolerances: dict[str, str] | None = None
         "kind": BASELINE_KIND, "schema_version": BASELINE_SCHEMA, "name": name, "created": results.now(),
         "run_id": doc.get("run_id"), "profile": doc.get("profile"), "machine_info": doc.get("machine_info"),
         "software": doc.get("software"), "commit_info": doc.get("commit_info"),
+        "settings": doc.get("settings") or {},
         "data": {k: v for k, v in (doc.get("data") or {}).items() if k != "summary"},
         "tolerances": tolerances or {},
         "cases": [{"id": r["id"], "seed": r.get("seed"), "hash": r.get("hash"), "status": r["status"],
@@ -326,6 +327,11 @@ def environment_warnings(run: dict, baseline: dict) -> list[str]:
             old, new = (baseline.get(group) or {}).get(key), (run.get(group) or {}).get(key)
             if old != new:
                 warnings.append(f"warning: {group}.{key} differs: baseline {old!r}, this run {new!r}")
+    old, new = results.settings(baseline), results.settings(run)
+    for key in ("precision", "deterministic"):
+        if old[key] != new[key]:
+            warnings.append(f"warning: {key} differs: baseline {old[key]}, this run {new[key]} "
+                            f"(numbers and times are expected to move)")
     return warnings
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from xraybench import __version__, check, report, results
+from xraybench import __version__, check, precision, report, results
 from xraybench.check import CheckError
 from xraybench import cases as case_mod
 from xraybench.cases import PROFILES, CaseError
@@ -26,7 +26,7 @@ from xraybench.weights import fetch as fetch_weights
 from xraybench.results import ResultsError
 from xraybench.runner import RunError, RunPlan, run, summary_table
 
-USER_ERRORS = (CaseError, CheckError, DataError, DeviceError, ResultsError, RunError)
+USER_ERRORS = (CaseError, CheckError, DataError, DeviceError, precision.PrecisionError, ResultsError, RunError)
 BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
 
 
@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=sorted(PROFILES), help="sizes and epochs (default: full on a GPU, quick on a CPU)")
     p.add_argument("--data", metavar="PATH", help="Kermany-layout folder or MedMNIST .npz (default: built-in synthetic)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=precision.CHOICES,
+                   help="auto (default): bf16 where the GPU or CPU computes it natively, fp16 with loss scaling on "
+                        "older GPUs, fp32 otherwise")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic algorithms only (same seed, same bits on the same machine; slower on a GPU)")
+    p.add_argument("--random-init", action="store_true",
+                   help="build pretrained backbones from random weights (no weight files needed); the rows say so "
+                        "and cannot become a baseline")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="skip (and list) unreadable image files in a --data folder instead of stopping")
     p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where runs go (default: reports/)")
@@ -128,6 +136,10 @@ def cmd_check(args) -> int:
 
 def cmd_baseline(args) -> int:
     run_doc = results.read(args.run_dir)
+    if results.settings(run_doc)["random_init"]:
+        raise check.CheckError(f"{args.run_dir}: this run trained its backbones from random initialisation "
+                               f"(--random-init); its numbers are not pretrained results and cannot be a baseline. "
+                               f"Run without --random-init")
     tolerances = {}
     for spec in args.tolerance:
         t = check.Tolerance.parse(spec)
@@ -191,6 +203,10 @@ def cmd_run(args) -> int:
     if args.patterns:
         cases = case_mod.select(cases, args.patterns)
     device = resolve_device(args.device)
+    chosen = precision.choose(args.precision, device)
+    print(f"precision: {chosen.name} ({chosen.reason})")
+    if warning := precision.slow_warning(chosen, device):
+        print(warning, file=sys.stderr)
     profile_name = args.profile or ("full" if device.type == "cuda" else "quick")
     profile = PROFILES[profile_name]
     how = "chosen" if args.profile else f"default on {device.type.upper()}"
@@ -205,7 +221,8 @@ def cmd_run(args) -> int:
                             f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))}")
     source = open_source(args.data, profile.synthetic_sizes, args.skip_bad_images)
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
-                   seeds=args.seeds, force=args.force)
+                   seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
+                   random_init=args.random_init)
     try:
         run_dir, doc = run(cases, plan, suites)
     except KeyboardInterrupt:

@@ -2,28 +2,30 @@
 
 One linear loop. Losses and correct counts are accumulated on the device and read once per
 epoch, so a CUDA run never waits on the host per step. Model selection uses the validation
-split only; the test split is evaluated once, with the best-on-validation weights.
+split only; the test split is evaluated once, with the best-on-validation weights. The
+arithmetic (fp32, or bf16/fp16 autocast with an fp32 output layer and loss) comes from a
+``Precision`` (xraybench/precision.py).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import resource
+import statistics
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from xraybench import optim, registry, speedups
+from xraybench import memory, optim, registry, speedups
 from xraybench.cases import Case
 from xraybench.data import BatchLoader, Dataset
 from xraybench.data.batches import TensorLoader
 from xraybench.metrics import binary_metrics
 from xraybench.objectives import OBJECTIVES, Objective
+from xraybench.precision import FP32, Precision, final_layer_in_fp32
 
 
 class Diverged(RuntimeError):
@@ -44,25 +46,26 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
 def train_one_epoch(model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module,
-                    optimizer: torch.optim.Optimizer, *, amp_dtype: torch.dtype | None = None,
+                    optimizer: torch.optim.Optimizer, *, precision: Precision = FP32,
+                    scaler: torch.amp.GradScaler | None = None,
                     on_batch: Callable[[], None] | None = None) -> tuple[float, float]:
-    """One pass over the training batches; returns (mean loss, accuracy)."""
+    """One pass over the training batches; returns (mean loss, accuracy).
+
+    ``scaler`` scales fp16 losses (pass the same one every epoch: it learns its scale)."""
     model.train()
     device = loader.device
+    scaler = scaler or precision.grad_scaler(device)
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     for x, y in loader:
-        with autocast(device, amp_dtype):
+        with precision.autocast(device):
             logits = model(x)
-            loss = loss_fn(logits.float(), objective.target(y))
+        loss = loss_fn(logits.float(), objective.target(y))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total_loss += loss.detach() * y.shape[0]
         correct += ((objective.pneumonia_prob(logits.detach()) >= 0.5).long() == y).sum()
         if on_batch:
@@ -73,15 +76,16 @@ def train_one_epoch(model: nn.Module, loader: BatchLoader, objective: Objective,
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module, *,
-             amp_dtype: torch.dtype | None = None) -> Evaluation:
+             precision: Precision = FP32) -> Evaluation:
     """Loss, accuracy and per-image probabilities over one split, in eval mode."""
     model.eval()
     total_loss = torch.zeros((), device=loader.device)
     probs, labels = [], []
     for x, y in loader:
-        with autocast(loader.device, amp_dtype):
+        with precision.autocast(loader.device):
             logits = model(x)
-        total_loss += loss_fn(logits.float(), objective.target(y)) * y.shape[0]
+        logits = logits.float()
+        total_loss += loss_fn(logits, objective.target(y)) * y.shape[0]
         probs.append(objective.pneumonia_prob(logits))
         labels.append(y)
     probs_cpu, labels_cpu = torch.cat(probs).cpu(), torch.cat(labels).cpu()
@@ -90,7 +94,7 @@ def evaluate(model: nn.Module, loader: BatchLoader, objective: Objective, loss_f
 
 
 def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_size: int = 256,
-               amp_dtype: torch.dtype | None = None, on_batch: Callable[[], None] | None = None,
+               precision: Precision = FP32, on_batch: Callable[[], None] | None = None,
                on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train ``case`` on ``data`` and test its best-on-validation weights.
 
@@ -105,6 +109,8 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
                                   num_outputs=objective.num_outputs, **case.model.options).to(device)
     loss_fn = objective.make_loss()
     model, channels_last = speedups.prepare(model)
+    if precision.autocast_dtype is not None:
+        final_layer_in_fp32(model)
     # Pretrained backbones bring the normalisation of their weights.
     mean, std = getattr(model, "normalization", (dspec.mean, dspec.std))
     batches = dict(device=device, channels=dspec.channels, mean=mean, std=std, channels_last=channels_last)
@@ -113,8 +119,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     val_loader = BatchLoader(data.splits["val"], eval_batch_size, **batches)
     test_loader = BatchLoader(data.splits["test"], eval_batch_size, **batches)
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    memory_meter = memory.PeakMeter.start(device)
     synchronize(device)
     start = time.perf_counter()  # wall time counts the one-time feature pass too
     net, feature_pass_s = model, None
@@ -123,9 +128,9 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         t0 = time.perf_counter()
         in_order = BatchLoader(data.splits["train"], eval_batch_size, **batches)  # features must match labels
         train_loader = _feature_loader(model.backbone, in_order, tr.batch_size, shuffle=True, seed=tr.seed,
-                                       amp_dtype=amp_dtype)
+                                       precision=precision)
         val_loader, test_loader = (_feature_loader(model.backbone, loader, eval_batch_size, shuffle=False,
-                                                   seed=tr.seed, amp_dtype=amp_dtype)
+                                                   seed=tr.seed, precision=precision)
                                    for loader in (val_loader, test_loader))
         synchronize(device)
         net, feature_pass_s = model.head, time.perf_counter() - t0
@@ -133,30 +138,29 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     optimizer = optim.build_optimizer(tr.optimizer, [p for p in net.parameters() if p.requires_grad], lr=tr.lr,
                                       weight_decay=tr.weight_decay, options=tr.optimizer_options)
     scheduler = optim.build_scheduler(tr.scheduler, optimizer, epochs=tr.epochs, options=tr.scheduler_options)
+    scaler = precision.grad_scaler(device)
 
     history, best, best_state, best_val_probs = [], None, None, None
-    train_seconds = 0.0
     for epoch in range(1, tr.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(net, train_loader, objective, loss_fn, optimizer,
-                                                amp_dtype=amp_dtype, on_batch=on_batch)
+                                                precision=precision, scaler=scaler, on_batch=on_batch)
         t1 = time.perf_counter()  # .item() in train_one_epoch already synchronised
         if not math.isfinite(train_loss):
             raise Diverged(f"diverged at epoch {epoch}: training loss is {train_loss}")
-        val = evaluate(net, val_loader, objective, loss_fn, amp_dtype=amp_dtype)
+        val = evaluate(net, val_loader, objective, loss_fn, precision=precision)
         if scheduler is not None:
             scheduler.step()
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val.loss,
                "val_acc": val.acc, "lr": lr, "train_time_s": t1 - t0, "epoch_time_s": time.perf_counter() - t0}
         history.append(row)
-        train_seconds += t1 - t0
         if best is None or (val.acc, -val.loss) > (best["val_acc"], -best["val_loss"]):
             best, best_state, best_val_probs = row, copy.deepcopy(net.state_dict()), val.probs
         if on_epoch:
             on_epoch(row)
     net.load_state_dict(best_state)
-    test = evaluate(net, test_loader, objective, loss_fn, amp_dtype=amp_dtype)
+    test = evaluate(net, test_loader, objective, loss_fn, precision=precision)
     synchronize(device)
     wall = time.perf_counter() - start
 
@@ -167,11 +171,13 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
         "min_val_loss": min(r["val_loss"] for r in history),
         "wall_time_s": wall, "s_per_epoch": wall / tr.epochs,
-        "train_images_per_s": train_loader.num_images * tr.epochs / train_seconds,
+        # The median epoch: the first carries one-time costs (cuDNN autotuning, lazy allocations).
+        "train_images_per_s": train_loader.num_images / statistics.median(r["train_time_s"] for r in history),
         "feature_pass_s": feature_pass_s,
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        **peak_memory(device),
+        **memory_meter.read(),
+        "precision": precision.name,
     }
     return {"history": history, "metrics": metrics,
             "predictions": {"val": best_val_probs.tolist(), "test": test.probs.tolist()}}
@@ -179,18 +185,13 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
 
 @torch.no_grad()  # not inference_mode: the head trains on these tensors with autograd
 def _feature_loader(backbone: nn.Module, loader: BatchLoader, batch_size: int, *, shuffle: bool, seed: int,
-                    amp_dtype: torch.dtype | None) -> TensorLoader:
+                    precision: Precision) -> TensorLoader:
+    """The backbone's output for every image, in the shape the head takes: a vector for most heads,
+    a feature map for SqueezeNet's convolutional head and ConvNeXt's LayerNorm2d."""
     assert not getattr(loader, "shuffle", False), "features are paired with labels in order"
     backbone.eval()
     features = []
     for x, _ in loader:
-        with autocast(loader.device, amp_dtype):
-            features.append(backbone(x).float().flatten(1))
+        with precision.autocast(loader.device):
+            features.append(backbone(x).float())
     return TensorLoader(torch.cat(features), loader.labels, batch_size, shuffle=shuffle, seed=seed)
-
-
-def peak_memory(device: torch.device) -> dict:
-    """Peak memory: the GPU's allocated peak on CUDA; on the CPU the process's peak resident set."""
-    if device.type == "cuda":
-        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "peak_memory_kind": "cuda allocated"}
-    return {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_memory_kind": "process RSS"}

@@ -1,5 +1,5 @@
 """What a result was measured on (machine, software, git commit), and how the process is set
-up to run: the device choice and the memory allocator."""
+up to run: the device choice, determinism and the memory allocator."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ctypes.util
 import os
 import platform
 import subprocess
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,10 +31,45 @@ def resolve_device(name: str) -> torch.device:
         raise DeviceError("--device cuda: no CUDA device is available to torch; use --device cpu or --device auto")
     if name not in ("cpu", "cuda"):
         raise DeviceError(f"--device {name}: expected auto, cpu or cuda")
-    device = torch.device(name)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    return device
+    return torch.device(name)
+
+
+NONDETERMINISTIC_WARNING = "does not have a deterministic implementation"
+
+
+@contextmanager
+def nondeterministic_ops(record):
+    """Within: torch's "X does not have a deterministic implementation" warnings (``--deterministic``)
+    call ``record("X")`` instead of printing, once per op and place; every other warning is filtered
+    and shown as it would be without this."""
+    with warnings.catch_warnings():  # restores the filters and showwarning on exit
+        warnings.filterwarnings("default", message=f".*{NONDETERMINISTIC_WARNING}")
+        show = warnings.showwarning
+
+        def show_or_record(message, category, filename, lineno, file=None, line=None):
+            if NONDETERMINISTIC_WARNING in str(message):
+                record(str(message).split(NONDETERMINISTIC_WARNING)[0].strip())
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show_or_record
+        yield
+
+
+def configure(device: torch.device, *, deterministic: bool) -> None:
+    """Set up torch for a run on ``device``.
+
+    Fast by default: cuDNN benchmarks its kernels once per input shape (the shapes are fixed).
+    ``deterministic``: the same seed gives the same bits on the same machine and software —
+    deterministic algorithms only, cuBLAS with a fixed workspace, no cuDNN autotuning. An op
+    with no deterministic implementation (on CUDA, e.g. adaptive average pooling's backward)
+    warns rather than fails, and the runner records it with the case.
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
+    torch.backends.cudnn.deterministic = deterministic
 
 
 @contextmanager
@@ -64,13 +100,6 @@ def keep_freed_memory():
         malloc_trim(0)
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on GPUs that support it (no loss scaling needed); fp32 elsewhere."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
 def machine_info() -> dict:
     uname = platform.uname()
     return {"node": uname.node, "system": uname.system, "release": uname.release, "machine": uname.machine,
@@ -83,8 +112,7 @@ def software_info(device: torch.device) -> dict:
 
     info = {"xraybench": xraybench.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-            "torch_threads": torch.get_num_threads(), "device": device.type, "gpu": None,
-            "autocast": {torch.bfloat16: "bf16"}.get(autocast_dtype(device), "fp32")}
+            "torch_threads": torch.get_num_threads(), "device": device.type, "gpu": None}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),

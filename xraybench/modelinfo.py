@@ -1,7 +1,7 @@
 """What a model costs, for HW4's model-selection table: parameters, FLOPs at the case's
 input size (torch.utils.flop_counter), weight file size, ImageNet acc@1 from the weights'
-metadata, and measured inference latency. Works without the weight file: the architecture
-is built with random weights."""
+metadata, and measured inference latency (in the run's precision). Works without the weight
+file: the architecture is built with random weights."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from xraybench.cases import Case
 from xraybench.engine import synchronize
 from xraybench.models.backbones import TORCHVISION_BACKBONES, required_weights
 from xraybench.objectives import OBJECTIVES
+from xraybench.precision import FP32, Precision
 
 IMAGENET_CLASSES = 1000
 _TORCHVISION = {b.name: b for b in TORCHVISION_BACKBONES}
 
 
-def model_info(case: Case, device: torch.device, latency_runs: int = 10) -> dict:
+def model_info(case: Case, device: torch.device, latency_runs: int = 10, precision: Precision = FP32) -> dict:
     """Costs of the case's architecture. Pretrained backbones are counted in their ImageNet
     configuration (1000-class head), so parameters match the weights' published figures."""
     imagenet = required_weights(case.model.name, case.model.options) is not None
@@ -35,15 +36,16 @@ def model_info(case: Case, device: torch.device, latency_runs: int = 10) -> dict
         counter = FlopCounterMode(display=False)
         with counter:
             model(x)
-        for _ in range(3):  # warm-up
-            model(x)
-        times = []
-        for _ in range(latency_runs):
-            synchronize(device)
-            t0 = time.perf_counter()
-            model(x)
-            synchronize(device)
-            times.append(time.perf_counter() - t0)
+        with precision.autocast(device):
+            for _ in range(3):  # warm-up
+                model(x)
+            times = []
+            for _ in range(latency_runs):
+                synchronize(device)
+                t0 = time.perf_counter()
+                model(x)
+                synchronize(device)
+                times.append(time.perf_counter() - t0)
     info = {"params": sum(p.numel() for p in model.parameters()), "flops": int(counter.get_total_flops()),
             "input": f"{channels}×{size}×{size}", "latency_ms": 1000 * statistics.median(times),
             "weights": None, "imagenet_acc1": None, "file_size_mb": None}

@@ -54,6 +54,13 @@ def native_input_size(name: str) -> int | None:
     return size() if size else None
 
 
+def min_input_size(name: str) -> int:
+    """The smallest input a model accepts (a builder attribute ``min_input_size``; 1 if none):
+    a profile never shrinks a case's input below it."""
+    _load_builtin_models()
+    return int(getattr(_BUILDERS[name], "min_input_size", None) or 1)
+
+
 def create_model(name: str, *, in_channels: int, image_size: int, num_outputs: int, **options) -> nn.Module:
     """Build a registered model for the given input and output size."""
     _load_builtin_models()

@@ -26,11 +26,14 @@ from xraybench.views import VIEWS, task
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SETTINGS_HEADERS = ["case", "model", "options", "input", "epochs", "batch", "optimizer", "lr", "weight decay",
                     "scheduler", "loss", "seeds"]
-TRAINING_HEADERS = ["case", "seeds", "train loss", "train acc", "best val loss", "best val acc", "training time (s)",
-                    "s/epoch"]
+TRAINING_HEADERS = ["case", "seeds", "train loss", "train acc", "best val loss", "best val acc", "time (s)",
+                    "s/epoch", "img/s", "peak MB"]
 TEST_HEADERS = ["case", "test acc", "95% interval", "min–max", "test AUC", "sensitivity", "specificity", "F1"]
 COMPARISON_HEADERS = ["A vs B", "seeds a side", "Δ test acc (A − B)", "95% interval", "p (sign test)",
                       "McNemar p per seed", "Δ AUC (DeLong p)", "P(A beats B)", "verdict"]
+RANDOM_INIT_BANNER = ("Random initialisation — not a pretrained result. This run built its ImageNet backbones from "
+                      "random weights (xraybench run --random-init) to exercise the code; its transfer-learning "
+                      "numbers say nothing about pretrained models.")
 PER_SEED_HEADERS = ["case", "seed", "test acc", "sensitivity", "specificity", "AUC", "F1"]
 
 
@@ -90,6 +93,7 @@ def build_context(doc: dict) -> dict:
         "created": doc.get("datetime", ""),
         "date": (doc.get("datetime") or "")[:10],
         "facts": _facts(doc, software),
+        "banner": RANDOM_INIT_BANNER if results.settings(doc)["random_init"] else None,
         "dataset": _dataset(doc.get("data")),
         "method": _method(doc, cases),
         "sections": _sections(doc, cases),
@@ -148,8 +152,26 @@ def _facts(doc: dict, software: dict) -> list[tuple[str, str]]:
         device += f" ({gpu['name']}, {gpu['memory_gb']} GB)"
     versions = ", ".join(f"{k} {software[k]}" for k in ("xraybench", "torch", "torchvision", "cuda") if software.get(k))
     return [("Run", doc.get("run_id", "")), ("Date", doc.get("datetime", "")), ("Profile", doc.get("profile", "")),
-            ("Device", device), ("Software", versions),
+            ("Device", device), ("Precision", _precision(doc)),
+            ("Deterministic", _deterministic(doc, software)),
+            ("Software", versions),
             ("Commit", (commit.get("id") or "unknown")[:12] + (" (uncommitted changes)" if commit.get("dirty") else ""))]
+
+
+def _deterministic(doc: dict, software: dict) -> str:
+    if results.settings(doc)["deterministic"]:
+        return "yes (deterministic algorithms only)"
+    return "no (cuDNN autotuning)" if software.get("device") == "cuda" else "no"
+
+
+def _precision(doc: dict) -> str:
+    recorded = ((doc.get("settings") or {}).get("precision") or {})
+    name = results.settings(doc)["precision"]
+    if name == "fp32":
+        text = "fp32"
+    else:
+        text = f"{name} autocast (output layer and loss in fp32{', loss scaling' if name == 'fp16' else ''})"
+    return text + (f"; {recorded['reason']}" if recorded.get("reason") else "")
 
 
 def _dataset(data: dict | None) -> dict:
@@ -238,10 +260,17 @@ def _task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseRes
 def _training_table(done: list[CaseResult]) -> dict:
     rows = [[c.id, str(c.seeds), mean_sd(c.values("train_loss"), ".4f"), percent_sd(c.values("train_acc")),
              mean_sd(c.values("best_val_loss"), ".4f"), percent_sd(c.values("best_val_acc")),
-             mean_sd(c.values("wall_time_s"), ".1f"), mean_sd(c.values("s_per_epoch"), ".2f")]
+             mean_sd(c.values("wall_time_s"), ".1f"), mean_sd(c.values("s_per_epoch"), ".2f"),
+             mean_sd(c.values("train_images_per_s"), ",.0f"), mean_sd(c.values("peak_memory_mb"), ",.0f")]
             for c in done]
+    kinds = sorted({r["metrics"].get("peak_memory_kind", "") for c in done for r in c.ok} - {""})
+    at_start = [r["metrics"]["memory_at_start_mb"] for c in done for r in c.ok if r["metrics"].get("memory_at_start_mb")]
+    held = f" (of which {min(at_start):,.0f}–{max(at_start):,.0f} MB were in use when the case started)" \
+        if at_start else ""
     return {"title": "Results: training", "headers": TRAINING_HEADERS, "rows": rows,
-            "caption": "Mean ± sd over seeds (the value alone with one seed); training time is per seed.",
+            "caption": "Mean ± sd over seeds (the value alone with one seed); time: training time per seed. img/s: "
+                       "training images per second in the median epoch (the first carries one-time costs). "
+                       f"Peak MB: {' / '.join(kinds) or 'peak memory as recorded'}{held}.",
             "note": ""}
 
 
@@ -390,7 +419,7 @@ def _summed_confusion(case: CaseResult) -> dict:
 
 def _environment(doc: dict) -> list[tuple[str, str]]:
     pairs = []
-    for group in ("machine_info", "software", "commit_info"):
+    for group in ("machine_info", "software", "settings", "commit_info"):
         for key, value in (doc.get(group) or {}).items():
             pairs.append((f"{group}.{key}", json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
     return pairs

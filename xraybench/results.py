@@ -47,10 +47,21 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def new_envelope(*, run_id: str, profile: str, machine: dict, software: dict, commit: dict) -> dict:
+def new_envelope(*, run_id: str, profile: str, machine: dict, software: dict, commit: dict,
+                 settings: dict | None = None) -> dict:
     return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "datetime": now(), "updated": now(),
             "profile": profile, "machine_info": machine, "software": software, "commit_info": commit,
-            "suites": {}, "data": None, "cases": []}
+            "settings": settings or {}, "suites": {}, "data": None, "cases": []}
+
+
+def settings(doc: dict) -> dict:
+    """How a run (or a baseline) trained: precision, deterministic, random_init. Files written before these
+    were recorded trained in fp32 on a CPU and in bf16 autocast on a GPU (software.autocast), not
+    deterministically, from pretrained weights."""
+    recorded = doc.get("settings") or {}
+    precision = (recorded.get("precision") or {}).get("name") or (doc.get("software") or {}).get("autocast") or "fp32"
+    return {"precision": precision, "deterministic": bool(recorded.get("deterministic", False)),
+            "random_init": bool(recorded.get("random_init", False))}
 
 
 def write(path: Path, doc: dict) -> None:

@@ -3,7 +3,8 @@
 results.json is rewritten after every finished case. Running the same run id again
 resumes: a case whose id, seed and configuration hash already finished ok is not trained
 again unless ``force``. A case that raises is recorded as failed with its reason and the
-suite goes on; Ctrl-C is not caught here.
+suite goes on; Ctrl-C is not caught here. How the cases train (precision, determinism,
+random initialisation) is the plan's, recorded once in the results' ``settings``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import gc
 import os
 import re
 import sys
@@ -25,7 +27,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from xraybench import environment, results
-from xraybench.cases import Case, Profile, Suite, apply_profile
+from xraybench.cases import Case, Profile, Suite, apply_profile, with_random_init
 from xraybench.comparisons import by_case
 from xraybench.data import Dataset
 from xraybench.data import cache as data_cache
@@ -33,6 +35,7 @@ from xraybench.data.summary import summarize
 from xraybench.engine import train_case
 from xraybench.formatting import mean_sd
 from xraybench.modelinfo import model_info
+from xraybench.precision import FP32, Precision
 from xraybench.weights import WeightsMissing
 
 
@@ -49,6 +52,9 @@ class RunPlan:
     run_id: str | None = None
     seeds: int | None = None  # per case; None: the profile's count, or the case's own for this profile
     force: bool = False
+    precision: Precision = FP32
+    deterministic: bool = False
+    random_init: bool = False  # backbones without their pretrained weights: exercises code, not a result
 
     @property
     def resolved_run_id(self) -> str:
@@ -58,12 +64,20 @@ class RunPlan:
                 raise RunError(f"--run-id {self.run_id!r}: use letters, digits, '_', '-' and '.' (not first); "
                                f"a run id names a folder inside --out")
             return self.run_id
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.profile.name}-{self.device.type}-{self.source.name}")
+        name = f"{self.profile.name}-{self.device.type}-{self.source.name}" + ("-random-init" * self.random_init)
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+    @property
+    def settings(self) -> dict:
+        """How the cases train, as results.json records it."""
+        return {"precision": self.precision.as_record(), "deterministic": self.deterministic,
+                "random_init": self.random_init}
 
 
 def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None, log=print) -> tuple[Path, dict]:
     """Run every case (× seeds) of the plan; returns the run directory and the results."""
     run_dir = plan.out / plan.resolved_run_id
+    environment.configure(plan.device, deterministic=plan.deterministic)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -106,9 +120,13 @@ def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
     counts = {case.id: plan.seeds or case.seed_count(plan.profile) for case in cases}
     jobs = [(case, seed) for case in cases for seed in range(case.train.seed, case.train.seed + counts[case.id])]
     log(f"run {plan.resolved_run_id}: {len(cases)} case(s), {len(jobs)} trainings ({_seed_counts(counts)}), "
-        f"profile {plan.profile.name}, device {plan.device.type}, data {plan.source.name}")
+        f"profile {plan.profile.name}, device {plan.device.type}, data {plan.source.name}, "
+        f"precision {plan.precision.name} ({plan.precision.reason})" + (", deterministic" * plan.deterministic))
+    if plan.random_init:
+        log("random initialisation (--random-init): pretrained backbones start from random weights; these rows "
+            "test the code, they are not pretrained results")
     for number, (declared, seed) in enumerate(jobs, 1):
-        case = apply_profile(declared, plan.profile)
+        case = _as_planned(declared, plan)
         case = dataclasses.replace(case, train=dataclasses.replace(case.train, seed=seed))
         tag = f"[{number}/{len(jobs)}] {case.id}" + (f" seed {seed}" if counts[case.id] > 1 else "")
         previous = results.find(doc, case.id, seed)
@@ -134,12 +152,17 @@ def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
 def _drop_stale_rows(doc: dict, cases: list[Case], plan: RunPlan, log) -> None:
     """Rows of a case whose configuration has changed since they ran: they are not seeds of the case
     as it is now, and the report and the check would pool them with the new ones."""
-    current = {c.id: apply_profile(c, plan.profile).config_hash for c in cases}
+    current = {c.id: _as_planned(c, plan).config_hash for c in cases}
     stale = [r for r in doc["cases"] if r["id"] in current and r.get("hash") != current[r["id"]]]
     if stale:
         doc["cases"] = [r for r in doc["cases"] if r not in stale]
         log(f"dropped {len(stale)} row(s) of edited case(s) ({', '.join(sorted({r['id'] for r in stale}))}): "
             f"their configuration changed; they run again")
+
+
+def _as_planned(case: Case, plan: RunPlan) -> Case:
+    case = apply_profile(case, plan.profile)
+    return with_random_init(case) if plan.random_init else case
 
 
 def _seed_counts(counts: dict[str, int]) -> str:
@@ -150,7 +173,7 @@ def _seed_counts(counts: dict[str, int]) -> str:
 def _open_results(path: Path, plan: RunPlan) -> dict:
     fresh = results.new_envelope(run_id=plan.resolved_run_id, profile=plan.profile.name,
                                  machine=environment.machine_info(), software=environment.software_info(plan.device),
-                                 commit=environment.commit_info())
+                                 commit=environment.commit_info(), settings=plan.settings)
     if not path.exists():
         return fresh
     doc = results.read(path)
@@ -160,9 +183,17 @@ def _open_results(path: Path, plan: RunPlan) -> dict:
             raise RunError(f"{path}: this run directory holds a run with profile {doc.get('profile')} on "
                            f"{(doc.get('data') or {}).get('name')}; choose another --run-id, or --force to replace it")
         return fresh
+    before = results.settings(doc)
+    if before != results.settings(fresh):
+        if not plan.force:
+            differs = ", ".join(f"{k} {before[k]} (this run: {results.settings(fresh)[k]})"
+                                for k in before if before[k] != results.settings(fresh)[k])
+            raise RunError(f"{path}: this run directory holds a run with {differs}; one run trains one way: "
+                           f"choose another --run-id, or --force to replace it")
+        return fresh
     # Resuming: keep the finished rows, record the environment of this session.
     return {**doc, "schema_version": results.SCHEMA_VERSION, "machine_info": fresh["machine_info"],
-            "software": fresh["software"], "commit_info": fresh["commit_info"]}
+            "software": fresh["software"], "commit_info": fresh["commit_info"], "settings": plan.settings}
 
 
 def _load_data(plan: RunPlan, image_size: int, log) -> Dataset:
@@ -182,7 +213,7 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
            "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
            "started": results.now(), "history": [], "metrics": {}}
     try:
-        row["model_info"] = model_info(case, plan.device)
+        row["model_info"] = model_info(case, plan.device, precision=plan.precision)
     except Exception as exc:  # costs are extra information; the case still runs
         row["model_info"] = {"error": f"{type(exc).__name__}: {exc}"}
     steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)
@@ -192,24 +223,24 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
         bar.set_postfix_str(f"ep {epoch_row['epoch']}/{case.train.epochs} loss {epoch_row['train_loss']:.3f} "
                             f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}")
 
+    def record_op(op: str) -> None:
+        row["nondeterministic_ops"] = sorted({*row.get("nondeterministic_ops", []), op})
+
     def attempt(case: Case, eval_batch_size: int) -> dict:
-        with environment.keep_freed_memory():
-            return train_case(case, data, plan.device, eval_batch_size=eval_batch_size,
-                              amp_dtype=environment.autocast_dtype(plan.device), on_batch=lambda: bar.update(1),
-                              on_epoch=on_epoch)
+        with environment.keep_freed_memory(), environment.nondeterministic_ops(record_op):
+            return train_case(case, data, plan.device, eval_batch_size=eval_batch_size, precision=plan.precision,
+                              on_batch=lambda: bar.update(1), on_epoch=on_epoch)
+
+    def retry_smaller(case: Case) -> dict:
+        half = max(1, case.train.batch_size // 2)
+        row["retry"] = f"CUDA out of memory at batch size {case.train.batch_size}; retried with {half}"
+        bar.reset(total=case.train.epochs * -(-len(data.splits["train"]) // half))
+        case = dataclasses.replace(case, train=dataclasses.replace(case.train, batch_size=half))
+        row["config"] = case.config()
+        return attempt(case, max(1, plan.profile.eval_batch_size // 2))
 
     try:
-        try:
-            outcome = attempt(case, plan.profile.eval_batch_size)
-        except torch.cuda.OutOfMemoryError:
-            # One retry with half the batch; the result records that it was needed.
-            torch.cuda.empty_cache()
-            half = max(1, case.train.batch_size // 2)
-            row["retry"] = f"CUDA out of memory at batch size {case.train.batch_size}; retried with {half}"
-            bar.reset(total=case.train.epochs * -(-len(data.splits["train"]) // half))
-            case = dataclasses.replace(case, train=dataclasses.replace(case.train, batch_size=half))
-            row["config"] = case.config()
-            outcome = attempt(case, max(1, plan.profile.eval_batch_size // 2))
+        outcome = _with_oom_retry(lambda: attempt(case, plan.profile.eval_batch_size), lambda: retry_smaller(case))
         row.update(outcome)
         row["predictions"] = {split: [results.stored_probability(p) for p in probs]
                               for split, probs in row["predictions"].items()}
@@ -224,6 +255,23 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
         bar.close()
     row["finished"] = results.now()
     return row
+
+
+def _with_oom_retry(first, retry):
+    """``first()``; if it runs out of CUDA memory, ``retry()`` once (with half the batch).
+
+    The retry runs after the ``except`` block, not in it: while an exception is being handled,
+    its traceback keeps the first attempt's frames alive — model, optimizer state, data and
+    activations — and the retry would run out of memory again beside them.
+    """
+    try:
+        return first()
+    except torch.cuda.OutOfMemoryError:
+        pass
+    gc.collect()  # frames of the first attempt may sit in reference cycles
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    return retry()
 
 
 def _one_line(row: dict) -> str:

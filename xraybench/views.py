@@ -27,7 +27,8 @@ def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) 
     table = {"caption": "Candidate backbones at the input size of this run. GFLOPs: floating-point operations of "
                         "one forward pass, counted by torch.utils.flop_counter (two per multiply-add; torchvision's "
                         "meta calls the multiply-add count GFLOPS, half this). Parameters are counted with the "
-                        "ImageNet head. Latency: median of 10 forward passes of one image on the run's device.",
+                        "ImageNet head. Latency: median of 10 forward passes of one image on the run's device, in "
+                        "the run's precision.",
              "headers": ["model", "weights", "input", "params (M)", "GFLOPs", "file (MB)", "ImageNet acc@1 (%)",
                          "latency (ms)"], "rows": rows, "numeric_from": 3}
     if not rows:

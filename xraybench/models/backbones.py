@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torchvision
 from torch import nn
 
@@ -49,6 +48,7 @@ class TorchvisionBackbone:
     name: str
     weights: str  # the torchvision Weights enum entry
     head: str  # attribute of the classifier that is replaced
+    min_input_size: int | None = None  # where the feature stack needs more than a small input
 
     def weights_enum(self):
         return torchvision.models.get_weight(self.weights)
@@ -89,7 +89,7 @@ TORCHVISION_BACKBONES = [
     TorchvisionBackbone("efficientnet_b0", "EfficientNet_B0_Weights.IMAGENET1K_V1", "classifier"),
     TorchvisionBackbone("squeezenet1_0", "SqueezeNet1_0_Weights.IMAGENET1K_V1", "classifier"),
     TorchvisionBackbone("convnext_small", "ConvNeXt_Small_Weights.IMAGENET1K_V1", "classifier"),
-    TorchvisionBackbone("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "classifier"),
+    TorchvisionBackbone("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "classifier", min_input_size=63),
 ]
 
 
@@ -183,17 +183,17 @@ def required_weights(model: str, options: dict) -> weights_mod.WeightsFile | Non
     return WEIGHTS_FILES[model]()
 
 
-def _register(name: str, build, input_size) -> None:
+def _register(name: str, build, input_size, min_input_size: int | None = None) -> None:
     def builder(*, in_channels: int, image_size: int, num_outputs: int, mode: str = "finetune",
                 pretrained: bool = True) -> nn.Module:
         return build(in_channels=in_channels, num_outputs=num_outputs, mode=mode, pretrained=pretrained)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"{name} with a new head; mode 'finetune' or 'frozen'; ImageNet weights unless pretrained=false."
-    builder.input_size = input_size
+    builder.input_size, builder.min_input_size = input_size, min_input_size
     register_model(builder)
 
 
 for _backbone in TORCHVISION_BACKBONES:
-    _register(_backbone.name, _backbone.build, _backbone.input_size)
+    _register(_backbone.name, _backbone.build, _backbone.input_size, _backbone.min_input_size)
 _register("efficientnet_lite0", _build_lite0, lambda: _timm_input_size("tf_efficientnet_lite0"))
