@@ -124,3 +124,38 @@ def sample_grid(samples: dict) -> str:
         axes[r][0].set_ylabel(f"{split}\n{cls}", fontsize=8, rotation=0, ha="right", va="center")
     fig.subplots_adjust(wspace=0.05, hspace=0.08)
     return to_data_uri(fig)
+
+
+def operating_curves(cases: list) -> str:
+    """(a) ROC and (b) precision–recall curves on the test split, the mean over seeds with a min–max
+    band and the operating point of the validation-chosen threshold (Youden's J) marked; (c) the
+    reliability diagram, seeds pooled. ``cases``: xraybench.operating.CaseOperatingPoints."""
+    from xraybench.operating import GRID
+
+    fig, (roc, pr, rel) = plt.subplots(1, 3, figsize=(7.2, 2.6))
+    for colour, case in zip(PALETTE, cases):
+        tpr = np.array([s.roc for s in case.seeds])
+        precision = np.array([s.precision for s in case.seeds])
+        for ax, curve in ((roc, tpr), (pr, precision)):
+            ax.plot(GRID, curve.mean(axis=0), color=colour, lw=1.2, label=case.case)
+            if len(curve) > 1:
+                ax.fill_between(GRID, curve.min(axis=0), curve.max(axis=0), color=colour, alpha=0.15, lw=0)
+        roc.plot(np.mean([1 - s.specificity_youden for s in case.seeds]),
+                 np.mean([s.sensitivity_youden for s in case.seeds]), "o", color=colour, ms=4, mec="black", mew=0.5)
+        pr.plot(np.mean([s.sensitivity_youden for s in case.seeds]),
+                np.mean([s.precision_youden for s in case.seeds]), "o", color=colour, ms=4, mec="black", mew=0.5)
+        predicted, observed = case.reliability()
+        rel.plot(predicted, observed, marker="o", ms=3, color=colour, lw=1.2)
+    roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    prevalence = cases[0].positives / (cases[0].positives + cases[0].negatives)
+    pr.axhline(prevalence, color="grey", lw=0.8, ls=":")
+    rel.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    roc.set(title="(a) ROC (test)", xlabel="1 − specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
+    pr.set(title="(b) Precision–recall (test)", xlabel="recall (sensitivity)", ylabel="precision", xlim=(0, 1),
+           ylim=(0, 1.02))
+    rel.set(title="(c) Reliability (test)", xlabel="mean P(pneumonia)", ylabel="observed pneumonia rate",
+            xlim=(0, 1), ylim=(0, 1.02))
+    handles, labels = roc.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, len(labels)), fontsize=8)
+    fig.tight_layout()
+    return to_data_uri(fig)

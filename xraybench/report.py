@@ -18,6 +18,7 @@ import jinja2
 import markupsafe
 
 from xraybench import check, plots, results, stats
+from xraybench.analysis import operating_section
 from xraybench.comparisons import CaseResult, Comparison, by_case, compare, majority_class, resolution
 from xraybench.findings import task_findings
 from xraybench.formatting import interval, mean_sd, min_max, p_value, pct, percent_sd, pp
@@ -254,7 +255,8 @@ def _task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseRes
         models=[{"label": c.id, "title": c.first.get("title", ""), "description": c.first.get("description", ""),
                  "seeds": c.seeds, "figure": plots.training_curves([r["history"] for r in c.ok])}
                 for c in members if c.ok and c.ok[0].get("history")],
-        tables=tables, findings=task_findings(involved, comparisons, untested), not_finished=not_finished)
+        tables=tables, findings=task_findings(involved, comparisons, untested), not_finished=not_finished,
+        analysis=operating_section(done) if done else None)
 
 
 def _training_table(done: list[CaseResult]) -> dict:

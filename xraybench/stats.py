@@ -124,12 +124,15 @@ def accuracy_interval(values, images: int) -> list[float] | None:
     summary = across_seeds(values)
     if summary is None or images == 0:
         return None
+    test = wilson(round(summary.mean * images), images)
     if summary.n == 1:
-        return wilson(round(summary.mean * images), images)
+        return test
+    # The seeds' half-width and the test sampling's, combined on each side; Wilson's sides rather than
+    # the normal approximation's, which collapse to nothing when every seed scores 0 or 1.
     seed_half = summary.high - summary.mean
-    test_half = Z * math.sqrt(summary.mean * (1 - summary.mean) / images)
-    half = math.hypot(seed_half, test_half)
-    return [max(0.0, summary.mean - half), min(1.0, summary.mean + half)]
+    low = summary.mean - math.hypot(seed_half, max(0.0, summary.mean - test[0]))
+    high = summary.mean + math.hypot(seed_half, max(0.0, test[1] - summary.mean))
+    return [max(0.0, low), min(1.0, high)]
 
 
 # -------------------------------------------------------------- two cases, same test images

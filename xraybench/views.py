@@ -7,10 +7,10 @@ from xraybench.comparisons import CaseResult, compare
 from xraybench.formatting import mean_sd, p_is, percent_sd
 
 
-def task(settings=None, models=(), tables=(), findings=(), not_finished=()) -> dict:
+def task(settings=None, models=(), tables=(), findings=(), not_finished=(), analysis=None) -> dict:
     """The parts a task section may have; the template shows those that are not empty."""
     return {"settings": settings, "models": list(models), "tables": list(tables), "findings": list(findings),
-            "not_finished": list(not_finished)}
+            "not_finished": list(not_finished), "analysis": analysis}
 
 
 def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict:

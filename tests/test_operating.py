@@ -1,0 +1,101 @@
+"""Operating points and calibration: thresholds chosen on validation and frozen for test, sensitivity at
+a fixed specificity, Brier and ECE, and the report section that shows them (read back from the PDF)."""
+
+import json
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+from sklearn.metrics import brier_score_loss
+
+from conftest import FIXTURES
+from xraybench import operating, report
+from xraybench.cli import main
+from xraybench.comparisons import by_case
+from xraybench.operating import (case_operating_points, expected_calibration_error, rates, seed_point,
+                                 threshold_for_specificity, youden_threshold)
+
+
+def brute_force_youden(labels, probs):
+    candidates = sorted(set(probs.tolist()) | {1.0})
+    return max(candidates, key=lambda t: (rates(labels, probs, t)[1] + rates(labels, probs, t)[2], t))
+
+
+def test_youden_threshold_maximises_j():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 200)
+    probs = np.clip(0.3 * labels + rng.normal(0.4, 0.2, 200), 0, 1)
+    threshold = youden_threshold(labels, probs)
+    best = brute_force_youden(labels, probs)
+    j = lambda t: rates(labels, probs, t)[1] + rates(labels, probs, t)[2]  # noqa: E731
+    assert j(threshold) == pytest.approx(j(best))
+
+
+@pytest.mark.parametrize("target", [0.9, 0.95, 0.5, 1.0])
+def test_threshold_for_specificity_is_the_lowest_that_reaches_it(target):
+    rng = np.random.default_rng(2)
+    labels = np.array([0] * 40 + [1] * 60)
+    probs = rng.random(100)
+    t = threshold_for_specificity(labels, probs, target)
+    assert rates(labels, probs, t)[2] >= target
+    lower = probs[(labels == 0) & (probs < t)]
+    if len(lower):  # the next threshold down lets one more normal image through: below the target
+        assert rates(labels, probs, lower.max())[2] < target
+
+
+def test_calibration_measures():
+    labels = np.array([1] * 9 + [0] + [1] * 5 + [0] * 5)
+    probs = np.array([0.9] * 10 + [0.5] * 10)
+    assert expected_calibration_error(labels, probs) == pytest.approx(0.0)  # 90% at 0.9, 50% at 0.5
+    assert expected_calibration_error(np.array([1, 0, 1, 0]), np.full(4, 0.9)) == pytest.approx(0.4)
+    rng = np.random.default_rng(3)
+    labels, probs = rng.integers(0, 2, 50), rng.random(50)
+    point = seed_point(labels, probs, labels, probs)
+    assert point.brier == pytest.approx(brier_score_loss(labels, probs))
+    assert np.all(np.diff(point.precision) <= 1e-12)  # interpolated precision never rises with recall
+    assert np.all(np.diff(point.roc) >= -1e-12)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("operating")
+    assert main(["run", "hw3-a*", "--profile", "smoke", "--device", "cpu", "--seeds", "2", "--precision", "fp32",
+                 "--out", str(out)]) == 0
+    run_dir = out / "smoke-cpu-synthetic"
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_thresholds_are_chosen_on_validation_and_frozen_for_test(smoke_run):
+    _, doc = smoke_run
+    images = doc["data"]["images"]
+    val_labels, test_labels = np.array(images["val"]["labels"]), np.array(images["test"]["labels"])
+    points = case_operating_points(by_case(doc)["hw3-a-cnn"])
+    rows = [r for r in doc["cases"] if r["id"] == "hw3-a-cnn"]
+    assert len(points.seeds) == len(rows) == 2
+    for row, point in zip(rows, points.seeds):
+        val, test = np.array(row["predictions"]["val"]), np.array(row["predictions"]["test"])
+        threshold = youden_threshold(val_labels, val)  # from validation only
+        assert point.youden == threshold
+        assert point.acc_youden == pytest.approx(np.mean((test >= threshold) == (test_labels == 1)))
+        assert point.acc_half == pytest.approx(row["metrics"]["test_acc"], abs=1e-9)
+        t90 = threshold_for_specificity(val_labels, val, 0.9)
+        assert point.at_specificity[0.9][0] == pytest.approx(np.mean(test[test_labels == 1] >= t90))
+
+
+def test_report_shows_operating_points_and_calibration(smoke_run):
+    run_dir, doc = smoke_run
+    _, pdf = report.render(run_dir)
+    text = " ".join("\n".join(p.extract_text() for p in PdfReader(pdf).pages).split())
+    assert "Operating points and calibration" in text and "threshold (val, Youden)" in text
+    for case in ("hw3-a-cnn", "hw3-a-cnn-dropout"):
+        points = case_operating_points(by_case(doc)[case])
+        brier = np.mean([s.brier for s in points.seeds])
+        assert f"{brier:.3f} [" in text
+    html = (run_dir / "report.html").read_text()
+    assert 'alt="ROC, precision-recall and reliability curves"' in html
+
+
+def test_results_without_predictions_have_no_operating_section():
+    doc = json.loads((FIXTURES / "results-hw3-smoke.json").read_text())  # schema 1
+    assert all(case_operating_points(c) is None for c in by_case(doc).values())
+    assert operating.SPECIFICITY_TARGETS == (0.90, 0.95)
