@@ -93,7 +93,8 @@ def test_partial_run_lists_failed_and_skipped(tmp_path, fixture_doc):
     _, pdf = report.render(run_dir_with(tmp_path, doc))
     flat = " ".join(pdf_text(pdf).split())
     assert "diverged at epoch 2" in flat and "weights missing: place the file at /x/y.pth" in flat
-    assert f"{failed['id']} did not finish" in flat
+    assert f"did not finish (failed: {failed['id']})" in flat or f"failed: {failed['id']}" in flat
+    assert flat.count("weights missing: place the file at /x/y.pth") == 1  # the reason once, in one table
 
 
 def test_single_case_run(tmp_path, fixture_doc):
@@ -140,3 +141,15 @@ def test_schema_1_results_still_render_without_claiming_a_winner(rendered, fixtu
     c = fixture_doc["cases"][0]["metrics"]["test_confusion"]
     low, high = stats.wilson(c["tn"] + c["tp"], sum(c.values()))
     assert f"[{100 * low:.1f}, {100 * high:.1f}]" in flat  # Wilson, from the confusion matrix
+
+
+def test_appendix_lists_what_each_case_changes_and_keeps_full_configs_out_of_the_pdf(tmp_path, fixture_doc):
+    doc = copy.deepcopy(fixture_doc)
+    doc["cases"][2]["config"]["train"]["lr"] = 0.0123
+    html_path, pdf = report.render(run_dir_with(tmp_path, doc))
+    flat = " ".join(pdf_text(pdf).split())
+    assert "Shared by most hw3 cases:" in flat and "train.batch_size = 32" in flat
+    assert "train.lr = 0.0123" in flat  # the one case that changes it says so
+    assert flat.count("train.lr = 0.001") == 1  # the shared value, once
+    assert '"batch_size": 32' not in flat  # no JSON dumps in print
+    assert '&#34;batch_size&#34;: 32' in html_path.read_text() or '"batch_size": 32' in html_path.read_text()

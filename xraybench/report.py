@@ -101,7 +101,7 @@ def build_context(doc: dict) -> dict:
         "analysis": _analysis(doc.get("data"), [c for c in cases.values() if c.ok]),
         "per_seed": _per_seed_table(cases),
         "problems": _problems(cases),
-        "appendix": [_appendix_entry(c) for c in cases.values()],
+        "appendix": _appendix(cases),
         "environment": _environment(doc),
         "check": None,
     }
@@ -118,15 +118,50 @@ def _problems(cases: dict[str, CaseResult]) -> list[dict]:
     return out
 
 
-def _appendix_entry(case: CaseResult) -> dict:
-    """One configuration per case; its seeds listed in place of the seed."""
-    config = json.loads(json.dumps(case.first.get("config", {})))
-    seeds = [r.get("seed") for r in case.rows]
-    if "train" in config and len(seeds) > 1:
-        config["train"]["seed"] = seeds
-    statuses = ", ".join(f"{n} {s}" for s, n in Counter(r["status"] for r in case.rows).items())
-    return {"case": case.id, "hash": case.first.get("hash", ""), "status": statuses,
-            "config": json.dumps(config, indent=2, sort_keys=True)}
+def _not_finished_note(members: list[CaseResult]) -> list[str]:
+    """One line for a task whose cases did not all finish; the reasons are in one table at the end."""
+    bad = [c for c in members if any(r["status"] != "ok" for r in c.rows)]
+    if not bad:
+        return []
+    kinds = " or ".join(sorted({r["status"] for c in bad for r in c.rows if r["status"] != "ok"}))
+    names = ", ".join(c.id for c in bad[:4]) + (", …" if len(bad) > 4 else "")
+    return [f"{len(bad)} of {len(members)} case(s) did not finish ({kinds}: {names}); their reasons are under "
+            f"“Skipped and failed cases”."]
+
+
+def _appendix(cases: dict[str, CaseResult]) -> dict:
+    """Configurations as one compact table: per suite, the settings most of its cases share, once; per case,
+    what differs from them, its hash and seeds. The full configurations are in results.json (and in the HTML
+    report, hidden in print)."""
+    flat = {c.id: _flatten(c.first.get("config", {})) for c in cases.values()}
+    shared, rows = {}, []
+    for suite in dict.fromkeys(c.first.get("suite", "") for c in cases.values()):
+        members = [c for c in cases.values() if c.first.get("suite", "") == suite]
+        keys = dict.fromkeys(k for c in members for k in flat[c.id])
+        # A key most cases lack (an option of one model) is not shared: the cases that set it show it.
+        common = {k: Counter(flat[c.id].get(k) for c in members).most_common(1)[0][0] for k in keys}
+        common = {k: v for k, v in common.items() if v is not None and k != "train.seed"}  # seeds: a column
+        shared[suite] = ", ".join(f"{k} = {v}" for k, v in common.items())
+        for c in members:
+            seeds = [r.get("seed") for r in c.rows]
+            changes = [f"{k} = {v}" for k, v in flat[c.id].items() if k != "train.seed" and common.get(k) != v]
+            statuses = ", ".join(f"{n} {s}" for s, n in Counter(r["status"] for r in c.rows).items())
+            rows.append([c.id, c.first.get("hash", ""), ", ".join(str(s) for s in seeds), statuses,
+                         "; ".join(changes) or "–"])
+    return {"shared": shared, "table": {"headers": ["case", "hash", "seeds", "status", "differs from the shared settings"],
+                                        "rows": rows},
+            "full": [{"case": c.id, "config": json.dumps(c.first.get("config", {}), indent=2, sort_keys=True)}
+                     for c in cases.values()]}
+
+
+def _flatten(config: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for key, value in sorted(config.items()):
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else str(value)
+    return out
 
 
 def _check_section(doc: dict, baseline_path: Path) -> dict:
@@ -231,8 +266,7 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
 
 
 def _task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseResult]) -> dict:
-    not_finished = [f"{c.id} (seed {r.get('seed')})" if len(c.rows) > 1 else c.id
-                    for c in members for r in c.rows if r["status"] != "ok"]
+    not_finished = _not_finished_note(members)
     if all(c.first.get("sweep") for c in members):
         return task(tables=[_sweep_table(members)], findings=_sweep_findings(members), not_finished=not_finished)
     # Cases a member is compared with (declared in another task) join the comparison.
