@@ -1,7 +1,9 @@
 """A task's test-set analysis for the report: operating points and calibration of its cases
-(numbers from xraybench.operating), as one table and one figure."""
+(numbers from xraybench.operating), as tables and a figure, and the error gallery of its best case."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from xraybench import plots, stats
 from xraybench.comparisons import CaseResult
@@ -14,8 +16,12 @@ FIXED_SPEC_HEADERS = ["case", *(f"sensitivity at {100 * t:.0f}% val specificity 
                                 for t in SPECIFICITY_TARGETS), "Brier score", "ECE"]
 
 
-def operating_section(done: list[CaseResult]) -> dict | None:
-    """Tables and figure for the cases of a task that stored per-image predictions; None if none did."""
+GALLERY_SIZE = 6
+
+
+def operating_section(doc: dict, done: list[CaseResult]) -> dict | None:
+    """Tables, figure and error gallery for the cases of a task that stored per-image predictions;
+    None if none did."""
     points = [p for p in (case_operating_points(c) for c in done) if p is not None]
     if not points:
         return None
@@ -47,7 +53,48 @@ def operating_section(done: list[CaseResult]) -> dict | None:
                         f"interval over test images. ECE: expected calibration error over {CALIBRATION_BINS} "
                         "equal-width bins, mean over seeds, 95% bootstrap interval over test images."}],
         "figure": plots.operating_curves(points),
+        "gallery": error_gallery(doc, [c for c in done if c.id in {p.case for p in points}]),
     }
+
+
+def error_gallery(doc: dict, done: list[CaseResult]) -> dict | None:
+    """The task's best case — by mean validation accuracy, never by test — and its most confident errors on
+    the test images (mean P(pneumonia) over seeds), and the images whose predicted label differs between
+    seeds. Needs the test thumbnails of results.json (written since schema 2's thumbnails)."""
+    summary = (doc.get("data") or {}).get("summary") or {}
+    thumbnails, ids = summary.get("test_thumbnails"), ((doc.get("data") or {}).get("images") or {}).get("test")
+    if not done or not thumbnails or not ids or len(thumbnails) != len(ids["ids"]):
+        return None
+    best = max(done, key=lambda c: np.mean(c.values("best_val_acc")))
+    found = best.predictions("test")
+    if found is None:
+        return None
+    image_ids, labels, probs = found
+    position = {image_id: i for i, image_id in enumerate(ids["ids"])}
+    mean = probs.mean(axis=0)
+
+    def items(indices) -> list[tuple[str, str]]:
+        return [(thumbnails[position[image_ids[i]]], f"P = {mean[i]:.2f}") for i in indices]
+
+    false_pos = [i for i in np.argsort(-mean) if labels[i] == 0 and mean[i] >= 0.5][:GALLERY_SIZE]
+    false_neg = [i for i in np.argsort(mean) if labels[i] == 1 and mean[i] < 0.5][:GALLERY_SIZE]
+    predicted = probs >= 0.5
+    flips = np.flatnonzero(predicted.any(axis=0) & ~predicted.all(axis=0))
+    rows = [(f"most confident\nfalse positives\n({int(((mean >= 0.5) & (labels == 0)).sum())} in all)",
+             items(false_pos)),
+            (f"most confident\nfalse negatives\n({int(((mean < 0.5) & (labels == 1)).sum())} in all)",
+             items(false_neg))]
+    if len(probs) > 1:
+        closest = flips[np.argsort(np.abs(mean[flips] - 0.5))][:GALLERY_SIZE]
+        rows.append((f"label flips\nacross seeds\n({len(flips)} in all)", items(closest)))
+    rows = [(title, shown) for title, shown in rows if shown]
+    flipped = (f" {len(flips)} of {len(labels)} test images ({100 * len(flips) / len(labels):.1f} %) change their "
+               f"predicted label from one seed to another." if len(probs) > 1 else "")
+    return {"case": best.id, "figure": plots.image_gallery(rows) if rows else None,
+            "caption": f"Error gallery of {best.id}, the task's case with the best mean validation accuracy: the "
+                       f"test images it gets most confidently wrong, by P(pneumonia) averaged over its "
+                       f"{len(probs)} seed(s) at the 0.5 threshold, and the images whose label flips across "
+                       f"seeds (those nearest 0.5 shown).{flipped}"}
 
 
 def _mean(values: list[float]) -> float:

@@ -106,21 +106,12 @@ def intensity_histograms(histograms: dict, bins: int) -> str:
 
 def sample_grid(samples: dict) -> str:
     """Rows: split × class; columns: sample images."""
-    from PIL import Image
-
     rows = [(split, cls, images) for split, per_class in samples.items() for cls, images in per_class.items()]
     cols = max((len(images) for _, _, images in rows), default=1)
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.1 * cols + 1.0, 1.1 * len(rows)), squeeze=False)
     for r, (split, cls, images) in enumerate(rows):
         for c in range(cols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c < len(images):
-                ax.imshow(np.asarray(Image.open(io.BytesIO(base64.b64decode(images[c])))), cmap="gray", vmin=0, vmax=255)
+            _thumbnail(axes[r][c], images[c] if c < len(images) else None)
         axes[r][0].set_ylabel(f"{split}\n{cls}", fontsize=8, rotation=0, ha="right", va="center")
     fig.subplots_adjust(wspace=0.05, hspace=0.08)
     return to_data_uri(fig)
@@ -159,3 +150,52 @@ def operating_curves(cases: list) -> str:
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, len(labels)), fontsize=8)
     fig.tight_layout()
     return to_data_uri(fig)
+
+
+def image_gallery(rows: list[tuple[str, list[tuple[str, str]]]]) -> str:
+    """Rows of thumbnails (base64 PNGs), each with a caption under it and a row title on its left."""
+    cols = max((len(items) for _, items in rows), default=1)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.0 * cols + 1.4, 1.25 * len(rows)), squeeze=False)
+    for r, (title, items) in enumerate(rows):
+        for c in range(cols):
+            png, caption = items[c] if c < len(items) else (None, "")
+            _thumbnail(axes[r][c], png)
+            axes[r][c].set_xlabel(caption, fontsize=6.5)
+        axes[r][0].set_ylabel(title, fontsize=7.5, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(wspace=0.08, hspace=0.35)
+    return to_data_uri(fig)
+
+
+def sweep_figure(effects: dict[str, list[tuple[object, float]]], expected: list[float]) -> str:
+    """Small multiples: validation accuracy against each hyperparameter's values (dots per point, line through
+    the mean per value); last panel: expected best validation accuracy against the number of points tried."""
+    panels = len(effects) + 1
+    fig, axes = plt.subplots(1, panels, figsize=(min(7.2, 1.9 * panels), 2.2), squeeze=False)
+    for ax, (name, points) in zip(axes[0], effects.items()):
+        values = sorted({v for v, _ in points}, key=lambda v: (isinstance(v, str), v))
+        x = {v: i for i, v in enumerate(values)}
+        ax.plot([x[v] for v, _ in points], [a for _, a in points], "o", ms=3, color=VAL, alpha=0.7)
+        ax.plot(range(len(values)), [np.mean([a for v2, a in points if v2 == v]) for v in values], color=TRAIN)
+        ax.set_xticks(range(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values],
+                      fontsize=7)
+        ax.set(title=name, xlabel=name)
+    axes[0][0].set_ylabel("best val acc")
+    last = axes[0][-1]
+    last.plot(range(1, len(expected) + 1), expected, marker="o", ms=3, color=TEST)
+    last.set(title="expected best", xlabel="points tried")
+    last.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def _thumbnail(ax, png: str | None) -> None:
+    """An axis without ticks, grid or frame, showing a base64 PNG in grey levels (or nothing)."""
+    from PIL import Image
+
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if png is not None:
+        ax.imshow(np.asarray(Image.open(io.BytesIO(base64.b64decode(png)))), cmap="gray", vmin=0, vmax=255)

@@ -21,6 +21,8 @@ from xraybench import check, plots, results, stats
 from xraybench.analysis import operating_section
 from xraybench.comparisons import CaseResult, Comparison, by_case, compare, majority_class, resolution
 from xraybench.findings import task_findings
+from xraybench.model_card import model_card
+from xraybench.sweeps import sweep_section
 from xraybench.formatting import interval, mean_sd, min_max, p_value, pct, percent_sd, pp
 from xraybench.views import VIEWS, task
 
@@ -108,14 +110,16 @@ def build_context(doc: dict) -> dict:
 
 
 def _problems(cases: dict[str, CaseResult]) -> list[dict]:
-    """One line per case whose seeds did not all finish; the seeds and the first reason."""
-    out = []
+    """One line per reason (a missing weight file skips a backbone's fine-tuned and frozen cases alike):
+    the cases, with their seeds where not all of them stopped, and the status."""
+    grouped: dict[tuple[str, str], list[str]] = {}
     for case in cases.values():
         bad = [r for r in case.rows if r["status"] != "ok"]
         if bad:
-            seeds = "" if len(case.rows) == 1 else f" (seed{'s' if len(bad) > 1 else ''} {', '.join(str(r.get('seed')) for r in bad)})"
-            out.append({"case": case.id + seeds, "status": bad[0]["status"], "reason": bad[0].get("reason") or ""})
-    return out
+            seeds = "" if len(bad) == len(case.rows) else \
+                f" (seed{'s' if len(bad) > 1 else ''} {', '.join(str(r.get('seed')) for r in bad)})"
+            grouped.setdefault((bad[0]["status"], bad[0].get("reason") or ""), []).append(case.id + seeds)
+    return [{"case": ", ".join(ids), "status": status, "reason": reason} for (status, reason), ids in grouped.items()]
 
 
 def _not_finished_note(members: list[CaseResult]) -> list[str]:
@@ -261,14 +265,15 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
             else:
                 continue  # a declared task none of whose cases ran
             tasks.append({"key": key, "title": meta["tasks"].get(key, ""), **content})
-        sections.append({"suite": suite, "title": meta["title"], "tasks": tasks})
+        sections.append({"suite": suite, "title": meta["title"], "tasks": tasks,
+                         "card": model_card(doc, suite_cases)})
     return sections
 
 
 def _task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseResult]) -> dict:
     not_finished = _not_finished_note(members)
     if all(c.first.get("sweep") for c in members):
-        return task(tables=[_sweep_table(members)], findings=_sweep_findings(members), not_finished=not_finished)
+        return sweep_section(members, not_finished)
     # Cases a member is compared with (declared in another task) join the comparison.
     compared = [cases[c] for m in members for c in m.first.get("compare", []) if c in cases]
     involved = list({c.id: c for c in compared + members}.values())
@@ -290,7 +295,7 @@ def _task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseRes
                  "seeds": c.seeds, "figure": plots.training_curves([r["history"] for r in c.ok])}
                 for c in members if c.ok and c.ok[0].get("history")],
         tables=tables, findings=task_findings(involved, comparisons, untested), not_finished=not_finished,
-        analysis=operating_section(done) if done else None)
+        analysis=operating_section(doc, done) if done else None)
 
 
 def _training_table(done: list[CaseResult]) -> dict:
@@ -374,32 +379,6 @@ def _comparison_table(comparisons: list[Comparison]) -> dict:
                        "interval excludes zero. With one seed a side the test sees the sampling of the test images "
                        "but not the spread between seeds (Dietterich 1998): run more seeds before trusting a verdict "
                        "on a case that is sensitive to its seed."}
-
-
-def _sweep_table(members: list[CaseResult]) -> dict:
-    keys = list(dict.fromkeys(k for c in members for k in c.first.get("sweep_params", {})))
-    rows = []
-    for c in members:
-        done = bool(c.ok)
-        rows.append([c.id, *(f"{c.first['sweep_params'].get(k, '')}" for k in keys), str(c.seeds),
-                     mean_sd(c.values("wall_time_s"), ".1f") if done else c.first["status"],
-                     mean_sd(c.values("test_loss"), ".4f") if done else "–",
-                     percent_sd(c.values("test_acc")) if done else "–"])
-    return {"caption": f"Sweep of {members[0].first['sweep']}: one row per point of the grid (mean ± sd over seeds).",
-            "headers": ["case", *(k.split(".")[1] for k in keys), "seeds", "training time (s)", "test loss", "test acc"],
-            "rows": rows, "note": ""}
-
-
-def _sweep_findings(members: list[CaseResult]) -> list[str]:
-    ok = [c for c in members if c.ok]
-    if not ok:
-        return [f"None of the {len(members)} points of the sweep finished."]
-    best = max(ok, key=lambda c: stats.across_seeds(c.values("best_val_acc")).mean)
-    params = ", ".join(f"{k.split('.')[1]} {v}" for k, v in best.first["sweep_params"].items())
-    return [f"{len(ok)} of {len(members)} points finished. The best validation accuracy "
-            f"({percent_sd(best.values('best_val_acc'))}) came with {params}: a selection on validation point "
-            f"estimates, not a tested difference between points; its test accuracy is "
-            f"{percent_sd(best.values('test_acc'))}."]
 
 
 def _settings_row(case: CaseResult) -> list[str]:

@@ -7,10 +7,11 @@ from xraybench.comparisons import CaseResult, compare
 from xraybench.formatting import mean_sd, p_is, percent_sd
 
 
-def task(settings=None, models=(), tables=(), findings=(), not_finished=(), analysis=None) -> dict:
-    """The parts a task section may have; the template shows those that are not empty."""
+def task(settings=None, models=(), tables=(), findings=(), not_finished=(), analysis=None, figures=()) -> dict:
+    """The parts a task section may have; the template shows those that are not empty. ``figures``:
+    {"src", "caption"} shown after the tables."""
     return {"settings": settings, "models": list(models), "tables": list(tables), "findings": list(findings),
-            "not_finished": list(not_finished), "analysis": analysis}
+            "not_finished": list(not_finished), "analysis": analysis, "figures": list(figures)}
 
 
 def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict:

@@ -1,6 +1,7 @@
 """What the report shows about the images themselves, computed once per run and stored in
 results.json so that the report never needs the data: intensity histograms per split and
-class, and a few sample images per split and class (small PNGs, base64)."""
+class, a few sample images per split and class, and a thumbnail of every test image, in split
+order, for the report's error gallery (small PNGs, base64; none beyond MAX_THUMBNAILS test images)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import torch
 from xraybench.data.sources import CLASSES, Dataset
 
 BINS = 32
+THUMBNAIL = 48  # px
+MAX_THUMBNAILS = 2000  # about 1 KB each in results.json
 
 
 def summarize(data: Dataset, samples_per_class: int = 4, sample_size: int = 96) -> dict:
@@ -26,7 +29,11 @@ def summarize(data: Dataset, samples_per_class: int = 4, sample_size: int = 96) 
             total = float(counts.sum()) or 1.0
             histograms[name][cls.lower()] = [round(float(c) / total, 6) for c in counts]
             samples[name][cls.lower()] = [_png(images[i, 0], sample_size) for i in range(min(samples_per_class, len(members)))]
-    return {"histogram_bins": BINS, "histograms": histograms, "samples": samples, "image_size": data.image_size}
+    test = data.splits.get("test")
+    thumbnails = [_png(test.images[i, 0], THUMBNAIL) for i in range(len(test))] \
+        if test is not None and len(test) <= MAX_THUMBNAILS else None
+    return {"histogram_bins": BINS, "histograms": histograms, "samples": samples, "image_size": data.image_size,
+            "test_thumbnails": thumbnails}
 
 
 def _png(image: torch.Tensor, size: int) -> str:

@@ -1,0 +1,105 @@
+"""The reviewer's sections of the report: model card, error gallery and the sweep view, on real smoke
+runs, read back from the PDF and checked against results.json."""
+
+import json
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+
+from xraybench import report
+from xraybench.cli import main
+from xraybench.comparisons import by_case
+from xraybench.model_card import patient_overlap
+from xraybench.sweeps import expected_max
+
+SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32"]
+
+
+def pdf_flat(pdf) -> str:
+    return " ".join("\n".join(p.extract_text() for p in PdfReader(pdf).pages).split())
+
+
+@pytest.fixture(scope="module")
+def task_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("analysis")
+    assert main(["run", "hw3-a*", *SMOKE, "--seeds", "2", "--out", str(out)]) == 0
+    run_dir = out / "smoke-cpu-synthetic"
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_model_card_states_use_data_and_compute(task_run):
+    run_dir, doc = task_run
+    _, pdf = report.render(run_dir)
+    flat = pdf_flat(pdf)
+    assert "Model card: HW3: CNNs from scratch" in flat
+    for words in ("Intended use Teaching and benchmarking", "Out of scope Diagnosis", "not validated clinically",
+                  "Patient overlap: none", "4 of 4 trainings finished on cpu", "in fp32", "synthetic radiographs"):
+        assert words in flat, words
+    s = doc["data"]["splits"]["test"]
+    assert f"test {s['images']} ({s['normal']} normal, {s['pneumonia']} pneumonia)" in flat
+
+
+def test_patient_overlap_from_kermany_file_names():
+    data = {"kind": "folder", "images": {"val": {"ids": ["val/NORMAL/person1_a.jpeg", "val/PNEUMONIA/person7_b.jpeg"]},
+                                         "test": {"ids": ["test/PNEUMONIA/person7_c.jpeg",
+                                                          "test/NORMAL/person9_d.jpeg"]}}}
+    assert "1 of 2 test patients also appear in validation" in patient_overlap(data)
+    data["images"]["test"]["ids"] = ["test/NORMAL/IM-0001.jpeg"]
+    assert "unknown" in patient_overlap(data)
+
+
+def test_error_gallery_shows_the_best_case_s_errors(task_run):
+    run_dir, doc = task_run
+    thumbnails = doc["data"]["summary"]["test_thumbnails"]
+    assert len(thumbnails) == len(doc["data"]["images"]["test"]["ids"])
+    html, pdf = report.render(run_dir)
+    flat = pdf_flat(pdf)
+    cases = by_case(doc)
+    best = max(("hw3-a-cnn", "hw3-a-cnn-dropout"), key=lambda c: np.mean(cases[c].values("best_val_acc")))
+    assert f"Error gallery of {best}, the task's case with the best mean validation accuracy" in flat
+    _, labels, probs = cases[best].predictions("test")
+    predicted = probs >= 0.5
+    flips = int((predicted.any(axis=0) & ~predicted.all(axis=0)).sum())
+    assert f"{flips} of {len(labels)} test images" in flat
+    assert f'alt="error gallery of {best}"' in html.read_text()
+
+
+def test_results_without_thumbnails_have_no_gallery(task_run, tmp_path):
+    _, doc = task_run
+    doc = json.loads(json.dumps(doc))
+    doc["data"]["summary"]["test_thumbnails"] = None
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    _, pdf = report.render(run_dir)
+    assert "Error gallery" not in pdf_flat(pdf) and "Operating points and calibration" in pdf_flat(pdf)
+
+
+def test_expected_max_follows_dodge_et_al():
+    assert expected_max([0.5]) == [0.5]
+    curve = expected_max([0.6, 0.7, 0.8, 0.9])
+    assert curve[0] == pytest.approx(0.75) and curve[-1] < 0.9 and all(np.diff(curve) > 0)
+    rng = np.random.default_rng(0)  # against simulation: the max of n draws with replacement
+    values = rng.random(6)
+    simulated = [np.mean([rng.choice(values, n).max() for _ in range(20000)]) for n in (1, 3, 6)]
+    assert [expected_max(list(values))[n - 1] for n in (1, 3, 6)] == pytest.approx(simulated, abs=0.01)
+
+
+def test_sweep_view_sorts_the_grid_and_draws_its_effects(tmp_path):
+    cases = tmp_path / "sweep.toml"
+    cases.write_text('suite = "hw9"\n[tasks]\nS = "sweep"\n[defaults.train]\nepochs = 2\n\n[[case]]\nid = "hw9-s"\n'
+                     'task = "S"\ntitle = "grid"\nmodel = { name = "hw3_mlp" }\n'
+                     'grid = { "train.lr" = [1e-3, 1e-2], "train.batch_size" = [16, 64] }\n')
+    assert main(["run", "--all", "--cases", str(cases), *SMOKE, "--out", str(tmp_path)]) == 0
+    run_dir = tmp_path / "smoke-cpu-synthetic"
+    doc = json.loads((run_dir / "results.json").read_text())
+    html, pdf = report.render(run_dir)
+    flat = pdf_flat(pdf)
+    val = {r["id"]: r["metrics"]["best_val_acc"] for r in doc["cases"]}
+    order = sorted(val, key=lambda i: -val[i])
+    table = flat[flat.index("training time (s)"):flat.index("best validation accuracy first")]
+    positions = [table.index(f"{i} ") for i in order]
+    assert positions == sorted(positions)  # best validation accuracy first
+    assert "Expected best validation accuracy: " in flat and f"with all {len(val)}" in flat
+    assert "Expected best validation accuracy when only n points of the grid are tried" in flat

@@ -1,0 +1,68 @@
+"""A hyperparameter sweep in the report: the grid as one table sorted by validation accuracy, each
+hyperparameter's effect as small multiples, and the expected best validation accuracy against the
+number of trials (Dodge et al. 2019, "Show your work"): what a user who could afford only n of the
+grid's points would reach, on average."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xraybench import plots
+from xraybench.comparisons import CaseResult
+from xraybench.formatting import mean_sd, percent_sd
+from xraybench.views import task
+
+
+def expected_max(values: list[float]) -> list[float]:
+    """E[max of n trials drawn with replacement from ``values``], n = 1 … len(values) (Dodge et al. 2019, eq. 1)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    k = len(v)
+    share = np.arange(1, k + 1) / k
+    return [float(np.sum(v * (share ** n - (share - 1 / k) ** n))) for n in range(1, k + 1)]
+
+
+def sweep_section(members: list[CaseResult], not_finished: list[str]) -> dict:
+    keys = list(dict.fromkeys(k for c in members for k in c.first.get("sweep_params", {})))
+    ok = [c for c in members if c.ok]
+    val = {c.id: float(np.mean(c.values("best_val_acc"))) for c in ok}
+    ordered = sorted(members, key=lambda c: -val.get(c.id, -1.0))
+    rows = []
+    for c in ordered:
+        done = c.id in val
+        rows.append([c.id, *(f"{c.first['sweep_params'].get(k, '')}" for k in keys), str(c.seeds),
+                     percent_sd(c.values("best_val_acc")) if done else c.first["status"],
+                     percent_sd(c.values("test_acc")) if done else "–",
+                     mean_sd(c.values("test_loss"), ".4f") if done else "–",
+                     mean_sd(c.values("wall_time_s"), ".1f") if done else "–"])
+    table = {"caption": f"Sweep of {members[0].first['sweep']}: one row per point of the grid, best validation "
+                        f"accuracy first (mean ± sd over seeds).",
+             "headers": ["case", *(k.split(".", 1)[1] for k in keys), "seeds", "best val acc", "test acc",
+                         "test loss", "training time (s)"], "rows": rows, "note": ""}
+    figures = []
+    if ok:
+        effects = {k.split(".", 1)[1]: [(c.first["sweep_params"][k], val[c.id]) for c in ok] for k in keys}
+        curve = expected_max(list(val.values()))
+        figures.append({"src": plots.sweep_figure(effects, curve),
+                        "caption": "(left) Each hyperparameter's effect: every point of the grid (dots) and the "
+                                   "mean per value (line), best validation accuracy, mean over seeds. (right) "
+                                   "Expected best validation accuracy when only n points of the grid are tried, "
+                                   "drawn at random (Dodge et al. 2019)."})
+    return task(tables=[table], findings=_findings(members, ok, val), not_finished=not_finished, figures=figures)
+
+
+def _findings(members: list[CaseResult], ok: list[CaseResult], val: dict[str, float]) -> list[str]:
+    if not ok:
+        return [f"None of the {len(members)} points of the sweep finished."]
+    best = max(ok, key=lambda c: val[c.id])
+    params = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in best.first["sweep_params"].items())
+    curve = expected_max(list(val.values()))
+    gain = curve[-1] - curve[0]
+    half = next((n for n, e in enumerate(curve, 1) if e >= curve[0] + 0.5 * gain), len(curve))
+    where = f"half of that gain comes within {half} point(s)" if gain > 1e-9 else "trying more points gains nothing"
+    return [f"{len(ok)} of {len(members)} points finished. The best validation accuracy "
+            f"({percent_sd(best.values('best_val_acc'))}) came with {params}: a selection on validation point "
+            f"estimates, not a tested difference between points; its test accuracy is "
+            f"{percent_sd(best.values('test_acc'))}.",
+            f"Expected best validation accuracy: {100 * curve[0]:.1f} % with one random point, "
+            f"{100 * curve[-1]:.1f} % with all {len(curve)}; {where}. "
+            f"Spread of the points' validation accuracy: {mean_sd(list(val.values()), '.3f')}."]
