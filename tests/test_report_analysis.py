@@ -103,3 +103,16 @@ def test_sweep_view_sorts_the_grid_and_draws_its_effects(tmp_path):
     assert positions == sorted(positions)  # best validation accuracy first
     assert "Expected best validation accuracy: " in flat and f"with all {len(val)}" in flat
     assert "Expected best validation accuracy when only n points of the grid are tried" in flat
+
+
+def test_same_results_with_predictions_give_identical_pdf_bytes(task_run, tmp_path):
+    """Operating points (bootstrap included), thumbnails and model card are deterministic too."""
+    run_dir, doc = task_run
+    pdfs = []
+    for k in range(2):
+        copy_dir = tmp_path / str(k)
+        copy_dir.mkdir()
+        (copy_dir / "results.json").write_text(json.dumps(doc))
+        pdfs.append(report.render(copy_dir)[1].read_bytes())
+    assert pdfs[0] == pdfs[1]
+    assert "Error gallery" in pdf_flat(tmp_path / "0" / "report.pdf")
