@@ -75,8 +75,8 @@ def test_thresholds_are_chosen_on_validation_and_frozen_for_test(smoke_run):
     for row, point in zip(rows, points.seeds):
         val, test = np.array(row["predictions"]["val"]), np.array(row["predictions"]["test"])
         threshold = youden_threshold(val_labels, val)  # from validation only
-        assert point.youden == threshold
-        assert point.acc_youden == pytest.approx(np.mean((test >= threshold) == (test_labels == 1)))
+        assert point.threshold == threshold
+        assert point.acc_at_threshold == pytest.approx(np.mean((test >= threshold) == (test_labels == 1)))
         assert point.acc_half == pytest.approx(row["metrics"]["test_acc"], abs=1e-9)
         t90 = threshold_for_specificity(val_labels, val, 0.9)
         assert point.at_specificity[0.9][0] == pytest.approx(np.mean(test[test_labels == 1] >= t90))
@@ -86,7 +86,7 @@ def test_report_shows_operating_points_and_calibration(smoke_run):
     run_dir, doc = smoke_run
     _, pdf = report.render(run_dir)
     text = " ".join("\n".join(p.extract_text() for p in PdfReader(pdf).pages).split())
-    assert "Operating points and calibration" in text and "threshold (val, Youden)" in text
+    assert "Operating points and calibration" in text and "threshold (chosen on val)" in text and "(Youden)" in text
     for case in ("hw3-a-cnn", "hw3-a-cnn-dropout"):
         points = case_operating_points(by_case(doc)[case])
         brier = np.mean([s.brier for s in points.seeds])
@@ -99,3 +99,38 @@ def test_results_without_predictions_have_no_operating_section():
     doc = json.loads((FIXTURES / "results-hw3-smoke.json").read_text())  # schema 1
     assert all(case_operating_points(c) is None for c in by_case(doc).values())
     assert operating.SPECIFICITY_TARGETS == (0.90, 0.95)
+
+
+@pytest.mark.parametrize("target", [0.9, 0.95, 0.5])
+def test_threshold_for_sensitivity_is_the_highest_that_reaches_it(target):
+    rng = np.random.default_rng(4)
+    labels = np.array([0] * 40 + [1] * 60)
+    probs = rng.random(100)
+    t = operating.threshold_for_sensitivity(labels, probs, target)
+    assert rates(labels, probs, t)[1] >= target
+    higher = probs[(labels == 1) & (probs > t)]
+    assert rates(labels, probs, higher.min())[1] < target  # one step up loses the target
+
+
+def test_a_case_may_declare_its_target_sensitivity(tmp_path, capsys):
+    cases = tmp_path / "cases.toml"
+    text = ('suite = "hw9"\n[tasks]\nA = "a"\n[defaults]\ntarget_sensitivity = {}\n[defaults.train]\nepochs = 2\n\n'
+            '[[case]]\nid = "hw9-a"\ntask = "A"\ntitle = "cnn"\nmodel = {{ name = "hw3_cnn" }}\n')
+    cases.write_text(text.format(1.5))
+    assert main(["run", "--all", "--cases", str(cases), "--profile", "smoke", "--device", "cpu", "--out",
+                 str(tmp_path)]) == 2
+    assert "target_sensitivity': must be a share between 0 and 1" in capsys.readouterr().err
+    cases.write_text(text.format(0.9))
+    assert main(["run", "--all", "--cases", str(cases), "--profile", "smoke", "--device", "cpu", "--seeds", "2",
+                 "--out", str(tmp_path)]) == 0
+    run_dir = tmp_path / "smoke-cpu-synthetic"
+    doc = json.loads((run_dir / "results.json").read_text())
+    assert {r["target_sensitivity"] for r in doc["cases"]} == {0.9}
+    points = case_operating_points(by_case(doc)["hw9-a"])
+    val_labels = np.array(doc["data"]["images"]["val"]["labels"])
+    for row, point in zip(doc["cases"], points.seeds):
+        val = np.array(row["predictions"]["val"])
+        assert point.threshold == operating.threshold_for_sensitivity(val_labels, val, 0.9)
+        assert rates(val_labels, val, point.threshold)[1] >= 0.9
+    text = " ".join("\n".join(p.extract_text() for p in PdfReader(run_dir / "report.pdf").pages).split())
+    assert "(sensitivity ≥ 90%)" in text

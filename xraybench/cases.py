@@ -74,6 +74,7 @@ class Case:
     profiles: tuple[str, ...] = ()  # profiles the case runs in; empty: all
     profile_overrides: dict = field(default_factory=dict)  # e.g. {"quick": {"train.epochs": 6}}
     tolerances: dict = field(default_factory=dict)  # for xraybench check, e.g. {"test_acc": "-5pp"}
+    target_sensitivity: float = 0.0  # the report's operating point: reach this on validation (0: Youden's J)
     sweep: str = ""  # for a case expanded from a grid: the declared case's id
     sweep_params: dict = field(default_factory=dict)  # and its point in the grid, e.g. {"train.lr": 1e-4}
     seeds: dict = field(default_factory=dict)  # seeds per profile where not the profile's own, e.g. {"quick": 1}
@@ -227,7 +228,8 @@ def load_case_file(file: Path) -> tuple[Suite, list[Case]]:
     suite = Suite(suite_name, _typed(doc.get("title", suite_name), str, where, "title"),
                   {str(k): _typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file), dict(views))
     defaults = _typed(doc.get("defaults", {}), dict, where, "defaults")
-    _check_keys(defaults, {"model", "data", "train", "profile_overrides", "seeds"}, where, "defaults.")
+    _check_keys(defaults, {"model", "data", "train", "profile_overrides", "seeds", "target_sensitivity"}, where,
+                "defaults.")
     raw_cases = _typed(doc.get("case", []), list, where, "case")
     cases = []
     for i, raw in enumerate(raw_cases):
@@ -387,6 +389,8 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
             Tolerance.parse(f"{name}:{spec}")
         except ValueError as exc:
             fail(f"tolerances.{name}", str(exc))
+    if not 0.0 <= case.target_sensitivity < 1.0:
+        fail("target_sensitivity", f"must be a share between 0 and 1 (0: Youden's J), got {case.target_sensitivity}")
     if suite.tasks and case.task not in suite.tasks:
         fail("task", f"unknown task {case.task!r}{_suggest(case.task, suite.tasks)}")
     if not registry.is_model(case.model.name):

@@ -6,7 +6,8 @@ Every threshold here is chosen on the validation split and frozen for the test s
 choosing it on the test images would report the best case, not what a user gets.
 
 - the homework's rule, P(pneumonia) ≥ 0.5, and Youden's J on validation (max sensitivity +
-  specificity − 1);
+  specificity − 1), or, where a case (or its suite's defaults) declares ``target_sensitivity``, the
+  highest validation threshold that reaches it;
 - sensitivity at 90% and 95% specificity: the lowest validation threshold whose validation
   specificity reaches the target, applied to the test images (their specificity is reported too);
 - calibration: Brier score (scikit-learn's ``brier_score_loss``), expected calibration error over
@@ -46,6 +47,14 @@ def threshold_for_specificity(labels: np.ndarray, probs: np.ndarray, target: flo
     return float(np.nextafter(normal[k - 1], np.inf)) if k > 0 else 0.0
 
 
+def threshold_for_sensitivity(labels: np.ndarray, probs: np.ndarray, target: float) -> float:
+    """The highest threshold whose sensitivity on (labels, probs) is at least ``target``: the k-th largest
+    pneumonia probability, k = ⌈target · n⌉ (a case's declared ``target_sensitivity``)."""
+    pneumonia = np.sort(probs[labels == 1])[::-1]
+    k = max(1, int(np.ceil(target * len(pneumonia) - 1e-9)))
+    return float(pneumonia[k - 1])
+
+
 def rates(labels: np.ndarray, probs: np.ndarray, threshold: float) -> tuple[float, float, float, float]:
     """(accuracy, sensitivity, specificity, precision) at ``threshold``; both classes must be present."""
     predicted = probs >= threshold
@@ -70,12 +79,12 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
 class SeedPoint:
     """One seed: thresholds from validation, what they give on test, calibration, curves."""
 
-    youden: float
+    threshold: float  # chosen on validation: Youden's J, or the case's target sensitivity
     acc_half: float
-    acc_youden: float
-    sensitivity_youden: float
-    specificity_youden: float
-    precision_youden: float
+    acc_at_threshold: float
+    sensitivity_at_threshold: float
+    specificity_at_threshold: float
+    precision_at_threshold: float
     at_specificity: dict[float, tuple[float, float]]  # target → (test sensitivity, test specificity)
     brier: float
     ece: float
@@ -83,9 +92,10 @@ class SeedPoint:
     precision: np.ndarray  # interpolated precision on GRID of recall
 
 
-def seed_point(val_labels, val_probs, test_labels, test_probs) -> SeedPoint:
-    youden = youden_threshold(val_labels, val_probs)
-    at_youden = rates(test_labels, test_probs, youden)
+def seed_point(val_labels, val_probs, test_labels, test_probs, target_sensitivity: float = 0.0) -> SeedPoint:
+    threshold = threshold_for_sensitivity(val_labels, val_probs, target_sensitivity) if target_sensitivity \
+        else youden_threshold(val_labels, val_probs)
+    at_threshold = rates(test_labels, test_probs, threshold)
     at_spec = {}
     for target in SPECIFICITY_TARGETS:
         _, sens, spec, _ = rates(test_labels, test_probs, threshold_for_specificity(val_labels, val_probs, target))
@@ -94,7 +104,7 @@ def seed_point(val_labels, val_probs, test_labels, test_probs) -> SeedPoint:
     precision, recall, _ = precision_recall_curve(test_labels, test_probs)
     # Interpolated precision: the best precision at this recall or more (a step curve, never rising).
     interpolated = np.array([precision[recall >= r].max() for r in GRID])
-    return SeedPoint(youden, rates(test_labels, test_probs, 0.5)[0], *at_youden, at_spec,
+    return SeedPoint(threshold, rates(test_labels, test_probs, 0.5)[0], *at_threshold, at_spec,
                      float(brier_score_loss(test_labels, test_probs)),
                      expected_calibration_error(test_labels, test_probs),
                      np.interp(GRID, fpr, tpr), interpolated)
@@ -103,6 +113,7 @@ def seed_point(val_labels, val_probs, test_labels, test_probs) -> SeedPoint:
 @dataclass
 class CaseOperatingPoints:
     case: str
+    rule: str  # how the threshold was chosen on validation
     seeds: list[SeedPoint]
     test_labels: np.ndarray
     test_probs: np.ndarray  # [seeds, images]
@@ -144,6 +155,8 @@ def case_operating_points(case: CaseResult) -> CaseOperatingPoints | None:
     (_, val_labels, val_probs), (_, test_labels, test_probs) = val, test
     if len(np.unique(val_labels)) < 2 or len(np.unique(test_labels)) < 2:
         return None
-    seeds = [seed_point(val_labels, v, test_labels, t) for v, t in zip(val_probs, test_probs)]
-    return CaseOperatingPoints(case.id, seeds, test_labels, test_probs, int(test_labels.sum()),
+    target = float(case.first.get("target_sensitivity") or 0.0)
+    seeds = [seed_point(val_labels, v, test_labels, t, target) for v, t in zip(val_probs, test_probs)]
+    rule = f"sensitivity ≥ {100 * target:g}%" if target else "Youden"
+    return CaseOperatingPoints(case.id, rule, seeds, test_labels, test_probs, int(test_labels.sum()),
                                int((test_labels == 0).sum()))

@@ -131,10 +131,10 @@ def operating_curves(cases: list) -> str:
             ax.plot(GRID, curve.mean(axis=0), color=colour, lw=1.2, label=case.case)
             if len(curve) > 1:
                 ax.fill_between(GRID, curve.min(axis=0), curve.max(axis=0), color=colour, alpha=0.15, lw=0)
-        roc.plot(np.mean([1 - s.specificity_youden for s in case.seeds]),
-                 np.mean([s.sensitivity_youden for s in case.seeds]), "o", color=colour, ms=4, mec="black", mew=0.5)
-        pr.plot(np.mean([s.sensitivity_youden for s in case.seeds]),
-                np.mean([s.precision_youden for s in case.seeds]), "o", color=colour, ms=4, mec="black", mew=0.5)
+        roc.plot(np.mean([1 - s.specificity_at_threshold for s in case.seeds]),
+                 np.mean([s.sensitivity_at_threshold for s in case.seeds]), "o", color=colour, ms=4, mec="black", mew=0.5)
+        pr.plot(np.mean([s.sensitivity_at_threshold for s in case.seeds]),
+                np.mean([s.precision_at_threshold for s in case.seeds]), "o", color=colour, ms=4, mec="black", mew=0.5)
         predicted, observed = case.reliability()
         rel.plot(predicted, observed, marker="o", ms=3, color=colour, lw=1.2)
     roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")

@@ -210,6 +210,7 @@ def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
     row = {"id": case.id, "suite": case.suite, "task": case.task, "title": case.title, "seed": seed,
            "description": case.description, "compare": list(case.compare), "mode": case.mode,
            "sweep": case.sweep, "sweep_params": case.sweep_params, "tolerances": case.tolerances,
+           "target_sensitivity": case.target_sensitivity,
            "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
            "started": results.now(), "history": [], "metrics": {}}
     try:
