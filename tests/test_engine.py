@@ -64,19 +64,26 @@ def test_images_per_second_come_from_the_median_epoch():
 def test_cpu_peak_memory_is_the_case_s_own():
     """The resident-set high-water mark is reset per case: a case after a big one does not inherit its peak
     (ru_maxrss only ever rises)."""
+    import ctypes
+    import ctypes.util
+
     meter = memory.PeakMeter.start(CPU)
     big = torch.ones(400 * 2**20 // 4)  # 400 MB, touched
-    del big
     after_big = meter.read()
+    del big
+    ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)  # hand the freed pages back, whatever the heap did
     if not meter.resettable:  # a sandbox whose kernel ignores clear_refs: the record must say so
         assert after_big["peak_memory_kind"] == "process RSS peak since start (not resettable here)"
         return
+    assert after_big["peak_memory_mb"] >= after_big["memory_at_start_mb"] + 380
     small = memory.PeakMeter.start(CPU).read()
-    assert after_big["peak_memory_kind"] == small["peak_memory_kind"] == "process RSS peak during the case"
-    assert small["peak_memory_mb"] < after_big["peak_memory_mb"] - 300
-    assert after_big["memory_at_start_mb"] < after_big["peak_memory_mb"] - 300
+    assert small["peak_memory_kind"] == "process RSS peak during the case"
+    lifetime = after_big["peak_memory_mb"]  # (clear_refs resets ru_maxrss too: it reads the same mark)
+    assert small["peak_memory_mb"] <= small["memory_at_start_mb"] + 16  # reset to the RSS it found
+    assert small["peak_memory_mb"] < lifetime - 300  # not the process's lifetime peak
     metrics = train_case(smoke_case(), smoke_data(), CPU)["metrics"]
-    assert metrics["memory_at_start_mb"] <= metrics["peak_memory_mb"] < after_big["peak_memory_mb"] - 300
+    assert metrics["memory_at_start_mb"] <= metrics["peak_memory_mb"]
+    assert metrics["peak_memory_kind"] == "process RSS peak during the case"
 
 
 def test_training_learns_on_synthetic_data():
