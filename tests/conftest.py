@@ -1,3 +1,6 @@
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +59,20 @@ def nan_model(*, in_channels: int, image_size: int, num_outputs: int) -> nn.Modu
         def forward(self, x):
             return (self.w * float("nan")).expand(x.shape[0], num_outputs)
     return NaN()
+
+
+@register_model
+def crash_model(*, in_channels: int, image_size: int, num_outputs: int, attempts: str = "") -> nn.Module:
+    """Kills its own process with SIGKILL when built, as the kernel's OOM killer would: for the executors'
+    tests of a dying worker. Each attempt appends its pid to the file ``attempts``. Never run it locally."""
+    if attempts:
+        with open(attempts, "a") as f:
+            f.write(f"{os.getpid()}\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@register_model
+def slow_model(*, in_channels: int, image_size: int, num_outputs: int, seconds: float = 1.0) -> nn.Module:
+    """A linear model that takes ``seconds`` to build: cases that surely overlap in time on parallel workers."""
+    time.sleep(seconds)
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size * image_size, num_outputs))

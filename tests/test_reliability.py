@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from conftest import KERMANY
-from xraybench import results, runner, weights
+from xraybench import results, runner, weights, worker
 from xraybench.cli import main
 from xraybench.data.sources import FolderSource, _decode_image
 from xraybench.engine import train_case as real_train_case
@@ -159,7 +159,7 @@ def test_cuda_out_of_memory_retries_once_with_half_the_batch(tmp_path, monkeypat
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         return real_train_case(case, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "train_case", flaky)
+    monkeypatch.setattr(worker, "train_case", flaky)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0
     row = results.read(tmp_path / "smoke-cpu-synthetic")["cases"][0]
     assert calls == [32, 16] and row["status"] == "ok"
@@ -168,7 +168,7 @@ def test_cuda_out_of_memory_retries_once_with_half_the_batch(tmp_path, monkeypat
     def always(case, *args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
-    monkeypatch.setattr(runner, "train_case", always)
+    monkeypatch.setattr(worker, "train_case", always)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path), "--force"]) == 1
     row = results.read(tmp_path / "smoke-cpu-synthetic")["cases"][0]
     assert row["status"] == "failed" and "OutOfMemoryError" in row["reason"] and "retried with 16" in row["retry"]
@@ -195,7 +195,7 @@ def test_out_of_memory_retry_runs_after_the_first_attempt_is_freed(tmp_path, mon
         alive_at_retry.extend(ref() is not None for ref in first_attempt)
         return real_train_case(case, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "train_case", flaky)
+    monkeypatch.setattr(worker, "train_case", flaky)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0
     assert alive_at_retry == [False, False, False]
 

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from xraybench import precision, results, runner
+from xraybench import precision, results, runner, worker
 from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.check import environment_warnings
 from xraybench.cli import main
@@ -167,7 +167,7 @@ def test_deterministic_mode_is_set_for_training_and_ops_without_one_are_recorded
                       "set 'torch.use_deterministic_algorithms(True, warn_only=True)'.")
         return train_case(case, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "train_case", training)
+    monkeypatch.setattr(worker, "train_case", training)
     assert main(["run", "hw3-c-gap", "--profile", "smoke", "--device", "cpu", "--no-report", "--out",
                  str(tmp_path), "--deterministic", "--precision", "fp32"]) == 0
     assert seen == [(True, False)]

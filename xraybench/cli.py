@@ -7,6 +7,7 @@ file, field or value and exit 2; a run with a failed case exits 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -15,18 +16,21 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from xraybench import __version__, check, precision, report, results
+import torch
+
+from xraybench import __version__, check, executors, precision, report, results
 from xraybench.check import CheckError
 from xraybench import cases as case_mod
 from xraybench.cases import PROFILES, CaseError
 from xraybench.data import DataError, open_source
-from xraybench.environment import DeviceError, resolve_device
+from xraybench.environment import DeviceError
 from xraybench.models.backbones import required_weights
 from xraybench.weights import fetch as fetch_weights
 from xraybench.results import ResultsError
 from xraybench.runner import RunError, RunPlan, run, summary_table
 
-USER_ERRORS = (CaseError, CheckError, DataError, DeviceError, precision.PrecisionError, ResultsError, RunError)
+USER_ERRORS = (CaseError, CheckError, DataError, DeviceError, executors.ExecutorError, precision.PrecisionError,
+               ResultsError, RunError)
 BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
 
 
@@ -78,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip the PDF report at the end")
     p.add_argument("--baseline", type=Path, metavar="FILE", help="show the regression check against FILE in the report")
     p.add_argument("--cases", **cases_arg)
+    g = p.add_argument_group("executors", "where the cases train (README: Running on many GPUs / a cluster)")
+    g.add_argument("--executor", default="local", choices=executors.NAMES,
+                   help="local (default): one case after another in this process; ray: Ray tasks, one GPU each; "
+                        "slurm: a Slurm job array through submitit")
+    g.add_argument("--max-retries", type=int, metavar="N", help="ray, slurm: re-run a case whose worker died "
+                   "(killed, out of memory) up to N times before recording it as failed (default 1)")
+    g.add_argument("--gpus-per-case", type=float, metavar="G", help="ray, slurm: GPUs per case (default 1; 0 with "
+                   "--device cpu or on a Ray cluster without GPUs)")
+    g.add_argument("--cpus-per-case", type=int, metavar="C", help="ray, slurm: CPUs per case (default: ray 1, slurm 4)")
+    g.add_argument("--address", metavar="ADDR", help="ray: auto or ray://HOST:PORT, an existing cluster "
+                   "(default: start a local Ray instance)")
+    g.add_argument("--partition", metavar="P", help="slurm: the partition")
+    g.add_argument("--account", metavar="A", help="slurm: the account")
+    g.add_argument("--time-min", type=int, metavar="M", help="slurm: time limit per case in minutes (default 60)")
+    g.add_argument("--array-parallelism", type=int, metavar="K", help="slurm: at most K cases at once")
+    g.add_argument("--log-dir", type=Path, metavar="DIR", help="slurm (required): job scripts and logs, on a "
+                   "filesystem every node sees")
     p.set_defaults(command=cmd_run)
 
     p = sub.add_parser("weights", help="list the pretrained weight files cases need (or fetch them)")
@@ -202,11 +223,22 @@ def cmd_run(args) -> int:
     cases, suites = case_mod.load_cases(args.cases)
     if args.patterns:
         cases = case_mod.select(cases, args.patterns)
-    device = resolve_device(args.device)
-    chosen = precision.choose(args.precision, device)
+    options = executors.ExecutorOptions(
+        name=args.executor, device=args.device, max_retries=args.max_retries, gpus_per_case=args.gpus_per_case,
+        cpus_per_case=args.cpus_per_case, address=args.address, partition=args.partition, account=args.account,
+        time_min=args.time_min, array_parallelism=args.array_parallelism, log_dir=args.log_dir)
+    with contextlib.closing(executors.create(options)) as executor:
+        return _run_on(executor, args, cases, suites)
+
+
+def _run_on(executor, args, cases, suites) -> int:
+    found = executor.probe(args.device, args.precision)
+    device, chosen = torch.device(found["device"]), found["precision"]
+    if executor.name != "local":
+        print(f"executor: {executor.describe()}; cases train on {device.type}")
     print(f"precision: {chosen.name} ({chosen.reason})")
-    if warning := precision.slow_warning(chosen, device):
-        print(warning, file=sys.stderr)
+    if found.get("slow_warning"):
+        print(found["slow_warning"], file=sys.stderr)
     profile_name = args.profile or ("full" if device.type == "cuda" else "quick")
     profile = PROFILES[profile_name]
     how = "chosen" if args.profile else f"default on {device.type.upper()}"
@@ -224,7 +256,7 @@ def cmd_run(args) -> int:
                    seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
                    random_init=args.random_init)
     try:
-        run_dir, doc = run(cases, plan, suites)
+        run_dir, doc = run(cases, plan, suites, executor=executor)
     except KeyboardInterrupt:
         where = args.out / plan.resolved_run_id
         print(f"\nxraybench: interrupted. Finished cases are saved in {where / 'results.json'}; run the same "

@@ -34,6 +34,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def worker_device(name: str) -> torch.device:
+    """The device a job trains on: CUDA means device 0 of the GPUs this process sees (Ray and Slurm
+    hand each job its own GPU through CUDA_VISIBLE_DEVICES); else as ``resolve_device``."""
+    device = resolve_device(name)
+    return torch.device("cuda", 0) if device.type == "cuda" else device
+
+
 NONDETERMINISTIC_WARNING = "does not have a deterministic implementation"
 
 
@@ -113,7 +120,7 @@ def software_info(device: torch.device) -> dict:
     info = {"xraybench": xraybench.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
             "torch_threads": torch.get_num_threads(), "device": device.type, "gpu": None}
-    if device.type == "cuda":
+    if device.type == "cuda" and torch.cuda.is_available():  # a Ray driver may have no GPU of its own
         props = torch.cuda.get_device_properties(device)
         info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
                        "capability": f"{props.major}.{props.minor}"}

@@ -28,6 +28,19 @@ def register_model(fn: ModelBuilder) -> ModelBuilder:
     return fn
 
 
+def external_builders(names) -> dict[str, ModelBuilder]:
+    """The builders of ``names`` registered outside xraybench (a test's, a notebook's, a user's module):
+    a job carries them to workers that never imported that module."""
+    _load_builtin_models()
+    return {n: _BUILDERS[n] for n in names if n in _BUILDERS and not _BUILDERS[n].__module__.startswith("xraybench.")}
+
+
+def adopt(builders: dict[str, ModelBuilder]) -> None:
+    """Register builders a job brought along, unless their names are registered here already."""
+    for name, fn in builders.items():
+        _BUILDERS.setdefault(name, fn)
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style pattern, sorted."""
     _load_builtin_models()

@@ -105,6 +105,7 @@ def build_context(doc: dict) -> dict:
         "problems": _problems(cases),
         "appendix": _appendix(cases),
         "environment": _environment(doc),
+        "workers": _workers(rows),
         "check": None,
     }
 
@@ -430,6 +431,21 @@ def _analysis(data: dict | None, ok: list[CaseResult]) -> dict:
 
 def _summed_confusion(case: CaseResult) -> dict:
     return {k: sum(r["metrics"]["test_confusion"][k] for r in case.ok) for k in ("tn", "fp", "fn", "tp")}
+
+
+def _workers(rows: list[dict]) -> dict | None:
+    """Who trained the cases: one line per executor, host, device and GPU, with the trainings it ran.
+    None for results from before executors recorded it."""
+    counts = Counter()
+    for row in rows:
+        w = row.get("worker")
+        if w and "host" in w:
+            counts[(w["executor"], w["host"], w["device"], w.get("gpu") or "–",
+                    w.get("cuda_visible_devices") if w.get("cuda_visible_devices") is not None else "–")] += 1
+    if not counts:
+        return None
+    return {"headers": ["executor", "host", "device", "GPU", "CUDA_VISIBLE_DEVICES", "trainings"],
+            "rows": [[*key, n] for key, n in sorted(counts.items())]}
 
 
 def _environment(doc: dict) -> list[tuple[str, str]]:

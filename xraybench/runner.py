@@ -1,6 +1,9 @@
 """Run cases and record them: case → data + model → engine → results.json.
 
-results.json is rewritten after every finished case. Running the same run id again
+The runner plans the trainings (cases × seeds), decodes the data once into the cache and
+hands one job per training to an executor (xraybench/executors: this process, Ray or
+Slurm), which calls ``xraybench.worker.run_job``. Only the runner writes results.json:
+it is rewritten after every finished case. Running the same run id again
 resumes: a case whose id, seed and configuration hash already finished ok is not trained
 again unless ``force``. A case that raises is recorded as failed with its reason and the
 suite goes on; Ctrl-C is not caught here. How the cases train (precision, determinism,
@@ -12,31 +15,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import gc
 import os
 import re
-import sys
 import time
-import traceback
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tabulate import tabulate
-from tqdm import tqdm
 
-from xraybench import environment, results
+from xraybench import environment, registry, results
 from xraybench.cases import Case, Profile, Suite, apply_profile, with_random_init
 from xraybench.comparisons import by_case
-from xraybench.data import Dataset
 from xraybench.data import cache as data_cache
+from xraybench.data.cache import CachedData
 from xraybench.data.summary import summarize
-from xraybench.engine import train_case
+from xraybench.executors import Executor, LocalExecutor
 from xraybench.formatting import mean_sd
-from xraybench.modelinfo import model_info
 from xraybench.precision import FP32, Precision
-from xraybench.weights import WeightsMissing
+from xraybench.worker import Job
 
 
 class RunError(ValueError):
@@ -74,8 +72,10 @@ class RunPlan:
                 "random_init": self.random_init}
 
 
-def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None, log=print) -> tuple[Path, dict]:
-    """Run every case (× seeds) of the plan; returns the run directory and the results."""
+def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None, log=print,
+        executor: Executor | None = None) -> tuple[Path, dict]:
+    """Run every case (× seeds) of the plan on ``executor`` (default: this process); returns the run
+    directory and the results."""
     run_dir = plan.out / plan.resolved_run_id
     environment.configure(plan.device, deterministic=plan.deterministic)
     try:
@@ -83,7 +83,7 @@ def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None
     except OSError as exc:
         raise RunError(f"--out {plan.out}: cannot create the run directory {run_dir} ({exc.strerror})") from None
     with _exclusive(run_dir):
-        return _run_locked(cases, plan, suites, run_dir, log)
+        return _run_locked(cases, plan, suites, run_dir, executor or LocalExecutor(), log)
 
 
 @contextlib.contextmanager
@@ -108,7 +108,7 @@ def _exclusive(run_dir: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
+def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> tuple[Path, dict]:
     results_path = run_dir / results.FILENAME
     doc = _open_results(results_path, plan)
     for suite in (suites or {}).values():  # titles for the report, which reads results.json alone
@@ -116,37 +116,55 @@ def _run_locked(cases, plan, suites, run_dir: Path, log) -> tuple[Path, dict]:
     results.write(results_path, doc)
 
     _drop_stale_rows(doc, cases, plan, log)
-    datasets: dict[int, tuple[Dataset, dict]] = {}  # image size → data and its image table
     counts = {case.id: plan.seeds or case.seed_count(plan.profile) for case in cases}
-    jobs = [(case, seed) for case in cases for seed in range(case.train.seed, case.train.seed + counts[case.id])]
-    log(f"run {plan.resolved_run_id}: {len(cases)} case(s), {len(jobs)} trainings ({_seed_counts(counts)}), "
+    planned = [_as_planned(case, plan, seed) for case in cases
+               for seed in range(case.train.seed, case.train.seed + counts[case.id])]
+    log(f"run {plan.resolved_run_id}: {len(cases)} case(s), {len(planned)} trainings ({_seed_counts(counts)}), "
         f"profile {plan.profile.name}, device {plan.device.type}, data {plan.source.name}, "
         f"precision {plan.precision.name} ({plan.precision.reason})" + (", deterministic" * plan.deterministic))
     if plan.random_init:
         log("random initialisation (--random-init): pretrained backbones start from random weights; these rows "
             "test the code, they are not pretrained results")
-    for number, (declared, seed) in enumerate(jobs, 1):
-        case = _as_planned(declared, plan)
-        case = dataclasses.replace(case, train=dataclasses.replace(case.train, seed=seed))
-        tag = f"[{number}/{len(jobs)}] {case.id}" + (f" seed {seed}" if counts[case.id] > 1 else "")
-        previous = results.find(doc, case.id, seed)
+    pending = []
+    for case in planned:
+        previous = results.find(doc, case.id, case.train.seed)
         if previous and previous["status"] == "ok" and previous["hash"] == case.config_hash and not plan.force:
-            log(f"{tag}: finished earlier, kept (--force re-runs it)")
-            continue
-        if case.data.image_size not in datasets:
-            data = _load_data(plan, case.data.image_size, log)
-            datasets[case.data.image_size] = data, results.image_table(data)
-        data, images = datasets[case.data.image_size]
+            log(f"{_tag(case, counts)}: finished earlier, kept (--force re-runs it)")
+        else:
+            pending.append(case)
+    if not pending:
+        return run_dir, doc
+
+    # The driver decodes each image size once; workers map the cache read-only.
+    datasets = {size: _prepare_data(plan, size, log) for size in dict.fromkeys(c.data.image_size for c in pending)}
+    for cached, images in datasets.values():
         if doc["data"] is None:
+            data = cached.open().limited(plan.profile.max_per_split)
             doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe(), "summary": summarize(data)}
         doc["data"].setdefault("images", images)  # also when resuming a schema-1 run
-        row = _run_one(case, seed, data, plan)
+    builders = registry.external_builders({c.model.name for c in pending})
+    for case in pending:
+        executor.submit(Job(case=case, data=datasets[case.data.image_size][0], max_per_split=plan.profile.max_per_split,
+                            eval_batch_size=plan.profile.eval_batch_size, device=plan.device.type,
+                            precision=plan.precision, deterministic=plan.deterministic, executor=executor.name,
+                            progress=executor.progress,
+                            builders={n: f for n, f in builders.items() if n == case.model.name}))
+    if executor.name != "local":
+        log(f"submitted {len(pending)} training(s) to {executor.describe()}")
+    order = {(c.id, c.train.seed): i for i, c in enumerate(planned)}
+    for done, (job, row) in enumerate(executor.completions(), 1):
+        images = datasets[job.case.data.image_size][1]
         if row["status"] == "ok" and images != doc["data"]["images"]:
             row["images"] = images  # another subset than the run's (not the case today)
         results.upsert(doc, row)
+        doc["cases"].sort(key=lambda r: order.get((r["id"], r.get("seed")), len(order)))  # stable: plan order
         results.write(results_path, doc)
-        log(f"{tag}: {_one_line(row)}")
+        log(f"[{done}/{len(pending)}] {_tag(job.case, counts)}: {_one_line(row)}")
     return run_dir, doc
+
+
+def _tag(case: Case, counts: dict[str, int]) -> str:
+    return case.id + (f" seed {case.train.seed}" if counts[case.id] > 1 else "")
 
 
 def _drop_stale_rows(doc: dict, cases: list[Case], plan: RunPlan, log) -> None:
@@ -160,9 +178,11 @@ def _drop_stale_rows(doc: dict, cases: list[Case], plan: RunPlan, log) -> None:
             f"their configuration changed; they run again")
 
 
-def _as_planned(case: Case, plan: RunPlan) -> Case:
+def _as_planned(case: Case, plan: RunPlan, seed: int | None = None) -> Case:
+    """The case as this run trains it: the profile applied, random initialisation if asked, the seed."""
     case = apply_profile(case, plan.profile)
-    return with_random_init(case) if plan.random_init else case
+    case = with_random_init(case) if plan.random_init else case
+    return case if seed is None else dataclasses.replace(case, train=dataclasses.replace(case.train, seed=seed))
 
 
 def _seed_counts(counts: dict[str, int]) -> str:
@@ -196,92 +216,39 @@ def _open_results(path: Path, plan: RunPlan) -> dict:
             "software": fresh["software"], "commit_info": fresh["commit_info"], "settings": plan.settings}
 
 
-def _load_data(plan: RunPlan, image_size: int, log) -> Dataset:
+def _prepare_data(plan: RunPlan, image_size: int, log) -> tuple[CachedData, dict]:
+    """Decode (or find) the data at ``image_size`` in the cache; returns it and its image table."""
     t0 = time.perf_counter()
-    data = data_cache.load(plan.source, image_size).limited(plan.profile.max_per_split)
+    cached = data_cache.prepare(plan.source, image_size)
+    data = cached.open().limited(plan.profile.max_per_split)
     sizes = ", ".join(f"{name} {len(split)}" for name, split in data.splits.items())
     log(f"data: {plan.source.name} at {image_size}px ({sizes}) in {time.perf_counter() - t0:.1f}s")
     for note in data.notes:
         log(f"data: {note}")
-    return data
-
-
-def _run_one(case: Case, seed: int, data: Dataset, plan: RunPlan) -> dict:
-    row = {"id": case.id, "suite": case.suite, "task": case.task, "title": case.title, "seed": seed,
-           "description": case.description, "compare": list(case.compare), "mode": case.mode,
-           "sweep": case.sweep, "sweep_params": case.sweep_params, "tolerances": case.tolerances,
-           "target_sensitivity": case.target_sensitivity,
-           "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
-           "started": results.now(), "history": [], "metrics": {}}
-    try:
-        row["model_info"] = model_info(case, plan.device, precision=plan.precision)
-    except Exception as exc:  # costs are extra information; the case still runs
-        row["model_info"] = {"error": f"{type(exc).__name__}: {exc}"}
-    steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)
-    bar = tqdm(total=steps, desc=case.id, unit="step", leave=False, dynamic_ncols=True, disable=None, file=sys.stderr)
-
-    def on_epoch(epoch_row: dict) -> None:
-        bar.set_postfix_str(f"ep {epoch_row['epoch']}/{case.train.epochs} loss {epoch_row['train_loss']:.3f} "
-                            f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}")
-
-    def record_op(op: str) -> None:
-        row["nondeterministic_ops"] = sorted({*row.get("nondeterministic_ops", []), op})
-
-    def attempt(case: Case, eval_batch_size: int) -> dict:
-        with environment.keep_freed_memory(), environment.nondeterministic_ops(record_op):
-            return train_case(case, data, plan.device, eval_batch_size=eval_batch_size, precision=plan.precision,
-                              on_batch=lambda: bar.update(1), on_epoch=on_epoch)
-
-    def retry_smaller(case: Case) -> dict:
-        half = max(1, case.train.batch_size // 2)
-        row["retry"] = f"CUDA out of memory at batch size {case.train.batch_size}; retried with {half}"
-        bar.reset(total=case.train.epochs * -(-len(data.splits["train"]) // half))
-        case = dataclasses.replace(case, train=dataclasses.replace(case.train, batch_size=half))
-        row["config"] = case.config()
-        return attempt(case, max(1, plan.profile.eval_batch_size // 2))
-
-    try:
-        outcome = _with_oom_retry(lambda: attempt(case, plan.profile.eval_batch_size), lambda: retry_smaller(case))
-        row.update(outcome)
-        row["predictions"] = {split: [results.stored_probability(p) for p in probs]
-                              for split, probs in row["predictions"].items()}
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except WeightsMissing as exc:  # never train a "pretrained" case from random weights
-        row.update(status="skipped", reason=str(exc))
-    except Exception as exc:  # a failing case is a result, not the end of the suite
-        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
-                   traceback=traceback.format_exc(limit=-4))
-    finally:
-        bar.close()
-    row["finished"] = results.now()
-    return row
-
-
-def _with_oom_retry(first, retry):
-    """``first()``; if it runs out of CUDA memory, ``retry()`` once (with half the batch).
-
-    The retry runs after the ``except`` block, not in it: while an exception is being handled,
-    its traceback keeps the first attempt's frames alive — model, optimizer state, data and
-    activations — and the retry would run out of memory again beside them.
-    """
-    try:
-        return first()
-    except torch.cuda.OutOfMemoryError:
-        pass
-    gc.collect()  # frames of the first attempt may sit in reference cycles
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-    return retry()
+    return cached, results.image_table(data)
 
 
 def _one_line(row: dict) -> str:
+    return _outcome(row) + _where(row.get("worker") or {})
+
+
+def _outcome(row: dict) -> str:
     if row["status"] != "ok":
         return f"{row['status'].upper()}: {row['reason']}"
     m = row["metrics"]
     auc = "n/a" if m["test_auc"] is None else f"{m['test_auc']:.3f}"  # undefined when the test split has one class
     return (f"ok  test acc {m['test_acc']:.3f}  AUC {auc}  best val acc {m['best_val_acc']:.3f}  "
             f"{m['wall_time_s']:.1f}s")
+
+
+def _where(worker: dict) -> str:
+    """Which worker ran a case, for executors other than this process."""
+    if worker.get("executor", "local") == "local" or "host" not in worker:
+        return ""
+    gpu = f", {worker['gpu']}" if worker.get("gpu") else ""
+    visible = worker.get("cuda_visible_devices")
+    return (f"  [{worker['executor']} {worker['host']} pid {worker['pid']}, {worker['device']}{gpu}"
+            + (f", CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "") + "]")
 
 
 def summary_table(doc: dict) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +31,38 @@ def cache_dir() -> Path:
     return Path(base) / "xraybench"
 
 
-def load(source, image_size: int, root: Path | None = None) -> Dataset:
-    """The source decoded at ``image_size``, from the cache when present."""
+@dataclass(frozen=True)
+class CachedData:
+    """A decoded dataset on disk: what a worker needs to map it, without the source (a worker on
+    another node may not see the raw images, only the cache)."""
+    entry: Path
+    kind: str
+    name: str
+    location: str
+    image_size: int
+
+    def open(self) -> Dataset:
+        meta = json.loads((self.entry / "meta.json").read_text())
+        ids = json.loads((self.entry / "ids.json").read_text())
+        splits = {name: Split(_mmap(self.entry / f"{name}_images.npy"), _mmap(self.entry / f"{name}_labels.npy"),
+                              ids[name]) for name in SPLITS}
+        return Dataset(self.kind, self.name, self.location, self.image_size, splits, list(meta["notes"]))
+
+
+def prepare(source, image_size: int, root: Path | None = None) -> CachedData:
+    """Decode ``source`` at ``image_size`` into the cache unless it is there already."""
     root = Path(root) if root else cache_dir()
     key = hashlib.sha256(f"{FORMAT}|{source.fingerprint()}|{image_size}".encode()).hexdigest()[:20]
-    entry = root / f"{source.kind}-{image_size}px-{key}"
+    entry = (root / f"{source.kind}-{image_size}px-{key}").absolute()
     if not (entry / "meta.json").exists():
         splits, notes = source.decode(image_size)
         _write(entry, splits, {"source": source.fingerprint(), "image_size": image_size, "notes": notes})
-    meta = json.loads((entry / "meta.json").read_text())
-    ids = json.loads((entry / "ids.json").read_text())
-    splits = {name: Split(_mmap(entry / f"{name}_images.npy"), _mmap(entry / f"{name}_labels.npy"), ids[name])
-              for name in SPLITS}
-    return Dataset(source.kind, source.name, source.location, image_size, splits, list(meta["notes"]))
+    return CachedData(entry, source.kind, source.name, source.location, image_size)
+
+
+def load(source, image_size: int, root: Path | None = None) -> Dataset:
+    """The source decoded at ``image_size``, from the cache when present."""
+    return prepare(source, image_size, root).open()
 
 
 def _mmap(path: Path) -> torch.Tensor:

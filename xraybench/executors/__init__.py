@@ -1,0 +1,136 @@
+"""Where the cases of a run train: in this process, on a Ray cluster, or as Slurm jobs.
+
+An executor takes jobs (``submit``) and hands back each one's results row as it finishes
+(``completions``), in any order; the runner writes results.json after each. Every executor
+calls the same function, ``xraybench.worker.run_job``. A process that dies is retried up to
+``max_retries`` times, then becomes a failed row naming the crash and where the log is.
+Ray and submitit are optional extras, imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from xraybench import worker
+from xraybench.worker import Job
+
+NAMES = ("local", "ray", "slurm")
+
+
+class ExecutorError(ValueError):
+    """The executor cannot start: a missing extra, a flag for another executor, an unreachable cluster."""
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """The command line's executor flags. None: not given (each executor has its default)."""
+    name: str = "local"
+    device: str = "auto"  # --device: with cpu, no GPU is requested per case
+    max_retries: int | None = None
+    gpus_per_case: float | None = None
+    cpus_per_case: int | None = None
+    address: str | None = None  # ray
+    partition: str | None = None  # slurm
+    account: str | None = None
+    time_min: int | None = None
+    array_parallelism: int | None = None
+    log_dir: Path | None = None
+
+    def flags(self, *fields: str) -> list[str]:
+        """The command-line spelling of the given fields that were set."""
+        return [f"--{f.replace('_', '-')}" for f in fields if getattr(self, f) is not None]
+
+
+ONLY = {"ray": ("address",), "slurm": ("partition", "account", "time_min", "array_parallelism", "log_dir")}
+REMOTE = ("max_retries", "gpus_per_case", "cpus_per_case")
+
+
+class Executor(Protocol):
+    name: str
+    progress: bool  # whether jobs may draw progress bars on this terminal
+
+    def probe(self, device: str, precision: str) -> dict: ...
+    def submit(self, job: Job) -> None: ...
+    def completions(self) -> Iterator[tuple[Job, dict]]: ...
+    def describe(self) -> str: ...
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """One case after another in this process (the default): nothing to install, nothing to isolate."""
+    name = "local"
+    progress = True
+
+    def __init__(self):
+        self._queue: list[Job] = []
+
+    def probe(self, device: str, precision: str) -> dict:
+        return worker.probe(device, precision)
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(job)
+
+    def completions(self) -> Iterator[tuple[Job, dict]]:
+        while self._queue:
+            job = self._queue.pop(0)
+            yield job, worker.run_job(job)
+
+    def describe(self) -> str:
+        return "local (this process)"
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+def validate(options: ExecutorOptions) -> None:
+    """Flags that belong to another executor, or values out of range: one line naming the flag."""
+    if options.name not in NAMES:
+        raise ExecutorError(f"--executor {options.name}: expected one of {', '.join(NAMES)}")
+    for name, fields in ONLY.items():
+        if options.name != name and (misplaced := options.flags(*fields)):
+            raise ExecutorError(f"{misplaced[0]} is an option of --executor {name} (this run: --executor {options.name})")
+    if options.name == "local" and (misplaced := options.flags(*REMOTE)):
+        raise ExecutorError(f"{misplaced[0]} applies to --executor ray or slurm; the local executor runs every case "
+                            f"in this process on the one device")
+    for field, low in (("max_retries", 0), ("gpus_per_case", 0), ("cpus_per_case", 1), ("time_min", 1),
+                       ("array_parallelism", 1)):
+        value = getattr(options, field)
+        if value is not None and value < low:
+            raise ExecutorError(f"--{field.replace('_', '-')} {value}: must be at least {low}")
+    if options.name == "slurm" and options.log_dir is None:
+        raise ExecutorError("--executor slurm needs --log-dir DIR: a folder on a filesystem that every node "
+                            "reads and writes (job scripts, pickled jobs, logs)")
+
+
+def create(options: ExecutorOptions) -> Executor:
+    """The executor the options name; Ray and submitit are imported only here, and only when chosen."""
+    validate(options)
+    if options.name == "ray":
+        from xraybench.executors.ray_executor import RayExecutor
+        return RayExecutor(options)
+    if options.name == "slurm":
+        from xraybench.executors.slurm_executor import SlurmExecutor
+        return SlurmExecutor(options)
+    return LocalExecutor()
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency, or fail with the one line that says how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExecutorError(f"--executor {extra} needs the {module} package: pip install 'xraybench[{extra}]'") from None
+
+
+def pickle_by_value(builders: dict, cloudpickle) -> None:
+    """Ship the modules of models registered outside xraybench by value: the workers never imported them."""
+    import sys
+
+    for fn in builders.values():
+        module = sys.modules.get(fn.__module__)
+        if module is not None and fn.__module__ != "__main__":  # __main__ is pickled by value anyway
+            cloudpickle.register_pickle_by_value(module)

@@ -1,0 +1,174 @@
+"""Train one case and return its results row: the function every executor calls.
+
+``run_job(job)`` runs in the driver's process (the local executor), in a Ray worker or in a
+Slurm job. Everything it needs travels in the ``Job``: the case as planned (profile, seed,
+random initialisation applied), where the decoded data lies in the cache, and how to train
+(device request, precision, determinism). It returns the row and writes nothing: only the
+driver writes results.json. A case that raises becomes a failed row; a process that dies
+is the executor's to report (``crash_row``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gc
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from xraybench import environment, registry, results
+from xraybench.cases import Case
+from xraybench.data.cache import CachedData
+from xraybench.data.sources import Dataset
+from xraybench.engine import train_case
+from xraybench.modelinfo import model_info
+from xraybench.precision import FP32, Precision
+from xraybench.weights import WeightsMissing
+
+
+@dataclass(frozen=True)
+class Job:
+    case: Case  # as planned: profile, seed and random initialisation applied
+    data: CachedData
+    max_per_split: int | None
+    eval_batch_size: int
+    device: str = "auto"  # resolved where the job runs: auto, cpu or cuda
+    precision: Precision = FP32
+    deterministic: bool = False
+    executor: str = "local"
+    progress: bool = True  # a per-step bar on stderr (the local executor's terminal)
+    builders: dict[str, Callable] = field(default_factory=dict)  # models registered outside xraybench
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.case.id, self.case.train.seed
+
+
+def run_job(job: Job) -> dict:
+    """Train ``job.case`` and return its row (status ok, failed or skipped)."""
+    registry.adopt(job.builders)
+    device = environment.worker_device(job.device)
+    environment.configure(device, deterministic=job.deterministic)
+    started = time.time()
+    row = train_one(job.case, _dataset(job.data, job.max_per_split), device, precision=job.precision,
+                    eval_batch_size=job.eval_batch_size, progress=job.progress)
+    row["worker"] = {**worker_info(job.executor, device), "started_unix": started, "finished_unix": time.time()}
+    return row
+
+
+def probe(device: str, precision: str) -> dict:
+    """Where jobs would run: the device they resolve to, the precision ``auto`` picks there, the worker."""
+    from xraybench import precision as precision_mod
+
+    resolved = environment.worker_device(device)
+    chosen = precision_mod.choose(precision, resolved)
+    return {"device": resolved.type, "precision": chosen, "slow_warning": precision_mod.slow_warning(chosen, resolved),
+            "worker": worker_info("probe", resolved)}
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(data: CachedData, max_per_split: int | None) -> Dataset:
+    """Mapped once per process and image size: a reused worker (Ray's CPU workers, the local executor)
+    keeps it for the next case."""
+    return data.open().limited(max_per_split)
+
+
+def worker_info(executor: str, device: torch.device) -> dict:
+    """Which process and device ran a case (the report lists them)."""
+    gpu = None
+    if device.type == "cuda":
+        gpu = torch.cuda.get_device_name(device)
+    return {"executor": executor, "host": socket.gethostname() or platform.node(), "pid": os.getpid(),
+            "device": str(device), "gpu": gpu, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def case_row(case: Case) -> dict:
+    """The part of a row that says which case and configuration it is."""
+    return {"id": case.id, "suite": case.suite, "task": case.task, "title": case.title, "seed": case.train.seed,
+            "description": case.description, "compare": list(case.compare), "mode": case.mode,
+            "sweep": case.sweep, "sweep_params": case.sweep_params, "tolerances": case.tolerances,
+            "target_sensitivity": case.target_sensitivity,
+            "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
+            "started": results.now(), "history": [], "metrics": {}}
+
+
+def crash_row(job: Job, reason: str, worker: dict) -> dict:
+    """The row of a job whose process died (or could not run): failed, with the engine's reason."""
+    return {**case_row(job.case), "status": "failed", "reason": reason, "finished": results.now(),
+            "worker": {"executor": job.executor, **worker}}
+
+
+def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Precision = FP32,
+              eval_batch_size: int = 256, progress: bool = True) -> dict:
+    """Train and test one case (one seed); a failure is a row, not an exception."""
+    row = case_row(case)
+    try:
+        row["model_info"] = model_info(case, device, precision=precision)
+    except Exception as exc:  # costs are extra information; the case still runs
+        row["model_info"] = {"error": f"{type(exc).__name__}: {exc}"}
+    steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)
+    bar = tqdm(total=steps, desc=case.id, unit="step", leave=False, dynamic_ncols=True,
+               disable=None if progress else True, file=sys.stderr)
+
+    def on_epoch(epoch_row: dict) -> None:
+        bar.set_postfix_str(f"ep {epoch_row['epoch']}/{case.train.epochs} loss {epoch_row['train_loss']:.3f} "
+                            f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}")
+
+    def record_op(op: str) -> None:
+        row["nondeterministic_ops"] = sorted({*row.get("nondeterministic_ops", []), op})
+
+    def attempt(case: Case, eval_batch_size: int) -> dict:
+        with environment.keep_freed_memory(), environment.nondeterministic_ops(record_op):
+            return train_case(case, data, device, eval_batch_size=eval_batch_size, precision=precision,
+                              on_batch=lambda: bar.update(1), on_epoch=on_epoch)
+
+    def retry_smaller(case: Case) -> dict:
+        half = max(1, case.train.batch_size // 2)
+        row["retry"] = f"CUDA out of memory at batch size {case.train.batch_size}; retried with {half}"
+        bar.reset(total=case.train.epochs * -(-len(data.splits["train"]) // half))
+        case = dataclasses.replace(case, train=dataclasses.replace(case.train, batch_size=half))
+        row["config"] = case.config()
+        return attempt(case, max(1, eval_batch_size // 2))
+
+    try:
+        outcome = _with_oom_retry(lambda: attempt(case, eval_batch_size), lambda: retry_smaller(case))
+        row.update(outcome)
+        row["predictions"] = {split: [results.stored_probability(p) for p in probs]
+                              for split, probs in row["predictions"].items()}
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except WeightsMissing as exc:  # never train a "pretrained" case from random weights
+        row.update(status="skipped", reason=str(exc))
+    except Exception as exc:  # a failing case is a result, not the end of the suite
+        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
+                   traceback=traceback.format_exc(limit=-4))
+    finally:
+        bar.close()
+    row["finished"] = results.now()
+    return row
+
+
+def _with_oom_retry(first, retry):
+    """``first()``; if it runs out of CUDA memory, ``retry()`` once (with half the batch).
+
+    The retry runs after the ``except`` block, not in it: while an exception is being handled,
+    its traceback keeps the first attempt's frames alive — model, optimizer state, data and
+    activations — and the retry would run out of memory again beside them.
+    """
+    try:
+        return first()
+    except torch.cuda.OutOfMemoryError:
+        pass
+    gc.collect()  # frames of the first attempt may sit in reference cycles
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    return retry()
