@@ -172,7 +172,8 @@ def main() -> None:
         write_folder(root, source, tuple(args.splits), args.format)
         written = time.perf_counter() - t0
         t0 = time.perf_counter()
-        data = cache.load(FolderSource(root), args.size, root=Path(tmp) / "cache")
+        # val/ as given (not merged and carved by patient), as the homework's ImageFolder loop reads it
+        data = cache.load(FolderSource(root, min_val_per_class=1), args.size, root=Path(tmp) / "cache")
         decoded = time.perf_counter() - t0
         for case_id in args.cases:
             case = declared[case_id]

@@ -21,6 +21,13 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _never_the_network(monkeypatch):
+    """Tests never touch the network: downloads are off unless a test serves them itself on 127.0.0.1
+    (and then turns this off)."""
+    monkeypatch.setenv("XRAYBENCH_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
 def _same_arithmetic_on_every_machine(monkeypatch):
     """--precision auto reads the CPU's flags: pretend none, so that every test trains in fp32 whether or
     not this CPU has bf16 instructions (the tests of the choice fake the flags they need)."""

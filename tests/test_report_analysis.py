@@ -34,7 +34,7 @@ def test_model_card_states_use_data_and_compute(task_run):
     flat = pdf_flat(pdf)
     assert "Model card: HW3: CNNs from scratch" in flat
     for words in ("Intended use Teaching and benchmarking", "Out of scope Diagnosis", "not validated clinically",
-                  "Patient overlap: none", "4 of 4 trainings finished on cpu", "in fp32", "synthetic radiographs"):
+                  "Leakage across splits: not applicable", "4 of 4 trainings finished on cpu", "in fp32", "synthetic radiographs"):
         assert words in flat, words
     s = doc["data"]["splits"]["test"]
     assert f"test {s['images']} ({s['normal']} normal, {s['pneumonia']} pneumonia)" in flat

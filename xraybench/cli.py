@@ -61,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style id patterns, e.g. 'hw3*'")
     p.add_argument("--all", action="store_true", help="run every declared case")
     p.add_argument("--profile", choices=sorted(PROFILES), help="sizes and epochs (default: full on a GPU, quick on a CPU)")
-    p.add_argument("--data", metavar="PATH", help="Kermany-layout folder or MedMNIST .npz (default: built-in synthetic)")
+    p.add_argument("--data", metavar="PATH|NAME", help="Kermany-layout folder, MedMNIST .npz, or pneumoniamnist[@28|64|128|224] "
+                   "(default: built-in synthetic)")
+    p.add_argument("--val-fraction", type=float, metavar="F", help="of train, carved by patient as the validation "
+                   "split of a folder without val/ or with fewer than 50 images per class in it (default 0.1)")
+    p.add_argument("--strict-splits", action="store_true", help="stop (exit 2) when splits share patients or "
+                   "identical images, instead of warning")
+    p.add_argument("--offline", action="store_true", help="never download (also XRAYBENCH_OFFLINE=1): missing "
+                   "weights skip their cases, a missing MedMNIST file is an error naming where to place it")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=precision.CHOICES,
                    help="auto (default): bf16 where the GPU or CPU computes it natively, fp16 with loss scaling on "
@@ -251,10 +258,10 @@ def _run_on(executor, args, cases, suites) -> int:
         if not cases:
             raise CaseError(f"every selected case runs only in other profiles; use --profile "
                             f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))}")
-    source = open_source(args.data, profile.synthetic_sizes, args.skip_bad_images)
+    source = open_source(args.data, profile.synthetic_sizes, args.skip_bad_images, args.val_fraction, args.offline)
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
                    seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
-                   random_init=args.random_init)
+                   random_init=args.random_init, strict_splits=args.strict_splits, offline=args.offline)
     try:
         run_dir, doc = run(cases, plan, suites, executor=executor)
     except KeyboardInterrupt:

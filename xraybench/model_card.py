@@ -7,6 +7,7 @@ import re
 
 from xraybench import results
 from xraybench.comparisons import CaseResult
+from xraybench.data import patients
 
 INTENDED = ("Teaching and benchmarking: comparing training set-ups for NORMAL vs PNEUMONIA classification of "
             "chest radiographs, as in a course's homework, with the uncertainty of every number stated.")
@@ -50,14 +51,27 @@ def _data_accounting(data: dict) -> str:
         return "No data was recorded."
     splits = "; ".join(f"{name} {s['images']} ({s['normal']} normal, {s['pneumonia']} pneumonia)"
                        for name, s in (data.get("splits") or {}).items())
-    notes = "".join(f" {note[0].upper()}{note[1:]}." for note in data.get("notes", []))
-    return (f"{data.get('name')} ({data.get('kind')}; {data.get('location', '')}): {splits}.{notes} "
-            f"{patient_overlap(data)}")
+    notes = "".join(f" {note[0].upper()}{note[1:]}." for note in data.get("notes", [])
+                    if note != data.get("splitting"))
+    how = f" Splits: {data['splitting']}." if data.get("splitting") else ""
+    shared = leakage_sentence(data["leakage"]) if "leakage" in data else patient_overlap(data)
+    return f"{data.get('name')} ({data.get('kind')}; {data.get('location', '')}): {splits}.{how}{notes} {shared}"
+
+
+def leakage_sentence(leakage: dict | None) -> str:
+    """What the splits share, as recorded when the data was decoded (xraybench/data/patients.py)."""
+    if leakage is None:
+        return "Leakage across splits: not applicable (every synthetic image is an independent draw)."
+    found = patients.warnings(leakage)
+    checked = [k.replace("_", " ") for k, v in leakage.items() if v is not None]
+    if not found:
+        return f"Leakage across splits: none found ({', '.join(checked)} checked; patients from file names)."
+    return "Leakage across splits: " + "; ".join(w.removeprefix("leakage: ") for w in found) + "."
 
 
 def patient_overlap(data: dict) -> str:
-    """Patients shared by the validation and test splits, where file names carry a patient id (Kermany's
-    ``person123_…``); the training split's ids are not stored."""
+    """For results recorded before the leakage check: patients shared by the validation and test splits,
+    where file names carry a patient id (Kermany's ``person123_…``); the training split's ids are not stored."""
     if data.get("kind") == "synthetic":
         return "Patient overlap: none (every synthetic image is an independent draw)."
     images = data.get("images") or {}

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xraybench import files
+
 SCHEMA_VERSION = 2  # 2: per-image predictions, test-metric intervals, seed-free config hash
 STATUSES = ("ok", "failed", "skipped")
 FILENAME = "results.json"
@@ -74,7 +76,7 @@ def write(path: Path, doc: dict) -> None:
             json.dump(doc, f, indent=1, allow_nan=False)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        files.publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -25,14 +25,16 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from xraybench import environment, registry, results
+from xraybench import environment, registry, results, weights
 from xraybench.cases import Case, Profile, Suite, apply_profile, with_random_init
 from xraybench.comparisons import by_case
+from xraybench.data import DataError
 from xraybench.data import cache as data_cache
 from xraybench.data.cache import CachedData
 from xraybench.data.summary import summarize
 from xraybench.executors import Executor, LocalExecutor
 from xraybench.formatting import mean_sd
+from xraybench.models.backbones import required_weights
 from xraybench.precision import FP32, Precision
 from xraybench.worker import Job
 
@@ -53,6 +55,8 @@ class RunPlan:
     precision: Precision = FP32
     deterministic: bool = False
     random_init: bool = False  # backbones without their pretrained weights: exercises code, not a result
+    strict_splits: bool = False  # leakage across splits (shared patients, identical images) is an error
+    offline: bool = False  # never download missing weight files
 
     @property
     def resolved_run_id(self) -> str:
@@ -142,6 +146,8 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
             data = cached.open().limited(plan.profile.max_per_split)
             doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe(), "summary": summarize(data)}
         doc["data"].setdefault("images", images)  # also when resuming a schema-1 run
+    weights.fetch_missing([w for c in pending if (w := required_weights(c.model.name, c.model.options))],
+                          offline=plan.offline, log=log)
     builders = registry.external_builders({c.model.name for c in pending})
     for case in pending:
         executor.submit(Job(case=case, data=datasets[case.data.image_size][0], max_per_split=plan.profile.max_per_split,
@@ -225,6 +231,11 @@ def _prepare_data(plan: RunPlan, image_size: int, log) -> tuple[CachedData, dict
     log(f"data: {plan.source.name} at {image_size}px ({sizes}) in {time.perf_counter() - t0:.1f}s")
     for note in data.notes:
         log(f"data: {note}")
+    for warning in data.leakage_warnings:
+        log(f"warning: data: {warning}")
+    if plan.strict_splits and data.leakage_warnings:
+        raise DataError(f"{plan.source.location}: {data.leakage_warnings[0]} (--strict-splits; "
+                        f"{len(data.leakage_warnings)} kind(s) of leakage in all)")
     return cached, results.image_table(data)
 
 

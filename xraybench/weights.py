@@ -3,7 +3,8 @@ loading it only after its hash has been checked.
 
 torchvision's files live in the torch hub cache ($TORCH_HOME/hub/checkpoints, default
 ~/.cache/torch/hub/checkpoints) under the name in the weights' URL, whose suffix is a
-prefix of the file's SHA-256. Nothing here downloads unless ``fetch`` is called.
+prefix of the file's SHA-256. Nothing here downloads unless ``fetch`` or ``fetch_missing`` is
+called (``run`` calls the latter unless ``--offline``; xraybench/download.py says how).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from xraybench import download
 
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
 
@@ -69,9 +72,29 @@ def load_state_dict(weights: WeightsFile) -> dict:
     return torch.load(weights.path, map_location="cpu", weights_only=True)
 
 
-def fetch(weights: WeightsFile) -> None:
+def fetch(weights: WeightsFile, timeout: float = download.TIMEOUT_S) -> None:
     """Download a missing file to where it belongs, checking its hash (needs a network)."""
     if weights.present or weights.url is None:
         return
-    weights.path.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(weights.url, str(weights.path), hash_prefix=weights.hash_prefix, progress=True)
+    download.download(weights.url, weights.path, sha256_prefix=weights.hash_prefix, timeout=timeout)
+
+
+def fetch_missing(needed: list[WeightsFile], *, offline: bool, log=print, timeout: float = download.TIMEOUT_S) -> None:
+    """Fetch the files cases need that are not on disk, where allowed and while the network answers.
+    A file that cannot be fetched stays missing: its cases are skipped with the path to place it at."""
+    missing = list(dict.fromkeys(w for w in needed if not w.present and w.url))
+    if not missing:
+        return
+    if download.offline(offline):
+        log(f"weights: {len(missing)} file(s) missing; not downloading (--offline or {download.OFFLINE_ENV}): "
+            f"the cases that need them are skipped")
+        return
+    for number, weights in enumerate(missing, 1):
+        log(f"weights: fetching {weights.url} → {weights.path} ({number}/{len(missing)})")
+        try:
+            fetch(weights, timeout)
+        except download.DownloadError as exc:
+            log(f"weights: {exc}; the cases that need {weights.path.name} are skipped")
+            if exc.unreachable:
+                log(f"weights: no network: not trying the other {len(missing) - number} file(s)")
+                return

@@ -20,7 +20,7 @@ import torch
 
 from xraybench.data.sources import SPLITS, Dataset, Split
 
-FORMAT = 3  # 3: image ids stored; 2: full-scale JPEG decode (1 used a reduced-scale draft)
+FORMAT = 4  # 4: splits carved by patient, leakage recorded; 3: image ids stored; 2: full-scale JPEG decode (1 used a reduced-scale draft)
 
 
 def cache_dir() -> Path:
@@ -46,7 +46,8 @@ class CachedData:
         ids = json.loads((self.entry / "ids.json").read_text())
         splits = {name: Split(_mmap(self.entry / f"{name}_images.npy"), _mmap(self.entry / f"{name}_labels.npy"),
                               ids[name]) for name in SPLITS}
-        return Dataset(self.kind, self.name, self.location, self.image_size, splits, list(meta["notes"]))
+        return Dataset(self.kind, self.name, self.location, self.image_size, splits, list(meta["notes"]),
+                       meta.get("accounting") or {})
 
 
 def prepare(source, image_size: int, root: Path | None = None) -> CachedData:
@@ -55,8 +56,9 @@ def prepare(source, image_size: int, root: Path | None = None) -> CachedData:
     key = hashlib.sha256(f"{FORMAT}|{source.fingerprint()}|{image_size}".encode()).hexdigest()[:20]
     entry = (root / f"{source.kind}-{image_size}px-{key}").absolute()
     if not (entry / "meta.json").exists():
-        splits, notes = source.decode(image_size)
-        _write(entry, splits, {"source": source.fingerprint(), "image_size": image_size, "notes": notes})
+        splits, notes, accounting = source.decode(image_size)
+        _write(entry, splits, {"source": source.fingerprint(), "image_size": image_size, "notes": notes,
+                               "accounting": accounting})
     return CachedData(entry, source.kind, source.name, source.location, image_size)
 
 

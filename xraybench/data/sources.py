@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,13 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xraybench.data import synthetic
+from xraybench.data import patients, synthetic
 
 CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 IGNORED_FILES = {"Thumbs.db", "desktop.ini"}  # operating-system droppings, not data
 VAL_FRACTION = 0.1
+MIN_VAL_PER_CLASS = 50  # a given val/ smaller than this is merged into train and carved again, by patient
 
 
 class DataError(ValueError):
@@ -62,6 +64,7 @@ class Dataset:
     image_size: int
     splits: dict[str, Split]
     notes: list[str] = field(default_factory=list)
+    accounting: dict = field(default_factory=dict)  # how the splits were made, what they share (leakage)
 
     def limited(self, max_per_split: int | None, seed: int = 0) -> "Dataset":
         """At most ``max_per_split`` images per split: a seeded, class-stratified subset."""
@@ -80,14 +83,20 @@ class Dataset:
                 keep.append(members[:share])
             splits[name] = split.subset(torch.cat(keep).sort().values)
         note = f"at most {max_per_split} images per split (profile limit)"
-        return Dataset(self.kind, self.name, self.location, self.image_size, splits, self.notes + [note])
+        return Dataset(self.kind, self.name, self.location, self.image_size, splits, self.notes + [note],
+                       self.accounting)
 
     def describe(self) -> dict:
         """What results.json records about the data."""
         return {
             "kind": self.kind, "name": self.name, "location": self.location, "notes": self.notes,
             "splits": {name: {"images": len(s), **s.counts()} for name, s in self.splits.items()},
+            **self.accounting,
         }
+
+    @property
+    def leakage_warnings(self) -> list[str]:
+        return patients.warnings(self.accounting.get("leakage") or {})
 
 
 # ------------------------------------------------------------------------------ sources
@@ -113,7 +122,8 @@ class SyntheticSource:
     def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
         splits = {name: Split(*synthetic.generate_split(name, n, image_size, self.seed), _indexed(name, n))
                   for name, n in zip(SPLITS, self.sizes)}
-        return splits, ["test split imaged with a shifted acquisition (exposure, contrast, noise, patient size)"]
+        return splits, ["test split imaged with a shifted acquisition (exposure, contrast, noise, patient size)"], \
+            {"splitting": "generated: every image is a new synthetic patient", "leakage": None}
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,8 @@ class FolderSource:
 
     root: Path
     skip_bad_images: bool = False  # default strict: an unreadable file is an error naming it
+    val_fraction: float = VAL_FRACTION  # of train, by patient, when val/ is missing or small
+    min_val_per_class: int = MIN_VAL_PER_CLASS  # a smaller val/ is merged into train and carved again
     kind: str = "folder"
 
     @property
@@ -164,11 +176,12 @@ class FolderSource:
             for path, label in entries:
                 st = path.stat()
                 h.update(f"{split}|{path.relative_to(self.root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        return f"folder-{self.root.name}-{h.hexdigest()[:16]}" + ("-skipbad" if self.skip_bad_images else "")
+        return (f"folder-{self.root.name}-{h.hexdigest()[:16]}" + ("-skipbad" if self.skip_bad_images else "")
+                + f"-val{self.val_fraction:g}-min{self.min_val_per_class}")
 
-    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
+    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str], dict]:
         files = self.files()
-        notes, bad = [], []
+        notes, bad, file_digests, pixel_digests = [], [], {}, {}
         with _strict_pil(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             splits = {}
             for split, entries in files.items():
@@ -177,19 +190,40 @@ class FolderSource:
                 kept = [(image, label, path) for (path, label), (image, error) in zip(entries, decoded) if not error]
                 if not kept:
                     raise DataError(f"{self.root / split}: no readable image in this split")
-                splits[split] = Split(torch.from_numpy(np.stack([image for image, _, _ in kept])).unsqueeze(1),
+                splits[split] = Split(torch.from_numpy(np.stack([image.pixels for image, _, _ in kept])).unsqueeze(1),
                                       torch.tensor([label for _, label, _ in kept], dtype=torch.long),
                                       [path.relative_to(self.root).as_posix() for _, _, path in kept])
+                for image, _, path in kept:
+                    image_id = path.relative_to(self.root).as_posix()
+                    file_digests[image_id], pixel_digests[image_id] = image.file_digest, image.pixel_digest
         if bad and not self.skip_bad_images:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise DataError(f"{bad[0][0]}: {bad[0][1]}{more}; fix or remove it, or pass --skip-bad-images")
         if bad:
             notes.append(f"skipped {len(bad)} unreadable file(s): "
                          + "; ".join(f"{path.relative_to(self.root)} ({error})" for path, error in bad))
-        if "val" not in splits:
-            splits["train"], splits["val"] = carve_validation(splits["train"])
-            notes.append(f"no val/ folder: val carved from train ({VAL_FRACTION:.0%} per class, seeded)")
-        return {name: splits[name] for name in SPLITS}, notes
+        splitting = "train/, val/ and test/ as given"
+        given_val = splits.get("val")
+        if given_val is None or min(given_val.counts().values()) < self.min_val_per_class:
+            pool_split = splits["train"] if given_val is None else _concat(splits["train"], given_val)
+            try:
+                val_index = patients.carve_by_patient(pool_split.ids, pool_split.labels, self.val_fraction)
+            except ValueError as exc:
+                raise DataError(f"{self.root / 'train'}: cannot carve a validation split: {exc}; add a val/ folder "
+                                f"with at least {MIN_VAL_PER_CLASS} images per class, or more images") from None
+            keep = torch.ones(len(pool_split), dtype=torch.bool)
+            keep[val_index] = False
+            splits["train"], splits["val"] = pool_split.subset(keep.nonzero().squeeze(1)), pool_split.subset(
+                torch.tensor(val_index))
+            why = "no val/ folder" if given_val is None else \
+                f"val/ has {given_val.counts()['normal']} + {given_val.counts()['pneumonia']} images (fewer than " \
+                f"{self.min_val_per_class} per class), merged into train"
+            val_patients = len(set(patients.patients(splits["val"].ids)))
+            splitting = (f"{why}; validation carved from train by patient: {self.val_fraction:.0%} of each class, "
+                         f"seed 0, {len(splits['val'])} images of {val_patients} patients")
+            notes.append(splitting)
+        leakage = patients.leakage({name: splits[name].ids for name in SPLITS}, file_digests, pixel_digests)
+        return {name: splits[name] for name in SPLITS}, notes, {"splitting": splitting, "leakage": leakage}
 
 
 @dataclass(frozen=True)
@@ -216,24 +250,44 @@ class NpzSource:
             archive = np.load(self.path)
         except Exception as exc:
             raise DataError(f"{self.path}: not a readable .npz archive ({exc})") from None
-        splits = {}
+        splits, pixel_digests = {}, {}
         with archive:
             for split in SPLITS:
                 images, labels = (_npz_array(archive, self.path, f"{split}_{what}") for what in ("images", "labels"))
                 splits[split] = _npz_split(self.path, split, images, labels, image_size)
-        return splits, []
+                pixel_digests.update((f"{split}/{i}", hashlib.sha1(image.tobytes()).hexdigest())
+                                     for i, image in enumerate(images))
+        leakage = patients.leakage({name: splits[name].ids for name in SPLITS}, None, pixel_digests)
+        return splits, [], {"splitting": "train, val and test as the archive gives them", "leakage": leakage}
 
 
-def open_source(data: str | os.PathLike | None, synthetic_sizes: tuple[int, int, int], skip_bad_images: bool = False):
-    """The source a ``--data`` value names: nothing or "synthetic" → built-in, a folder, or a .npz."""
+def open_source(data: str | os.PathLike | None, synthetic_sizes: tuple[int, int, int], skip_bad_images: bool = False,
+                val_fraction: float | None = None, offline: bool = False):
+    """The source a ``--data`` value names: nothing or "synthetic" → built-in, a MedMNIST name
+    (``pneumoniamnist@64``), a folder, or a .npz."""
+    from xraybench.data import medmnist
+
+    if val_fraction is not None and not 0 < val_fraction <= 0.5:
+        raise DataError(f"--val-fraction {val_fraction:g}: must be above 0 and at most 0.5")
     if data is None or str(data) == "synthetic":
-        return SyntheticSource(synthetic_sizes)
+        source = SyntheticSource(synthetic_sizes)
+    elif medmnist.is_name(str(data)) and not Path(data).exists():
+        source = medmnist.open_by_name(str(data), offline=offline)
+    else:
+        source = _path_source(data, skip_bad_images, val_fraction)
+    if val_fraction is not None and not isinstance(source, FolderSource):
+        raise DataError(f"--val-fraction applies to a Kermany-layout folder, whose validation split may be carved "
+                        f"from train; {source.name} brings its own validation split")
+    return source
+
+
+def _path_source(data, skip_bad_images: bool, val_fraction: float | None):
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; --data takes a Kermany-layout folder, a .npz file, "
-                        f"or 'synthetic'")
+                        f"a MedMNIST name such as pneumoniamnist@64, or 'synthetic'")
     if path.is_dir():
-        return FolderSource(path.resolve(), skip_bad_images)
+        return FolderSource(path.resolve(), skip_bad_images, VAL_FRACTION if val_fraction is None else val_fraction)
     if path.suffix.lower() == ".npz":
         return NpzSource(path.resolve())
     raise DataError(f"{path}: not a folder or a .npz file; --data takes a Kermany-layout folder "
@@ -243,21 +297,8 @@ def open_source(data: str | os.PathLike | None, synthetic_sizes: tuple[int, int,
 # ------------------------------------------------------------------------------ helpers
 
 
-def carve_validation(train: Split, fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[Split, Split]:
-    """Deterministically move ``fraction`` of each class (at least one image) from train to val."""
-    g = torch.Generator().manual_seed(seed)
-    val_index = []
-    for label in (0, 1):
-        members = (train.labels == label).nonzero().squeeze(1)
-        if len(members) < 2:
-            raise DataError(f"cannot carve a validation split: train has {len(members)} image(s) of class "
-                            f"{CLASSES[label]}; add a val/ folder or more images")
-        take = max(1, round(len(members) * fraction))
-        val_index.append(members[torch.randperm(len(members), generator=g)[:take]])
-    val_index = torch.cat(val_index).sort().values
-    keep = torch.ones(len(train), dtype=torch.bool)
-    keep[val_index] = False
-    return train.subset(keep.nonzero().squeeze(1)), train.subset(val_index)
+def _concat(a: Split, b: Split) -> Split:
+    return Split(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), a.ids + b.ids)
 
 
 def _child(root: Path, name: str) -> Path | None:
@@ -281,20 +322,32 @@ def _strict_pil():
         ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
-def _try_decode(path: Path, size: int) -> tuple[np.ndarray | None, str | None]:
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: np.ndarray  # uint8 [size, size]
+    file_digest: str  # of the file's bytes
+    pixel_digest: str  # of the full-resolution grayscale pixels
+
+
+def _try_decode(path: Path, size: int) -> tuple[DecodedImage | None, str | None]:
     """(image, None), or (None, why it cannot be read)."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return None, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
     if path.stat().st_size == 0:
         return None, "empty file (0 bytes)"
     try:
-        return _decode_image(path, size), None
+        return _read_image(path, size), None
     except Exception as exc:
         return None, f"cannot decode image ({type(exc).__name__}: {exc})"
 
 
 def _decode_image(path: Path, size: int) -> np.ndarray:
-    """One image file → uint8 [size, size] grayscale, squashed to a square as the homework's Resize did.
+    """One image file → uint8 [size, size] grayscale, squashed to a square as the homework's Resize did."""
+    return _read_image(path, size).pixels
+
+
+def _read_image(path: Path, size: int) -> DecodedImage:
+    """Decode one image file, with the digests the leakage check compares.
 
     The pixels are those of the homework's transforms (Grayscale, then a bilinear Resize of the
     full image): no reduced-scale JPEG decode, which would be 2× faster once but differ by up to
@@ -302,13 +355,16 @@ def _decode_image(path: Path, size: int) -> np.ndarray:
     """
     from PIL import Image
 
-    with Image.open(path) as img:
+    raw = path.read_bytes()
+    with Image.open(io.BytesIO(raw)) as img:
         img.load()  # a truncated file fails here, not later
         if img.mode.startswith("I"):  # 16-bit or 32-bit integer grayscale: scale to 0–255
             arr = np.asarray(img, dtype=np.float32)
             img = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
-        gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(gray, dtype=np.uint8)
+        full = img.convert("L")
+        pixels = np.asarray(full.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+        pixel_digest = hashlib.sha1(full.tobytes() + f"{full.size}".encode()).hexdigest()
+    return DecodedImage(pixels, hashlib.sha1(raw).hexdigest(), pixel_digest)
 
 
 def _npz_array(archive, path: Path, key: str) -> np.ndarray:

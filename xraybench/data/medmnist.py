@@ -1,0 +1,62 @@
+"""MedMNIST by name: ``--data pneumoniamnist@64`` instead of a path.
+
+The archive's address and MD5 come from the ``medmnist`` package (the optional extra
+``xraybench[medmnist]``); the file lives where that package keeps it (``~/.medmnist``, its
+``get_default_root``), under its own name (``pneumoniamnist_64.npz``; 28 px has no suffix).
+A file already there is checked against the MD5 before use; a missing one is downloaded
+(xraybench/download.py) unless offline, where the error names the file to place and where.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from xraybench import download
+from xraybench.data.sources import DataError, NpzSource
+
+NAME = re.compile(r"^(?P<flag>pneumoniamnist)(?:@(?P<size>\d+))?$", re.IGNORECASE)
+SIZES = (28, 64, 128, 224)
+
+
+def is_name(data: str) -> bool:
+    return bool(NAME.match(str(data)))
+
+
+def catalogue(flag: str) -> tuple[dict, Path]:
+    """The medmnist package's entry for ``flag`` and its data root."""
+    try:
+        from medmnist.info import INFO, get_default_root
+    except ImportError:
+        raise DataError("--data pneumoniamnist: needs the medmnist package: pip install 'xraybench[medmnist]' "
+                        "(or pass the path of a MedMNIST .npz you have)") from None
+    return INFO[flag], Path(get_default_root() or Path.home() / ".medmnist")
+
+
+def open_by_name(data: str, *, offline: bool = False, timeout: float = download.TIMEOUT_S) -> NpzSource:
+    """The NpzSource of a MedMNIST name, its archive checked (and fetched if allowed)."""
+    match = NAME.match(data)
+    flag, size = match["flag"].lower(), int(match["size"] or 28)
+    if size not in SIZES:
+        raise DataError(f"--data {data}: size {size} is not one MedMNIST offers; use {flag}@" +
+                        "|".join(map(str, SIZES)))
+    info, root = catalogue(flag)
+    suffix = "" if size == 28 else f"_{size}"
+    url, md5 = info[f"url{suffix}"], info[f"MD5{suffix}"]
+    path = root / f"{flag}{suffix}.npz"
+    place = f"place {path.name} (from {url}, MD5 {md5}) at {path}"
+    if path.exists():
+        found = download.md5_of(path)
+        if found != md5:
+            raise DataError(f"{path}: MD5 {found} is not MedMNIST's {md5}; the file is damaged or not the "
+                            f"original: delete it (it is fetched again) or {place}")
+        return NpzSource(path)
+    if download.offline(offline):
+        raise DataError(f"--data {data}: {path.name} is not in {root} and downloading is off (--offline or "
+                        f"{download.OFFLINE_ENV}); {place}")
+    print(f"data: fetching {url} → {path}")
+    try:
+        download.download(url, path, md5=md5, timeout=timeout)
+    except download.DownloadError as exc:
+        raise DataError(f"--data {data}: {exc}; {place}") from None
+    return NpzSource(path)
