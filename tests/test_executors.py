@@ -1,6 +1,7 @@
 """Executors: the same rows from Ray and from this process, one GPU per concurrent case, a worker that
 dies, resume, and Slurm through submitit's local executor (its sbatch text through a fake sbatch)."""
 
+import dataclasses
 import itertools
 import json
 import os
@@ -14,12 +15,13 @@ import ray
 import submitit
 import torch
 
-from xraybench import environment, report, results, runner
+from xraybench import environment, executors, report, results, runner, worker
 from xraybench.cases import PROFILES, load_cases, select
 from xraybench.cli import main
 from xraybench.data.sources import SyntheticSource
 from xraybench.executors import ExecutorOptions, LocalExecutor
-from xraybench.executors.slurm_executor import SlurmExecutor
+from xraybench.data.cache import CachedData
+from xraybench.executors.slurm_executor import SlurmExecutor, _last_line
 from xraybench.precision import Precision
 from xraybench.worker import Job
 
@@ -55,11 +57,16 @@ def rows_of(out: Path, run_id: str = "smoke-cpu-synthetic") -> dict:
 
 
 def test_ray_gives_the_rows_of_the_local_executor(tmp_path, ray_two_gpus, capsys):
-    assert main(["run", "hw3*", *SMOKE, "--out", str(tmp_path / "local")]) == 0
-    # Two CPUs per case: the worker's torch then uses two threads, as this process does (sums over another
-    # number of threads round differently in fp32).
+    # One thread on both sides (a Ray task with one CPU gets OMP_NUM_THREADS=1): fp32 sums over another
+    # number of threads round differently.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["run", "hw3*", *SMOKE, "--out", str(tmp_path / "local")]) == 0
+    finally:
+        torch.set_num_threads(threads)
     assert main(["run", "hw3*", *SMOKE, "--out", str(tmp_path / "ray"), "--executor", "ray",
-                 "--gpus-per-case", "1", "--cpus-per-case", "2"]) == 0
+                 "--gpus-per-case", "1", "--cpus-per-case", "1"]) == 0
     out = capsys.readouterr().out
     local, on_ray = rows_of(tmp_path / "local"), rows_of(tmp_path / "ray")
     assert list(local) == list(on_ray) and len(local) == 5  # the same rows, in the plan's order
@@ -73,16 +80,19 @@ def test_ray_gives_the_rows_of_the_local_executor(tmp_path, ray_two_gpus, capsys
     html, _ = report.render(tmp_path / "ray" / "smoke-cpu-synthetic")  # the environment lists the workers
     table = html.read_text().split("<h3>Workers</h3>")[1].split("<tbody>")[1].split("</tbody>")[0]
     cells = [re.findall(r"<td[^>]*>([^<]*)</td>", tr) for tr in table.split("</tr>") if "<td" in tr]
-    assert {(c[0], c[2], c[4]) for c in cells} == {("ray", "cpu", "0"), ("ray", "cpu", "1")}  # two pretend GPUs
+    assert {(c[0], c[2]) for c in cells} == {("ray", "cpu")} and {c[4] for c in cells} <= {"0", "1"}
     assert sum(int(c[5]) for c in cells) == 5
 
 
-def test_the_device_is_what_the_workers_find(tmp_path, ray_two_gpus, capsys):
-    """The probe runs where cases run: pretend GPUs are no CUDA device to torch, and --device cuda says so."""
+def test_a_case_without_a_gpu_trains_on_the_cpu(tmp_path, ray_two_gpus, capsys):
+    """Ray leaves CUDA_VISIBLE_DEVICES alone for tasks without GPUs: such a case is told the CPU."""
+    assert executors.device_for("auto", 0) == executors.device_for("cpu", 0) == "cpu"
+    assert executors.device_for("auto", 1) == "auto"
     argv = ["run", "hw3-b-mlp", "--profile", "smoke", "--no-report", "--out", str(tmp_path), "--executor", "ray"]
-    assert main([*argv, "--device", "cuda"]) == 2
-    assert capsys.readouterr().err.strip() == ("xraybench: error: --device cuda: no CUDA device is available to "
-                                               "torch; use --device cpu or --device auto")
+    assert main([*argv, "--device", "cuda", "--gpus-per-case", "0"]) == 2
+    assert "--device cuda with --gpus-per-case 0" in capsys.readouterr().err
+    assert main([*argv, "--gpus-per-case", "0"]) == 0
+    assert rows_of(tmp_path)[("hw3-b-mlp", 0)]["worker"]["device"] == "cpu"
 
 
 def test_a_case_uses_device_0_of_the_gpus_it_sees(monkeypatch):
@@ -158,6 +168,9 @@ def test_resume_submits_only_the_missing_cases(tmp_path):
     _, doc = runner.run(hw3, _plan(tmp_path), suites, log=lambda _: None, executor=again)
     assert again.submitted == [("hw3-b-mlp", 0), ("hw3-c-gap", 0), ("hw3-c-gap-wide", 0)]
     assert [r["id"] for r in doc["cases"]] == [c.id for c in hw3]
+    _, doc = runner.run(select(cases, ["hw3-b*"]), dataclasses.replace(_plan(tmp_path), force=True), suites,
+                        log=lambda _: None)
+    assert [r["id"] for r in doc["cases"]] == [c.id for c in hw3]  # a partial re-run keeps the others' places
 
 
 def test_slurm_backend_through_submitits_local_executor(tmp_path):
@@ -195,6 +208,36 @@ def test_a_slurm_job_that_dies_is_resubmitted_then_recorded(tmp_path, write_case
     assert len(attempts.read_text().split()) == 2
 
 
+def test_a_worker_that_cannot_open_the_data_returns_a_failed_row(tmp_path):
+    """Not an exception out of the worker: a cache that is not on a shared filesystem is a row saying so."""
+    case = select(load_cases()[0], ["hw3-b-mlp"])[0]
+    job = Job(case=case, data=CachedData(tmp_path / "not-shared", "synthetic", "synthetic", "x", 32),
+              max_per_split=None, eval_batch_size=64, device="cpu", executor="slurm")
+    row = worker.run_job(job)
+    assert row["status"] == "failed" and row["id"] == "hw3-b-mlp" and row["hash"] == case.config_hash
+    assert "FileNotFoundError" in row["reason"] and "on the worker, before training" in row["reason"]
+
+
+def test_slurm_reasons_carry_the_jobs_own_error_and_timeouts_are_not_retried(tmp_path):
+    local = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="local")
+    failing = local.submit(int, "not a number")
+    with pytest.raises(submitit.core.utils.FailedJobError) as caught:
+        failing.result()
+    assert _last_line(caught.value) == "ValueError: invalid literal for int() with base 10: 'not a number'"
+
+    class TimedOut:
+        job_id, state, paths = "77_3", "TIMEOUT", type("Paths", (), {"stderr": tmp_path / "77_3_log.err"})
+
+        def result(self):
+            raise submitit.core.utils.UncompletedJobError("no output")
+
+    executor = SlurmExecutor(ExecutorOptions(name="slurm", log_dir=tmp_path, time_min=20, max_retries=3),
+                             cluster="local")
+    case = select(load_cases()[0], ["hw3-b-mlp"])[0]
+    row = executor._row(TimedOut(), Job(case=case, data=None, max_per_split=None, eval_batch_size=64), 1)
+    assert "reached its time limit of 20 min; raise --time-min" in row["reason"] and not executor._running
+
+
 def test_slurm_sbatch_text_carries_the_partition_and_the_gpu_request(tmp_path, monkeypatch):
     """Through a fake srun and sbatch on PATH: the job array's script, as Slurm would receive it."""
     bin_dir, captured = tmp_path / "bin", tmp_path / "captured.sh"
@@ -225,6 +268,8 @@ def test_slurm_sbatch_text_carries_the_partition_and_the_gpu_request(tmp_path, m
     (["--executor", "slurm"], "--executor slurm needs --log-dir DIR"),
     (["--max-retries", "2"], "--max-retries applies to --executor ray or slurm"),
     (["--executor", "ray", "--max-retries", "-1"], "--max-retries -1: must be at least 0"),
+    (["--executor", "ray", "--gpus-per-case", "2"], "--gpus-per-case 2: a case trains on one GPU"),
+    (["--executor", "slurm", "--log-dir", "x", "--gpus-per-case", "0.5"], "Slurm hands out whole GPUs; use 0 or 1"),
 ])
 def test_executor_flags_are_checked(tmp_path, capsys, argv, message):
     assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path), *argv]) == 2

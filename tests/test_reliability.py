@@ -49,7 +49,8 @@ def test_sigkill_at_random_moments_never_corrupts_results(tmp_path):
     assert all(r["status"] == "ok" for r in results.read(path)["cases"])
 
 
-def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; a scheduler's or a hangup's kill
+def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path, stop):
     out = tmp_path / "reports"
     path = out / "quick-cpu-synthetic" / "results.json"
     proc = subprocess.Popen(cli("run", "hw3-b-mlp", "--seeds", "4", "--profile", "quick", "--device", "cpu",
@@ -62,7 +63,7 @@ def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path):
         if path.exists() and results.read(path)["cases"]:
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "interrupted" in err and "run the same command again to resume" in err

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import re
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -234,12 +235,29 @@ def cmd_run(args) -> int:
         name=args.executor, device=args.device, max_retries=args.max_retries, gpus_per_case=args.gpus_per_case,
         cpus_per_case=args.cpus_per_case, address=args.address, partition=args.partition, account=args.account,
         time_min=args.time_min, array_parallelism=args.array_parallelism, log_dir=args.log_dir)
-    with contextlib.closing(executors.create(options)) as executor:
+    with _hangup_interrupts(), contextlib.closing(executors.create(options)) as executor:
         return _run_on(executor, args, cases, suites)
+
+
+@contextlib.contextmanager
+def _hangup_interrupts():
+    """SIGTERM and SIGHUP (a dropped ssh session) stop a run as Ctrl-C does: queued and running cases
+    of an executor are cancelled, finished ones stay in results.json."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _run_on(executor, args, cases, suites) -> int:
     found = executor.probe(args.device, args.precision)
+    if found.get("error"):
+        raise DeviceError(found["error"])
     device, chosen = torch.device(found["device"]), found["precision"]
     if executor.name != "local":
         print(f"executor: {executor.describe()}; cases train on {device.type}")
@@ -261,7 +279,8 @@ def _run_on(executor, args, cases, suites) -> int:
     source = open_source(args.data, profile.synthetic_sizes, args.skip_bad_images, args.val_fraction, args.offline)
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
                    seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
-                   random_init=args.random_init, strict_splits=args.strict_splits, offline=args.offline)
+                   random_init=args.random_init, strict_splits=args.strict_splits, offline=args.offline,
+                   environment={k: found[k] for k in ("machine_info", "software") if k in found})
     try:
         run_dir, doc = run(cases, plan, suites, executor=executor)
     except KeyboardInterrupt:

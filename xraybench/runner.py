@@ -57,6 +57,7 @@ class RunPlan:
     random_init: bool = False  # backbones without their pretrained weights: exercises code, not a result
     strict_splits: bool = False  # leakage across splits (shared patients, identical images) is an error
     offline: bool = False  # never download missing weight files
+    environment: dict | None = None  # machine_info and software where the cases run (the executor's probe)
 
     @property
     def resolved_run_id(self) -> str:
@@ -163,10 +164,19 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
         if row["status"] == "ok" and images != doc["data"]["images"]:
             row["images"] = images  # another subset than the run's (not the case today)
         results.upsert(doc, row)
-        doc["cases"].sort(key=lambda r: order.get((r["id"], r.get("seed")), len(order)))  # stable: plan order
+        _in_plan_order(doc["cases"], order)
         results.write(results_path, doc)
         log(f"[{done}/{len(pending)}] {_tag(job.case, counts)}: {_one_line(row)}")
     return run_dir, doc
+
+
+def _in_plan_order(rows: list[dict], order: dict[tuple[str, int], int]) -> None:
+    """Completions arrive in any order: put this run's rows in the plan's order, in the places its rows
+    hold, and leave rows of cases outside this run where they are."""
+    slots = [i for i, r in enumerate(rows) if (r["id"], r.get("seed")) in order]
+    planned = sorted((rows[i] for i in slots), key=lambda r: order[(r["id"], r.get("seed"))])
+    for i, row in zip(slots, planned):
+        rows[i] = row
 
 
 def _tag(case: Case, counts: dict[str, int]) -> str:
@@ -197,8 +207,10 @@ def _seed_counts(counts: dict[str, int]) -> str:
 
 
 def _open_results(path: Path, plan: RunPlan) -> dict:
+    where = plan.environment or {}
     fresh = results.new_envelope(run_id=plan.resolved_run_id, profile=plan.profile.name,
-                                 machine=environment.machine_info(), software=environment.software_info(plan.device),
+                                 machine=where.get("machine_info") or environment.machine_info(),
+                                 software=where.get("software") or environment.software_info(plan.device),
                                  commit=environment.commit_info(), settings=plan.settings)
     if not path.exists():
         return fresh

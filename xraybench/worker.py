@@ -54,25 +54,39 @@ class Job:
 
 
 def run_job(job: Job) -> dict:
-    """Train ``job.case`` and return its row (status ok, failed or skipped)."""
-    registry.adopt(job.builders)
-    device = environment.worker_device(job.device)
-    environment.configure(device, deterministic=job.deterministic)
+    """Train ``job.case`` and return its row (status ok, failed or skipped); never raises for a case's
+    own errors, nor for the worker's (a cache not on a shared filesystem, a model it cannot import)."""
     started = time.time()
-    row = train_one(job.case, _dataset(job.data, job.max_per_split), device, precision=job.precision,
-                    eval_batch_size=job.eval_batch_size, progress=job.progress)
+    try:
+        registry.adopt(job.builders)
+        device = environment.worker_device(job.device)
+        environment.configure(device, deterministic=job.deterministic)
+        data = _dataset(job.data, job.max_per_split)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        return {**crash_row(job, f"{type(exc).__name__}: {exc} (on the worker, before training)",
+                            worker_info(job.executor, None)), "traceback": traceback.format_exc(limit=-4)}
+    row = train_one(job.case, data, device, precision=job.precision, eval_batch_size=job.eval_batch_size,
+                    progress=job.progress)
     row["worker"] = {**worker_info(job.executor, device), "started_unix": started, "finished_unix": time.time()}
     return row
 
 
 def probe(device: str, precision: str) -> dict:
-    """Where jobs would run: the device they resolve to, the precision ``auto`` picks there, the worker."""
+    """Where jobs would run: the device they resolve to, the precision ``auto`` picks there, the worker's
+    machine and software (the driver may be a login node with neither its GPU nor its threads);
+    {"error": ...} for a request the worker cannot meet (--device cuda without a GPU)."""
     from xraybench import precision as precision_mod
 
-    resolved = environment.worker_device(device)
-    chosen = precision_mod.choose(precision, resolved)
+    try:
+        resolved = environment.worker_device(device)
+        chosen = precision_mod.choose(precision, resolved)
+    except ValueError as exc:  # DeviceError, PrecisionError: the user's to fix
+        return {"error": str(exc)}
     return {"device": resolved.type, "precision": chosen, "slow_warning": precision_mod.slow_warning(chosen, resolved),
-            "worker": worker_info("probe", resolved)}
+            "worker": worker_info("probe", resolved), "machine_info": environment.machine_info(),
+            "software": environment.software_info(resolved)}
 
 
 @functools.lru_cache(maxsize=4)
@@ -82,13 +96,12 @@ def _dataset(data: CachedData, max_per_split: int | None) -> Dataset:
     return data.open().limited(max_per_split)
 
 
-def worker_info(executor: str, device: torch.device) -> dict:
+def worker_info(executor: str, device: torch.device | None) -> dict:
     """Which process and device ran a case (the report lists them)."""
-    gpu = None
-    if device.type == "cuda":
-        gpu = torch.cuda.get_device_name(device)
+    gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
     return {"executor": executor, "host": socket.gethostname() or platform.node(), "pid": os.getpid(),
-            "device": str(device), "gpu": gpu, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+            "device": str(device) if device is not None else "unknown", "gpu": gpu,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def case_row(case: Case) -> dict:

@@ -99,9 +99,25 @@ def validate(options: ExecutorOptions) -> None:
         value = getattr(options, field)
         if value is not None and value < low:
             raise ExecutorError(f"--{field.replace('_', '-')} {value}: must be at least {low}")
+    if options.gpus_per_case is not None and options.gpus_per_case > 1:
+        raise ExecutorError(f"--gpus-per-case {options.gpus_per_case:g}: a case trains on one GPU; use 1, 0 (the CPU) "
+                            f"or, on Ray, a fraction to share a GPU between cases")
+    if options.name == "slurm" and options.gpus_per_case not in (None, 0, 1):
+        raise ExecutorError(f"--gpus-per-case {options.gpus_per_case:g}: Slurm hands out whole GPUs; use 0 or 1")
     if options.name == "slurm" and options.log_dir is None:
         raise ExecutorError("--executor slurm needs --log-dir DIR: a folder on a filesystem that every node "
                             "reads and writes (job scripts, pickled jobs, logs)")
+
+
+def device_for(device: str, gpus: float) -> str:
+    """The device request a job carries: a case given no GPU trains on the CPU, whatever
+    CUDA_VISIBLE_DEVICES its worker inherited (Ray 2.x leaves it set for tasks without GPUs)."""
+    if gpus:
+        return device
+    if device == "cuda":
+        raise ExecutorError("--device cuda with --gpus-per-case 0: a case with no GPU of its own trains on the "
+                            "CPU; give each case a GPU (--gpus-per-case 1) or use --device cpu")
+    return "cpu"
 
 
 def create(options: ExecutorOptions) -> Executor:

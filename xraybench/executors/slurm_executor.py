@@ -10,11 +10,13 @@ to ``max_retries`` times, then is a failed row naming the Slurm state and the lo
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from typing import Iterator
 
 from xraybench import worker
-from xraybench.executors import ExecutorError, ExecutorOptions, pickle_by_value, require
+from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pickle_by_value, require
 from xraybench.worker import Job
 
 DEFAULT_TIME_MIN = 60
@@ -56,30 +58,41 @@ class SlurmExecutor:
 
     def probe(self, device: str, precision: str) -> dict:
         """One short job placed like a case tells the nodes' device and what ``auto`` picks there."""
+        device = device_for(device, self.params["gpus_per_node"])
         if device != "auto" and precision != "auto":
             from xraybench.precision import choose
-            return {"device": device, "precision": choose(precision, None), "slow_warning": None,
-                    "worker": {"executor": "slurm"}}
+            return {"device": device, "precision": choose(precision, None), "slow_warning": None}
         print("slurm: one short job asks a node for its device and precision "
               "(--device and --precision given together skip this)")
-        probe_job = self.executor.submit(worker.probe, device, precision)
+        probe_job = self._submitted(lambda: self.executor.submit(worker.probe, device, precision))
         try:
             return probe_job.result()
         except self.submitit.core.utils.UncompletedJobError as exc:
             raise ExecutorError(f"--executor slurm: the probe job {probe_job.job_id} failed ({_last_line(exc)}); "
                                 f"log: {probe_job.paths.stderr}") from None
+        finally:
+            if not probe_job.done():  # Ctrl-C while it waits in the queue
+                probe_job.cancel(check=False)
 
     def submit(self, job: Job) -> None:
         pickle_by_value(job.builders, self.cloudpickle)
-        self._queue.append(job)
+        self._queue.append(dataclasses.replace(job, device=device_for(job.device, self.params["gpus_per_node"])))
 
     def launch(self) -> None:
         """Submit the queued jobs as one job array (sbatch --array)."""
         if self._queue:
-            with self.executor.batch():
-                submitted = [(self.executor.submit(worker.run_job, job), job) for job in self._queue]
-            self._running += [(sjob, job, 1) for sjob, job in submitted]
+            def array():
+                with self.executor.batch():
+                    return [(self.executor.submit(worker.run_job, job), job) for job in self._queue]
+            self._running += [(sjob, job, 1) for sjob, job in self._submitted(array)]
             self._queue.clear()
+
+    def _submitted(self, submit):
+        """``submit()``, with sbatch's refusal (a wrong partition or account, a QOS limit) as one line."""
+        try:
+            return submit()
+        except self.submitit.core.utils.FailedJobError as exc:
+            raise ExecutorError(f"--executor slurm: sbatch refused the job ({_last_line(exc)})") from None
 
     def completions(self) -> Iterator[tuple[Job, dict]]:
         self.launch()
@@ -100,13 +113,18 @@ class SlurmExecutor:
         where = {"slurm_job": sjob.job_id, "log": str(sjob.paths.stderr)}
         try:
             return sjob.result()
-        except errors.FailedJobError as exc:  # run_job itself raised (it catches a case's own errors)
+        except errors.FailedJobError as exc:  # run_job raised: submitit or the environment, not the case
             return worker.crash_row(job, f"the Slurm job {sjob.job_id} raised: {_last_line(exc)}; "
                                          f"log: {sjob.paths.stderr}", where)
         except errors.UncompletedJobError:  # died without a result: killed, OOM, node failure, time limit
             state = sjob.state
+        if state.startswith("TIMEOUT"):  # the same limit would stop it again
+            return worker.crash_row(job, f"the Slurm job {sjob.job_id} reached its time limit of "
+                                         f"{self.params['timeout_min']} min; raise --time-min. Log: "
+                                         f"{sjob.paths.stderr}", where)
         if attempt <= self.max_retries:
-            self._running.append((self.executor.submit(worker.run_job, job), job, attempt + 1))
+            resubmitted = self._submitted(lambda: self.executor.submit(worker.run_job, job))
+            self._running.append((resubmitted, job, attempt + 1))
             return None
         return worker.crash_row(job, f"the Slurm job {sjob.job_id} died without a result (state {state}) "
                                      f"after {attempt} attempt(s); log: {sjob.paths.stderr}", where)
@@ -126,6 +144,8 @@ class SlurmExecutor:
 
 
 def _last_line(exc: Exception) -> str:
-    """submitit's errors end with the job's own: the last line of its traceback."""
+    """The job's own error from a submitit error: the last line of the traceback it carries (submitit
+    appends the log paths after it), else its first line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
+    errors = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b", line)]
+    return errors[-1] if errors else (lines[0] if lines else type(exc).__name__)
