@@ -434,12 +434,13 @@ def _summed_confusion(case: CaseResult) -> dict:
 
 
 def _workers(rows: list[dict]) -> dict | None:
-    """Who trained the cases: one line per executor, host, device and GPU, with the trainings it ran.
-    None for results from before executors recorded it."""
+    """Who trained the cases, when an executor spread them (Ray, Slurm): one line per executor, host, device
+    and GPU, with the trainings it ran. None for the local executor (the environment says its device) and
+    for results from before executors recorded it."""
     counts = Counter()
     for row in rows:
         w = row.get("worker")
-        if w and "host" in w:
+        if w and "host" in w and w.get("executor") != "local":
             counts[(w["executor"], w["host"], w["device"], w.get("gpu") or "–",
                     w.get("cuda_visible_devices") if w.get("cuda_visible_devices") is not None else "–")] += 1
     if not counts:
