@@ -84,8 +84,9 @@ def download(url: str, path: Path, *, sha256_prefix: str | None = None, md5: str
         Path(tmp).unlink(missing_ok=True)
 
 
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
+def file_digest(path: Path, algorithm: str) -> str:
+    """The hex digest of a file on disk, read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from xraybench import environment, registry, results, weights
+from xraybench import environment, registry, results, weights, worker
 from xraybench.cases import Case, Profile, Suite, apply_profile, with_random_init
 from xraybench.comparisons import by_case
-from xraybench.data import DataError
+from xraybench.data import DataError, Dataset
 from xraybench.data import cache as data_cache
 from xraybench.data.cache import CachedData
 from xraybench.data.summary import summarize
@@ -141,12 +141,13 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
         return run_dir, doc
 
     # The driver decodes each image size once; workers map the cache read-only.
-    datasets = {size: _prepare_data(plan, size, log) for size in dict.fromkeys(c.data.image_size for c in pending)}
-    for cached, images in datasets.values():
+    datasets = {}  # image size → (where it is cached, its image table)
+    for size in dict.fromkeys(c.data.image_size for c in pending):
+        cached, data = _prepare_data(plan, size, log)
+        datasets[size] = cached, results.image_table(data)
         if doc["data"] is None:
-            data = cached.open().limited(plan.profile.max_per_split)
             doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe(), "summary": summarize(data)}
-        doc["data"].setdefault("images", images)  # also when resuming a schema-1 run
+        doc["data"].setdefault("images", datasets[size][1])  # also when resuming a schema-1 run
     weights.fetch_missing([w for c in pending if (w := required_weights(c.model.name, c.model.options))],
                           offline=plan.offline, log=log)
     builders = registry.external_builders({c.model.name for c in pending})
@@ -234,11 +235,12 @@ def _open_results(path: Path, plan: RunPlan) -> dict:
             "software": fresh["software"], "commit_info": fresh["commit_info"], "settings": plan.settings}
 
 
-def _prepare_data(plan: RunPlan, image_size: int, log) -> tuple[CachedData, dict]:
-    """Decode (or find) the data at ``image_size`` in the cache; returns it and its image table."""
+def _prepare_data(plan: RunPlan, image_size: int, log) -> tuple[CachedData, Dataset]:
+    """Decode (or find) the data at ``image_size`` in the cache; returns where it is and the data, mapped
+    once per process (the local executor's cases reuse this mapping)."""
     t0 = time.perf_counter()
     cached = data_cache.prepare(plan.source, image_size)
-    data = cached.open().limited(plan.profile.max_per_split)
+    data = worker.open_dataset(cached, plan.profile.max_per_split)
     sizes = ", ".join(f"{name} {len(split)}" for name, split in data.splits.items())
     log(f"data: {plan.source.name} at {image_size}px ({sizes}) in {time.perf_counter() - t0:.1f}s")
     for note in data.notes:
@@ -248,7 +250,7 @@ def _prepare_data(plan: RunPlan, image_size: int, log) -> tuple[CachedData, dict
     if plan.strict_splits and data.leakage_warnings:
         raise DataError(f"{plan.source.location}: {data.leakage_warnings[0]} (--strict-splits; "
                         f"{len(data.leakage_warnings)} kind(s) of leakage in all)")
-    return cached, results.image_table(data)
+    return cached, data
 
 
 def _one_line(row: dict) -> str:

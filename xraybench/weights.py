@@ -9,7 +9,6 @@ called (``run`` calls the latter unless ``--offline``; xraybench/download.py say
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +60,9 @@ def load_state_dict(weights: WeightsFile) -> dict:
         raise WeightsMissing(weights.missing_message())
     expected = weights.hash_prefix
     if expected:
-        digest = hashlib.sha256()
-        with open(weights.path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if not digest.hexdigest().startswith(expected):
-            raise WeightsCorrupt(f"{weights.path}: SHA-256 {digest.hexdigest()[:12]}… does not start with "
+        digest = download.file_digest(weights.path, "sha256")
+        if not digest.startswith(expected):
+            raise WeightsCorrupt(f"{weights.path}: SHA-256 {digest[:12]}… does not start with "
                                  f"{expected} from its name; the file is damaged or not the original: delete it and "
                                  f"place the original (not loaded)")
     return torch.load(weights.path, map_location="cpu", weights_only=True)

@@ -61,7 +61,7 @@ def run_job(job: Job) -> dict:
         registry.adopt(job.builders)
         device = environment.worker_device(job.device)
         environment.configure(device, deterministic=job.deterministic)
-        data = _dataset(job.data, job.max_per_split)
+        data = open_dataset(job.data, job.max_per_split)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
@@ -90,7 +90,7 @@ def probe(device: str, precision: str) -> dict:
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(data: CachedData, max_per_split: int | None) -> Dataset:
+def open_dataset(data: CachedData, max_per_split: int | None) -> Dataset:
     """Mapped once per process and image size: a reused worker (Ray's CPU workers, the local executor)
     keeps it for the next case."""
     return data.open().limited(max_per_split)

@@ -46,7 +46,7 @@ def open_by_name(data: str, *, offline: bool = False, timeout: float = download.
     path = root / f"{flag}{suffix}.npz"
     place = f"place {path.name} (from {url}, MD5 {md5}) at {path}"
     if path.exists():
-        found = download.md5_of(path)
+        found = download.file_digest(path, "md5")
         if found != md5:
             raise DataError(f"{path}: MD5 {found} is not MedMNIST's {md5}; the file is damaged or not the "
                             f"original: delete it (it is fetched again) or {place}")

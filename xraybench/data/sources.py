@@ -210,7 +210,7 @@ class FolderSource:
                 val_index = patients.carve_by_patient(pool_split.ids, pool_split.labels, self.val_fraction)
             except ValueError as exc:
                 raise DataError(f"{self.root / 'train'}: cannot carve a validation split: {exc}; add a val/ folder "
-                                f"with at least {MIN_VAL_PER_CLASS} images per class, or more images") from None
+                                f"with at least {self.min_val_per_class} images per class, or more images") from None
             keep = torch.ones(len(pool_split), dtype=torch.bool)
             keep[val_index] = False
             splits["train"], splits["val"] = pool_split.subset(keep.nonzero().squeeze(1)), pool_split.subset(
