@@ -17,7 +17,7 @@ import torch
 from xraybench.cases import PROFILES, load_cases
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
-from xraybench.engine import train_case
+from xraybench.train.engine import train_case
 
 
 def main() -> None:

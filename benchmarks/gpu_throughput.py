@@ -29,14 +29,15 @@ import torch
 import torchvision
 from tabulate import tabulate
 
-from xraybench import environment, speedups
+from xraybench import environment
+from xraybench.train import speedups
 from xraybench.data import BatchLoader
 from xraybench.data.sources import Split
-from xraybench.engine import synchronize, train_one_epoch
+from xraybench.train.engine import synchronize, train_one_epoch
 from xraybench.models.backbones import TORCHVISION_BACKBONES
-from xraybench.objectives import OBJECTIVES
-from xraybench.precision import CHOICES, Precision, choose, final_layer_in_fp32
-from xraybench.registry import create_model
+from xraybench.train.objectives import OBJECTIVES
+from xraybench.train.precision import CHOICES, Precision, choose, final_layer_in_fp32
+from xraybench.models.registry import create_model
 
 ANCHOR = "≈ 2,500 img/s: ResNet-50, AMP, one A100 (NVIDIA DeepLearningExamples)"
 

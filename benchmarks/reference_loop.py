@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from torchvision import datasets, transforms
 
-from xraybench.objectives import Objective
+from xraybench.train.objectives import Objective
 
 
 class Shuffled(Sampler):

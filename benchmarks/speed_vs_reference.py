@@ -49,11 +49,11 @@ from xraybench.cases import PROFILES, Case, apply_profile, load_cases  # noqa: E
 from xraybench.data import cache  # noqa: E402
 from xraybench.data.sources import FolderSource  # noqa: E402
 from xraybench.data.synthetic import generate_split  # noqa: E402
-from xraybench.engine import train_case  # noqa: E402
+from xraybench.train.engine import train_case  # noqa: E402
 from xraybench.environment import keep_freed_memory  # noqa: E402
-from xraybench.objectives import OBJECTIVES  # noqa: E402
-from xraybench.precision import CHOICES, Precision, choose  # noqa: E402
-from xraybench.registry import create_model  # noqa: E402
+from xraybench.train.objectives import OBJECTIVES  # noqa: E402
+from xraybench.train.precision import CHOICES, Precision, choose  # noqa: E402
+from xraybench.models.registry import create_model  # noqa: E402
 
 DEFAULT_CASES = ["hw3-a-cnn", "hw3-b-mlp", "hw4-c-efficientnet-lite0"]
 

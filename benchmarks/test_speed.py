@@ -14,10 +14,10 @@ import torch
 from xraybench.cases import PROFILES
 from xraybench.data import BatchLoader, cache
 from xraybench.data.sources import SyntheticSource
-from xraybench.engine import evaluate
-from xraybench.objectives import OBJECTIVES
-from xraybench.precision import Precision, final_layer_in_fp32
-from xraybench.registry import create_model
+from xraybench.train.engine import evaluate
+from xraybench.train.objectives import OBJECTIVES
+from xraybench.train.precision import Precision, final_layer_in_fp32
+from xraybench.models.registry import create_model
 
 SIZE, BATCH = 64, 32
 CPU = torch.device("cpu")

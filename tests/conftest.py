@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from xraybench.registry import register_model
+from xraybench.models.registry import register_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KERMANY = FIXTURES / "kermany-mini"
@@ -31,7 +31,7 @@ def _never_the_network(monkeypatch):
 def _same_arithmetic_on_every_machine(monkeypatch):
     """--precision auto reads the CPU's flags: pretend none, so that every test trains in fp32 whether or
     not this CPU has bf16 instructions (the tests of the choice fake the flags they need)."""
-    from xraybench import precision
+    from xraybench.train import precision
     monkeypatch.setattr(precision, "cpu_flags", lambda: set())
 
 

@@ -11,11 +11,11 @@ from xraybench.cli import main
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
 from xraybench.data import BatchLoader
-from xraybench.engine import _feature_loader, train_case
+from xraybench.train.engine import _feature_loader, train_case
 from xraybench.models import backbones
 from xraybench.models.backbones import TORCHVISION_BACKBONES, lite0_imagenet
-from xraybench.precision import FP32
-from xraybench.registry import create_model
+from xraybench.train.precision import FP32
+from xraybench.models.registry import create_model
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
 

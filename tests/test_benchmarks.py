@@ -12,7 +12,7 @@ from torch import nn
 from xraybench.cases import load_cases
 from xraybench.data import BatchLoader, cache
 from xraybench.data.sources import FolderSource
-from xraybench.objectives import OBJECTIVES
+from xraybench.train.objectives import OBJECTIVES
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))

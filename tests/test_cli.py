@@ -3,7 +3,8 @@ import json
 import pytest
 
 from conftest import KERMANY, NPZ
-from xraybench import engine, runner, worker
+from xraybench import runner
+from xraybench.train import engine, worker
 from xraybench.cli import main
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]

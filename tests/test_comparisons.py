@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from xraybench import comparisons, findings, results
+from xraybench import results
+from xraybench.report import comparisons, findings
 
 N = 400
 

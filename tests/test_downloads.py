@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from xraybench import download, runner, weights
+from xraybench import download, runner
+from xraybench.models import weights
 from xraybench.cli import main
 from xraybench.data import medmnist
-from xraybench.weights import WeightsFile
+from xraybench.models.weights import WeightsFile
 
 from conftest import NPZ
 

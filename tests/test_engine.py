@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from xraybench import memory
+from xraybench.train import memory
 from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
-from xraybench.engine import Diverged, train_case
-from xraybench.metrics import binary_metrics
+from xraybench.train.engine import Diverged, train_case
+from xraybench.train.metrics import binary_metrics
 
 CPU = torch.device("cpu")
 

@@ -15,15 +15,16 @@ import ray
 import submitit
 import torch
 
-from xraybench import environment, executors, report, results, runner, worker
+from xraybench import environment, executors, report, results, runner
+from xraybench.train import worker
 from xraybench.cases import PROFILES, load_cases, select
 from xraybench.cli import main
 from xraybench.data.sources import SyntheticSource
 from xraybench.executors import ExecutorOptions, LocalExecutor
 from xraybench.data.cache import CachedData
 from xraybench.executors.slurm_executor import SlurmExecutor, _last_line
-from xraybench.precision import Precision
-from xraybench.worker import Job
+from xraybench.train.precision import Precision
+from xraybench.train.worker import Job
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
 COMPARED = ("test_acc", "test_auc", "test_loss", "test_sensitivity", "test_specificity", "test_confusion",

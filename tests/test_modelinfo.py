@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from xraybench.cases import load_cases
-from xraybench.modelinfo import model_info
+from xraybench.models.info import model_info
 
 
 def case(case_id: str):

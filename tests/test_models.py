@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from xraybench.registry import create_model, list_models, model_options
+from xraybench.models.registry import create_model, list_models, model_options
 
 VARIANTS = [
     ("hw3_cnn", {}), ("hw3_cnn", {"dropout": 0.6}), ("hw3_mlp", {}),

@@ -9,10 +9,11 @@ from pypdf import PdfReader
 from sklearn.metrics import brier_score_loss
 
 from conftest import FIXTURES
-from xraybench import operating, report
+from xraybench import report
+from xraybench.stats import operating
 from xraybench.cli import main
-from xraybench.comparisons import by_case
-from xraybench.operating import (case_operating_points, expected_calibration_error, rates, seed_point,
+from xraybench.report.comparisons import by_case
+from xraybench.stats.operating import (case_operating_points, expected_calibration_error, rates, seed_point,
                                  threshold_for_specificity, youden_threshold)
 
 

@@ -18,10 +18,12 @@ import torch
 from PIL import Image
 
 from conftest import KERMANY
-from xraybench import results, runner, weights, worker
+from xraybench import results, runner
+from xraybench.models import weights
+from xraybench.train import worker
 from xraybench.cli import main
 from xraybench.data.sources import FolderSource, _decode_image
-from xraybench.engine import train_case as real_train_case
+from xraybench.train.engine import train_case as real_train_case
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]

@@ -8,7 +8,7 @@ from pypdf import PdfReader
 from conftest import FIXTURES
 from xraybench import report, stats
 from xraybench.cli import main
-from xraybench.formatting import pct
+from xraybench.report.formatting import pct
 
 FIXTURE = FIXTURES / "results-hw3-smoke.json"
 

@@ -9,9 +9,9 @@ from pypdf import PdfReader
 
 from xraybench import report
 from xraybench.cli import main
-from xraybench.comparisons import by_case
-from xraybench.model_card import patient_overlap
-from xraybench.sweeps import expected_max
+from xraybench.report.comparisons import by_case
+from xraybench.report.model_card import patient_overlap
+from xraybench.report.sweeps import expected_max
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32"]
 

@@ -8,16 +8,17 @@ import warnings
 import pytest
 import torch
 
-from xraybench import precision, results, runner, worker
+from xraybench import results, runner
+from xraybench.train import precision, worker
 from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.check import environment_warnings
 from xraybench.cli import main
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
-from xraybench.engine import train_case
-from xraybench.precision import Precision, choose, final_layer_in_fp32
-from xraybench.precision import cpu_flags as read_cpu_flags  # the real one: conftest fakes precision.cpu_flags
-from xraybench.registry import create_model
+from xraybench.train.engine import train_case
+from xraybench.train.precision import Precision, choose, final_layer_in_fp32
+from xraybench.train.precision import cpu_flags as read_cpu_flags  # the real one: conftest fakes precision.cpu_flags
+from xraybench.models.registry import create_model
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 

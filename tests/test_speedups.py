@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from xraybench import speedups
-from xraybench.registry import create_model
+from xraybench.train import speedups
+from xraybench.models.registry import create_model
 
 
 @pytest.mark.parametrize("name, options", [("hw3_cnn", {}), ("hw3_cnn", {"dropout": 0.6}), ("hw3_gap_cnn", {}),
@@ -51,7 +51,7 @@ def test_prepare_uses_channels_last_only_for_convolutions():
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_fused_optimizer_takes_the_same_steps(name):
-    from xraybench.optim import build_optimizer
+    from xraybench.train.optim import build_optimizer
 
     torch.manual_seed(0)
     start = torch.randn(50, 20)
@@ -70,7 +70,7 @@ def test_fused_optimizer_takes_the_same_steps(name):
 
 
 def test_optimizer_without_fused_kernel_is_built_plainly():
-    from xraybench.optim import build_optimizer
+    from xraybench.train.optim import build_optimizer
 
     opt = build_optimizer("rmsprop", [nn.Parameter(torch.zeros(3))], lr=1e-3, weight_decay=0.0, options={})
     assert "fused" not in opt.defaults
@@ -79,7 +79,7 @@ def test_optimizer_without_fused_kernel_is_built_plainly():
 FAULTS_PER_STEP = """
 import contextlib, resource, sys, torch
 from xraybench.environment import keep_freed_memory
-from xraybench.registry import create_model
+from xraybench.models.registry import create_model
 torch.manual_seed(0)
 model = create_model("hw3_cnn", in_channels=1, image_size=64, num_outputs=1)
 x = torch.randn(32, 1, 64, 64)

@@ -6,7 +6,8 @@ from sklearn.metrics import f1_score, roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from xraybench import delong, stats
+from xraybench import stats
+from xraybench.stats import delong
 
 
 def scores(n=300, separation=1.0, seed=0):

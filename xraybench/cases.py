@@ -17,9 +17,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xraybench import optim, registry
+from xraybench.train import optim
+from xraybench.models import registry
 from xraybench.check import Tolerance
-from xraybench.objectives import OBJECTIVES
+from xraybench.train.objectives import OBJECTIVES
 from xraybench.results import config_hash
 
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "cases"

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from xraybench import results, stats
-from xraybench.comparisons import CaseResult, by_case
+from xraybench.report.comparisons import CaseResult, by_case
 
 BASELINE_KIND = "xraybench-baseline"
 BASELINE_SCHEMA = 2  # 2: every seed's metrics, per-epoch times and per-image predictions

@@ -19,14 +19,15 @@ from tabulate import tabulate
 
 import torch
 
-from xraybench import __version__, check, executors, precision, report, results
+from xraybench import __version__, check, executors, report, results
+from xraybench.train import precision
 from xraybench.check import CheckError
 from xraybench import cases as case_mod
 from xraybench.cases import PROFILES, CaseError
 from xraybench.data import DataError, open_source
 from xraybench.environment import DeviceError
 from xraybench.models.backbones import required_weights
-from xraybench.weights import fetch as fetch_weights
+from xraybench.models.weights import fetch as fetch_weights
 from xraybench.results import ResultsError
 from xraybench.runner import RunError, RunPlan, run, summary_table
 

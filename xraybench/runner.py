@@ -25,18 +25,20 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from xraybench import environment, registry, results, weights, worker
+from xraybench import environment, results
+from xraybench.models import registry, weights
+from xraybench.train import worker
 from xraybench.cases import Case, Profile, Suite, apply_profile, with_random_init
-from xraybench.comparisons import by_case
+from xraybench.report.comparisons import by_case
 from xraybench.data import DataError, Dataset
 from xraybench.data import cache as data_cache
 from xraybench.data.cache import CachedData
 from xraybench.data.summary import summarize
 from xraybench.executors import Executor, LocalExecutor
-from xraybench.formatting import mean_sd
+from xraybench.report.formatting import mean_sd
 from xraybench.models.backbones import required_weights
-from xraybench.precision import FP32, Precision
-from xraybench.worker import Job
+from xraybench.train.precision import FP32, Precision
+from xraybench.train.worker import Job
 
 
 class RunError(ValueError):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from xraybench import worker
-from xraybench.worker import Job
+from xraybench.train import worker
+from xraybench.train.worker import Job
 
 NAMES = ("local", "ray", "slurm")
 

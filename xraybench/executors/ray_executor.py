@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
-from xraybench import worker
+from xraybench.train import worker
 from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pickle_by_value, require
-from xraybench.worker import Job
+from xraybench.train.worker import Job
 
 DIED = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ActorDiedError")
 

@@ -15,9 +15,9 @@ import re
 import time
 from typing import Iterator
 
-from xraybench import worker
+from xraybench.train import worker
 from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pickle_by_value, require
-from xraybench.worker import Job
+from xraybench.train.worker import Job
 
 DEFAULT_TIME_MIN = 60
 
@@ -60,7 +60,7 @@ class SlurmExecutor:
         """One short job placed like a case tells the nodes' device and what ``auto`` picks there."""
         device = device_for(device, self.params["gpus_per_node"])
         if device != "auto" and precision != "auto":
-            from xraybench.precision import choose
+            from xraybench.train.precision import choose
             return {"device": device, "precision": choose(precision, None), "slow_warning": None}
         print("slurm: one short job asks a node for its device and precision "
               "(--device and --precision given together skip this)")

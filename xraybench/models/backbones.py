@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torchvision
 from torch import nn
 
-from xraybench import weights as weights_mod
-from xraybench.registry import register_model
+from xraybench.models import weights as weights_mod
+from xraybench.models.registry import register_model
 
 MODES = ("finetune", "frozen")
 

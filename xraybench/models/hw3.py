@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from xraybench.registry import register_model
+from xraybench.models.registry import register_model
 
 
 def _conv_block(cin: int, cout: int) -> list[nn.Module]:

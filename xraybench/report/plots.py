@@ -121,7 +121,7 @@ def operating_curves(cases: list) -> str:
     """(a) ROC and (b) precision–recall curves on the test split, the mean over seeds with a min–max
     band and the operating point of the validation-chosen threshold (Youden's J) marked; (c) the
     reliability diagram, seeds pooled. ``cases``: xraybench.operating.CaseOperatingPoints."""
-    from xraybench.operating import GRID
+    from xraybench.stats.operating import GRID
 
     fig, (roc, pr, rel) = plt.subplots(1, 3, figsize=(7.2, 2.6))
     for colour, case in zip(PALETTE, cases):

@@ -3,8 +3,8 @@ fine-tuned vs frozen, and the validation-vs-test gap. Each returns a task's cont
 
 from __future__ import annotations
 
-from xraybench.comparisons import CaseResult, compare
-from xraybench.formatting import mean_sd, p_is, percent_sd
+from xraybench.report.comparisons import CaseResult, compare
+from xraybench.report.formatting import mean_sd, p_is, percent_sd
 
 
 def task(settings=None, models=(), tables=(), findings=(), not_finished=(), analysis=None, figures=()) -> dict:

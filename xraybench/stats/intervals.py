@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from xraybench import delong
+from xraybench.stats import delong
 
 ALPHA = 0.05
 CONFIDENCE = 0.95

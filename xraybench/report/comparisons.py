@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xraybench import results, stats
-from xraybench.formatting import p_is, pp as points
+from xraybench.report.formatting import p_is, pp as points
 
 
 @dataclass

@@ -25,14 +25,15 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from xraybench import environment, registry, results
+from xraybench import environment, results
+from xraybench.models import registry
 from xraybench.cases import Case
 from xraybench.data.cache import CachedData
 from xraybench.data.sources import Dataset
-from xraybench.engine import train_case
-from xraybench.modelinfo import model_info
-from xraybench.precision import FP32, Precision
-from xraybench.weights import WeightsMissing
+from xraybench.train.engine import train_case
+from xraybench.models.info import model_info
+from xraybench.train.precision import FP32, Precision
+from xraybench.models.weights import WeightsMissing
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def probe(device: str, precision: str) -> dict:
     """Where jobs would run: the device they resolve to, the precision ``auto`` picks there, the worker's
     machine and software (the driver may be a login node with neither its GPU nor its threads);
     {"error": ...} for a request the worker cannot meet (--device cuda without a GPU)."""
-    from xraybench import precision as precision_mod
+    from xraybench.train import precision as precision_mod
 
     try:
         resolved = environment.worker_device(device)

@@ -7,8 +7,8 @@ number is given with its spread over seeds.
 from __future__ import annotations
 
 from xraybench import stats
-from xraybench.comparisons import CaseResult, Comparison
-from xraybench.formatting import p_is, pp
+from xraybench.report.comparisons import CaseResult, Comparison
+from xraybench.report.formatting import p_is, pp
 
 
 def spread(values: list[float], fmt=pp) -> str:

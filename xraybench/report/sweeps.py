@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from xraybench import plots
-from xraybench.comparisons import CaseResult
-from xraybench.formatting import mean_sd, percent_sd
-from xraybench.views import task
+from xraybench.report import plots
+from xraybench.report.comparisons import CaseResult
+from xraybench.report.formatting import mean_sd, percent_sd
+from xraybench.report.views import task
 
 
 def expected_max(values: list[float]) -> list[float]:

@@ -19,13 +19,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from xraybench import memory, optim, registry, speedups
+from xraybench.train import memory, optim, speedups
+from xraybench.models import registry
 from xraybench.cases import Case
 from xraybench.data import BatchLoader, Dataset
 from xraybench.data.batches import TensorLoader
-from xraybench.metrics import binary_metrics
-from xraybench.objectives import OBJECTIVES, Objective
-from xraybench.precision import FP32, Precision, final_layer_in_fp32
+from xraybench.train.metrics import binary_metrics
+from xraybench.train.objectives import OBJECTIVES, Objective
+from xraybench.train.precision import FP32, Precision, final_layer_in_fp32
 
 
 class Diverged(RuntimeError):

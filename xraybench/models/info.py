@@ -11,12 +11,12 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from xraybench import registry
+from xraybench.models import registry
 from xraybench.cases import Case
-from xraybench.engine import synchronize
+from xraybench.train.engine import synchronize
 from xraybench.models.backbones import TORCHVISION_BACKBONES, required_weights
-from xraybench.objectives import OBJECTIVES
-from xraybench.precision import FP32, Precision
+from xraybench.train.objectives import OBJECTIVES
+from xraybench.train.precision import FP32, Precision
 
 IMAGENET_CLASSES = 1000
 _TORCHVISION = {b.name: b for b in TORCHVISION_BACKBONES}

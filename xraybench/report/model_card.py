@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from xraybench import results
-from xraybench.comparisons import CaseResult
+from xraybench.report.comparisons import CaseResult
 from xraybench.data import patients
 
 INTENDED = ("Teaching and benchmarking: comparing training set-ups for NORMAL vs PNEUMONIA classification of "

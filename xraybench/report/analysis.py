@@ -1,14 +1,15 @@
 """A task's test-set analysis for the report: operating points and calibration of its cases
-(numbers from xraybench.operating), as tables and a figure, and the error gallery of its best case."""
+(numbers from xraybench.stats.operating), as tables and a figure, and the error gallery of its best case."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from xraybench import plots, stats
-from xraybench.comparisons import CaseResult
-from xraybench.formatting import interval, mean_sd, pct
-from xraybench.operating import CALIBRATION_BINS, SPECIFICITY_TARGETS, case_operating_points
+from xraybench import stats
+from xraybench.report import plots
+from xraybench.report.comparisons import CaseResult
+from xraybench.report.formatting import interval, mean_sd, pct
+from xraybench.stats.operating import CALIBRATION_BINS, SPECIFICITY_TARGETS, case_operating_points
 
 THRESHOLD_HEADERS = ["case", "seeds", "threshold (chosen on val)", "test acc at 0.5", "test acc at threshold",
                      "sensitivity at threshold", "specificity at threshold"]

@@ -23,7 +23,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
 
 from xraybench import stats
-from xraybench.comparisons import CaseResult
+from xraybench.report.comparisons import CaseResult
 
 SPECIFICITY_TARGETS = (0.90, 0.95)
 CALIBRATION_BINS = 10

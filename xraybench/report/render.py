@@ -17,16 +17,17 @@ from pathlib import Path
 import jinja2
 import markupsafe
 
-from xraybench import check, plots, results, stats
-from xraybench.analysis import operating_section
-from xraybench.comparisons import CaseResult, Comparison, by_case, compare, majority_class, resolution
-from xraybench.findings import task_findings
-from xraybench.model_card import model_card
-from xraybench.sweeps import sweep_section
-from xraybench.formatting import interval, mean_sd, min_max, p_value, pct, percent_sd, pp
-from xraybench.views import VIEWS, task
+from xraybench import check, results, stats
+from xraybench.report import plots
+from xraybench.report.analysis import operating_section
+from xraybench.report.comparisons import CaseResult, Comparison, by_case, compare, majority_class, resolution
+from xraybench.report.findings import task_findings
+from xraybench.report.model_card import model_card
+from xraybench.report.sweeps import sweep_section
+from xraybench.report.formatting import interval, mean_sd, min_max, p_value, pct, percent_sd, pp
+from xraybench.report.views import VIEWS, task
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SETTINGS_HEADERS = ["case", "model", "options", "input", "epochs", "batch", "optimizer", "lr", "weight decay",
                     "scheduler", "loss", "seeds"]
 TRAINING_HEADERS = ["case", "seeds", "train loss", "train acc", "best val loss", "best val acc", "time (s)",
