@@ -36,10 +36,10 @@ def main() -> None:
     sizes = (n * 7 // 10, n * 15 // 100, n - n * 7 // 10 - n * 15 // 100)
     with tempfile.TemporaryDirectory() as tmp:
         source = SyntheticSource(sizes)
-        cache.load(source, args.size, root=Path(tmp))  # decode and write once
+        cache.prepare(source, args.size, root=Path(tmp)).open()  # decode and write once
         disk = sum(f.stat().st_size for f in Path(tmp).rglob("*.npy")) / 2**20
         before = resident_mb()
-        data = cache.load(source, args.size, root=Path(tmp))
+        data = cache.prepare(source, args.size, root=Path(tmp)).open()
         peak = before
         for name, split in data.splits.items():
             loader = BatchLoader(split, 32 if name == "train" else 256, device=torch.device("cpu"),

@@ -30,7 +30,7 @@ def main() -> None:
     case = next(c for c in load_cases()[0] if c.id == args.case)
     case = dataclasses.replace(case, data=dataclasses.replace(case.data, image_size=args.image_size),
                                train=dataclasses.replace(case.train, epochs=args.epochs or case.train.epochs))
-    data = cache.load(SyntheticSource(PROFILES["quick"].synthetic_sizes), args.image_size)
+    data = cache.prepare(SyntheticSource(PROFILES["quick"].synthetic_sizes), args.image_size).open()
     cpu = torch.device("cpu")
     results = {}
     for label, use_cache in (("without cache", False), ("with cache", True)):

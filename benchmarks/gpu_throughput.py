@@ -33,7 +33,8 @@ from xraybench import environment
 from xraybench.train import speedups
 from xraybench.data import BatchLoader
 from xraybench.data.sources import Split
-from xraybench.train.engine import synchronize, train_one_epoch
+from xraybench.environment import synchronize
+from xraybench.train.engine import train_one_epoch
 from xraybench.models.backbones import TORCHVISION_BACKBONES
 from xraybench.train.objectives import OBJECTIVES
 from xraybench.train.precision import CHOICES, Precision, choose, final_layer_in_fp32

@@ -44,7 +44,7 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_loop import ReferenceLoop  # noqa: E402
 
-from xraybench import optim  # noqa: E402
+from xraybench.train import optim  # noqa: E402
 from xraybench.cases import PROFILES, Case, apply_profile, load_cases  # noqa: E402
 from xraybench.data import cache  # noqa: E402
 from xraybench.data.sources import FolderSource  # noqa: E402
@@ -173,7 +173,7 @@ def main() -> None:
         written = time.perf_counter() - t0
         t0 = time.perf_counter()
         # val/ as given (not merged and carved by patient), as the homework's ImageFolder loop reads it
-        data = cache.load(FolderSource(root, min_val_per_class=1), args.size, root=Path(tmp) / "cache")
+        data = cache.prepare(FolderSource(root, min_val_per_class=1), args.size, root=Path(tmp) / "cache").open()
         decoded = time.perf_counter() - t0
         for case_id in args.cases:
             case = declared[case_id]

@@ -25,7 +25,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def data():
-    return cache.load(SyntheticSource(PROFILES["quick"].synthetic_sizes), SIZE)
+    return cache.prepare(SyntheticSource(PROFILES["quick"].synthetic_sizes), SIZE).open()
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -58,9 +58,9 @@ def test_train_step(benchmark, data, name, options, channels, precision):
 
 def test_cache_load(benchmark):
     source = SyntheticSource(PROFILES["quick"].synthetic_sizes)
-    cache.load(source, SIZE)  # build once
+    cache.prepare(source, SIZE).open()  # build once
     benchmark.extra_info["images"] = sum(PROFILES["quick"].synthetic_sizes)
-    benchmark(lambda: cache.load(source, SIZE).splits["train"].images.sum())  # map and touch every byte
+    benchmark(lambda: cache.prepare(source, SIZE).open().splits["train"].images.sum())  # map and touch every byte
 
 
 def test_evaluate(benchmark, data):

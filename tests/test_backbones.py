@@ -58,7 +58,7 @@ def test_the_head_on_cached_features_equals_the_whole_model(backbone):
     """What the frozen cases' feature cache relies on, for every backbone: SqueezeNet's head is a
     1×1 convolution and ConvNeXt's starts with LayerNorm2d, so their features stay feature maps."""
     model = create_model(backbone, in_channels=3, image_size=64, num_outputs=2, mode="frozen", pretrained=False).eval()
-    split = cache.load(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 64).splits["val"]
+    split = cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 64).open().splits["val"]
     loader = BatchLoader(split, 16, device="cpu", channels=3, mean=model.normalization[0], std=model.normalization[1])
     features = _feature_loader(model.backbone, loader, 16, shuffle=False, seed=0, precision=FP32)
     with torch.no_grad():
@@ -105,7 +105,7 @@ def test_feature_cache_gives_the_same_metrics():
     case = next(c for c in load_cases()[0] if c.id == "hw4-c-efficientnet-lite0")
     case = apply_profile(case, PROFILES["smoke"])
     case = dataclasses.replace(case, train=dataclasses.replace(case.train, epochs=1))
-    data = cache.load(SyntheticSource(PROFILES["smoke"].synthetic_sizes), case.data.image_size)
+    data = cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), case.data.image_size).open()
     cached = train_case(case, data, torch.device("cpu"))
     direct = train_case(dataclasses.replace(case, train=dataclasses.replace(case.train, feature_cache=False)),
                         data, torch.device("cpu"))

@@ -23,7 +23,7 @@ from speed_vs_reference import reference_loop, write_folder  # noqa: E402
 def test_reference_loop_batches_match_xraybench(tmp_path):
     root = tmp_path / "xrays"
     write_folder(root, (320, 250), (70, 10, 10))
-    data = cache.load(FolderSource(root, min_val_per_class=1), 32, root=tmp_path / "cache")
+    data = cache.prepare(FolderSource(root, min_val_per_class=1), 32, root=tmp_path / "cache").open()
     reference = ReferenceLoop(nn.Linear(2, 2), root, OBJECTIVES["bce"], image_size=32, channels=1, mean=0.5, std=0.5,
                               seed=3)
     ours = BatchLoader(data.splits["train"], 32, device=torch.device("cpu"), shuffle=True, seed=3)

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import FIXTURES
 from xraybench import report
-from xraybench.check import CheckError, Tolerance, compare, make_baseline
+from xraybench.check import compare, make_baseline
+from xraybench.results import Tolerance, ToleranceError
 from xraybench.cli import main
 
 RUN = FIXTURES / "results-hw3-smoke.json"
@@ -107,7 +108,7 @@ def test_tolerance_strings():
     assert Tolerance.parse("wall_time:+25%") == Tolerance("wall_time_s", 25.0, "%")
     for bad, words in [("test_acc:+2pp", "higher is better"), ("test_acc:2%", "takes pp"), ("speed:1%", "unknown"),
                        ("test_acc", "expected METRIC:AMOUNT")]:
-        with pytest.raises(CheckError, match=words):
+        with pytest.raises(ToleranceError, match=words):
             Tolerance.parse(bad)
 
 

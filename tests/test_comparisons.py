@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from xraybench import results
-from xraybench.report import comparisons, findings
+from xraybench import results, stats
+from xraybench.report import comparisons, findings, tasks
 
 N = 400
 
@@ -42,7 +42,7 @@ def doc_with(cases: dict[str, list[float]], y=None, compare=None) -> dict:
 
 def test_difference_inside_the_noise_is_no_detectable_difference():
     doc = doc_with({"a": [0.86, 0.85, 0.87], "b": [0.85, 0.86, 0.85]})
-    cases = comparisons.by_case(doc)
+    cases = results.by_case(doc)
     result = comparisons.compare(cases["a"], cases["b"])
     assert result.winner is None and result.accuracy.low < 0 < result.accuracy.high
     sentences = findings.task_findings(list(cases.values()), [result])
@@ -52,7 +52,7 @@ def test_difference_inside_the_noise_is_no_detectable_difference():
 
 def test_a_clear_difference_names_the_winner():
     doc = doc_with({"strong": [0.95, 0.94, 0.95], "weak": [0.75, 0.76, 0.74]})
-    cases = comparisons.by_case(doc)
+    cases = results.by_case(doc)
     result = comparisons.compare(cases["weak"], cases["strong"])
     assert result.winner == "strong" and result.accuracy.p_value < 0.001 and result.accuracy.high < 0
     assert result.beat.p == 0.0 and result.beat.high < 0.5
@@ -62,7 +62,7 @@ def test_a_clear_difference_names_the_winner():
 
 def test_one_seed_each_is_exact_mcnemar_and_no_beat_probability():
     doc = doc_with({"a": [0.90], "b": [0.88]})
-    cases = comparisons.by_case(doc)
+    cases = results.by_case(doc)
     result = comparisons.compare(cases["a"], cases["b"])
     assert result.beat is None and result.accuracy.p_value == result.mcnemar_per_seed[0]
 
@@ -71,7 +71,7 @@ def test_rows_without_predictions_are_not_compared():
     doc = doc_with({"a": [0.9], "b": [0.8]})
     for row in doc["cases"]:
         del row["predictions"]
-    cases = comparisons.by_case(doc)
+    cases = results.by_case(doc)
     assert comparisons.compare(cases["a"], cases["b"]) is None
     sentences = findings.task_findings(list(cases.values()), [], [("a", "b")])
     assert "not tested" in sentences[0] and "no winner" in sentences[0]
@@ -80,9 +80,10 @@ def test_rows_without_predictions_are_not_compared():
 def test_majority_class_and_resolution():
     y = labels()
     doc = doc_with({"a": [0.9, 0.91, 0.89]}, y)
-    majority = comparisons.majority_class(doc)
-    assert majority["acc"] == y.mean() and majority["acc_interval"][0] < y.mean() < majority["acc_interval"][1]
-    detectable = comparisons.resolution(list(comparisons.by_case(doc).values()), N)
+    n, positives = tasks.majority_class(doc)
+    low, high = stats.wilson(positives, n)
+    assert positives / n == y.mean() and low < y.mean() < high
+    detectable = stats.resolution([c.summary("test_acc") for c in results.by_case(doc).values()], N)
     assert 0.03 < detectable < 0.08  # 400 images around 90 %: a few points, not tenths of one
 
 

@@ -44,7 +44,7 @@ def test_synthetic_pneumonia_differs_in_the_lungs():
 
 
 def test_folder_source_real_jpegs_and_carved_val():
-    data = cache.load(open_source(KERMANY, (0, 0, 0)), 64)
+    data = cache.prepare(open_source(KERMANY, (0, 0, 0)), 64).open()
     sizes = {name: (len(s), s.counts()) for name, s in data.splits.items()}
     assert sizes["test"] == (6, {"normal": 3, "pneumonia": 3})
     assert sizes["val"] == (2, {"normal": 1, "pneumonia": 1})  # carved: one per class
@@ -58,7 +58,7 @@ def test_folder_source_real_jpegs_and_carved_val():
 
 
 def test_npz_source_real_pneumoniamnist():
-    data = cache.load(open_source(NPZ, (0, 0, 0)), 32)
+    data = cache.prepare(open_source(NPZ, (0, 0, 0)), 32).open()
     assert {n: len(s) for n, s in data.splits.items()} == {"train": 3882, "val": 524, "test": 624}
     assert data.splits["test"].counts() == {"normal": 234, "pneumonia": 390}
     assert data.splits["test"].images.shape[1:] == (1, 32, 32)
@@ -66,14 +66,14 @@ def test_npz_source_real_pneumoniamnist():
 
 def test_cache_decodes_once(monkeypatch):
     source = SyntheticSource((10, 4, 4), seed=11)
-    first = cache.load(source, 24)
+    first = cache.prepare(source, 24).open()
     monkeypatch.setattr(SyntheticSource, "decode", lambda *a: pytest.fail("decoded again"))
-    second = cache.load(source, 24)
+    second = cache.prepare(source, 24).open()
     assert torch.equal(first.splits["train"].images, second.splits["train"].images)
 
 
 def test_limited_is_stratified_and_deterministic():
-    data = cache.load(NpzSource(NPZ.resolve()), 28)
+    data = cache.prepare(NpzSource(NPZ.resolve()), 28).open()
     small = data.limited(100)
     assert len(small.splits["train"]) == 100
     assert small.splits["train"].counts()["normal"] == 10  # 388 / 3882 of 100

@@ -21,7 +21,7 @@ def smoke_case(case_id: str = "hw3-a-cnn"):
 
 
 def smoke_data():
-    return cache.load(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 32)
+    return cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 32).open()
 
 
 def strip_times(outcome: dict) -> dict:
@@ -91,7 +91,7 @@ def test_training_learns_on_synthetic_data():
     carry a learnable signal (accuracy may still sit at the class prior this early)."""
     case = smoke_case()
     case = dataclasses.replace(case, train=dataclasses.replace(case.train, epochs=8))
-    data = cache.load(SyntheticSource((600, 200, 200)), 32)
+    data = cache.prepare(SyntheticSource((600, 200, 200)), 32).open()
     outcome = train_case(case, data, CPU)
     assert outcome["metrics"]["test_auc"] > 0.8
     assert outcome["history"][-1]["train_loss"] < outcome["history"][0]["train_loss"]

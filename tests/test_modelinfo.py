@@ -13,7 +13,7 @@ def case(case_id: str):
 
 def test_resnet18_at_224_agrees_with_torchvision_meta():
     """11,689,512 parameters and 1.814 G multiply-adds (torchvision's 'GFLOPS'); flop_counter counts 2 per MAC."""
-    info = model_info(case("hw4-b-resnet18"), torch.device("cpu"), latency_runs=2)
+    info = model_info(case("hw4-b-resnet18"), torch.device("cpu"), latency_runs=2, num_outputs=2)
     assert info["params"] == 11_689_512
     assert info["flops"] / 2 / 1e9 == pytest.approx(1.814, rel=0.01)
     assert info["imagenet_acc1"] == pytest.approx(69.758) and info["file_size_mb"] == pytest.approx(44.661)
@@ -22,6 +22,7 @@ def test_resnet18_at_224_agrees_with_torchvision_meta():
 
 def test_costs_follow_the_input_size():
     small = dataclasses.replace(case("hw3-a-cnn"), data=dataclasses.replace(case("hw3-a-cnn").data, image_size=64))
-    big, little = model_info(case("hw3-a-cnn"), torch.device("cpu"), 2), model_info(small, torch.device("cpu"), 2)
+    big = model_info(case("hw3-a-cnn"), torch.device("cpu"), 2, num_outputs=1)
+    little = model_info(small, torch.device("cpu"), 2, num_outputs=1)
     assert big["flops"] == pytest.approx(16 * little["flops"], rel=0.05)
     assert big["weights"] is None and big["imagenet_acc1"] is None

@@ -12,8 +12,9 @@ from conftest import FIXTURES
 from xraybench import report
 from xraybench.stats import operating
 from xraybench.cli import main
-from xraybench.report.comparisons import by_case
-from xraybench.stats.operating import (case_operating_points, expected_calibration_error, rates, seed_point,
+from xraybench.report.analysis import operating_points
+from xraybench.results import by_case
+from xraybench.stats.operating import (expected_calibration_error, rates, seed_point,
                                  threshold_for_specificity, youden_threshold)
 
 
@@ -70,7 +71,7 @@ def test_thresholds_are_chosen_on_validation_and_frozen_for_test(smoke_run):
     _, doc = smoke_run
     images = doc["data"]["images"]
     val_labels, test_labels = np.array(images["val"]["labels"]), np.array(images["test"]["labels"])
-    points = case_operating_points(by_case(doc)["hw3-a-cnn"])
+    points = operating_points(by_case(doc)["hw3-a-cnn"])
     rows = [r for r in doc["cases"] if r["id"] == "hw3-a-cnn"]
     assert len(points.seeds) == len(rows) == 2
     for row, point in zip(rows, points.seeds):
@@ -89,7 +90,7 @@ def test_report_shows_operating_points_and_calibration(smoke_run):
     text = " ".join("\n".join(p.extract_text() for p in PdfReader(pdf).pages).split())
     assert "Operating points and calibration" in text and "threshold (chosen on val)" in text and "(Youden)" in text
     for case in ("hw3-a-cnn", "hw3-a-cnn-dropout"):
-        points = case_operating_points(by_case(doc)[case])
+        points = operating_points(by_case(doc)[case])
         brier = np.mean([s.brier for s in points.seeds])
         assert f"{brier:.3f} [" in text
     html = (run_dir / "report.html").read_text()
@@ -98,7 +99,7 @@ def test_report_shows_operating_points_and_calibration(smoke_run):
 
 def test_results_without_predictions_have_no_operating_section():
     doc = json.loads((FIXTURES / "results-hw3-smoke.json").read_text())  # schema 1
-    assert all(case_operating_points(c) is None for c in by_case(doc).values())
+    assert all(operating_points(c) is None for c in by_case(doc).values())
     assert operating.SPECIFICITY_TARGETS == (0.90, 0.95)
 
 
@@ -127,7 +128,7 @@ def test_a_case_may_declare_its_target_sensitivity(tmp_path, capsys):
     run_dir = tmp_path / "smoke-cpu-synthetic"
     doc = json.loads((run_dir / "results.json").read_text())
     assert {r["target_sensitivity"] for r in doc["cases"]} == {0.9}
-    points = case_operating_points(by_case(doc)["hw9-a"])
+    points = operating_points(by_case(doc)["hw9-a"])
     val_labels = np.array(doc["data"]["images"]["val"]["labels"])
     for row, point in zip(doc["cases"], points.seeds):
         val = np.array(row["predictions"]["val"])

@@ -22,7 +22,8 @@ from xraybench import results, runner
 from xraybench.models import weights
 from xraybench.train import worker
 from xraybench.cli import main
-from xraybench.data.sources import FolderSource, _decode_image
+from xraybench.data.images import read_image
+from xraybench.data.sources import FolderSource
 from xraybench.train.engine import train_case as real_train_case
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,14 +123,14 @@ def test_bad_image_files(folder, tmp_path, capsys, name, content, words):
 def test_16_bit_rgba_and_very_large_pngs_load(tmp_path):
     ramp = np.tile(np.linspace(0, 4095, 256).astype(np.uint16), (256, 1))  # 12-bit data in a 16-bit PNG
     Image.fromarray(ramp).save(tmp_path / "deep.png")
-    deep = _decode_image(tmp_path / "deep.png", 256)
+    deep = read_image(tmp_path / "deep.png", 256).pixels
     assert deep.max() == 255 and deep.min() == 0 and deep[0, 128] in range(120, 136)
     rgba = np.zeros((64, 64, 4), np.uint8)
     rgba[..., :3], rgba[..., 3] = 200, 128
     Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
-    assert _decode_image(tmp_path / "alpha.png", 32).mean() == pytest.approx(200, abs=1)
+    assert read_image(tmp_path / "alpha.png", 32).pixels.mean() == pytest.approx(200, abs=1)
     Image.new("L", (6000, 6000), 77).save(tmp_path / "huge.png")
-    assert _decode_image(tmp_path / "huge.png", 32).mean() == pytest.approx(77, abs=1)
+    assert read_image(tmp_path / "huge.png", 32).pixels.mean() == pytest.approx(77, abs=1)
 
 
 def test_folder_errors_name_the_problem(tmp_path):

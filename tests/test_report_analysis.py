@@ -9,9 +9,9 @@ from pypdf import PdfReader
 
 from xraybench import report
 from xraybench.cli import main
-from xraybench.report.comparisons import by_case
 from xraybench.report.model_card import patient_overlap
-from xraybench.report.sweeps import expected_max
+from xraybench.results import by_case
+from xraybench.stats import expected_max
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32"]
 
@@ -41,9 +41,10 @@ def test_model_card_states_use_data_and_compute(task_run):
 
 
 def test_patient_overlap_from_kermany_file_names():
-    data = {"kind": "folder", "images": {"val": {"ids": ["val/NORMAL/person1_a.jpeg", "val/PNEUMONIA/person7_b.jpeg"]},
-                                         "test": {"ids": ["test/PNEUMONIA/person7_c.jpeg",
-                                                          "test/NORMAL/person9_d.jpeg"]}}}
+    data = {"kind": "folder", "images": {"val": {"ids": ["val/NORMAL/IM-0001-0001.jpeg",
+                                                         "val/PNEUMONIA/person7_bacteria_1.jpeg"]},
+                                         "test": {"ids": ["test/PNEUMONIA/person7_virus_2.jpeg",
+                                                          "test/NORMAL/NORMAL2-IM-0009-0001.jpeg"]}}}
     assert "1 of 2 test patients also appear in validation" in patient_overlap(data)
     data["images"]["test"]["ids"] = ["test/NORMAL/IM-0001.jpeg"]
     assert "unknown" in patient_overlap(data)
@@ -58,7 +59,8 @@ def test_error_gallery_shows_the_best_case_s_errors(task_run):
     cases = by_case(doc)
     best = max(("hw3-a-cnn", "hw3-a-cnn-dropout"), key=lambda c: np.mean(cases[c].values("best_val_acc")))
     assert f"Error gallery of {best}, the task's case with the best mean validation accuracy" in flat
-    _, labels, probs = cases[best].predictions("test")
+    scores = cases[best].scores("test")
+    labels, probs = scores.labels, scores.probs
     predicted = probs >= 0.5
     flips = int((predicted.any(axis=0) & ~predicted.all(axis=0)).sum())
     assert f"{flips} of {len(labels)} test images" in flat

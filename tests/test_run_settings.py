@@ -114,7 +114,7 @@ def smoke_case(case_id: str, **train):
 @pytest.mark.parametrize("name", ["bf16", "fp16"])
 def test_mixed_precision_trains_and_records_itself(name):
     case = smoke_case("hw3-a-cnn", epochs=2)
-    data = cache.load(SyntheticSource(PROFILES["smoke"].synthetic_sizes), case.data.image_size)
+    data = cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), case.data.image_size).open()
     out = train_case(case, data, CPU, precision=Precision(name, "requested"))
     assert out["metrics"]["precision"] == name
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in out["history"])

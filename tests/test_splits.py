@@ -88,7 +88,7 @@ def test_a_small_val_folder_is_merged_and_carved_again(tmp_path):
     for cls, name in (("NORMAL", "NORMAL2-IM-1427-0001.jpeg"), ("PNEUMONIA", "person1947_bacteria_4876.jpeg")):
         (root / "val" / cls).mkdir(parents=True)
         (root / "train" / cls / name).rename(root / "val" / cls / name)
-    data = cache.load(open_source(root, (0, 0, 0), val_fraction=0.3), 32)
+    data = cache.prepare(open_source(root, (0, 0, 0), val_fraction=0.3), 32).open()
     assert "val/ has 1 + 1 images (fewer than 50 per class), merged into train" in data.accounting["splitting"]
     assert sum(len(s) for s in data.splits.values()) == 16  # no image lost: the old val is in train or val
     assert not data.leakage_warnings
@@ -100,7 +100,7 @@ def test_pixel_identical_images_across_npz_splits(tmp_path):
     arrays |= {f"{s}_labels": np.array([[0], [1]] * 3) for s in ("train", "val", "test")}
     arrays["test_images"][4] = arrays["train_images"][2]
     np.savez(tmp_path / "dup.npz", **arrays)
-    data = cache.load(open_source(tmp_path / "dup.npz", (0, 0, 0)), 28)
+    data = cache.prepare(open_source(tmp_path / "dup.npz", (0, 0, 0)), 28).open()
     assert data.leakage_warnings == ["leakage: 1 pixel-identical image(s) in both train and test: train/2 = test/4"]
 
 

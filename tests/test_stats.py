@@ -119,10 +119,16 @@ def test_mann_whitney_direction_and_floor():
     assert stats.detectable_difference(0.01) == pytest.approx(0.028, abs=1e-3)
 
 
-def test_matched_seeds_pairs_common_seeds_first_and_equal_counts():
-    assert stats.matched_seeds([0, 1, 2], [2]) == ([2], [0])
-    assert stats.matched_seeds([0, 1, 2], [5, 6]) == ([0, 1], [0, 1])
-    assert stats.matched_seeds([3, 4], [4, 3, 9]) == ([0, 1], [1, 0])
+def test_pair_seeds_pairs_common_seeds_first_and_equal_counts():
+    assert stats.pair_seeds([0, 1, 2], [2]) == ([2], [0])
+    assert stats.pair_seeds([0, 1, 2], [5, 6]) == ([0, 1], [0, 1])
+    assert stats.pair_seeds([3, 4], [4, 3, 9]) == ([0, 1], [1, 0])
+
+
+def test_pair_seeds_shared_only_pairs_the_same_seeds_or_none():
+    """One case against its baseline: only the seeds both ran (two seeds of one case differ on many images)."""
+    assert stats.pair_seeds([0, 1, 2], [2, 0], shared_only=True) == ([0, 2], [1, 0])
+    assert stats.pair_seeds([0, 1, 2], [5, 6], shared_only=True) == ([], [])
     with pytest.raises(ValueError, match="as many seeds"):
         stats.paired_accuracy(np.ones((3, 5)), np.ones((1, 5)))
 

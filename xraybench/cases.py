@@ -19,9 +19,8 @@ from pathlib import Path
 
 from xraybench.train import optim
 from xraybench.models import registry
-from xraybench.check import Tolerance
 from xraybench.train.objectives import OBJECTIVES
-from xraybench.results import config_hash
+from xraybench.results import Tolerance, ToleranceError, config_hash
 
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "cases"
 AUGMENTATIONS = ("hflip", "brightness")
@@ -388,7 +387,7 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
     for name, spec in case.tolerances.items():
         try:
             Tolerance.parse(f"{name}:{spec}")
-        except ValueError as exc:
+        except ToleranceError as exc:
             fail(f"tolerances.{name}", str(exc))
     if not 0.0 <= case.target_sensitivity < 1.0:
         fail("target_sensitivity", f"must be a share between 0 and 1 (0: Youden's J), got {case.target_sensitivity}")

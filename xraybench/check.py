@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from xraybench import results, stats
-from xraybench.report.comparisons import CaseResult, by_case
+from xraybench.results import METRICS, CaseResult, Metric, Tolerance, by_case
 
 BASELINE_KIND = "xraybench-baseline"
 BASELINE_SCHEMA = 2  # 2: every seed's metrics, per-epoch times and per-image predictions
@@ -35,57 +33,6 @@ TIME_ALPHA = 0.002  # asv's threshold for times
 
 class CheckError(ValueError):
     """The comparison cannot be made (unreadable baseline, bad tolerance, nothing in common)."""
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    higher_is_better: bool
-    unit: str  # "pp": absolute percentage points of a 0–1 value; "%": relative change
-    tolerance: float  # default allowed worsening, in ``unit``
-    test: str = "seeds"  # "seeds": Mann–Whitney or a paired test; "times": per-epoch times; "none"
-
-
-METRICS = {m.name: m for m in [
-    Metric("test_acc", True, "pp", 2.0),
-    Metric("test_auc", True, "pp", 2.0),
-    Metric("test_sensitivity", True, "pp", 3.0),
-    Metric("test_specificity", True, "pp", 3.0),
-    Metric("best_val_acc", True, "pp", 2.0),
-    Metric("test_loss", False, "%", 10.0),
-    Metric("wall_time_s", False, "%", 25.0, "times"),
-    Metric("s_per_epoch", False, "%", 25.0, "times"),
-    Metric("peak_memory_mb", False, "%", 20.0, "none"),
-]}
-ALIASES = {"wall_time": "wall_time_s", "peak_memory": "peak_memory_mb", "acc": "test_acc", "auc": "test_auc"}
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How much a metric may worsen: parsed from strings like ``test_acc:-2pp`` or ``wall_time:+25%``."""
-
-    metric: str
-    amount: float
-    unit: str
-
-    @classmethod
-    def parse(cls, spec: str) -> "Tolerance":
-        match = re.fullmatch(r"\s*([a-z_]+)\s*:\s*([+-]?)(\d+(?:\.\d+)?)\s*(pp|%)\s*", spec)
-        if not match:
-            raise CheckError(f"tolerance {spec!r}: expected METRIC:AMOUNT with pp or %, e.g. test_acc:-2pp or "
-                             f"wall_time:+25%")
-        name, sign, amount, unit = match.groups()
-        name = ALIASES.get(name, name)
-        if name not in METRICS:
-            raise CheckError(f"tolerance {spec!r}: unknown metric {name!r}; known: {', '.join(METRICS)}")
-        metric = METRICS[name]
-        if unit != metric.unit:
-            raise CheckError(f"tolerance {spec!r}: {name} takes {metric.unit}, not {unit}")
-        if sign and (sign == "-") != metric.higher_is_better:
-            raise CheckError(f"tolerance {spec!r}: {name} is {'higher' if metric.higher_is_better else 'lower'} "
-                             f"is better, so its allowed worsening is {'-' if metric.higher_is_better else '+'}"
-                             f"{amount}{unit}")
-        return cls(name, float(amount), unit)
 
 
 @dataclass
@@ -263,59 +210,44 @@ def _significance(metric: Metric, base: CaseResult, new: CaseResult, worse: bool
         # Too few seeds for a rank test to reach α (3 a side: p ≥ 0.05): Welch's t over the seeds.
         return f"Welch's t over seeds ({len(b)} / {len(n)})", stats.welch_worse(b, n, higher), alpha
     split = "val" if metric.name == "best_val_acc" else "test"
-    pb, pn = base.predictions(split), new.predictions(split)
-    if pb is None or pn is None or pb[0] != pn[0]:
-        why = "the baseline has" if pb is None else "this run has" if pn is None else "the two sides have"
-        return (f"{why} {'no per-image predictions' if pb is None or pn is None else 'different test images'} and "
+    sb, sn = base.scores(split), new.scores(split)
+    if sb is None or sn is None or sb.ids != sn.ids:
+        why = "the baseline has" if sb is None else "this run has" if sn is None else "the two sides have"
+        return (f"{why} {'no per-image predictions' if sb is None or sn is None else 'different test images'} and "
                 f"fewer than 3 seeds a side: tolerance only"), None, alpha
-    seeds_b, seeds_n = [r.get("seed") for r in base.ok], [r.get("seed") for r in new.ok]
-    common = [s for s in seeds_n if s in seeds_b]
-    if not common:  # two different seeds differ on many images: a paired test would call seed noise a change
+    index_n, index_b = stats.pair_seeds(sn.seeds, sb.seeds, shared_only=True)
+    if not index_b:  # two different seeds differ on many images: a paired test would call seed noise a change
         return ("no seed in common and fewer than 3 seeds a side: seed noise cannot be told from a change; "
                 "tolerance only (run --seeds 3)"), None, alpha
-    index_b, index_n = [seeds_b.index(s) for s in common], [seeds_n.index(s) for s in common]
-    test, p = _paired_test(metric.name, pb[1], pb[2][index_b], pn[2][index_n], higher)
+    test, p = _paired_test(metric.name, sb.subset(index_b), sn.subset(index_n), higher)
     return test, p, alpha
 
 
-def _paired_test(name: str, labels: np.ndarray, base: np.ndarray, new: np.ndarray, higher: bool) -> tuple[str, float]:
+def _paired_test(name: str, base: stats.SeedScores, new: stats.SeedScores, higher: bool) -> tuple[str, float]:
     """One-sided paired tests on per-image predictions of the seeds both sides ran, pooled per image;
     ``higher``: the alternative is that the metric went down (for higher-is-better metrics)."""
-    alternative = "less" if higher else "greater"
+    alternative = "less" if higher else "greater"  # new against base
+    labels = base.labels
     if name in ("test_acc", "best_val_acc", "test_sensitivity", "test_specificity"):
         keep = {"test_sensitivity": labels == 1, "test_specificity": labels == 0}.get(name, np.ones_like(labels, bool))
-        correct = lambda probs: ((probs >= 0.5) == labels).mean(axis=0)[keep]  # noqa: E731
-        seeds = f"{len(base)} seed{'s' if len(base) > 1 else ''} a side"
-        return f"sign test on per-image correctness ({seeds})", stats.sign_test(correct(new) - correct(base), alternative)
+        seeds = f"{len(base.seeds)} seed{'s' if len(base.seeds) > 1 else ''} a side"
+        paired = stats.paired_accuracy(new.correct()[:, keep], base.correct()[:, keep], alternative)
+        return f"sign test on per-image correctness ({seeds})", paired.p_value
     if name == "test_auc":
-        result = stats.paired_auc(labels, new, base)
-        if result.se == 0:
-            return "DeLong", 1.0
-        z = result.difference / result.se
-        return "DeLong", float(scipy_stats.norm.cdf(z) if higher else scipy_stats.norm.sf(z))
-    # test_loss: per-image cross-entropy, seeds pooled per image
-    def loss(probs):
-        p = np.clip(probs, 1e-4, 1 - 1e-4)
-        return -(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean(axis=0)
-    differences = loss(new) - loss(base)
-    if not np.any(differences):
-        return "Wilcoxon on per-image loss", 1.0
-    return ("Wilcoxon on per-image loss",
-            float(scipy_stats.wilcoxon(differences, alternative=alternative).pvalue))
+        return "DeLong", stats.paired_auc(labels, new.probs, base.probs, alternative).p_value
+    return "Wilcoxon on per-image loss", stats.paired_loss(labels, new.probs, base.probs, alternative)
 
 
 def _churn(base: CaseResult, new: CaseResult) -> float | None:
     """Share of test images whose predicted label differs from the baseline's: per seed both sides
     ran, averaged; without a common seed, between the seed-mean predictions."""
-    pb, pn = base.predictions("test"), new.predictions("test")
-    if pb is None or pn is None or pb[0] != pn[0]:
+    sb, sn = base.scores("test"), new.scores("test")
+    if sb is None or sn is None or sb.ids != sn.ids:
         return None
-    seeds_b, seeds_n = [r.get("seed") for r in base.ok], [r.get("seed") for r in new.ok]
-    common = [s for s in seeds_n if s in seeds_b]
-    if common:
-        return float(np.mean([((pb[2][seeds_b.index(s)] >= 0.5) != (pn[2][seeds_n.index(s)] >= 0.5)).mean()
-                              for s in common]))
-    return float(((pb[2].mean(axis=0) >= 0.5) != (pn[2].mean(axis=0) >= 0.5)).mean())
+    index_n, index_b = stats.pair_seeds(sn.seeds, sb.seeds, shared_only=True)
+    if index_b:
+        return float(np.mean([((sb.probs[i] >= 0.5) != (sn.probs[j] >= 0.5)).mean() for i, j in zip(index_b, index_n)]))
+    return float(((sb.probs.mean(axis=0) >= 0.5) != (sn.probs.mean(axis=0) >= 0.5)).mean())
 
 
 def environment_warnings(run: dict, baseline: dict) -> list[str]:

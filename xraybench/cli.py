@@ -20,19 +20,20 @@ from tabulate import tabulate
 import torch
 
 from xraybench import __version__, check, executors, report, results
-from xraybench.train import precision
-from xraybench.check import CheckError
 from xraybench import cases as case_mod
 from xraybench.cases import PROFILES, CaseError
+from xraybench.check import CheckError
 from xraybench.data import DataError, open_source
 from xraybench.environment import DeviceError
 from xraybench.models.backbones import required_weights
 from xraybench.models.weights import fetch as fetch_weights
-from xraybench.results import ResultsError
-from xraybench.runner import RunError, RunPlan, run, summary_table
+from xraybench.report.console import summary_table
+from xraybench.results import ResultsError, Tolerance, ToleranceError
+from xraybench.runner import RunError, RunPlan, run
+from xraybench.train import precision
 
 USER_ERRORS = (CaseError, CheckError, DataError, DeviceError, executors.ExecutorError, precision.PrecisionError,
-               ResultsError, RunError)
+               ResultsError, RunError, ToleranceError)
 BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
 
 
@@ -150,7 +151,7 @@ def cmd_check(args) -> int:
     run_doc = results.read(args.run_dir)
     baseline_path = args.baseline or BASELINES / f"{check.default_name(run_doc)}.json"
     baseline = check.read_baseline(baseline_path)
-    verdicts = check.compare(run_doc, baseline, [check.Tolerance.parse(t) for t in args.tolerance])
+    verdicts = check.compare(run_doc, baseline, [Tolerance.parse(t) for t in args.tolerance])
     warnings = check.environment_warnings(run_doc, baseline)
     if args.json:
         print(check.as_json(verdicts, warnings))
@@ -172,7 +173,7 @@ def cmd_baseline(args) -> int:
                                f"Run without --random-init")
     tolerances = {}
     for spec in args.tolerance:
-        t = check.Tolerance.parse(spec)
+        t = Tolerance.parse(spec)
         tolerances[t.metric] = spec.split(":", 1)[1].strip()
     name = args.name or check.default_name(run_doc)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):

@@ -41,6 +41,12 @@ def worker_device(name: str) -> torch.device:
     return torch.device("cuda", 0) if device.type == "cuda" else device
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a clock read after it measures the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 NONDETERMINISTIC_WARNING = "does not have a deterministic implementation"
 
 

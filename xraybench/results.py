@@ -7,6 +7,10 @@ status of ok, failed or skipped. Every write is atomic: a temporary file, fsync,
 Per-image predictions (schema 2): the run's ``data.images`` holds, for the validation and
 test splits, each image's stable id and label once; every ok row holds ``predictions``, its
 P(pneumonia) per image in that order. Schema 1 files have neither and still read.
+
+Reading it: ``by_case`` groups the rows into a ``CaseResult`` per case id (its seeds); ``METRICS``
+says what each checked metric means — its direction, unit and default tolerance — for the
+check and for the tolerances a case file declares.
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xraybench import files
+
+if TYPE_CHECKING:
+    from xraybench import stats
 
 SCHEMA_VERSION = 2  # 2: per-image predictions, test-metric intervals, seed-free config hash
 STATUSES = ("ok", "failed", "skipped")
@@ -143,3 +153,117 @@ def predictions(doc: dict, row: dict, split: str = "test") -> tuple[list[str], n
     if probs is None or images is None or len(images["ids"]) != len(probs):
         return None
     return list(images["ids"]), np.asarray(images["labels"], dtype=int), np.asarray(probs, dtype=float)
+
+
+# ------------------------------------------------------------------------- cases over seeds
+
+
+@dataclass
+class CaseResult:
+    """Every row of one case id (one per seed) and the results file or baseline they belong to."""
+
+    id: str
+    rows: list[dict]
+    doc: dict = field(repr=False)
+
+    @property
+    def ok(self) -> list[dict]:
+        return [r for r in self.rows if r["status"] == "ok"]
+
+    @property
+    def first(self) -> dict:
+        return self.rows[0]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.ok)
+
+    def values(self, metric: str) -> list[float]:
+        return [r["metrics"][metric] for r in self.ok if r["metrics"].get(metric) is not None]
+
+    def summary(self, metric: str) -> stats.SeedSummary | None:
+        from xraybench import stats  # here, not above: loading case files (config_hash) needs no scipy
+
+        return stats.across_seeds(self.values(metric))
+
+    def epoch_times(self) -> list[float]:
+        """Every seed's per-epoch times (from its history, or as a baseline stores them)."""
+        return [t for r in self.ok for t in r.get("epoch_times")
+                or [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h]]
+
+    def scores(self, split: str = "test") -> stats.SeedScores | None:
+        """Every ok seed's P(pneumonia) on ``split``, when each stored them on the same images."""
+        from xraybench import stats
+
+        found = [predictions(self.doc, r, split) for r in self.ok]
+        if not found or any(f is None for f in found) or any(f[0] != found[0][0] for f in found):
+            return None
+        return stats.SeedScores([r.get("seed") for r in self.ok], found[0][0], found[0][1],
+                                np.stack([f[2] for f in found]))
+
+
+def by_case(doc: dict, rows: list[dict] | None = None) -> dict[str, CaseResult]:
+    """The rows grouped by case id, in order of first appearance."""
+    grouped: dict[str, list[dict]] = {}
+    for row in doc["cases"] if rows is None else rows:
+        grouped.setdefault(row["id"], []).append(row)
+    return {case_id: CaseResult(case_id, members, doc) for case_id, members in grouped.items()}
+
+
+# ------------------------------------------------------------------------------ the metrics
+
+
+class ToleranceError(ValueError):
+    """A tolerance string that does not parse or does not fit its metric."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    unit: str  # "pp": absolute percentage points of a 0–1 value; "%": relative change
+    tolerance: float  # default allowed worsening, in ``unit``
+    test: str = "seeds"  # "seeds": Mann–Whitney or a paired test; "times": per-epoch times; "none"
+
+
+METRICS = {m.name: m for m in [
+    Metric("test_acc", True, "pp", 2.0),
+    Metric("test_auc", True, "pp", 2.0),
+    Metric("test_sensitivity", True, "pp", 3.0),
+    Metric("test_specificity", True, "pp", 3.0),
+    Metric("best_val_acc", True, "pp", 2.0),
+    Metric("test_loss", False, "%", 10.0),
+    Metric("wall_time_s", False, "%", 25.0, "times"),
+    Metric("s_per_epoch", False, "%", 25.0, "times"),
+    Metric("peak_memory_mb", False, "%", 20.0, "none"),
+]}
+ALIASES = {"wall_time": "wall_time_s", "peak_memory": "peak_memory_mb", "acc": "test_acc", "auc": "test_auc"}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much a metric may worsen: parsed from strings like ``test_acc:-2pp`` or ``wall_time:+25%``."""
+
+    metric: str
+    amount: float
+    unit: str
+
+    @classmethod
+    def parse(cls, spec: str) -> "Tolerance":
+        match = re.fullmatch(r"\s*([a-z_]+)\s*:\s*([+-]?)(\d+(?:\.\d+)?)\s*(pp|%)\s*", spec)
+        if not match:
+            raise ToleranceError(f"tolerance {spec!r}: expected METRIC:AMOUNT with pp or %, e.g. test_acc:-2pp or "
+                                 f"wall_time:+25%")
+        name, sign, amount, unit = match.groups()
+        name = ALIASES.get(name, name)
+        if name not in METRICS:
+            raise ToleranceError(f"tolerance {spec!r}: unknown metric {name!r}; known: {', '.join(METRICS)}")
+        metric = METRICS[name]
+        if unit != metric.unit:
+            raise ToleranceError(f"tolerance {spec!r}: {name} takes {metric.unit}, not {unit}")
+        if sign and (sign == "-") != metric.higher_is_better:
+            raise ToleranceError(f"tolerance {spec!r}: {name} is {'higher' if metric.higher_is_better else 'lower'} "
+                                 f"is better, so its allowed worsening is {'-' if metric.higher_is_better else '+'}"
+                                 f"{amount}{unit}")
+        return cls(name, float(amount), unit)
+

@@ -23,19 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tabulate import tabulate
 
 from xraybench import environment, results
 from xraybench.models import registry, weights
 from xraybench.train import worker
 from xraybench.cases import Case, Profile, Suite, apply_profile, with_random_init
-from xraybench.report.comparisons import by_case
 from xraybench.data import DataError, Dataset
 from xraybench.data import cache as data_cache
 from xraybench.data.cache import CachedData
 from xraybench.data.summary import summarize
 from xraybench.executors import Executor, LocalExecutor
-from xraybench.report.formatting import mean_sd
 from xraybench.models.backbones import required_weights
 from xraybench.train.precision import FP32, Precision
 from xraybench.train.worker import Job
@@ -276,18 +273,3 @@ def _where(worker: dict) -> str:
     visible = worker.get("cuda_visible_devices")
     return (f"  [{worker['executor']} {worker['host']} pid {worker['pid']}, {worker['device']}{gpu}"
             + (f", CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "") + "]")
-
-
-def summary_table(doc: dict) -> str:
-    """The run's cases as a terminal table: one line per case, mean ± sd over its finished seeds."""
-    rows = []
-    for case in by_case(doc).values():
-        statuses = Counter(r["status"] for r in case.rows)
-        status = ", ".join(f"{n} {s}" if len(case.rows) > 1 else s for s, n in statuses.items())
-        reason = next((r.get("reason") for r in case.rows if r.get("reason")), "") or ""
-        rows.append([case.id, status, *(mean_sd(case.values(m), ".3f") for m in
-                                        ("train_acc", "best_val_acc", "test_acc", "test_auc", "test_sensitivity",
-                                         "test_specificity")), mean_sd(case.values("wall_time_s"), ".1f"), reason[:60]])
-    return tabulate(rows, headers=["case", "status", "train acc", "best val acc", "test acc", "test AUC",
-                                   "sensitivity", "specificity", "time (s)", "reason"], tablefmt="simple",
-                    disable_numparse=True)

@@ -62,11 +62,6 @@ def prepare(source, image_size: int, root: Path | None = None) -> CachedData:
     return CachedData(entry, source.kind, source.name, source.location, image_size)
 
 
-def load(source, image_size: int, root: Path | None = None) -> Dataset:
-    """The source decoded at ``image_size``, from the cache when present."""
-    return prepare(source, image_size, root).open()
-
-
 def _mmap(path: Path) -> torch.Tensor:
     # Copy-on-write map: pages are read lazily and shared between runs by the OS page cache.
     return torch.from_numpy(np.load(path, mmap_mode="c"))

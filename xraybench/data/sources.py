@@ -2,14 +2,12 @@
 
 Every source decodes to the same thing, a ``Dataset`` of uint8 tensors [N, 1, S, S] per split
 (grayscale; models that want RGB get the channel replicated when batched). Decoding happens
-once per source and size; ``cache.load`` keeps the result on disk.
+once per source and size; ``cache.prepare`` keeps the result on disk.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,10 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from xraybench.data import patients, synthetic
+from xraybench.data.images import IMAGE_SUFFIXES, strict_pil, try_decode
 
 CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 IGNORED_FILES = {"Thumbs.db", "desktop.ini"}  # operating-system droppings, not data
 VAL_FRACTION = 0.1
 MIN_VAL_PER_CLASS = 50  # a given val/ smaller than this is merged into train and carved again, by patient
@@ -119,7 +117,7 @@ class SyntheticSource:
     def fingerprint(self) -> str:
         return f"synthetic-v{synthetic.GENERATOR_VERSION}-seed{self.seed}-{'-'.join(map(str, self.sizes))}"
 
-    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
+    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str], dict]:
         splits = {name: Split(*synthetic.generate_split(name, n, image_size, self.seed), _indexed(name, n))
                   for name, n in zip(SPLITS, self.sizes)}
         return splits, ["test split imaged with a shifted acquisition (exposure, contrast, noise, patient size)"], \
@@ -182,10 +180,10 @@ class FolderSource:
     def decode(self, image_size: int) -> tuple[dict[str, Split], list[str], dict]:
         files = self.files()
         notes, bad, file_digests, pixel_digests = [], [], {}, {}
-        with _strict_pil(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        with strict_pil(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             splits = {}
             for split, entries in files.items():
-                decoded = list(pool.map(lambda e: _try_decode(e[0], image_size), entries))
+                decoded = list(pool.map(lambda e: try_decode(e[0], image_size), entries))
                 bad += [(path, error) for (path, _), (_, error) in zip(entries, decoded) if error]
                 kept = [(image, label, path) for (path, label), (image, error) in zip(entries, decoded) if not error]
                 if not kept:
@@ -245,7 +243,7 @@ class NpzSource:
         st = self.path.stat()
         return f"npz-{self.path.stem}-{hashlib.sha256(f'{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}'.encode()).hexdigest()[:16]}"
 
-    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str]]:
+    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str], dict]:
         try:
             archive = np.load(self.path)
         except Exception as exc:
@@ -306,65 +304,6 @@ def _child(root: Path, name: str) -> Path | None:
         if p.is_dir() and p.name.lower() == name:
             return p
     return None
-
-
-@contextlib.contextmanager
-def _strict_pil():
-    """Truncated files must fail to decode. PIL's switch is global and WeasyPrint turns it on
-    when imported, so it is turned off (and restored) around our decoding."""
-    from PIL import ImageFile
-
-    saved = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = saved
-
-
-@dataclass(frozen=True)
-class DecodedImage:
-    pixels: np.ndarray  # uint8 [size, size]
-    file_digest: str  # of the file's bytes
-    pixel_digest: str  # of the full-resolution grayscale pixels
-
-
-def _try_decode(path: Path, size: int) -> tuple[DecodedImage | None, str | None]:
-    """(image, None), or (None, why it cannot be read)."""
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        return None, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
-    if path.stat().st_size == 0:
-        return None, "empty file (0 bytes)"
-    try:
-        return _read_image(path, size), None
-    except Exception as exc:
-        return None, f"cannot decode image ({type(exc).__name__}: {exc})"
-
-
-def _decode_image(path: Path, size: int) -> np.ndarray:
-    """One image file → uint8 [size, size] grayscale, squashed to a square as the homework's Resize did."""
-    return _read_image(path, size).pixels
-
-
-def _read_image(path: Path, size: int) -> DecodedImage:
-    """Decode one image file, with the digests the leakage check compares.
-
-    The pixels are those of the homework's transforms (Grayscale, then a bilinear Resize of the
-    full image): no reduced-scale JPEG decode, which would be 2× faster once but differ by up to
-    10 grey levels, enough to move a chaotic case's accuracy.
-    """
-    from PIL import Image
-
-    raw = path.read_bytes()
-    with Image.open(io.BytesIO(raw)) as img:
-        img.load()  # a truncated file fails here, not later
-        if img.mode.startswith("I"):  # 16-bit or 32-bit integer grayscale: scale to 0–255
-            arr = np.asarray(img, dtype=np.float32)
-            img = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
-        full = img.convert("L")
-        pixels = np.asarray(full.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
-        pixel_digest = hashlib.sha1(full.tobytes() + f"{full.size}".encode()).hexdigest()
-    return DecodedImage(pixels, hashlib.sha1(raw).hexdigest(), pixel_digest)
 
 
 def _npz_array(archive, path: Path, key: str) -> np.ndarray:

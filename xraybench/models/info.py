@@ -5,28 +5,32 @@ file: the architecture is built with random weights."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from xraybench.environment import synchronize
 from xraybench.models import registry
-from xraybench.cases import Case
-from xraybench.train.engine import synchronize
 from xraybench.models.backbones import TORCHVISION_BACKBONES, required_weights
-from xraybench.train.objectives import OBJECTIVES
-from xraybench.train.precision import FP32, Precision
+
+if TYPE_CHECKING:
+    from xraybench.cases import Case
 
 IMAGENET_CLASSES = 1000
 _TORCHVISION = {b.name: b for b in TORCHVISION_BACKBONES}
 
 
-def model_info(case: Case, device: torch.device, latency_runs: int = 10, precision: Precision = FP32) -> dict:
-    """Costs of the case's architecture. Pretrained backbones are counted in their ImageNet
-    configuration (1000-class head), so parameters match the weights' published figures."""
+def model_info(case: Case, device: torch.device, latency_runs: int = 10, *, num_outputs: int,
+               autocast: Callable[[torch.device], contextlib.AbstractContextManager] | None = None) -> dict:
+    """Costs of the case's architecture with ``num_outputs`` outputs (its loss's), latency measured within
+    ``autocast(device)`` (the run's precision; default fp32). Pretrained backbones are counted in their
+    ImageNet configuration (1000-class head), so parameters match the weights' published figures."""
     imagenet = required_weights(case.model.name, case.model.options) is not None
-    outputs = IMAGENET_CLASSES if imagenet else OBJECTIVES[case.train.loss].num_outputs
+    outputs = IMAGENET_CLASSES if imagenet else num_outputs
     options = {**case.model.options, "pretrained": False} if imagenet else case.model.options
     size, channels = case.data.image_size, case.data.channels
     model = registry.create_model(case.model.name, in_channels=channels, image_size=size, num_outputs=outputs,
@@ -36,7 +40,7 @@ def model_info(case: Case, device: torch.device, latency_runs: int = 10, precisi
         counter = FlopCounterMode(display=False)
         with counter:
             model(x)
-        with precision.autocast(device):
+        with (autocast or (lambda _: contextlib.nullcontext()))(device):
             for _ in range(3):  # warm-up
                 model(x)
             times = []

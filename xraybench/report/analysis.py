@@ -1,5 +1,6 @@
-"""A task's test-set analysis for the report: operating points and calibration of its cases
-(numbers from xraybench.stats.operating), as tables and a figure, and the error gallery of its best case."""
+"""Test-set analysis for the report: per task, operating points and calibration of its cases (numbers
+from ``stats.operating``) as tables and a figure, and the error gallery of its best case; for the whole
+run, validation against test accuracy, confusion matrices and the images themselves."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import numpy as np
 
 from xraybench import stats
 from xraybench.report import plots
-from xraybench.report.comparisons import CaseResult
-from xraybench.report.formatting import interval, mean_sd, pct
-from xraybench.stats.operating import CALIBRATION_BINS, SPECIFICITY_TARGETS, case_operating_points
+from xraybench.report.formatting import interval, mean_sd, pct, percent_sd
+from xraybench.report.tables import Table
+from xraybench.results import CaseResult
+from xraybench.stats.operating import (CALIBRATION_BINS, SPECIFICITY_TARGETS, CaseOperatingPoints,
+                                       case_operating_points)
 
 THRESHOLD_HEADERS = ["case", "seeds", "threshold (chosen on val)", "test acc at 0.5", "test acc at threshold",
                      "sensitivity at threshold", "specificity at threshold"]
@@ -23,7 +26,7 @@ GALLERY_SIZE = 6
 def operating_section(doc: dict, done: list[CaseResult]) -> dict | None:
     """Tables, figure and error gallery for the cases of a task that stored per-image predictions;
     None if none did."""
-    points = [p for p in (case_operating_points(c) for c in done) if p is not None]
+    points = [p for p in (operating_points(c) for c in done) if p is not None]
     if not points:
         return None
     thresholds, fixed = [], []
@@ -42,18 +45,18 @@ def operating_section(doc: dict, done: list[CaseResult]) -> dict | None:
             f"{_mean(p.values(lambda s: s.ece)):.3f} {interval(p.ece_interval(), '.3f', 1)}"])
     return {
         "tables": [
-            {"headers": THRESHOLD_HEADERS, "rows": thresholds,
-             "caption": "Thresholds are chosen on the validation split, per seed, and frozen for the test split: "
-                        "0.5 is the homework's rule; Youden's J maximises sensitivity + specificity − 1 on "
-                        "validation; a case declaring a target sensitivity gets the highest threshold that "
-                        "reaches it on validation (mean ± sd over seeds). Proportions: mean over seeds with a 95% interval "
-                        "counting the seeds' spread and the test images' sampling (Wilson with one seed)."},
-            {"headers": FIXED_SPEC_HEADERS, "rows": fixed,
-             "caption": "Sensitivity at a fixed specificity: the lowest threshold that reaches the specificity on "
-                        "validation, applied to the test images; the test specificity it gives is in brackets "
-                        "(a shifted test split may fall short). Brier score: mean squared error of P(pneumonia), 95% "
-                        f"interval over test images. ECE: expected calibration error over {CALIBRATION_BINS} "
-                        "equal-width bins, mean over seeds, 95% bootstrap interval over test images."}],
+            Table(THRESHOLD_HEADERS, thresholds,
+                  caption="Thresholds are chosen on the validation split, per seed, and frozen for the test split: "
+                          "0.5 is the homework's rule; Youden's J maximises sensitivity + specificity − 1 on "
+                          "validation; a case declaring a target sensitivity gets the highest threshold that "
+                          "reaches it on validation (mean ± sd over seeds). Proportions: mean over seeds with a 95% interval "
+                          "counting the seeds' spread and the test images' sampling (Wilson with one seed)."),
+            Table(FIXED_SPEC_HEADERS, fixed,
+                  caption="Sensitivity at a fixed specificity: the lowest threshold that reaches the specificity on "
+                          "validation, applied to the test images; the test specificity it gives is in brackets "
+                          "(a shifted test split may fall short). Brier score: mean squared error of P(pneumonia), 95% "
+                          f"interval over test images. ECE: expected calibration error over {CALIBRATION_BINS} "
+                          "equal-width bins, mean over seeds, 95% bootstrap interval over test images.")],
         "figure": plots.operating_curves(points),
         "gallery": error_gallery(doc, [c for c in done if c.id in {p.case for p in points}]),
     }
@@ -68,10 +71,10 @@ def error_gallery(doc: dict, done: list[CaseResult]) -> dict | None:
     if not done or not thumbnails or not ids or len(thumbnails) != len(ids["ids"]):
         return None
     best = max(done, key=lambda c: np.mean(c.values("best_val_acc")))
-    found = best.predictions("test")
+    found = best.scores("test")
     if found is None:
         return None
-    image_ids, labels, probs = found
+    image_ids, labels, probs = found.ids, found.labels, found.probs
     position = {image_id: i for i, image_id in enumerate(ids["ids"])}
     mean = probs.mean(axis=0)
 
@@ -105,3 +108,35 @@ def _mean(values: list[float]) -> float:
 
 def _with_interval(values: list[float], images: int) -> str:
     return f"{pct(_mean(values))} {interval(stats.accuracy_interval(values, images))}"
+
+
+def operating_points(case: CaseResult) -> CaseOperatingPoints | None:
+    """A case's operating points per seed (``stats.operating``); None without per-image predictions (schema 1)."""
+    val, test = case.scores("val"), case.scores("test")
+    if val is None or test is None:
+        return None
+    return case_operating_points(case.id, val, test, float(case.first.get("target_sensitivity") or 0.0))
+
+
+def test_set_analysis(data: dict | None, ok: list[CaseResult]) -> dict:
+    """The run's closing analysis: validation vs test accuracy, confusion matrices, the images per split."""
+    summary = (data or {}).get("summary") or {}
+    table = Table(["case", "seeds", "best val acc", "test acc", "test − val", "test AUC"],
+                  [[c.id, str(c.seeds), percent_sd(c.values("best_val_acc")), percent_sd(c.values("test_acc")),
+                    mean_sd([r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in c.ok], "+.1f", 100)
+                    + " pp", mean_sd(c.values("test_auc"), ".3f") if c.values("test_auc") else "n/a"]
+                   for c in ok])
+    return {
+        "table": table if ok else None,
+        "val_test_figure": plots.val_vs_test([c.id for c in ok], [c.values("best_val_acc") for c in ok],
+                                             [c.values("test_acc") for c in ok]) if ok else None,
+        "confusion_figure": plots.confusion_matrices([(c.id, _summed_confusion(c)) for c in ok]) if ok else None,
+        "histogram_figure": plots.intensity_histograms(summary["histograms"], summary["histogram_bins"])
+        if summary.get("histograms") else None,
+        "samples_figure": plots.sample_grid(summary["samples"]) if summary.get("samples") else None,
+        "sample_size": summary.get("image_size"),
+    }
+
+
+def _summed_confusion(case: CaseResult) -> dict:
+    return {k: sum(r["metrics"]["test_confusion"][k] for r in case.ok) for k in ("tn", "fp", "fn", "tp")}

@@ -7,8 +7,9 @@ number is given with its spread over seeds.
 from __future__ import annotations
 
 from xraybench import stats
-from xraybench.report.comparisons import CaseResult, Comparison
+from xraybench.report.comparisons import Comparison
 from xraybench.report.formatting import p_is, pp
+from xraybench.results import CaseResult
 
 
 def spread(values: list[float], fmt=pp) -> str:

@@ -3,11 +3,9 @@ not for, what data they saw, what they cost to train, and what limits the number
 
 from __future__ import annotations
 
-import re
-
 from xraybench import results
-from xraybench.report.comparisons import CaseResult
 from xraybench.data import patients
+from xraybench.results import CaseResult
 
 INTENDED = ("Teaching and benchmarking: comparing training set-ups for NORMAL vs PNEUMONIA classification of "
             "chest radiographs, as in a course's homework, with the uncertainty of every number stated.")
@@ -24,7 +22,6 @@ LIMITATIONS = {
     "npz": "A MedMNIST-style .npz. PneumoniaMNIST is derived from the Kermany et al. (2018) images (paediatric, one "
            "centre) and downsampled, which removes fine detail.",
 }
-PATIENT = re.compile(r"(person\d+|patient\d+)", re.IGNORECASE)
 
 
 def model_card(doc: dict, cases: list[CaseResult]) -> list[tuple[str, str]]:
@@ -71,11 +68,11 @@ def leakage_sentence(leakage: dict | None) -> str:
 
 def patient_overlap(data: dict) -> str:
     """For results recorded before the leakage check: patients shared by the validation and test splits,
-    where file names carry a patient id (Kermany's ``person123_…``); the training split's ids are not stored."""
+    where file names carry a patient id (``data.patients``' rules); the training split's ids are not stored."""
     if data.get("kind") == "synthetic":
         return "Patient overlap: none (every synthetic image is an independent draw)."
     images = data.get("images") or {}
-    ids = {split: {m.group(1).lower() for i in images.get(split, {}).get("ids", []) if (m := PATIENT.search(i))}
+    ids = {split: {p for i in images.get(split, {}).get("ids", []) if (p := patients.patient_id(i))}
            for split in ("val", "test")}
     if not ids["val"] or not ids["test"]:
         return "Patient overlap: unknown (the file names do not name patients)."

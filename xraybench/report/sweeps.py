@@ -7,18 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from xraybench import stats
 from xraybench.report import plots
-from xraybench.report.comparisons import CaseResult
 from xraybench.report.formatting import mean_sd, percent_sd
-from xraybench.report.views import task
-
-
-def expected_max(values: list[float]) -> list[float]:
-    """E[max of n trials drawn with replacement from ``values``], n = 1 … len(values) (Dodge et al. 2019, eq. 1)."""
-    v = np.sort(np.asarray(values, dtype=float))
-    k = len(v)
-    share = np.arange(1, k + 1) / k
-    return [float(np.sum(v * (share ** n - (share - 1 / k) ** n))) for n in range(1, k + 1)]
+from xraybench.report.tables import Table, task
+from xraybench.results import CaseResult
 
 
 def sweep_section(members: list[CaseResult], not_finished: list[str]) -> dict:
@@ -34,14 +27,14 @@ def sweep_section(members: list[CaseResult], not_finished: list[str]) -> dict:
                      percent_sd(c.values("test_acc")) if done else "–",
                      mean_sd(c.values("test_loss"), ".4f") if done else "–",
                      mean_sd(c.values("wall_time_s"), ".1f") if done else "–"])
-    table = {"caption": f"Sweep of {members[0].first['sweep']}: one row per point of the grid, best validation "
-                        f"accuracy first (mean ± sd over seeds).",
-             "headers": ["case", *(k.split(".", 1)[1] for k in keys), "seeds", "best val acc", "test acc",
-                         "test loss", "training time (s)"], "rows": rows, "note": ""}
+    table = Table(["case", *(k.split(".", 1)[1] for k in keys), "seeds", "best val acc", "test acc", "test loss",
+                   "training time (s)"], rows,
+                  caption=f"Sweep of {members[0].first['sweep']}: one row per point of the grid, best validation "
+                          f"accuracy first (mean ± sd over seeds).")
     figures = []
     if ok:
         effects = {k.split(".", 1)[1]: [(c.first["sweep_params"][k], val[c.id]) for c in ok] for k in keys}
-        curve = expected_max(list(val.values()))
+        curve = stats.expected_max(list(val.values()))
         figures.append({"src": plots.sweep_figure(effects, curve),
                         "caption": "(left) Each hyperparameter's effect: every point of the grid (dots) and the "
                                    "mean per value (line), best validation accuracy, mean over seeds. (right) "
@@ -55,7 +48,7 @@ def _findings(members: list[CaseResult], ok: list[CaseResult], val: dict[str, fl
         return [f"None of the {len(members)} points of the sweep finished."]
     best = max(ok, key=lambda c: val[c.id])
     params = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in best.first["sweep_params"].items())
-    curve = expected_max(list(val.values()))
+    curve = stats.expected_max(list(val.values()))
     gain = curve[-1] - curve[0]
     half = next((n for n, e in enumerate(curve, 1) if e >= curve[0] + 0.5 * gain), len(curve))
     where = f"half of that gain comes within {half} point(s)" if gain > 1e-9 else "trying more points gains nothing"

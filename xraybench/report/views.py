@@ -3,15 +3,10 @@ fine-tuned vs frozen, and the validation-vs-test gap. Each returns a task's cont
 
 from __future__ import annotations
 
-from xraybench.report.comparisons import CaseResult, compare
+from xraybench.report.comparisons import compare
 from xraybench.report.formatting import mean_sd, p_is, percent_sd
-
-
-def task(settings=None, models=(), tables=(), findings=(), not_finished=(), analysis=None, figures=()) -> dict:
-    """The parts a task section may have; the template shows those that are not empty. ``figures``:
-    {"src", "caption"} shown after the tables."""
-    return {"settings": settings, "models": list(models), "tables": list(tables), "findings": list(findings),
-            "not_finished": list(not_finished), "analysis": analysis, "figures": list(figures)}
+from xraybench.report.tables import Table, task
+from xraybench.results import CaseResult
 
 
 def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict:
@@ -25,13 +20,13 @@ def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) 
         rows.append([model, info.get("weights") or "–", info["input"], f"{info['params'] / 1e6:.2f}",
                      f"{info['flops'] / 1e9:.2f}", _opt(info.get("file_size_mb"), ".1f"),
                      _opt(info.get("imagenet_acc1"), ".1f"), f"{info['latency_ms']:.1f}"])
-    table = {"caption": "Candidate backbones at the input size of this run. GFLOPs: floating-point operations of "
-                        "one forward pass, counted by torch.utils.flop_counter (two per multiply-add; torchvision's "
-                        "meta calls the multiply-add count GFLOPS, half this). Parameters are counted with the "
-                        "ImageNet head. Latency: median of 10 forward passes of one image on the run's device, in "
-                        "the run's precision.",
-             "headers": ["model", "weights", "input", "params (M)", "GFLOPs", "file (MB)", "ImageNet acc@1 (%)",
-                         "latency (ms)"], "rows": rows, "numeric_from": 3}
+    table = Table(["model", "weights", "input", "params (M)", "GFLOPs", "file (MB)", "ImageNet acc@1 (%)",
+                   "latency (ms)"], rows, numeric_from=3,
+                  caption="Candidate backbones at the input size of this run. GFLOPs: floating-point operations of "
+                          "one forward pass, counted by torch.utils.flop_counter (two per multiply-add; torchvision's "
+                          "meta calls the multiply-add count GFLOPS, half this). Parameters are counted with the "
+                          "ImageNet head. Latency: median of 10 forward passes of one image on the run's device, in "
+                          "the run's precision.")
     if not rows:
         return task(findings=["No model costs were recorded in this run."])
     cheapest = min(rows, key=lambda row: float(row[4]))
@@ -65,12 +60,12 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
                      f"{_oscillation(a):.1f} / {_oscillation(b):.1f}", verdict])
     if not rows:
         return task(findings=["No pair of cases compared across modes finished in this run."])
-    table = {"caption": "Each backbone in both modes (first / second); test accuracy and s/epoch as mean ± sd over seeds. "
-                        "Oscillation: mean absolute change of the validation accuracy from one epoch to the next, "
-                        "in percentage points (mean over seeds). Test: the exact sign test on the shared test "
-                        "images (exact McNemar with one seed each), α = 0.05.",
-             "headers": ["model", "modes", "seeds", "test acc", "s/epoch", "speed-up of the second",
-                         "oscillation (pp)", "paired test"], "rows": rows, "numeric_from": 2}
+    table = Table(["model", "modes", "seeds", "test acc", "s/epoch", "speed-up of the second", "oscillation (pp)",
+                   "paired test"], rows, numeric_from=2,
+                  caption="Each backbone in both modes (first / second); test accuracy and s/epoch as mean ± sd over "
+                          "seeds. Oscillation: mean absolute change of the validation accuracy from one epoch to the "
+                          "next, in percentage points (mean over seeds). Test: the exact sign test on the shared test "
+                          "images (exact McNemar with one seed each), α = 0.05.")
     span = f"{min(speedups):.1f}×" if max(speedups) - min(speedups) < 0.05 else f"{min(speedups):.1f}–{max(speedups):.1f}×"
     faster = sum(x > 1 for x in speedups)
     tested = sum(verdicts.values())
@@ -87,10 +82,10 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
         return task(findings=["No case of this suite finished."])
     rows = [[c.id, str(c.seeds), percent_sd(c.values("best_val_acc")), percent_sd(c.values("test_acc")),
              mean_sd(_gaps(c), "+.1f", 100) + " pp"] for c in ok]
-    table = {"caption": "Validation vs test accuracy, mean ± sd over seeds. The test split may come from another "
-                        "acquisition than train and validation (for the built-in data it does), so the gap measures "
-                        "the shift.",
-             "headers": ["case", "seeds", "best val acc", "test acc", "test − val"], "rows": rows}
+    table = Table(["case", "seeds", "best val acc", "test acc", "test − val"], rows,
+                  caption="Validation vs test accuracy, mean ± sd over seeds. The test split may come from another "
+                          "acquisition than train and validation (for the built-in data it does), so the gap "
+                          "measures the shift.")
     gaps = [g for c in ok for g in _gaps(c)]
     findings = [f"Test accuracy is between {100 * min(gaps):+.1f} and {100 * max(gaps):+.1f} pp from the best "
                 f"validation accuracy (mean {100 * sum(gaps) / len(gaps):+.1f} pp over every seed)."]

@@ -1,4 +1,20 @@
-"""Numbers in, numbers out: intervals, DeLong, paired comparisons, operating points, calibration."""
+"""Numbers in, numbers out — no words, no results files: intervals (``intervals``), DeLong's AUC variance
+(``delong``), paired tests on shared images and the seed-pairing rule (``paired``), a run against its
+baseline (``regression``), operating points and calibration (``operating``), what a grid search finds
+(``selection``). The names most callers need are here, as ``stats.wilson`` or ``stats.compare``."""
 
-from xraybench.stats.intervals import *  # noqa: F401,F403
-from xraybench.stats.intervals import Z  # noqa: F401
+from xraybench.stats.intervals import (ALPHA, CONFIDENCE, POWER, Z, SeedSummary, accuracy_interval, across_seeds,
+                                       bootstrap_interval, confusion_intervals, detectable_difference, resolution,
+                                       rounded, test_intervals, wilson)
+from xraybench.stats.paired import (BeatProbability, Comparison, PairedAccuracy, PairedAuc, SeedScores,
+                                    beat_probability, compare, mcnemar_exact, pair_seeds, paired_accuracy,
+                                    paired_auc, paired_loss, sign_test)
+from xraybench.stats.regression import mann_whitney_worse, smallest_mann_whitney_p, welch_worse
+from xraybench.stats.selection import expected_max
+
+__all__ = ["ALPHA", "CONFIDENCE", "POWER", "Z", "SeedSummary", "accuracy_interval", "across_seeds",
+           "bootstrap_interval", "confusion_intervals", "detectable_difference", "resolution", "rounded",
+           "test_intervals", "wilson", "BeatProbability", "Comparison", "PairedAccuracy", "PairedAuc", "SeedScores",
+           "beat_probability", "compare", "mcnemar_exact", "pair_seeds", "paired_accuracy", "paired_auc",
+           "paired_loss", "sign_test", "mann_whitney_worse", "smallest_mann_whitney_p", "welch_worse",
+           "expected_max"]

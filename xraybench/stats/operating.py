@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
 
-from xraybench import stats
-from xraybench.report.comparisons import CaseResult
+from xraybench.stats.intervals import Z
+from xraybench.stats.paired import SeedScores
 
 SPECIFICITY_TARGETS = (0.90, 0.95)
 CALIBRATION_BINS = 10
@@ -126,7 +126,7 @@ class CaseOperatingPoints:
     def brier_interval(self) -> list[float]:
         """95% interval of the Brier score over the test images (each image's squared error averaged over seeds)."""
         errors = ((self.test_probs - self.test_labels) ** 2).mean(axis=0)
-        half = stats.Z * errors.std(ddof=1) / np.sqrt(len(errors))
+        half = Z * errors.std(ddof=1) / np.sqrt(len(errors))
         return [max(0.0, errors.mean() - half), errors.mean() + half]
 
     def ece_interval(self, resamples: int = 200) -> list[float]:
@@ -147,16 +147,12 @@ class CaseOperatingPoints:
         return predicted, observed
 
 
-def case_operating_points(case: CaseResult) -> CaseOperatingPoints | None:
-    """Per seed of ``case``; None without per-image predictions (schema 1) or with one class in a split."""
-    val, test = case.predictions("val"), case.predictions("test")
-    if val is None or test is None:
+def case_operating_points(case: str, val: SeedScores, test: SeedScores,
+                          target_sensitivity: float = 0.0) -> CaseOperatingPoints | None:
+    """Per seed of ``case``, from its validation and test scores; None with one class in a split."""
+    if len(np.unique(val.labels)) < 2 or len(np.unique(test.labels)) < 2:
         return None
-    (_, val_labels, val_probs), (_, test_labels, test_probs) = val, test
-    if len(np.unique(val_labels)) < 2 or len(np.unique(test_labels)) < 2:
-        return None
-    target = float(case.first.get("target_sensitivity") or 0.0)
-    seeds = [seed_point(val_labels, v, test_labels, t, target) for v, t in zip(val_probs, test_probs)]
-    rule = f"sensitivity ≥ {100 * target:g}%" if target else "Youden"
-    return CaseOperatingPoints(case.id, rule, seeds, test_labels, test_probs, int(test_labels.sum()),
-                               int((test_labels == 0).sum()))
+    seeds = [seed_point(val.labels, v, test.labels, t, target_sensitivity) for v, t in zip(val.probs, test.probs)]
+    rule = f"sensitivity ≥ {100 * target_sensitivity:g}%" if target_sensitivity else "Youden"
+    return CaseOperatingPoints(case, rule, seeds, test.labels, test.probs, int(test.labels.sum()),
+                               int((test.labels == 0).sum()))

@@ -14,19 +14,22 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
-from xraybench.train import memory, optim, speedups
-from xraybench.models import registry
-from xraybench.cases import Case
 from xraybench.data import BatchLoader, Dataset
 from xraybench.data.batches import TensorLoader
+from xraybench.environment import synchronize
+from xraybench.models import registry
+from xraybench.train import memory, optim, speedups
 from xraybench.train.metrics import binary_metrics
 from xraybench.train.objectives import OBJECTIVES, Objective
 from xraybench.train.precision import FP32, Precision, final_layer_in_fp32
+
+if TYPE_CHECKING:
+    from xraybench.cases import Case
 
 
 class Diverged(RuntimeError):
@@ -39,12 +42,6 @@ class Evaluation:
     acc: float
     probs: torch.Tensor  # P(pneumonia) per image, on the CPU
     labels: torch.Tensor
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so that a clock read after it measures the work."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_one_epoch(model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module,

@@ -20,20 +20,23 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from tqdm import tqdm
 
 from xraybench import environment, results
-from xraybench.models import registry
-from xraybench.cases import Case
 from xraybench.data.cache import CachedData
 from xraybench.data.sources import Dataset
-from xraybench.train.engine import train_case
+from xraybench.models import registry
 from xraybench.models.info import model_info
-from xraybench.train.precision import FP32, Precision
 from xraybench.models.weights import WeightsMissing
+from xraybench.train.engine import train_case
+from xraybench.train.objectives import OBJECTIVES
+from xraybench.train.precision import FP32, Precision
+
+if TYPE_CHECKING:
+    from xraybench.cases import Case
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Pre
     """Train and test one case (one seed); a failure is a row, not an exception."""
     row = case_row(case)
     try:
-        row["model_info"] = model_info(case, device, precision=precision)
+        row["model_info"] = model_info(case, device, num_outputs=OBJECTIVES[case.train.loss].num_outputs,
+                                       autocast=precision.autocast)
     except Exception as exc:  # costs are extra information; the case still runs
         row["model_info"] = {"error": f"{type(exc).__name__}: {exc}"}
     steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)

@@ -1,0 +1,180 @@
+"""A task's own section: what was compared, the training and test tables, the paired comparisons,
+operating points and findings — or, for a sweep, the sweep's section."""
+
+from __future__ import annotations
+
+import markupsafe
+
+from xraybench import stats
+from xraybench.report import plots
+from xraybench.report.analysis import operating_section
+from xraybench.report.comparisons import Comparison, compare
+from xraybench.report.findings import task_findings
+from xraybench.report.formatting import interval, mean_sd, min_max, p_value, pct, percent_sd, pp
+from xraybench.report.sweeps import sweep_section
+from xraybench.report.tables import Table, task
+from xraybench.results import CaseResult
+
+
+SETTINGS_HEADERS = ["case", "model", "options", "input", "epochs", "batch", "optimizer", "lr", "weight decay",
+                    "scheduler", "loss", "seeds"]
+
+
+TRAINING_HEADERS = ["case", "seeds", "train loss", "train acc", "best val loss", "best val acc", "time (s)",
+                    "s/epoch", "img/s", "peak MB"]
+
+
+TEST_HEADERS = ["case", "test acc", "95% interval", "min–max", "test AUC", "sensitivity", "specificity", "F1"]
+
+
+COMPARISON_HEADERS = ["A vs B", "seeds a side", "Δ test acc (A − B)", "95% interval", "p (sign test)",
+                      "McNemar p per seed", "Δ AUC (DeLong p)", "P(A beats B)", "verdict"]
+
+
+def not_finished_note(members: list[CaseResult]) -> list[str]:
+    """One line for a task whose cases did not all finish; the reasons are in one table at the end."""
+    bad = [c for c in members if any(r["status"] != "ok" for r in c.rows)]
+    if not bad:
+        return []
+    kinds = " or ".join(sorted({r["status"] for c in bad for r in c.rows if r["status"] != "ok"}))
+    names = ", ".join(c.id for c in bad[:4]) + (", …" if len(bad) > 4 else "")
+    return [f"{len(bad)} of {len(members)} case(s) did not finish ({kinds}: {names}); their reasons are under "
+            f"“Skipped and failed cases”."]
+
+
+def task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseResult]) -> dict:
+    not_finished = not_finished_note(members)
+    if all(c.first.get("sweep") for c in members):
+        return sweep_section(members, not_finished)
+    # Cases a member is compared with (declared in another task) join the comparison.
+    compared = [cases[c] for m in members for c in m.first.get("compare", []) if c in cases]
+    involved = list({c.id: c for c in compared + members}.values())
+    done = [c for c in involved if c.ok]
+    pairs = [(m, cases[other]) for m in members for other in m.first.get("compare", [])
+             if other in cases and m.ok and cases[other].ok]
+    comparisons, untested = [], []
+    for a, b in pairs:
+        result = compare(a, b)
+        (comparisons.append(result) if result else untested.append((a.id, b.id)))
+    tables = []
+    if done:
+        tables += [_training_table(done), _test_table(doc, done)]
+    if comparisons:
+        tables.append(_comparison_table(comparisons))
+    return task(
+        settings=Table(SETTINGS_HEADERS, [_settings_row(c) for c in involved], numeric_from=99),
+        models=[{"label": c.id, "title": c.first.get("title", ""), "description": c.first.get("description", ""),
+                 "seeds": c.seeds, "figure": plots.training_curves([r["history"] for r in c.ok])}
+                for c in members if c.ok and c.ok[0].get("history")],
+        tables=tables, findings=task_findings(involved, comparisons, untested), not_finished=not_finished,
+        analysis=operating_section(doc, done) if done else None)
+
+
+def _training_table(done: list[CaseResult]) -> Table:
+    rows = [[c.id, str(c.seeds), mean_sd(c.values("train_loss"), ".4f"), percent_sd(c.values("train_acc")),
+             mean_sd(c.values("best_val_loss"), ".4f"), percent_sd(c.values("best_val_acc")),
+             mean_sd(c.values("wall_time_s"), ".1f"), mean_sd(c.values("s_per_epoch"), ".2f"),
+             mean_sd(c.values("train_images_per_s"), ",.0f"), mean_sd(c.values("peak_memory_mb"), ",.0f")]
+            for c in done]
+    kinds = sorted({r["metrics"].get("peak_memory_kind", "") for c in done for r in c.ok} - {""})
+    at_start = [r["metrics"]["memory_at_start_mb"] for c in done for r in c.ok if r["metrics"].get("memory_at_start_mb")]
+    held = f" (of which {min(at_start):,.0f}–{max(at_start):,.0f} MB were in use when the case started)" \
+        if at_start else ""
+    return Table(TRAINING_HEADERS, rows, title="Results: training",
+                 caption="Mean ± sd over seeds (the value alone with one seed); time: training time per seed. img/s: "
+                         "training images per second in the median epoch (the first carries one-time costs). "
+                         f"Peak MB: {' / '.join(kinds) or 'peak memory as recorded'}{held}.")
+
+
+def _test_table(doc: dict, done: list[CaseResult]) -> Table:
+    n_test = ((doc.get("data") or {}).get("splits") or {}).get("test", {}).get("images", 0)
+    rows = []
+    for c in done:
+        acc = c.values("test_acc")
+        single = test_intervals_of(c.ok[0]) if c.seeds == 1 else {}
+        acc_interval = interval(single.get("acc") if c.seeds == 1 else stats.accuracy_interval(acc, n_test))
+        rows.append([c.id, percent_sd(acc), acc_interval, min_max(acc),
+                     _with_interval(c, "test_auc", single.get("auc"), ".3f", 1), _with_interval(c, "test_sensitivity", single.get("sensitivity")),
+                     _with_interval(c, "test_specificity", single.get("specificity")), _with_interval(c, "test_f1", single.get("f1"))])
+    majority = majority_class(doc)
+    if majority:
+        n, positives = majority
+        rows.append(["majority class (always PNEUMONIA)", pct(positives / n if n else 0.0),
+                     interval(stats.wilson(positives, n)), "–", "0.500", "100.0 %", "0.0 %", "–"])
+    detectable = stats.resolution([c.summary("test_acc") for c in done], n_test)
+    note = ""
+    if detectable is not None:
+        note = (f"Resolution: with {n_test} test images and this seed spread, differences in test accuracy smaller "
+                f"than about {100 * detectable:.1f} points cannot be told apart (80% power, two-sided α = 0.05).")
+    return Table(TEST_HEADERS, rows, title="Results: test set", note=note,
+                 caption="Test accuracy: mean ± sd over seeds; 95% interval of that mean, counting both the seeds' "
+                         "spread (t) and the sampling of the test images (binomial), or with one seed Wilson's on the "
+                         "test images; min–max over seeds. AUC, sensitivity, specificity and F1: "
+                         "mean ± sd over seeds, or with one seed the value and its 95% interval (DeLong, Wilson, "
+                         "BCa bootstrap). The majority-class row is the trivial baseline on the same test images.")
+
+
+def majority_class(doc: dict) -> tuple[int, int] | None:
+    """(test images, pneumonia images) of the run's test split, for the trivial always-PNEUMONIA baseline."""
+    images = ((doc.get("data") or {}).get("images") or {}).get("test")
+    if images:
+        return len(images["labels"]), int(sum(images["labels"]))
+    splits = (doc.get("data") or {}).get("splits") or {}
+    if "test" not in splits:
+        return None
+    return splits["test"]["images"], splits["test"]["pneumonia"]
+
+
+def _with_interval(case: CaseResult, metric: str, single, spec: str = ".1f", scale: float = 100) -> str:
+    values = case.values(metric)
+    if not values:
+        return "n/a"
+    if case.seeds > 1:
+        text = mean_sd(values, spec, scale)
+        return text + (" %" if scale == 100 else "")
+    value = format(scale * values[0], spec) + (" %" if scale == 100 else "")
+    return value + (f" {interval(single, '.3f' if scale == 1 else '.1f', scale)}" if single else "")
+
+
+def test_intervals_of(row: dict) -> dict:
+    """A row's stored test-metric intervals; for rows written before intervals were stored, Wilson
+    intervals from its confusion matrix."""
+    if row["metrics"].get("test_intervals"):
+        return row["metrics"]["test_intervals"]
+    c = row["metrics"].get("test_confusion")
+    return stats.confusion_intervals(**c) if c else {}
+
+
+def _comparison_table(comparisons: list[Comparison]) -> Table:
+    rows = []
+    for c in comparisons:
+        acc = c.accuracy
+        per_seed = ", ".join(p_value(p) for p in c.mcnemar_per_seed.values()) or "–"
+        auc = "n/a" if c.auc is None else f"{c.auc.difference:+.3f} ({p_value(c.auc.p_value)})"
+        beat = "–" if c.beat is None else f"{c.beat.p:.2f} [{c.beat.low:.2f}, {c.beat.high:.2f}]"
+        verdict = f"{c.winner} higher" if c.winner else "no detectable difference"
+        rows.append([markupsafe.Markup("{}<br>vs {}").format(c.a, c.b), str(acc.seeds_a), pp(acc.difference),
+                     interval([acc.low, acc.high]), p_value(acc.p_value), per_seed, auc, beat, verdict])
+    return Table(COMPARISON_HEADERS, rows, title="Paired comparisons on the test images", css_class="comparisons",
+                 caption="On as many seeds a side (the seeds both ran first). Δ: mean test accuracy of A minus B; its "
+                         "95% interval counts test-image sampling and the seeds' spread. p: exact sign test on per-image "
+                         "correctness pooled over seeds (exact McNemar with one seed a side); McNemar per seed for the "
+                         "seeds both ran. Δ AUC: DeLong's test per pair of seeds, combined. P(A beats B): over all "
+                         "seeds (≥ 2 each), bootstrap interval. A verdict names a case only when p < 0.05 and the "
+                         "interval excludes zero. With one seed a side the test sees the sampling of the test images "
+                         "but not the spread between seeds (Dietterich 1998): run more seeds before trusting a verdict "
+                         "on a case that is sensitive to its seed.")
+
+
+def _settings_row(case: CaseResult) -> list[str]:
+    c = case.first.get("config", {})
+    model, data, train = c.get("model", {}), c.get("data", {}), c.get("train", {})
+    options = ", ".join(f"{k}={v}" for k, v in model.get("options", {}).items()) or "–"
+    scheduler = train.get("scheduler", "")
+    if train.get("scheduler_options"):
+        scheduler += " (" + ", ".join(f"{k}={v}" for k, v in train["scheduler_options"].items()) + ")"
+    seeds = [r.get("seed") for r in case.rows]
+    seed_text = str(seeds[0]) if len(seeds) == 1 else f"{len(seeds)} ({min(seeds)}–{max(seeds)})"
+    return [case.id, model.get("name", ""), options, f"{data.get('channels')}×{data.get('image_size')}²",
+            str(train.get("epochs", "")), str(train.get("batch_size", "")), train.get("optimizer", ""),
+            f"{train.get('lr', 0):g}", f"{train.get('weight_decay', 0):g}", scheduler, train.get("loss", ""), seed_text]
