@@ -1,5 +1,8 @@
 import copy
+import difflib
 import json
+import os
+import re
 import shutil
 
 import pytest
@@ -11,6 +14,8 @@ from xraybench.cli import main
 from xraybench.report.formatting import pct
 
 FIXTURE = FIXTURES / "results-hw3-smoke.json"
+SWEEP_FIXTURE = FIXTURES / "results-hw3-sweep-smoke.json"  # schema 2: predictions, comparisons, a sweep
+GOLDEN = FIXTURES / "report-hw3-sweep-smoke.golden.html"
 
 
 def run_dir_with(tmp_path, doc: dict, name: str = "run"):
@@ -71,6 +76,21 @@ def test_same_results_give_identical_pdf_bytes(tmp_path, fixture_doc):
     first = report.render(run_dir_with(tmp_path, fixture_doc, "a"))[1].read_bytes()
     second = report.render(run_dir_with(tmp_path, fixture_doc, "b"))[1].read_bytes()
     assert first == second
+
+
+def test_report_text_equals_the_golden_rendering():
+    """Every word, number, table, the template and the CSS of a fixed results.json's report — figures
+    replaced by a placeholder, since their SVG bytes follow matplotlib's version — equal the rendering made
+    before issue 22 moved the code into packages. After an intended change to the report, rewrite the
+    golden with XRAYBENCH_UPDATE_GOLDEN=1 pytest tests/test_report.py, and review its diff."""
+    html = report.render_html(report.build_context(json.loads(SWEEP_FIXTURE.read_text())))
+    text = re.sub(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+", "FIGURE", html)
+    if os.environ.get("XRAYBENCH_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text, encoding="utf-8")
+    golden = GOLDEN.read_text(encoding="utf-8")
+    diff = "".join(list(difflib.unified_diff(golden.splitlines(True), text.splitlines(True), "golden", "now"))[:60])
+    assert text == golden, diff
+    assert text.count("FIGURE") == 16 and "Sweep of hw3s-s-cnn" in text and "Paired comparisons" in text
 
 
 def test_user_strings_are_escaped(tmp_path, fixture_doc):

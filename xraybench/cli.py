@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip the PDF report at the end")
     p.add_argument("--baseline", type=Path, metavar="FILE", help="show the regression check against FILE in the report")
     p.add_argument("--cases", **cases_arg)
-    g = p.add_argument_group("executors", "where the cases train (README: Running on many GPUs / a cluster)")
+    g = p.add_argument_group("executors", "where the cases train (docs/cluster.md)")
     g.add_argument("--executor", default="local", choices=executors.NAMES,
                    help="local (default): one case after another in this process; ray: Ray tasks, one GPU each; "
                         "slurm: a Slurm job array through submitit")

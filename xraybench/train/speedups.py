@@ -1,6 +1,6 @@
 """Rewrites that make a model train faster without changing what it computes.
 
-Each one was measured (benchmarks/speed_vs_reference.py, README "Performance") and is kept
+Each one was measured (benchmarks/speed_vs_reference.py, docs/performance.md) and is kept
 because it helps; none changes a parameter, an output or a gradient.
 """
 
