@@ -48,12 +48,12 @@ class FlippedLabels:
         return f"{self.inner.fingerprint()}-flip{self.share}"
 
     def decode(self, image_size: int):
-        splits, notes = self.inner.decode(image_size)
+        splits, notes, accounting = self.inner.decode(image_size)
         train = splits["train"]
         flip = torch.randperm(len(train), generator=torch.Generator().manual_seed(123))[:round(self.share * len(train))]
         train.labels = train.labels.clone()
         train.labels[flip] = 1 - train.labels[flip]
-        return splits, notes + [f"{self.share:.0%} of training labels flipped"]
+        return splits, notes + [f"{self.share:.0%} of training labels flipped"], accounting
 
 
 def train(cases, first_seed: int, seeds: int, source, out: Path, name: str, lr_factor: float = 1.0) -> dict:

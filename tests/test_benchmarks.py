@@ -80,3 +80,17 @@ def test_gpu_throughput_runs_on_the_cpu_and_prints_both_loops(capsys):
     out = capsys.readouterr().out
     assert [r[0] for r in rows] == [4, 8] and all(float(r[1].replace(",", "")) > 0 for r in rows)
     assert "resnet18 at 32 px" in out and "xraybench / plain" in out and "A100" in out
+
+
+def test_false_alarm_benchmark_flips_a_share_of_training_labels_through_the_cache(tmp_path):
+    """Its degraded source decodes as every source does (splits, notes, accounting) and flips only train."""
+    from check_false_alarms import FlippedLabels
+
+    from xraybench.data.sources import SyntheticSource
+
+    clean = SyntheticSource((200, 40, 40))
+    flipped = cache.prepare(FlippedLabels(clean, share=0.1), 16, root=tmp_path / "cache").open()
+    original = cache.prepare(clean, 16, root=tmp_path / "cache").open()
+    assert (flipped.splits["train"].labels != original.splits["train"].labels).sum() == 20
+    assert torch.equal(flipped.splits["test"].labels, original.splits["test"].labels)
+    assert "10% of training labels flipped" in flipped.notes
