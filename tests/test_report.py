@@ -80,9 +80,10 @@ def test_same_results_give_identical_pdf_bytes(tmp_path, fixture_doc):
 
 def test_report_text_equals_the_golden_rendering():
     """Every word, number, table, the template and the CSS of a fixed results.json's report — figures
-    replaced by a placeholder, since their SVG bytes follow matplotlib's version — equal the rendering made
-    before issue 22 moved the code into packages. After an intended change to the report, rewrite the
-    golden with XRAYBENCH_UPDATE_GOLDEN=1 pytest tests/test_report.py, and review its diff."""
+    replaced by a placeholder, since their SVG bytes follow matplotlib's version — equal the reviewed
+    golden (first rendered by the code before issue 22 moved it into packages, and unchanged by the move;
+    rewritten for issue 23's procedure-level comparisons). After an intended change to the report, rewrite
+    it with XRAYBENCH_UPDATE_GOLDEN=1 pytest tests/test_report.py, and review its diff."""
     html = report.render_html(report.build_context(json.loads(SWEEP_FIXTURE.read_text())))
     text = re.sub(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+", "FIGURE", html)
     if os.environ.get("XRAYBENCH_UPDATE_GOLDEN"):

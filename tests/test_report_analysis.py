@@ -103,8 +103,9 @@ def test_sweep_view_sorts_the_grid_and_draws_its_effects(tmp_path):
     table = flat[flat.index("training time (s)"):flat.index("best validation accuracy first")]
     positions = [table.index(f"{i} ") for i in order]
     assert positions == sorted(positions)  # best validation accuracy first
-    assert "Expected best validation accuracy: " in flat and f"with all {len(val)}" in flat
-    assert "Expected best validation accuracy when only n points of the grid are tried" in flat
+    assert "Expected best validation accuracy of n points drawn at random from the grid, with replacement" in flat
+    assert f"for n = {len(val)} (not the best of the whole grid: draws repeat)" in flat
+    assert "Expected best validation accuracy of n points of the grid drawn at random with replacement" in flat
 
 
 def test_same_results_with_predictions_give_identical_pdf_bytes(task_run, tmp_path):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 from sklearn.metrics import f1_score, roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
@@ -151,3 +152,40 @@ def test_welch_direction_and_no_spread():
     assert stats.welch_worse([0.90, 0.91, 0.89], [0.80, 0.82, 0.81], higher_is_better=False) > 0.99
     assert stats.welch_worse([0.9, 0.9, 0.9], [0.8, 0.8, 0.8], higher_is_better=True) == 0.0
     assert stats.welch_worse([0.9, 0.9, 0.9], [0.9, 0.9, 0.9], higher_is_better=True) == 1.0
+
+
+def test_procedure_difference_counts_seeds_and_images_with_welch_satterthwaite_df():
+    rng = np.random.default_rng(3)
+    correct_a, correct_b = rng.random((3, 400)) < 0.85, rng.random((5, 400)) < 0.80
+    d = stats.accuracy_difference(correct_a, correct_b)
+    seed_a, seed_b = correct_a.mean(axis=1), correct_b.mean(axis=1)
+    per_image = correct_a.mean(axis=0) - correct_b.mean(axis=0)
+    parts = [(seed_a.var(ddof=1) / 3, 2), (seed_b.var(ddof=1) / 5, 4), (per_image.var(ddof=1) / 400, 399)]
+    variance = sum(v for v, _ in parts)
+    assert d.difference == pytest.approx(seed_a.mean() - seed_b.mean())
+    assert d.se == pytest.approx(np.sqrt(variance))
+    assert d.df == pytest.approx(variance ** 2 / sum(v ** 2 / f for v, f in parts))
+    t = scipy_stats.t(d.df)
+    assert d.p_value == pytest.approx(2 * t.sf(abs(d.difference) / d.se))
+    assert d.high - d.difference == pytest.approx(t.ppf(0.975) * d.se)
+    assert (d.p_value < 0.05) == (d.low > 0 or d.high < 0) == d.significant
+
+
+def test_procedure_difference_needs_two_seeds_a_side():
+    d = stats.accuracy_difference(np.ones((1, 50)), np.zeros((3, 50)))
+    assert d.difference == 1.0 and not d.testable and not d.significant and d.p_value == 1.0
+
+
+def test_auc_difference_is_the_mean_of_per_seed_aucs():
+    rng = np.random.default_rng(4)
+    y = rng.random(300) < 0.6
+    probs_a = rng.random((3, 300)) * 0.6 + 0.3 * y
+    probs_b = rng.random((2, 300)) * 0.6 + 0.1 * y
+    d = stats.auc_difference(y, probs_a, probs_b)
+    expected = np.mean([roc_auc_score(y, p) for p in probs_a]) - np.mean([roc_auc_score(y, p) for p in probs_b])
+    assert d.difference == pytest.approx(expected) and d.significant and d.low > 0
+
+
+def test_holm_adjusts_step_down():
+    assert stats.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert stats.holm([]) == []

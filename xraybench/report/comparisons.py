@@ -1,8 +1,9 @@
 """Two cases against each other, in words: what the report and the findings may state.
 
-The numbers come from ``stats.compare`` on the test images both cases scored. A sentence names
-a winner only when the test rejects at α = 0.05 and the difference's 95% interval excludes
-zero; otherwise it says "no detectable difference".
+The numbers come from ``stats.compare`` on the test images both cases scored. A sentence names a
+winner only when the procedure-level t test rejects at α = 0.05, its accuracy and AUC claims held
+together (Holm); the difference's 95% interval counts the seeds' spread and the test images'
+sampling. With one seed a side nothing is tested across seeds, and the sentence says so.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xraybench import stats
-from xraybench.report.formatting import p_is, pp as points
+from xraybench.report.formatting import p_is, p_value, pp as points
 from xraybench.results import CaseResult
 
 
 @dataclass
 class Comparison:
-    """``stats.Comparison``'s numbers (accuracy, auc, mcnemar_per_seed, beat), with the cases' names."""
+    """``stats.Comparison``'s numbers (accuracy, auc, models_p, mcnemar_per_seed, beat), with the cases' names."""
 
     a: str
     b: str
@@ -33,20 +34,34 @@ class Comparison:
 
     def sentence(self) -> str:
         acc = self.accuracy
-        delta = f"Δ = {points(acc.difference)} [{points(acc.low)}, {points(acc.high)}], {p_is(acc.p_value)}"
-        seeds = f"{acc.seeds_a} seed{'s' if acc.seeds_a > 1 else ''} a side"
-        if self.winner:
-            loser = self.b if self.winner == self.a else self.a
-            text = f"{self.winner} has a higher test accuracy than {loser} ({delta}; {seeds})."
-        else:
-            text = f"{self.a} vs {self.b}: no detectable difference in test accuracy ({delta}; {seeds})."
+        if not acc.testable:
+            return (f"{self.a} vs {self.b}: not tested across seeds — with {acc.seeds_a} and {acc.seeds_b} seed(s) the "
+                    f"seed-to-seed variation is unknown (Δ = {points(acc.difference)}; these trained models: sign test "
+                    f"{p_is(self.models_p)}); no winner is named.")
+        held_acc, held_auc = self.result.held_p
+        text = (f"{self.winner} has a higher test accuracy than {self.b if self.winner == self.a else self.a}"
+                if self.winner else f"{self.a} vs {self.b}: no detectable difference in test accuracy")
+        text += f" ({difference(acc, held_acc)}; {acc.seeds_a} and {acc.seeds_b} seeds)."
         if self.auc is not None:
-            if self.auc.p_value < stats.ALPHA:
-                higher = self.a if self.auc.difference > 0 else self.b
-                text += f" AUC is higher for {higher} (DeLong {p_is(self.auc.p_value)})."
+            if self.result.auc_direction:
+                higher = self.a if self.result.auc_direction > 0 else self.b
+                text += f" AUC is higher for {higher} ({difference(self.auc, held_auc, auc=True)})."
             else:
-                text += f" No detectable AUC difference (Δ = {self.auc.difference:+.3f}, DeLong {p_is(self.auc.p_value)})."
+                text += f" No detectable AUC difference ({difference(self.auc, held_auc, auc=True)})."
         return text
+
+
+def difference(d: stats.Difference, held_p: float | None = None, auc: bool = False) -> str:
+    """"Δ = +3.1 pp [+0.4 pp, +5.8 pp], t(7) p = 0.031, Holm p = 0.062" (AUC: "Δ = +0.021 [-0.004, +0.046], …");
+    ``held_p``: the p once the comparison's claims are held together (shown where it differs)."""
+    fmt = (lambda x: f"{x:+.3f}") if auc else points
+    held = f", Holm p = {p_value(held_p)}" if held_p is not None and held_p != d.p_value else ""
+    return f"Δ = {fmt(d.difference)} [{fmt(d.low)}, {fmt(d.high)}], t({degrees(d.df)}) {p_is(d.p_value)}{held}"
+
+
+def degrees(df: float) -> str:
+    """Degrees of freedom as shown: whole numbers, ∞ where nothing varies."""
+    return f"{df:.0f}" if df != float("inf") else "∞"
 
 
 def compare(a: CaseResult, b: CaseResult) -> Comparison | None:

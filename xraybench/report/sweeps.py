@@ -38,8 +38,8 @@ def sweep_section(members: list[CaseResult], not_finished: list[str]) -> dict:
         figures.append({"src": plots.sweep_figure(effects, curve),
                         "caption": "(left) Each hyperparameter's effect: every point of the grid (dots) and the "
                                    "mean per value (line), best validation accuracy, mean over seeds. (right) "
-                                   "Expected best validation accuracy when only n points of the grid are tried, "
-                                   "drawn at random (Dodge et al. 2019)."})
+                                   "Expected best validation accuracy of n points of the grid "
+                                   "drawn at random with replacement (Dodge et al. 2019)."})
     return task(tables=[table], findings=_findings(members, ok, val), not_finished=not_finished, figures=figures)
 
 
@@ -56,6 +56,7 @@ def _findings(members: list[CaseResult], ok: list[CaseResult], val: dict[str, fl
             f"({percent_sd(best.values('best_val_acc'))}) came with {params}: a selection on validation point "
             f"estimates, not a tested difference between points; its test accuracy is "
             f"{percent_sd(best.values('test_acc'))}.",
-            f"Expected best validation accuracy: {100 * curve[0]:.1f} % with one random point, "
-            f"{100 * curve[-1]:.1f} % with all {len(curve)}; {where}. "
+            f"Expected best validation accuracy of n points drawn at random from the grid, with replacement "
+            f"(Dodge et al. 2019): {100 * curve[0]:.1f} % for n = 1, {100 * curve[-1]:.1f} % for n = {len(curve)} "
+            f"(not the best of the whole grid: draws repeat); {where}. "
             f"Spread of the points' validation accuracy: {mean_sd(list(val.values()), '.3f')}."]

@@ -1,0 +1,183 @@
+"""Benchmark: do the report's "A beats B" verdicts hold their level when seeds vary?
+
+    python benchmarks/stat_calibration.py [--repeats 2000] [--seed 0]
+
+Simulates two training procedures scored on the same test images, many times over, and runs the
+project's own tests on each (``stats.accuracy_difference``, ``stats.auc_difference``, and the sign
+test on per-image correctness that treats the trained models as fixed). Per image i, seed s and
+side: z = μ_side + b_i + u_s + ε_si, with b_i ~ N(0, 1) the image's difficulty (shared by both
+sides), u_s ~ N(0, τ) the seed's effect and ε_si ~ N(0, 0.5) noise; the model labels the image
+right when z > 0 and gives P(true class) = sigmoid(z). τ is set so that one seed's accuracy varies
+by the wanted sd in percentage points; μ so that the procedures' true accuracies are 85% and
+85% − effect. Every repetition draws new images (their difficulty) and seeds; the labels (62.5%
+pneumonia) are drawn once per cell, as a test set's class counts are fixed.
+
+Prints, per cell of the grid (seeds a side, test images, seed sd, true effect): how often each
+test rejects at 0.05 with Clopper–Pearson 95% bounds (under no effect: the false-positive rate;
+under an effect: the power), and how often the verdict's 95% interval covers the true difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from xraybench import stats
+
+IMAGE_SD, NOISE_SD = 1.0, 0.5
+BASE_ACCURACY = 0.85
+PREVALENCE = 0.625
+SEEDS, IMAGES = (3, 5), (400, 624)
+SEED_SDS_PP = (0.0, 1.5, 3.0, 4.5)
+EFFECTS_PP = (0.0, 3.0, 6.0)
+
+
+@dataclass(frozen=True)
+class Cell:
+    seeds: int
+    images: int
+    seed_sd_pp: float
+    effect_pp: float
+
+
+def _mu(accuracy: float, tau: float) -> float:
+    """μ whose procedure accuracy P(z > 0), over images, seeds and noise, is ``accuracy``."""
+    return float(scipy_stats.norm.ppf(accuracy)) * np.sqrt(IMAGE_SD ** 2 + NOISE_SD ** 2 + tau ** 2)
+
+
+def _seed_sd(tau: float, mu: float) -> float:
+    """sd over seeds of a seed's accuracy on an infinite test set, Φ((μ + u) / √(σ_b² + σ_ε²)), u ~ N(0, τ)."""
+    u = scipy_stats.norm.ppf((np.arange(4000) + 0.5) / 4000) * tau
+    return float(scipy_stats.norm.cdf((mu + u) / np.hypot(IMAGE_SD, NOISE_SD)).std())
+
+
+def tau_for(seed_sd_pp: float) -> float:
+    """The seed effect's sd (on z) that gives a seed sd of accuracy of ``seed_sd_pp`` points (bisection)."""
+    if seed_sd_pp == 0:
+        return 0.0
+    low, high = 0.0, 3.0
+    for _ in range(60):
+        tau = (low + high) / 2
+        low, high = (tau, high) if _seed_sd(tau, _mu(BASE_ACCURACY, tau)) < seed_sd_pp / 100 else (low, tau)
+    return (low + high) / 2
+
+
+def true_auc(mu: float, tau: float) -> float:
+    """The procedure's mean per-seed AUC: a seed's AUC is P(z_pos + z_neg > 0) = Φ(2(μ + u) / √(2σ²))."""
+    sigma2 = IMAGE_SD ** 2 + NOISE_SD ** 2
+    return float(scipy_stats.norm.cdf(2 * mu / np.sqrt(2 * sigma2 + 4 * tau ** 2)))
+
+
+def simulate(rng: np.random.Generator, repeats: int, cell: Cell):
+    """(labels [n], P(pneumonia) of A [R, k, n] and of B, true accuracy difference, true AUC difference)."""
+    tau = tau_for(cell.seed_sd_pp)
+    mu_a = _mu(BASE_ACCURACY, tau)
+    mu_b = _mu(BASE_ACCURACY - cell.effect_pp / 100, tau)
+    k, n = cell.seeds, cell.images
+    labels = rng.random(n) < PREVALENCE
+    difficulty = rng.normal(0, IMAGE_SD, (repeats, 1, n))
+
+    def side(mu):
+        z = mu + difficulty + rng.normal(0, tau, (repeats, k, 1)) + rng.normal(0, NOISE_SD, (repeats, k, n))
+        p_true = 1 / (1 + np.exp(-z))
+        return np.where(labels, p_true, 1 - p_true)
+
+    return labels, side(mu_a), side(mu_b), cell.effect_pp / 100, true_auc(mu_a, tau) - true_auc(mu_b, tau)
+
+
+def clopper_pearson(hits: int, trials: int) -> tuple[float, float]:
+    ci = scipy_stats.binomtest(hits, trials).proportion_ci(0.95, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+@dataclass(frozen=True)
+class Rate:
+    hits: int
+    trials: int
+
+    @property
+    def share(self) -> float:
+        return self.hits / self.trials
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return clopper_pearson(self.hits, self.trials)
+
+    def __str__(self) -> str:
+        low, high = self.bounds
+        return f"{100 * self.share:5.1f}% [{100 * low:4.1f}, {100 * high:4.1f}]"
+
+
+def evaluate(rng: np.random.Generator, repeats: int, cell: Cell) -> dict[str, Rate]:
+    """Rejection rates and coverages of the report's tests in one cell of the grid."""
+    labels, probs_a, probs_b, true_acc, true_auc_diff = simulate(rng, repeats, cell)
+    correct_a, correct_b = (probs_a >= 0.5) == labels, (probs_b >= 0.5) == labels
+    acc = stats.accuracy_parts(correct_a, correct_b)
+    auc = stats.auc_parts(labels, probs_a, probs_b)
+    per_image = correct_a.mean(axis=1) - correct_b.mean(axis=1)
+    sign = [stats.sign_test(d) < stats.ALPHA for d in per_image]
+    return {
+        "accuracy: t verdict": Rate(int((acc["p_value"] < stats.ALPHA).sum()), repeats),
+        "accuracy: interval covers": Rate(int(((acc["low"] <= true_acc) & (true_acc <= acc["high"])).sum()), repeats),
+        "AUC: t verdict": Rate(int((auc["p_value"] < stats.ALPHA).sum()), repeats),
+        "AUC: interval covers": Rate(int(((auc["low"] <= true_auc_diff) & (true_auc_diff <= auc["high"])).sum()),
+                                     repeats),
+        "sign test (these models only)": Rate(int(np.sum(sign)), repeats),
+    }
+
+
+def report_trials(rng: np.random.Generator, trials: int, cell: Cell) -> Rate:
+    """End to end: two cases of a results document whose seeds' per-image predictions come from the simulation,
+    compared and worded as the report does; how often a sentence names a winner (test accuracy or AUC)."""
+    from xraybench.report.comparisons import compare
+    from xraybench.results import by_case
+
+    labels, probs_a, probs_b, _, _ = simulate(rng, trials, cell)
+    named = 0
+    for r in range(trials):
+        rows = [{"id": case, "seed": seed, "status": "ok", "metrics": {"test_acc": float(((p >= 0.5) == labels).mean())},
+                 "predictions": {"test": p.tolist()}}
+                for case, probs in (("a", probs_a[r]), ("b", probs_b[r])) for seed, p in enumerate(probs)]
+        doc = {"data": {"images": {"test": {"ids": [f"test/{i}" for i in range(len(labels))],
+                                            "labels": labels.astype(int).tolist()}}}, "cases": rows}
+        cases = by_case(doc)
+        sentence = compare(cases["a"], cases["b"]).sentence()
+        named += "has a higher test accuracy" in sentence or "AUC is higher" in sentence
+    return Rate(named, trials)
+
+
+def grid(seeds=SEEDS, images=IMAGES, seed_sds=SEED_SDS_PP, effects=EFFECTS_PP) -> list[Cell]:
+    return [Cell(*c) for c in itertools.product(seeds, images, seed_sds, effects)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    print(f"{args.repeats} repetitions per cell; rates with Clopper–Pearson 95% bounds. Under no effect a "
+          f"verdict's rate is its false-positive rate (target ≤ 5%), under an effect its power.")
+    start = time.perf_counter()
+    header = None
+    for cell in grid():
+        rates = evaluate(rng, args.repeats, cell)
+        if header is None:
+            header = f"{'seeds':>5} {'images':>6} {'seed sd':>7} {'effect':>6}  " + "  ".join(f"{k:>22}" for k in rates)
+            print(header)
+        print(f"{cell.seeds:>5} {cell.images:>6} {cell.seed_sd_pp:>5.1f}pp {cell.effect_pp:>4.1f}pp  "
+              + "  ".join(f"{str(v):>22}" for v in rates.values()), flush=True)
+    end_to_end = Cell(3, 468, 2.9, 0.0)
+    print(f"\nEnd to end, two equally good cases worded as the report does ({end_to_end.seeds} seeds, "
+          f"{end_to_end.images} test images, seed sd {end_to_end.seed_sd_pp} pp): a winner named in "
+          f"{report_trials(rng, args.repeats // 2, end_to_end)} of trials (target ≤ 5%)")
+    print(f"({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
