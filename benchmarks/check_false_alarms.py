@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from scipy.stats import binomtest
 
 from xraybench import check, runner
 from xraybench.cases import Profile, apply_profile, load_cases
@@ -75,7 +76,7 @@ def alarms(verdicts: list[check.CaseVerdict]) -> dict[str, set[str]]:
         for m in v.metrics:
             if m.status == "worse":
                 flagged["time" if m.metric in TIMES else "quality"].add(v.id)
-        if v.status in ("failed", "missing"):
+        if v.status in check.REGRESSIONS and v.status != "worse":  # failed, missing, lost
             flagged["quality"].add(v.id)
     return flagged
 
@@ -116,12 +117,19 @@ def main() -> None:
 
     n = args.repeats
     print(f"\n{', '.join(c.id for c in cases)}; {args.seeds} seed(s) per side; {n} checks per experiment; "
-          f"small setting: 32 px, 800/200/400 images, 12 epochs; {time.perf_counter() - start:.0f} s")
+          f"small setting: 32 px, 800/200/400 images, 12 epochs; {time.perf_counter() - start:.0f} s. "
+          f"Rates with Clopper–Pearson 95% bounds: a claim holds only where its bound does.")
     for experiment, c in counts.items():
         target = "false-alarm rate (target ≤ 5%)" if experiment == "A/A" else "detection rate (target ≥ 90%)"
-        per_case = ", ".join(f"{k} {v / n:.0%}" for k, v in c["per_case"].items())
-        print(f"  {experiment:11s} {target}: quality metrics {c['quality'] / n:.0%} (per case: {per_case}); "
-              f"times {c['time'] / n:.0%}; either {c['any'] / n:.0%}")
+        per_case = ", ".join(f"{k} {rate(v, n)}" for k, v in c["per_case"].items())
+        print(f"  {experiment:11s} {target}: quality metrics {rate(c['quality'], n)} (per case: {per_case}); "
+              f"times {rate(c['time'], n)}; either {rate(c['any'], n)}")
+
+
+def rate(hits: int, trials: int) -> str:
+    """"5% [1.0, 24.9]": the share and its exact (Clopper–Pearson) 95% interval, in percent."""
+    ci = binomtest(hits, trials).proportion_ci(0.95, method="exact")
+    return f"{hits / trials:.0%} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
 
 
 if __name__ == "__main__":

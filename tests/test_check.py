@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import FIXTURES
@@ -126,16 +127,17 @@ def test_report_shows_the_verdicts(run_dir, baseline_file):
 
 
 def test_committed_smoke_baseline_passes(tmp_path):
-    """What CI gates on: the smoke suite, run by the command line, against benchmarks/baselines/smoke-cpu.json."""
+    """What CI gates on: the smoke suite, run by the command line with 3 seeds (so that every verdict has a seed
+    variance to test against), against benchmarks/baselines/smoke-cpu.json."""
     out = tmp_path / "reports"
     run = subprocess.run([sys.executable, "-m", "xraybench.cli", "run", "--all", "--profile", "smoke", "--device",
-                          "cpu", "--precision", "fp32", "--no-report", "--out", str(out)],
+                          "cpu", "--precision", "fp32", "--seeds", "3", "--no-report", "--out", str(out)],
                          capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     checked = subprocess.run([sys.executable, "-m", "xraybench.cli", "check", str(out / "smoke-cpu-synthetic")],
                              capture_output=True, text=True, cwd=REPO)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "within tolerance" in checked.stdout
+    assert "within tolerance" in checked.stdout and "one seed on a side" not in checked.stdout
 
 
 def test_make_baseline_keeps_only_checked_metrics():
@@ -258,3 +260,103 @@ def test_a_case_failing_in_both_is_not_a_new_regression(run_dir, baseline_file, 
 def test_check_prints_churn(run_dir, baseline_file, capsys):
     main(["check", str(run_dir), "--baseline", str(baseline_file)])
     assert "churn" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def three_seeds(tmp_path_factory):
+    """A consistent 3-seed smoke run of task A and its own baseline."""
+    out = tmp_path_factory.mktemp("three-seeds")
+    assert main(["run", "hw3-a*", "--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--seeds", "3",
+                 "--no-report", "--out", str(out)]) == 0
+    run_dir = out / "smoke-cpu-synthetic"
+    assert main(["baseline", "save", str(run_dir), "--dir", str(out / "baselines")]) == 0
+    return run_dir, out / "baselines" / "smoke-cpu.json"
+
+
+def degraded_copy(run_dir, tmp_path, share=0.25):
+    """The run with ``share`` of each row's correct test predictions made wrong, its metrics recomputed from them."""
+    from xraybench.train.metrics import binary_metrics
+
+    doc = json.loads((run_dir / "results.json").read_text())
+    labels = np.asarray(doc["data"]["images"]["test"]["labels"])
+    for row in doc["cases"]:
+        probs = np.asarray(row["predictions"]["test"])
+        correct = np.flatnonzero((probs >= 0.5) == labels)
+        flip = correct[::round(1 / share)]
+        probs[flip] = np.where(probs[flip] >= 0.5, 0.4999, 0.5001)
+        row["predictions"]["test"] = probs.tolist()
+        row["metrics"].update({f"test_{k}": v for k, v in binary_metrics(labels, probs).items()})
+    copy_dir = tmp_path / "degraded"
+    copy_dir.mkdir()
+    (copy_dir / "results.json").write_text(json.dumps(doc))
+    return copy_dir
+
+
+def test_a_quarter_of_correct_predictions_made_wrong_is_a_regression_and_its_own_baseline_passes(three_seeds, tmp_path,
+                                                                                                  capsys):
+    run_dir, baseline = three_seeds
+    code, result = check(run_dir, baseline, capsys=capsys)
+    assert code == 0 and "one seed" not in json.dumps(result)
+    code, result = check(degraded_copy(run_dir, tmp_path), baseline, capsys=capsys)
+    assert code == 1 and set(statuses(result).values()) == {"worse"}
+    acc = next(m for m in result["cases"][0]["metrics"] if m["metric"] == "test_acc")
+    assert acc["status"] == "worse" and acc["test"] == "Welch's t over seeds (3 / 3)"
+
+
+def test_a_baseline_whose_accuracy_was_raised_alone_is_refused(three_seeds, tmp_path, capsys):
+    run_dir, baseline = three_seeds
+    edited = tmp_path / "edited.json"
+    doc = json.loads(baseline.read_text())
+    doc["cases"][1]["metrics"]["test_acc"] += 0.10
+    edited.write_text(json.dumps(doc))
+    assert main(["check", str(run_dir), "--baseline", str(edited)]) == 2
+    err = capsys.readouterr().err
+    assert str(edited) in err and f"case {doc['cases'][1]['id']} seed {doc['cases'][1]['seed']}: test_acc" in err
+    assert "baseline edited or corrupted" in err and len(err.strip().splitlines()) == 1
+
+
+def test_truncated_files_exit_2(three_seeds, tmp_path, capsys):
+    run_dir, baseline = three_seeds
+    truncated = tmp_path / "run"
+    truncated.mkdir()
+    text = (run_dir / "results.json").read_text()
+    (truncated / "results.json").write_text(text[:len(text) // 2])
+    assert main(["check", str(truncated), "--baseline", str(baseline)]) == 2
+    cut = tmp_path / "cut.json"
+    cut.write_text(baseline.read_text()[:1000])
+    assert main(["check", str(run_dir), "--baseline", str(cut)]) == 2
+    assert "not a readable" in capsys.readouterr().err
+
+
+def test_a_case_skipped_now_is_lost_unless_allowed(three_seeds, tmp_path, capsys):
+    run_dir, baseline = three_seeds
+    doc = json.loads((run_dir / "results.json").read_text())
+    for row in doc["cases"]:
+        if row["id"] == "hw3-a-cnn-dropout":
+            row.update(status="skipped", reason="weights missing", metrics={})
+    lost = tmp_path / "lost"
+    lost.mkdir()
+    (lost / "results.json").write_text(json.dumps(doc))
+    code, result = check(lost, baseline, capsys=capsys)
+    assert code == 1 and statuses(result)["hw3-a-cnn-dropout"] == "lost"
+    code, result = check(lost, baseline, "--allow-missing", "hw3-a-cnn-d*", capsys=capsys)
+    assert code == 0 and statuses(result)["hw3-a-cnn-dropout"] == "lost (allowed)"
+
+
+def test_seeds_retried_at_a_halved_batch_are_not_pooled(three_seeds, tmp_path, capsys):
+    run_dir, baseline = three_seeds
+    doc = json.loads((run_dir / "results.json").read_text())
+    retried = doc["cases"][0]
+    retried["retry"] = "CUDA out of memory at batch size 32; retried with 16"
+    retried["metrics"]["test_acc"] = 0.1  # whatever the smaller batch gave: not pooled with the full-batch seeds
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "results.json").write_text(json.dumps(doc))
+    code, result = check(tmp_path / "r", baseline, capsys=capsys)
+    case = next(c for c in result["cases"] if c["id"] == retried["id"])
+    assert code == 0 and case["status"] == "within tolerance" and f"run seed {retried['seed']}" in case["note"]
+
+
+def test_one_seed_a_side_says_what_the_verdict_is_about(run_dir, baseline_file, capsys):
+    assert main(["check", str(run_dir), "--baseline", str(baseline_file)]) == 0
+    out = capsys.readouterr().out
+    assert "case(s) with one seed on a side: the seed variation is unknown" in out

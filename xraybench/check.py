@@ -7,16 +7,25 @@ worse only when its change is both beyond the tolerance (the smallest change tha
 and statistically significant: over seeds when both sides have at least 3 (Mann–Whitney, or
 Welch's t where too few seeds keep a rank test from reaching the level), otherwise a paired
 test on the per-image predictions of the seeds both sides ran (sign test / exact McNemar,
-DeLong, Wilcoxon; with no seed in common, the tolerance alone), at α = 0.05 shared by the quality metrics of a case (Bonferroni); times follow asv (ratio beyond the factor and Mann–Whitney p < 0.002 over
-per-epoch times). Where the data allow no test (an old baseline without predictions, too few
-samples), the tolerance alone decides and the verdict says so. Cases are matched by id; a
-changed configuration hash makes a case "not comparable" rather than "worse", as asv does
-for an edited benchmark.
+DeLong, Wilcoxon — with one seed a side a statement about these trained models, which the
+verdict says; with no seed in common, the tolerance alone). A case's quality metrics are one
+family held at α = 0.05 by Holm's adjustment; its two times another, each tested over per-seed
+values (wall time per seed; each seed's median epoch time, its first epoch left out). Where
+the data allow no test, the tolerance alone decides and the verdict says so.
+
+A baseline is data the gate trusts, so ``read_baseline`` recomputes every row's accuracy,
+sensitivity, specificity, AUC and best validation accuracy from its own stored predictions:
+an edited or corrupted baseline stops the check (exit 2). Cases are matched by id; a changed
+configuration hash makes a case "not comparable" rather than "worse", as asv does for an
+edited benchmark; a case that was ok in the baseline and is skipped now is "lost", a
+regression unless ``allow_missing`` names it. Seeds that trained at a halved batch after
+running out of memory are not pooled with the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +36,10 @@ from xraybench import results, stats
 from xraybench.results import METRICS, CaseResult, Metric, Tolerance, by_case
 
 BASELINE_KIND = "xraybench-baseline"
-BASELINE_SCHEMA = 2  # 2: every seed's metrics, per-epoch times and per-image predictions
-TIME_ALPHA = 0.002  # asv's threshold for times
+BASELINE_SCHEMA = 3  # 2: every seed's metrics, per-epoch times and per-image predictions; 3: a row's OOM retry
+# Recomputed from a row's own predictions when a baseline is read: (metric, split, which images).
+RECOMPUTED = [("test_acc", "test", "all"), ("test_sensitivity", "test", "pneumonia"), ("test_specificity", "test", "normal"),
+              ("best_val_acc", "val", "all"), ("test_auc", "test", "auc")]
 
 
 class CheckError(ValueError):
@@ -56,7 +67,7 @@ class CaseVerdict:
     churn: float | None = None  # share of test images whose predicted label flipped against the baseline
 
 
-REGRESSIONS = ("worse", "failed", "missing")
+REGRESSIONS = ("worse", "failed", "missing", "lost")
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -76,6 +87,7 @@ def make_baseline(doc: dict, name: str, tolerances: dict[str, str] | None = None
                    "metrics": {k: (r.get("metrics") or {}).get(k) for k in METRICS},
                    "epoch_times": [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h],
                    **({"predictions": r["predictions"]} if r.get("predictions") else {}),
+                   **({"retry": r["retry"]} if r.get("retry") else {}),
                    **({"images": r["images"]} if r.get("images") else {})} for r in doc["cases"]],
     }
 
@@ -98,40 +110,96 @@ def read_baseline(path: Path) -> dict:
     for i, case in enumerate(doc["cases"]):
         if not isinstance(case, dict) or not isinstance(case.get("id"), str) or not isinstance(case.get("metrics"), dict):
             raise CheckError(f"{path}: cases[{i}] needs an 'id' and 'metrics'")
+    verify(doc, path)
     return doc
+
+
+def verify(doc: dict, path: Path) -> None:
+    """Every ok row's stored metrics against what its own per-image predictions give (rows without
+    predictions, schema 1, cannot be verified); a mismatch beyond rounding is a CheckError."""
+    for row in doc["cases"]:
+        if row.get("status") != "ok":
+            continue
+        for name, split, images in RECOMPUTED:
+            stored, found = row["metrics"].get(name), results.predictions(doc, row, split)
+            span = None if stored is None or found is None else _recomputed(images, found[1], found[2])
+            if span is not None and not span[0] - 1e-6 <= stored <= span[1] + 1e-6:
+                shown = f"{span[0]:.4f}" if span[0] == span[1] else f"{span[0]:.4f}–{span[1]:.4f}"
+                raise CheckError(f"{path}: case {row['id']} seed {row.get('seed')}: {name} {stored:.4f} is not what "
+                                 f"its own per-image predictions give ({shown}): baseline edited or corrupted; "
+                                 f"store it again with xraybench baseline save")
+
+
+def _recomputed(images: str, labels: np.ndarray, probs: np.ndarray) -> tuple[float, float] | None:
+    """(low, high) of a metric consistent with the stored predictions. Stored probabilities are rounded to
+    1e-4 without crossing 0.5, so proportions at 0.5 are exact; rounding keeps the order of the scores but
+    may tie them, so the AUC lies within half the share of tied pneumonia–normal pairs of its value."""
+    if images == "auc":
+        if not 0 < labels.sum() < len(labels):
+            return None
+        auc = stats.delong.auc_with_variance(labels, probs).auc
+        values, inverse = np.unique(probs, return_inverse=True)
+        pos, neg = (np.bincount(inverse[labels == k], minlength=len(values)) for k in (1, 0))
+        tied = float((pos * neg).sum()) / (pos.sum() * neg.sum())
+        return auc - tied / 2, auc + tied / 2
+    keep = {"pneumonia": labels == 1, "normal": labels == 0}.get(images, np.ones(len(labels), bool))
+    if not keep.any():
+        return None
+    value = float(((probs[keep] >= 0.5) == labels[keep]).mean())
+    return value, value
 
 
 # ------------------------------------------------------------------------------ compare
 
 
-def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = ()) -> list[CaseVerdict]:
-    """One verdict per case id in the run or the baseline, over all the seeds each side has."""
+def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = (),
+            allow_missing: list[str] = ()) -> list[CaseVerdict]:
+    """One verdict per case id in the run or the baseline, over all the seeds each side has.
+    ``allow_missing``: shell-style patterns of case ids that may be missing, skipped or failed now."""
     base, current = by_case(baseline), by_case(run)
     if not set(base) & set(current):
         raise CheckError("the run and the baseline have no case in common: nothing to compare")
     verdicts = []
     for case_id in list(current) + [k for k in base if k not in current]:
-        b_case, r_case = base.get(case_id), current.get(case_id)
-        b, r = b_case and b_case.rows, r_case and r_case.rows
-        seeds = f"{len(b or [])} / {len(r or [])}"
-        if b is None:
-            verdicts.append(CaseVerdict(case_id, seeds, "new", "not in the baseline"))
-        elif r is None:
-            verdicts.append(CaseVerdict(case_id, seeds, "missing", "in the baseline, not in this run"))
-        elif not _same_config(b[0], r[0], baseline.get("schema_version", 1), run.get("schema_version", 1)):
-            verdicts.append(CaseVerdict(case_id, seeds, "not comparable",
-                                        f"configuration changed (hash {b[0].get('hash')} → {r[0].get('hash')})"))
-        elif any(x["status"] != "ok" for x in r):
-            bad = next(x for x in r if x["status"] != "ok")
-            newly = all(x["status"] == "ok" for x in b) and bad["status"] == "failed"
-            status = "failed" if newly else "still failing" if bad["status"] == "failed" else bad["status"]
-            verdicts.append(CaseVerdict(case_id, seeds, status, bad.get("reason") or ""))
-        elif any(x["status"] != "ok" for x in b):
-            verdicts.append(CaseVerdict(case_id, seeds, "fixed", "was not ok in the baseline"))
-        else:
-            tolerances = _tolerances(baseline.get("tolerances", {}), r[0].get("tolerances", {}), cli_tolerances)
-            verdicts.append(_compare_case(case_id, seeds, b_case, r_case, tolerances))
+        verdict = _case_verdict(case_id, base.get(case_id), current.get(case_id), baseline, run, cli_tolerances)
+        if verdict.status in ("missing", "lost", "failed") and any(fnmatch.fnmatchcase(case_id, p) for p in allow_missing):
+            verdict.status, verdict.note = f"{verdict.status} (allowed)", f"{verdict.note}; --allow-missing"
+        verdicts.append(verdict)
     return verdicts
+
+
+def _case_verdict(case_id: str, b_case: CaseResult | None, r_case: CaseResult | None, baseline: dict, run: dict,
+                  cli_tolerances: list[Tolerance]) -> CaseVerdict:
+    b, r = b_case and b_case.rows, r_case and r_case.rows
+    seeds = f"{len(b or [])} / {len(r or [])}"
+    if b is None:
+        return CaseVerdict(case_id, seeds, "new", "not in the baseline")
+    if r is None:
+        return CaseVerdict(case_id, seeds, "missing", "in the baseline, not in this run")
+    if not _same_config(b[0], r[0], baseline.get("schema_version", 1), run.get("schema_version", 1)):
+        return CaseVerdict(case_id, seeds, "not comparable", f"configuration changed (hash {b[0].get('hash')} → "
+                                                             f"{r[0].get('hash')})")
+    if any(x["status"] != "ok" for x in r):
+        bad = next(x for x in r if x["status"] != "ok")
+        was_ok = all(x["status"] == "ok" for x in b)
+        status = ("failed" if bad["status"] == "failed" else "lost") if was_ok else \
+            "still failing" if bad["status"] == "failed" else bad["status"]
+        return CaseVerdict(case_id, seeds, status, bad.get("reason") or "")
+    if any(x["status"] != "ok" for x in b):
+        return CaseVerdict(case_id, seeds, "fixed", "was not ok in the baseline")
+    tolerances = _tolerances(baseline.get("tolerances", {}), r[0].get("tolerances", {}), cli_tolerances)
+    full_b, full_r = (CaseResult(case_id, [x for x in rows if not x.get("retry")], c.doc)
+                      for rows, c in ((b, b_case), (r, r_case)))
+    retried = [f"{side} seed {x.get('seed')}" for side, rows in (("baseline", b), ("run", r)) for x in rows
+               if x.get("retry")]
+    if not full_b.rows or not full_r.rows:
+        return CaseVerdict(case_id, seeds, "not comparable", f"only seeds retried at a halved batch after running "
+                                                             f"out of memory ({', '.join(retried)})")
+    verdict = _compare_case(case_id, seeds, full_b, full_r, tolerances)
+    if retried:
+        verdict.note = "; ".join(filter(None, [verdict.note, f"not pooled: {', '.join(retried)} trained at a halved "
+                                                             f"batch after running out of memory"]))
+    return verdict
 
 
 def _same_config(base: dict, row: dict, baseline_schema: int, run_schema: int) -> bool:
@@ -158,69 +226,72 @@ def _tolerances(stored: dict, declared: dict, cli: list[Tolerance]) -> dict[str,
 
 
 def _compare_case(case_id: str, seeds: str, base: CaseResult, new: CaseResult, tolerances: dict[str, float]) -> CaseVerdict:
-    """Every metric of one case. The quality metrics (accuracy, AUC, loss, …) are one family: each is held
-    to α / (their number), Bonferroni, so that a case is not flagged 6 times as often as one metric is."""
-    verdicts = []
-    quality = [name for name, m in METRICS.items() if m.test == "seeds" and base.values(name) and new.values(name)]
-    family_alpha = stats.ALPHA / max(1, len(quality))
-    for name, metric in METRICS.items():
-        b, n = base.values(name), new.values(name)
-        if not b or not n:
-            continue
-        mean_b, mean_n = float(np.mean(b)), float(np.mean(n))
-        if metric.unit == "pp":
-            change = 100 * (mean_n - mean_b)
-            text = f"{change:+.1f} pp"
-        else:
-            change = 100 * (mean_n - mean_b) / mean_b if mean_b else 0.0
-            text = f"{change:+.0f} %"
+    """Every metric of one case. The quality metrics (accuracy, AUC, loss, …) are one family and the two
+    times another: each family is held at α by Holm's adjustment, so that a case is not flagged six times
+    as often as one metric is. A metric inside its tolerance is not tested (its p counts as 1)."""
+    compared = [name for name in METRICS if base.values(name) and new.values(name)]
+    quality = sum(METRICS[name].test == "seeds" for name in compared)
+    verdicts, worse = [], {}
+    for name in compared:
+        metric = METRICS[name]
+        mean_b, mean_n = float(np.mean(base.values(name))), float(np.mean(new.values(name)))
+        change = 100 * (mean_n - mean_b) if metric.unit == "pp" else 100 * (mean_n - mean_b) / mean_b if mean_b else 0.0
         gain = change if metric.higher_is_better else -change
-        status, test, p = "within tolerance", "", None
-        if abs(gain) > tolerances[name]:
-            worse = gain < 0
-            test, p, alpha = _significance(metric, base, new, worse, family_alpha)
-            if p is None or p <= alpha:
-                status = "worse" if worse else "better"
-            else:
-                status = "not significant"
-        verdicts.append(MetricVerdict(name, mean_b, mean_n, text, status, test, p))
+        beyond, worse[name] = abs(gain) > tolerances[name], gain < 0
+        test, p = _significance(metric, base, new, worse[name], quality) if beyond else ("", None)
+        verdicts.append(MetricVerdict(name, mean_b, mean_n, f"{change:+.1f} pp" if metric.unit == "pp" else
+                                      f"{change:+.0f} %", "beyond" if beyond else "within tolerance", test, p))
+    for family in ("seeds", "times", "none"):
+        members = [v for v in verdicts if METRICS[v.metric].test == family]
+        held = stats.holm([1.0 if v.p_value is None else v.p_value for v in members])
+        for v, p in zip(members, held):
+            if v.status == "beyond":  # no test possible (p None): the tolerance alone decides, and the note says so
+                v.status = "not significant" if v.p_value is not None and p > stats.ALPHA else \
+                    "worse" if worse[v.metric] else "better"
     statuses = {v.status for v in verdicts}
     status = "worse" if "worse" in statuses else "better" if "better" in statuses else "within tolerance"
     notes = [f"{v.metric} {v.change}" + (f" (p = {v.p_value:.2g})" if v.p_value is not None else " (no test)")
              for v in verdicts if v.status == "worse"]
     untested = sorted({v.test for v in verdicts if v.p_value is None and v.test})
+    if min(base.seeds, new.seeds) < 2:
+        notes.append(ONE_SEED)
     return CaseVerdict(case_id, seeds, status, "; ".join(notes + untested), verdicts, _churn(base, new))
 
 
+ONE_SEED = ("one seed on a side: the seed variation is unknown, so a quality verdict says whether these trained "
+            "models differ, not whether the training did (run --seeds 3 on both sides)")
+
+
 def _significance(metric: Metric, base: CaseResult, new: CaseResult, worse: bool,
-                  alpha: float) -> tuple[str, float | None, float]:
-    """(which test, its one-sided p in the direction of the change or None, the α it is held to)."""
+                  family: int) -> tuple[str, float | None]:
+    """(which test, its one-sided p in the direction of the change or None); ``family``: how many quality
+    metrics the case's Holm adjustment holds together."""
     higher = metric.higher_is_better if worse else not metric.higher_is_better  # "worse" direction for the test
     if metric.test == "none":
-        return "no test for this metric: tolerance only", None, alpha
+        return "no test for this metric: tolerance only", None
     if metric.test == "times":
-        b, n = base.epoch_times(), new.epoch_times()
-        if not b or not n or stats.smallest_mann_whitney_p(len(b), len(n)) > TIME_ALPHA:
-            return f"too few per-epoch times ({len(b)} / {len(n)}) for p < {TIME_ALPHA}: tolerance only", None, TIME_ALPHA
-        return "Mann–Whitney over per-epoch times", stats.mann_whitney_worse(b, n, higher), TIME_ALPHA
+        per_seed = "wall time" if metric.name == "wall_time_s" else "median epoch time (first epoch left out)"
+        b, n = (case.values(metric.name) if metric.name == "wall_time_s" else case.epoch_medians() for case in (base, new))
+        if len(b) < 2 or len(n) < 2:
+            return f"fewer than 2 seeds a side ({len(b)} / {len(n)}) to test a time: tolerance only", None
+        return f"Welch's t over each seed's {per_seed} ({len(b)} / {len(n)})", stats.welch_worse(b, n, higher)
     b, n = base.values(metric.name), new.values(metric.name)
     if len(b) >= 3 and len(n) >= 3:
-        if stats.smallest_mann_whitney_p(len(b), len(n)) <= alpha:
-            return "Mann–Whitney over seeds", stats.mann_whitney_worse(b, n, higher), alpha
-        # Too few seeds for a rank test to reach α (3 a side: p ≥ 0.05): Welch's t over the seeds.
-        return f"Welch's t over seeds ({len(b)} / {len(n)})", stats.welch_worse(b, n, higher), alpha
+        if stats.smallest_mann_whitney_p(len(b), len(n)) <= stats.ALPHA / max(1, family):
+            return "Mann–Whitney over seeds", stats.mann_whitney_worse(b, n, higher)
+        # Too few seeds for a rank test to reach the family's level (3 a side: p ≥ 0.05): Welch's t over the seeds.
+        return f"Welch's t over seeds ({len(b)} / {len(n)})", stats.welch_worse(b, n, higher)
     split = "val" if metric.name == "best_val_acc" else "test"
     sb, sn = base.scores(split), new.scores(split)
     if sb is None or sn is None or sb.ids != sn.ids:
         why = "the baseline has" if sb is None else "this run has" if sn is None else "the two sides have"
         return (f"{why} {'no per-image predictions' if sb is None or sn is None else 'different test images'} and "
-                f"fewer than 3 seeds a side: tolerance only"), None, alpha
+                f"fewer than 3 seeds a side: tolerance only"), None
     index_n, index_b = stats.pair_seeds(sn.seeds, sb.seeds, shared_only=True)
     if not index_b:  # two different seeds differ on many images: a paired test would call seed noise a change
         return ("no seed in common and fewer than 3 seeds a side: seed noise cannot be told from a change; "
-                "tolerance only (run --seeds 3)"), None, alpha
-    test, p = _paired_test(metric.name, sb.subset(index_b), sn.subset(index_n), higher)
-    return test, p, alpha
+                "tolerance only (run --seeds 3)"), None
+    return _paired_test(metric.name, sb.subset(index_b), sn.subset(index_n), higher)
 
 
 def _paired_test(name: str, base: stats.SeedScores, new: stats.SeedScores, higher: bool) -> tuple[str, float]:
@@ -274,23 +345,3 @@ def exit_code(verdicts: list[CaseVerdict]) -> int:
 def as_json(verdicts: list[CaseVerdict], warnings: list[str]) -> str:
     return json.dumps({"exit_code": exit_code(verdicts), "warnings": warnings,
                        "cases": [dataclasses.asdict(v) for v in verdicts]}, indent=1)
-
-
-VERDICT_HEADERS = ["case", "seeds (baseline / run)", "status", "changes", "churn", "note"]
-
-
-def verdict_rows(verdicts: list[CaseVerdict]) -> list[list[str]]:
-    """One row per case for a terminal or report table; changes list the metrics that moved out of tolerance
-    first (with the test's p), then the test accuracy."""
-    rows = []
-    for v in verdicts:
-        shown = [m for m in v.metrics if m.status != "within tolerance"] or \
-                [m for m in v.metrics if m.metric == "test_acc"]
-        changes = ", ".join(f"{m.metric} {m.change} ({m.status}{_p(m)})" for m in shown)
-        churn = "–" if v.churn is None else f"{100 * v.churn:.1f} %"
-        rows.append([v.id, v.seeds, v.status, changes, churn, v.note])
-    return rows
-
-
-def _p(m: MetricVerdict) -> str:
-    return "" if m.p_value is None else f", p = {m.p_value:.2g}"

@@ -27,7 +27,7 @@ from xraybench.data import DataError, open_source
 from xraybench.environment import DeviceError
 from xraybench.models.backbones import required_weights
 from xraybench.models.weights import fetch as fetch_weights
-from xraybench.report.console import summary_table
+from xraybench.report.console import VERDICT_HEADERS, summary_table, verdict_rows
 from xraybench.results import ResultsError, Tolerance, ToleranceError
 from xraybench.runner import RunError, RunPlan, run
 from xraybench.train import precision
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: benchmarks/baselines/PROFILE-DEVICE.json for the run's profile and device")
     p.add_argument("--tolerance", action="append", default=[], metavar="SPEC",
                    help="e.g. test_acc:-2pp or wall_time:+25%% (repeatable)")
+    p.add_argument("--allow-missing", nargs="+", default=[], metavar="CASE",
+                   help="case ids (shell-style patterns) that may be missing, skipped or failed in this run without "
+                        "counting as a regression")
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     p.set_defaults(command=cmd_check)
 
@@ -151,7 +154,7 @@ def cmd_check(args) -> int:
     run_doc = results.read(args.run_dir)
     baseline_path = args.baseline or BASELINES / f"{check.default_name(run_doc)}.json"
     baseline = check.read_baseline(baseline_path)
-    verdicts = check.compare(run_doc, baseline, [Tolerance.parse(t) for t in args.tolerance])
+    verdicts = check.compare(run_doc, baseline, [Tolerance.parse(t) for t in args.tolerance], args.allow_missing)
     warnings = check.environment_warnings(run_doc, baseline)
     if args.json:
         print(check.as_json(verdicts, warnings))
@@ -159,9 +162,12 @@ def cmd_check(args) -> int:
         for warning in warnings:
             print(warning, file=sys.stderr)
         print(f"baseline: {baseline_path} ({baseline.get('name')}, {baseline.get('created')})")
-        print(tabulate(check.verdict_rows(verdicts), headers=check.VERDICT_HEADERS, tablefmt="simple"))
+        print(tabulate(verdict_rows(verdicts), headers=VERDICT_HEADERS, tablefmt="simple"))
         counts = Counter(v.status for v in verdicts)
         print("\n" + ", ".join(f"{n} {status}" for status, n in counts.most_common()))
+        one_seed = [v.id for v in verdicts if check.ONE_SEED in v.note]
+        if one_seed:
+            print(f"{len(one_seed)} case(s) with {check.ONE_SEED}")
     return check.exit_code(verdicts)
 
 

@@ -186,10 +186,12 @@ class CaseResult:
 
         return stats.across_seeds(self.values(metric))
 
-    def epoch_times(self) -> list[float]:
-        """Every seed's per-epoch times (from its history, or as a baseline stores them)."""
-        return [t for r in self.ok for t in r.get("epoch_times")
-                or [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h]]
+    def epoch_medians(self) -> list[float]:
+        """One time per ok seed: the median of its epoch times, the first epoch left out (it carries one-time
+        costs). Epochs of one seed share its process and machine state: they are no independent samples."""
+        per_seed = [r.get("epoch_times") or [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h]
+                    for r in self.ok]
+        return [float(np.median(t[1:] if len(t) > 1 else t)) for t in per_seed if t]
 
     def scores(self, split: str = "test") -> stats.SeedScores | None:
         """Every ok seed's P(pneumonia) on ``split``, when each stored them on the same images."""

@@ -18,7 +18,7 @@ import jinja2
 import markupsafe
 
 from xraybench import check, results, stats
-from xraybench.report import appendix
+from xraybench.report import appendix, console
 from xraybench.report.analysis import test_set_analysis
 from xraybench.report.formatting import pct
 from xraybench.report.model_card import model_card
@@ -103,7 +103,7 @@ def _check_section(doc: dict, baseline_path: Path) -> dict:
     baseline = check.read_baseline(baseline_path)
     verdicts = check.compare(doc, baseline)
     return {"baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
-            "table": Table(check.VERDICT_HEADERS, check.verdict_rows(verdicts), numeric_from=99),
+            "table": Table(console.VERDICT_HEADERS, console.verdict_rows(verdicts), numeric_from=99),
             "warnings": check.environment_warnings(doc, baseline),
             "verdict": "regression" if check.exit_code(verdicts) else "no regression"}
 
