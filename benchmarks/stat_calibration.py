@@ -15,6 +15,8 @@ pneumonia) are drawn once per cell, as a test set's class counts are fixed.
 Prints, per cell of the grid (seeds a side, test images, seed sd, true effect): how often each
 test rejects at 0.05 with Clopper–Pearson 95% bounds (under no effect: the false-positive rate;
 under an effect: the power), and how often the verdict's 95% interval covers the true difference.
+The same draws serve ``xraybench check``'s test over seeds (B as the run, A as its baseline, one
+metric at 0.05, one-sided: is B worse?).
 """
 
 from __future__ import annotations
@@ -113,14 +115,20 @@ class Rate:
         return f"{100 * self.share:5.1f}% [{100 * low:4.1f}, {100 * high:4.1f}]"
 
 
-def evaluate(rng: np.random.Generator, repeats: int, cell: Cell) -> dict[str, Rate]:
-    """Rejection rates and coverages of the report's tests in one cell of the grid."""
+def evaluate(rng: np.random.Generator, repeats: int, cell: Cell, with_check: bool = True) -> dict[str, Rate]:
+    """Rejection rates and coverages of the report's tests in one cell of the grid (and of the check's test
+    over seeds, unless ``with_check`` is false: its permutations are the slow part)."""
     labels, probs_a, probs_b, true_acc, true_auc_diff = simulate(rng, repeats, cell)
     correct_a, correct_b = (probs_a >= 0.5) == labels, (probs_b >= 0.5) == labels
     acc = stats.accuracy_parts(correct_a, correct_b)
     auc = stats.auc_parts(labels, probs_a, probs_b)
     per_image = correct_a.mean(axis=1) - correct_b.mean(axis=1)
     sign = [stats.sign_test(d) < stats.ALPHA for d in per_image]
+    # xraybench check, B as the run against A as its baseline on the same images: is B's accuracy worse?
+    # Over seeds as the check tests them: Welch's t with 3 a side, Mann–Whitney from 5.
+    over_seeds = stats.welch_worse if cell.seeds < 5 else stats.mann_whitney_worse
+    seed_acc_a, seed_acc_b = correct_a.mean(axis=2), correct_b.mean(axis=2)
+    check_worse = [over_seeds(a, b, True) < stats.ALPHA for a, b in zip(seed_acc_a, seed_acc_b)] if with_check else []
     return {
         "accuracy: t verdict": Rate(int((acc["p_value"] < stats.ALPHA).sum()), repeats),
         "accuracy: interval covers": Rate(int(((acc["low"] <= true_acc) & (true_acc <= acc["high"])).sum()), repeats),
@@ -128,6 +136,7 @@ def evaluate(rng: np.random.Generator, repeats: int, cell: Cell) -> dict[str, Ra
         "AUC: interval covers": Rate(int(((auc["low"] <= true_auc_diff) & (true_auc_diff <= auc["high"])).sum()),
                                      repeats),
         "sign test (these models only)": Rate(int(np.sum(sign)), repeats),
+        **({"check: worse over seeds": Rate(int(np.sum(check_worse)), repeats)} if with_check else {}),
     }
 
 

@@ -1,4 +1,4 @@
-"""The report's verdicts hold their level when seeds vary: benchmarks/stat_calibration.py's simulation
+"""The report's verdicts and the check's test over seeds hold their level when seeds vary: benchmarks/stat_calibration.py's simulation
 (image difficulty, seed effects, noise), at 2,000 repetitions per cell with a fixed seed."""
 
 import sys
@@ -11,14 +11,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import stat_calibration as calibration  # noqa: E402
 
 REPEATS = 2000
-VERDICTS = ("accuracy: t verdict", "AUC: t verdict")
+VERDICTS = ("accuracy: t verdict", "AUC: t verdict", "check: worse over seeds")
 COVERAGES = ("accuracy: interval covers", "AUC: interval covers")
 
 
 @pytest.fixture(scope="module")
 def rates():
     rng = np.random.default_rng(20261203)
-    return {cell: calibration.evaluate(rng, REPEATS, cell) for cell in calibration.grid()}
+    return {cell: calibration.evaluate(rng, REPEATS, cell, with_check=cell.effect_pp == 0)
+            for cell in calibration.grid()}
 
 
 def test_the_grid_spans_seeds_images_seed_spread_and_effects(rates):
