@@ -56,7 +56,7 @@ def test_a_clear_difference_names_the_winner():
     result = comparisons.compare(cases["weak"], cases["strong"])
     assert result.winner == "strong" and result.accuracy.p_value < 0.01 and result.accuracy.high < 0
     assert result.beat is None  # P(A beats B) only from 10 seeds a side
-    assert result.sentence().startswith("strong has a higher test accuracy than weak (Δ = -")
+    assert result.sentence().startswith("strong has a higher test accuracy than weak (Δ = +")  # the winner's lead
     assert set(result.mcnemar_per_seed) == {0, 1, 2} and result.models_p < 0.001
 
 

@@ -8,10 +8,11 @@ sampling. With one seed a side nothing is tested across seeds, and the sentence 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from xraybench import stats
-from xraybench.report.formatting import p_is, p_value, pp as points
+from xraybench.report.formatting import p_is, pp as points
 from xraybench.results import CaseResult
 
 
@@ -39,23 +40,35 @@ class Comparison:
                     f"seed-to-seed variation is unknown (Δ = {points(acc.difference)}; these trained models: sign test "
                     f"{p_is(self.models_p)}); no winner is named.")
         held_acc, held_auc = self.result.held_p
-        text = (f"{self.winner} has a higher test accuracy than {self.b if self.winner == self.a else self.a}"
-                if self.winner else f"{self.a} vs {self.b}: no detectable difference in test accuracy")
-        text += f" ({difference(acc, held_acc)}; {acc.seeds_a} and {acc.seeds_b} seeds)."
+        if self.winner:  # the difference as the winner's lead
+            loser = self.b if self.winner == self.a else self.a
+            text = (f"{self.winner} has a higher test accuracy than {loser} "
+                    f"({difference(_lead(acc, self.result.direction), held_acc)}; {acc.seeds_a} and {acc.seeds_b} seeds).")
+        else:
+            text = (f"{self.a} vs {self.b}: no detectable difference in test accuracy ({difference(acc, held_acc)}; "
+                    f"{acc.seeds_a} and {acc.seeds_b} seeds).")
         if self.auc is not None:
             if self.result.auc_direction:
                 higher = self.a if self.result.auc_direction > 0 else self.b
-                text += f" AUC is higher for {higher} ({difference(self.auc, held_auc, auc=True)})."
+                lead = _lead(self.auc, self.result.auc_direction)
+                text += f" AUC is higher for {higher} ({difference(lead, held_auc, auc=True)})."
             else:
                 text += f" No detectable AUC difference ({difference(self.auc, held_auc, auc=True)})."
         return text
+
+
+def _lead(d: stats.Difference, direction: int) -> stats.Difference:
+    """``d`` as the better side's lead: B − A where B is better."""
+    if direction >= 0:
+        return d
+    return dataclasses.replace(d, difference=-d.difference, low=-d.high, high=-d.low)
 
 
 def difference(d: stats.Difference, held_p: float | None = None, auc: bool = False) -> str:
     """"Δ = +3.1 pp [+0.4 pp, +5.8 pp], t(7) p = 0.031, Holm p = 0.062" (AUC: "Δ = +0.021 [-0.004, +0.046], …");
     ``held_p``: the p once the comparison's claims are held together (shown where it differs)."""
     fmt = (lambda x: f"{x:+.3f}") if auc else points
-    held = f", Holm p = {p_value(held_p)}" if held_p is not None and held_p != d.p_value else ""
+    held = f", Holm {p_is(held_p)}" if held_p is not None and held_p != d.p_value else ""
     return f"Δ = {fmt(d.difference)} [{fmt(d.low)}, {fmt(d.high)}], t({degrees(d.df)}) {p_is(d.p_value)}{held}"
 
 
