@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 import torch
-from scipy.stats import binomtest
 
-from xraybench import check, runner
+from xraybench import check, runner, stats
 from xraybench.cases import Profile, apply_profile, load_cases
 from xraybench.data.sources import SyntheticSource
 
@@ -128,8 +127,8 @@ def main() -> None:
 
 def rate(hits: int, trials: int) -> str:
     """"5% [1.0, 24.9]": the share and its exact (Clopper–Pearson) 95% interval, in percent."""
-    ci = binomtest(hits, trials).proportion_ci(0.95, method="exact")
-    return f"{hits / trials:.0%} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
+    low, high = stats.clopper_pearson(hits, trials)
+    return f"{hits / trials:.0%} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
 if __name__ == "__main__":

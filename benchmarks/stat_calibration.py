@@ -92,11 +92,6 @@ def simulate(rng: np.random.Generator, repeats: int, cell: Cell):
     return labels, side(mu_a), side(mu_b), cell.effect_pp / 100, true_auc(mu_a, tau) - true_auc(mu_b, tau)
 
 
-def clopper_pearson(hits: int, trials: int) -> tuple[float, float]:
-    ci = scipy_stats.binomtest(hits, trials).proportion_ci(0.95, method="exact")
-    return float(ci.low), float(ci.high)
-
-
 @dataclass(frozen=True)
 class Rate:
     hits: int
@@ -108,7 +103,7 @@ class Rate:
 
     @property
     def bounds(self) -> tuple[float, float]:
-        return clopper_pearson(self.hits, self.trials)
+        return tuple(stats.clopper_pearson(self.hits, self.trials))
 
     def __str__(self) -> str:
         low, high = self.bounds

@@ -189,3 +189,9 @@ def test_auc_difference_is_the_mean_of_per_seed_aucs():
 def test_holm_adjusts_step_down():
     assert stats.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert stats.holm([]) == []
+
+
+def test_clopper_pearson_matches_statsmodels_beta_interval():
+    for hits, trials in [(0, 20), (3, 20), (20, 20), (72, 2000)]:
+        assert stats.clopper_pearson(hits, trials) == pytest.approx(
+            list(proportion_confint(hits, trials, alpha=0.05, method="beta")), abs=1e-9)

@@ -4,8 +4,8 @@ baseline (``regression``), operating points and calibration (``operating``), wha
 (``selection``). The names most callers need are here, as ``stats.wilson`` or ``stats.compare``."""
 
 from xraybench.stats.intervals import (ALPHA, CONFIDENCE, POWER, Z, SeedSummary, accuracy_interval, across_seeds,
-                                       bootstrap_interval, confusion_intervals, detectable_difference, resolution,
-                                       rounded, test_intervals, wilson)
+                                       bootstrap_interval, clopper_pearson, confusion_intervals,
+                                       detectable_difference, resolution, rounded, test_intervals, wilson)
 from xraybench.stats.paired import (BEAT_MIN_SEEDS, BeatProbability, Comparison, Difference, PairedAccuracy,
                                     PairedAuc, SeedScores, accuracy_difference, accuracy_parts, auc_difference,
                                     auc_parts, beat_probability, compare, holm, mcnemar_exact, pair_seeds,
@@ -14,9 +14,11 @@ from xraybench.stats.regression import mann_whitney_worse, smallest_mann_whitney
 from xraybench.stats.selection import expected_max
 
 __all__ = ["ALPHA", "CONFIDENCE", "POWER", "Z", "SeedSummary", "accuracy_interval", "across_seeds",
-           "bootstrap_interval", "confusion_intervals", "detectable_difference", "resolution", "rounded",
-           "test_intervals", "wilson", "BEAT_MIN_SEEDS", "BeatProbability", "Comparison", "Difference", "PairedAccuracy",
-           "PairedAuc", "SeedScores", "accuracy_difference", "accuracy_parts", "auc_difference", "auc_parts",
-           "beat_probability", "compare", "holm", "mcnemar_exact", "pair_seeds", "paired_accuracy", "paired_auc",
-           "paired_loss", "sign_test", "mann_whitney_worse", "smallest_mann_whitney_p", "welch_worse",
+           "bootstrap_interval", "clopper_pearson", "confusion_intervals", "detectable_difference", "resolution",
+           "rounded", "test_intervals", "wilson",
+           "BEAT_MIN_SEEDS", "BeatProbability", "Comparison", "Difference", "PairedAccuracy", "PairedAuc",
+           "SeedScores", "accuracy_difference", "accuracy_parts", "auc_difference", "auc_parts", "beat_probability",
+           "compare", "holm", "mcnemar_exact", "pair_seeds", "paired_accuracy", "paired_auc", "paired_loss",
+           "sign_test",
+           "mann_whitney_worse", "smallest_mann_whitney_p", "welch_worse",
            "expected_max"]

@@ -39,6 +39,13 @@ def wilson(successes: int, trials: int) -> list[float] | None:
     return [float(ci.low), float(ci.high)]
 
 
+def clopper_pearson(successes: int, trials: int) -> list[float]:
+    """Exact (Clopper–Pearson) 95% interval of a proportion: for rates a claim is read against, such as a
+    test's false-positive rate in a simulation."""
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(CONFIDENCE, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
 def _f1(labels: np.ndarray, predicted: np.ndarray, axis: int = -1) -> np.ndarray:
     """F1 of label 1 along ``axis`` (vectorised for scipy.stats.bootstrap); 0 when undefined."""
     tp = np.sum(labels * predicted, axis=axis)

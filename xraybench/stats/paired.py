@@ -213,8 +213,8 @@ class Difference:
         return self.testable and self.p_value < ALPHA
 
 
-def _difference(seed_a: np.ndarray, seed_b: np.ndarray, image_variance: np.ndarray, image_df: float,
-                images: int) -> dict[str, np.ndarray]:
+def _difference(seed_a: np.ndarray, seed_b: np.ndarray, image_variance: np.ndarray,
+                image_df: float) -> dict[str, np.ndarray]:
     """Vectorised over leading axes: ``seed_a`` [..., k_a] and ``seed_b`` [..., k_b] per-seed values,
     ``image_variance`` [...] the variance of the difference from sampling the test images."""
     k_a, k_b = seed_a.shape[-1], seed_b.shape[-1]
@@ -246,7 +246,7 @@ def accuracy_parts(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, np
     n = correct_a.shape[-1]
     per_image = correct_a.mean(axis=-2) - correct_b.mean(axis=-2)
     image_variance = per_image.var(axis=-1, ddof=1) / n if n > 1 else np.zeros(per_image.shape[:-1])
-    return _difference(correct_a.mean(axis=-1), correct_b.mean(axis=-1), image_variance, n - 1, n)
+    return _difference(correct_a.mean(axis=-1), correct_b.mean(axis=-1), image_variance, n - 1)
 
 
 def accuracy_difference(correct_a: np.ndarray, correct_b: np.ndarray) -> Difference:
@@ -270,7 +270,7 @@ def auc_parts(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray) -> d
     d01 = v01_a.reshape(*batch, k_a, negatives).mean(axis=-2) - v01_b.reshape(*batch, k_b, negatives).mean(axis=-2)
     image_variance = d10.var(axis=-1, ddof=1) / m + d01.var(axis=-1, ddof=1) / negatives
     return _difference(auc_a.reshape(*batch, k_a), auc_b.reshape(*batch, k_b), image_variance,
-                       m + negatives - 2, n)
+                       m + negatives - 2)
 
 
 def auc_difference(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray) -> Difference:
