@@ -161,10 +161,10 @@ def _method(doc: dict, cases: dict[str, CaseResult]) -> list[str]:
             f"A sentence names a better case only when a test of the two training procedures rejects at α = "
             f"{stats.ALPHA}: the difference of their mean test accuracy (or AUC) over seeds, with a standard error "
             "that counts each side's seed-to-seed spread and the sampling of the test images, referred to a t "
-            "distribution with Welch–Satterthwaite degrees of freedom — the same reference as the difference's 95% "
-            "interval, so a winner is named exactly when that interval excludes zero. With one seed a side the "
-            "seed variation is unknown and nothing is tested. A view that tests many pairs holds them together "
-            "(Holm). The sign test on per-image correctness (exact McNemar per seed) is shown too, as a statement "
+            "distribution with Welch–Satterthwaite degrees of freedom, the reference of the difference's 95% "
+            "interval too. A comparison's accuracy and AUC claims are held together (Holm), and so are the pairs a "
+            "view tests at once; the adjusted p is shown where it differs. With one seed a side the seed variation "
+            "is unknown and nothing is tested. The sign test on per-image correctness (exact McNemar per seed) is shown too, as a statement "
             "about these trained networks only. A simulation in benchmarks/stat_calibration.py shows that these "
             "tests keep their 5% level when seeds vary."]
     if len(counts) > 1:
