@@ -14,8 +14,8 @@ from xraybench.stats import operating
 from xraybench.cli import main
 from xraybench.report.analysis import operating_points
 from xraybench.results import by_case
-from xraybench.stats.operating import (expected_calibration_error, rates, seed_point,
-                                 threshold_for_specificity, youden_threshold)
+from xraybench.stats.operating import (CaseOperatingPoints, calibration_error, rates, seed_point,
+                                       squared_calibration_error, threshold_for_specificity, youden_threshold)
 
 
 def brute_force_youden(labels, probs):
@@ -48,8 +48,32 @@ def test_threshold_for_specificity_is_the_lowest_that_reaches_it(target):
 def test_calibration_measures():
     labels = np.array([1] * 9 + [0] + [1] * 5 + [0] * 5)
     probs = np.array([0.9] * 10 + [0.5] * 10)
-    assert expected_calibration_error(labels, probs) == pytest.approx(0.0)  # 90% at 0.9, 50% at 0.5
-    assert expected_calibration_error(np.array([1, 0, 1, 0]), np.full(4, 0.9)) == pytest.approx(0.4)
+    # 90% at 0.9, 50% at 0.5: no gap, so only the debiasing terms −ȳ(1 − ȳ)/(n_b − 1), weighted by bin share
+    assert squared_calibration_error(labels, probs)[0, 0] == pytest.approx(-0.5 * 0.09 / 9 - 0.5 * 0.25 / 9)
+    assert squared_calibration_error(np.array([1, 0, 1, 0]), np.full(4, 0.9))[0, 0] == pytest.approx(0.4 ** 2 - 0.25 / 3)
+    assert calibration_error(-0.01) == 0.0 and calibration_error(0.04) == pytest.approx(0.2)
+
+
+def test_the_debiased_calibration_error_reads_bootstrap_weights_as_repeated_images():
+    rng = np.random.default_rng(5)
+    labels, probs = rng.integers(0, 2, 80), rng.random((3, 80))
+    weights = rng.multinomial(80, np.full(80, 1 / 80), 4)
+    found = squared_calibration_error(labels, probs, weights)
+    for row, w in zip(found, weights):
+        index = np.repeat(np.arange(80), w)
+        assert row == pytest.approx([squared_calibration_error(labels[index], p[index])[0, 0] for p in probs])
+
+
+def test_a_calibrated_model_gets_an_ece_near_0_with_an_interval_that_reaches_0():
+    """The issue's case: true ECE 0, 400 images. The old plug-in read 0.052 [0.045, 0.102]."""
+    rng = np.random.default_rng(11)
+    probs = rng.beta(0.5, 0.5, 400)
+    labels = (rng.random(400) < probs).astype(int)
+    seeds = [seed_point(labels, probs, labels, probs)]
+    points = CaseOperatingPoints("calibrated", "Youden", seeds, labels, probs[None], int(labels.sum()),
+                                 int((labels == 0).sum()))
+    low, high = points.ece_interval()
+    assert points.ece() < 0.05 and low == 0.0 and 0.0 < high < 0.1
     rng = np.random.default_rng(3)
     labels, probs = rng.integers(0, 2, 50), rng.random(50)
     point = seed_point(labels, probs, labels, probs)

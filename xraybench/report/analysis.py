@@ -17,7 +17,7 @@ from xraybench.stats.operating import (CALIBRATION_BINS, SPECIFICITY_TARGETS, Ca
 THRESHOLD_HEADERS = ["case", "seeds", "threshold (chosen on val)", "test acc at 0.5", "test acc at threshold",
                      "sensitivity at threshold", "specificity at threshold"]
 FIXED_SPEC_HEADERS = ["case", *(f"sensitivity at {100 * t:.0f}% val specificity (test specificity)"
-                                for t in SPECIFICITY_TARGETS), "Brier score", "ECE"]
+                                for t in SPECIFICITY_TARGETS), "Brier score", "ECE (ℓ2, debiased)"]
 
 
 GALLERY_SIZE = 6
@@ -42,7 +42,7 @@ def operating_section(doc: dict, done: list[CaseResult]) -> dict | None:
             *(f"{_with_interval(p.values(lambda s, t=t: s.at_specificity[t][0]), p.positives)} "
               f"({pct(_mean(p.values(lambda s, t=t: s.at_specificity[t][1])))})" for t in SPECIFICITY_TARGETS),
             f"{_mean(p.values(lambda s: s.brier)):.3f} {interval(p.brier_interval(), '.3f', 1)}",
-            f"{_mean(p.values(lambda s: s.ece)):.3f} {interval(p.ece_interval(), '.3f', 1)}"])
+            f"{p.ece():.3f} {interval(p.ece_interval(), '.3f', 1)}"])
     return {
         "tables": [
             Table(THRESHOLD_HEADERS, thresholds,
@@ -55,8 +55,9 @@ def operating_section(doc: dict, done: list[CaseResult]) -> dict | None:
                   caption="Sensitivity at a fixed specificity: the lowest threshold that reaches the specificity on "
                           "validation, applied to the test images; the test specificity it gives is in brackets "
                           "(a shifted test split may fall short). Brier score: mean squared error of P(pneumonia), 95% "
-                          f"interval over test images. ECE: expected calibration error over {CALIBRATION_BINS} "
-                          "equal-width bins, mean over seeds, 95% bootstrap interval over test images.")],
+                          f"interval over test images. ECE: root of the squared calibration error over {CALIBRATION_BINS} "
+                          "equal-width bins, debiased (Kumar et al. 2019: a calibrated model scores about 0, not "
+                          "~0.05), seeds' mean; 95% interval from 1,000 bootstrap resamples of the test images.")],
         "figure": plots.operating_curves(points),
         "gallery": error_gallery(doc, [c for c in done if c.id in {p.case for p in points}]),
     }
