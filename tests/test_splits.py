@@ -21,6 +21,7 @@ SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-r
 @pytest.mark.parametrize("name, patient", [
     ("train/PNEUMONIA/person1946_bacteria_4874.jpeg", "person1946"),
     ("test/PNEUMONIA/person1_virus_6.jpeg", "person1"),
+    ("test/PNEUMONIA/person1_virus_6 (1).jpeg", "person1"),  # a downloaded copy still names its patient
     ("train/NORMAL/IM-0001-0001.jpeg", "IM-0001"),
     ("val/NORMAL/NORMAL2-IM-1427-0001.jpeg", "NORMAL2-IM-1427"),
     ("train/NORMAL/scan_0042.png", None),  # unknown: the image is its own patient
@@ -80,6 +81,36 @@ def test_the_report_states_the_splitting_and_the_leakage(tmp_path):
     html = (tmp_path / "smoke-cpu-kermany" / "report.html").read_text()
     assert "validation carved from train by patient" in html
     assert "Leakage across splits: 1 patient(s) in both train and test: person1946" in html
+
+
+def test_names_that_name_no_patient_are_counted_warned_about_and_the_note_says_by_image(tmp_path, capsys):
+    """Renamed files (another site's scheme) match no rule: each image is its own patient. The carve is then
+    by image, and the note, the console and the report say so instead of "by patient"."""
+    root = tmp_path / "kermany"
+    shutil.copytree(KERMANY, root)
+    renamed = sorted(root.rglob("*.jpeg"))
+    for n, path in enumerate(renamed):
+        path.rename(path.with_name(f"scan_{n:04d}.jpeg"))
+    assert main(["run", "hw3-b-mlp", "--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--data",
+                 str(root), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "validation carved from train by image (no file name names a patient)" in out
+    assert f"warning: data: patients: {len(renamed)} of {len(renamed)} file names (100%) name no patient " \
+           "(e.g. train/NORMAL/scan_" in out
+    data = results.read(tmp_path / "out" / "smoke-cpu-kermany")["data"]
+    assert data["patient_names"]["named"] == 0 and "by image" in data["splitting"]
+    html = (tmp_path / "out" / "smoke-cpu-kermany" / "report.html").read_text()
+    assert f"0 of {len(renamed)} names matching a patient rule" in html
+
+
+def test_a_carve_over_partly_named_files_says_which_part_is_by_patient():
+    ids = [f"train/PNEUMONIA/person{p}_bacteria_{p}.jpeg" for p in range(60)] + [f"train/NORMAL/x{n}.png" for n in range(40)]
+    found = patients.naming(ids)
+    assert found == {"images": 100, "named": 60, "examples": [f"train/NORMAL/x{n}.png" for n in range(5)]}
+    assert patients.carve_unit(found) == "by patient for the 60% of images whose file name names one, by image for the rest"
+    assert "40 of 100 file names (40%) name no patient" in patients.naming_warning(found)
+    assert patients.naming_warning(patients.naming(ids[:60] + ids[60:62])) is None  # 97% named: no warning
+    assert patients.carve_unit(patients.naming(ids[:60])) == "by patient"
 
 
 def test_a_small_val_folder_is_merged_and_carved_again(tmp_path):

@@ -20,7 +20,7 @@ import torch
 
 from xraybench.data.sources import SPLITS, Dataset, Split
 
-FORMAT = 4  # 4: splits carved by patient, leakage recorded; 3: image ids stored; 2: full-scale JPEG decode (1 used a reduced-scale draft)
+FORMAT = 5  # 5: copy markers in names, how many names name a patient; 4: splits carved by patient, leakage recorded; 3: image ids stored; 2: full-scale JPEG decode (1 used a reduced-scale draft)
 
 
 def cache_dir() -> Path:

@@ -17,6 +17,8 @@ import torch
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 EXAMPLES = 5  # ids named in a warning
+MIN_NAMED_SHARE = 0.95  # below this share of names matching a rule, the carve is mostly by image: say so
+COPY_MARKER = re.compile(r" \(\d+\)$")  # "person1_virus_6 (1)": a copy of person1's file, as downloads name it
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ UNKNOWN_RULE = "any other name: one image is one patient"
 
 def patient_id(image_id: str) -> str | None:
     """The patient a file name names, or None (then the image is its own patient)."""
-    stem = PurePosixPath(image_id).stem
+    stem = COPY_MARKER.sub("", PurePosixPath(image_id).stem)
     for rule in PATIENT_RULES:
         if match := rule.pattern.match(stem):
             return match.group(1)
@@ -50,6 +52,33 @@ def patient_id(image_id: str) -> str | None:
 def patients(ids: list[str]) -> list[str]:
     """One patient key per image: the named patient, else the image itself."""
     return [patient_id(i) or f"image:{i}" for i in ids]
+
+
+def naming(ids: list[str]) -> dict:
+    """How many file names name their patient: {"images", "named", "examples"} (the first names that do not)."""
+    unnamed = [i for i in ids if patient_id(i) is None]
+    return {"images": len(ids), "named": len(ids) - len(unnamed), "examples": unnamed[:EXAMPLES]}
+
+
+def carve_unit(found: dict) -> str:
+    """How a carve over these names groups images: "by patient", "by image", or both, as the note says it."""
+    share = found["named"] / found["images"] if found["images"] else 0.0
+    if share >= MIN_NAMED_SHARE:
+        return "by patient"
+    if found["named"] == 0:
+        return "by image (no file name names a patient)"
+    return f"by patient for the {share:.0%} of images whose file name names one, by image for the rest"
+
+
+def naming_warning(found: dict) -> str | None:
+    """One line when fewer than MIN_NAMED_SHARE of the names match a patient rule, naming examples."""
+    images, named = found["images"], found["named"]
+    if not images or named / images >= MIN_NAMED_SHARE:
+        return None
+    rules = "; ".join(rule.example for rule in PATIENT_RULES)
+    return (f"patients: {images - named} of {images} file names ({(images - named) / images:.0%}) name no patient "
+            f"(e.g. {', '.join(found['examples'])}; rules: {rules}): each such image counts as its own patient, so "
+            f"validation is carved by image there and a patient shared across splits goes unseen")
 
 
 def carve_by_patient(ids: list[str], labels: torch.Tensor, fraction: float, seed: int = 0) -> list[int]:

@@ -96,6 +96,12 @@ class Dataset:
     def leakage_warnings(self) -> list[str]:
         return patients.warnings(self.accounting.get("leakage") or {})
 
+    @property
+    def naming_warning(self) -> str | None:
+        """Set when most file names name no patient (folder sources): the carve and the leakage check are by image."""
+        found = self.accounting.get("patient_names")
+        return patients.naming_warning(found) if found else None
+
 
 # ------------------------------------------------------------------------------ sources
 
@@ -217,11 +223,14 @@ class FolderSource:
                 f"val/ has {given_val.counts()['normal']} + {given_val.counts()['pneumonia']} images (fewer than " \
                 f"{self.min_val_per_class} per class), merged into train"
             val_patients = len(set(patients.patients(splits["val"].ids)))
-            splitting = (f"{why}; validation carved from train by patient: {self.val_fraction:.0%} of each class, "
+            unit = patients.carve_unit(patients.naming(pool_split.ids))
+            splitting = (f"{why}; validation carved from train {unit}: {self.val_fraction:.0%} of each class, "
                          f"seed 0, {len(splits['val'])} images of {val_patients} patients")
             notes.append(splitting)
         leakage = patients.leakage({name: splits[name].ids for name in SPLITS}, file_digests, pixel_digests)
-        return {name: splits[name] for name in SPLITS}, notes, {"splitting": splitting, "leakage": leakage}
+        named = patients.naming([i for name in SPLITS for i in splits[name].ids])
+        return {name: splits[name] for name in SPLITS}, notes, {"splitting": splitting, "leakage": leakage,
+                                                                "patient_names": named}
 
 
 @dataclass(frozen=True)

@@ -51,19 +51,26 @@ def _data_accounting(data: dict) -> str:
     notes = "".join(f" {note[0].upper()}{note[1:]}." for note in data.get("notes", [])
                     if note != data.get("splitting"))
     how = f" Splits: {data['splitting']}." if data.get("splitting") else ""
-    shared = leakage_sentence(data["leakage"]) if "leakage" in data else patient_overlap(data)
+    shared = leakage_sentence(data["leakage"], data.get("patient_names")) if "leakage" in data else \
+        patient_overlap(data)
     return f"{data.get('name')} ({data.get('kind')}; {data.get('location', '')}): {splits}.{how}{notes} {shared}"
 
 
-def leakage_sentence(leakage: dict | None) -> str:
-    """What the splits share, as recorded when the data was decoded (xraybench/data/patients.py)."""
+def leakage_sentence(leakage: dict | None, named: dict | None = None) -> str:
+    """What the splits share, as recorded when the data was decoded (xraybench/data/patients.py); ``named``:
+    how many file names named their patient, where the source has file names."""
     if leakage is None:
         return "Leakage across splits: not applicable (every synthetic image is an independent draw)."
     found = patients.warnings(leakage)
     checked = [k.replace("_", " ") for k, v in leakage.items() if v is not None]
+    source = "patients from file names"
+    if named and named["images"]:
+        source += f", {named['named']} of {named['images']} names matching a patient rule"
+        if warning := patients.naming_warning(named):
+            source += f" — {warning.removeprefix('patients: ')}"
     if not found:
-        return f"Leakage across splits: none found ({', '.join(checked)} checked; patients from file names)."
-    return "Leakage across splits: " + "; ".join(w.removeprefix("leakage: ") for w in found) + "."
+        return f"Leakage across splits: none found ({', '.join(checked)} checked; {source})."
+    return "Leakage across splits: " + "; ".join(w.removeprefix("leakage: ") for w in found) + f" ({source})."
 
 
 def patient_overlap(data: dict) -> str:
