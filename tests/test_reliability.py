@@ -1,5 +1,6 @@
 """Bad input, interruption and faults: never lose finished work, never fail obscurely."""
 
+import errno
 import fcntl
 import json
 import os
@@ -84,6 +85,24 @@ def test_second_run_on_the_same_directory_refuses(tmp_path, capsys):
         assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 2
     assert "another xraybench run (pid 4242)" in capsys.readouterr().err
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0  # released: runs
+
+
+def test_a_run_directory_that_cannot_be_locked_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    """NFS without lock support raises ENOLCK from flock; an unwritable directory fails the lock file's open
+    (here: a folder in its place). Both: one line naming the file, exit 2, nothing trained."""
+    (tmp_path / "smoke-cpu-synthetic" / ".lock").mkdir(parents=True)
+    assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open the run's lock file" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+    def no_locks(*_):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(runner.fcntl, "flock", no_locks)
+    assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path / "nfs")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot lock the run directory (No locks available" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "nfs" / "smoke-cpu-synthetic" / "results.json").exists()
 
 
 @pytest.fixture

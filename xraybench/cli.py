@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, metavar="N", help="run each case with N consecutive seeds (default: the "
                    "profile's, smoke 1, quick 3, full 5; HW4 fine-tuning 1 in quick)")
     p.add_argument("--force", action="store_true", help="re-run cases that already finished in this run")
+    p.add_argument("--case-timeout", type=float, metavar="S", help="stop a training that has run S seconds and "
+                   "record it as failed (a hung worker); the suite goes on")
     p.add_argument("--no-report", action="store_true", help="skip the PDF report at the end")
     p.add_argument("--baseline", type=Path, metavar="FILE", help="show the regression check against FILE in the report")
     p.add_argument("--cases", **cases_arg)
@@ -103,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-case", type=int, metavar="C", help="ray, slurm: CPUs per case (default: ray 1, slurm 4)")
     g.add_argument("--address", metavar="ADDR", help="ray: auto or ray://HOST:PORT, an existing cluster "
                    "(default: start a local Ray instance)")
+    g.add_argument("--placement-timeout", type=float, metavar="S", help="ray: wait up to S seconds for a node that "
+                   "fits a case (the autoscaler starting GPU workers) before stopping with what the cluster offers "
+                   "(default 300)")
     g.add_argument("--partition", metavar="P", help="slurm: the partition")
     g.add_argument("--account", metavar="A", help="slurm: the account")
     g.add_argument("--time-min", type=int, metavar="M", help="slurm: time limit per case in minutes (default 60)")
@@ -236,13 +241,15 @@ def cmd_run(args) -> int:
         raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
     if args.seeds is not None and args.seeds < 1:
         raise CaseError(f"--seeds {args.seeds}: must be at least 1")
+    if args.case_timeout is not None and not args.case_timeout > 0:
+        raise CaseError(f"--case-timeout {args.case_timeout:g}: must be a number of seconds above 0")
     cases, suites = case_mod.load_cases(args.cases)
     if args.patterns:
         cases = case_mod.select(cases, args.patterns)
     options = executors.ExecutorOptions(
         name=args.executor, device=args.device, max_retries=args.max_retries, gpus_per_case=args.gpus_per_case,
-        cpus_per_case=args.cpus_per_case, address=args.address, partition=args.partition, account=args.account,
-        time_min=args.time_min, array_parallelism=args.array_parallelism, log_dir=args.log_dir)
+        cpus_per_case=args.cpus_per_case, address=args.address, placement_timeout=args.placement_timeout,
+        partition=args.partition, account=args.account, time_min=args.time_min, array_parallelism=args.array_parallelism, log_dir=args.log_dir)
     with _hangup_interrupts(), contextlib.closing(executors.create(options)) as executor:
         return _run_on(executor, args, cases, suites)
 
@@ -288,6 +295,7 @@ def _run_on(executor, args, cases, suites) -> int:
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
                    seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
                    random_init=args.random_init, strict_splits=args.strict_splits, offline=args.offline,
+                   case_timeout_s=args.case_timeout,
                    environment={k: found[k] for k in ("machine_info", "software") if k in found})
     try:
         run_dir, doc = run(cases, plan, suites, executor=executor)

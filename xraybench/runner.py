@@ -56,6 +56,7 @@ class RunPlan:
     random_init: bool = False  # backbones without their pretrained weights: exercises code, not a result
     strict_splits: bool = False  # leakage across splits (shared patients, identical images) is an error
     offline: bool = False  # never download missing weight files
+    case_timeout_s: float | None = None  # a training past it is stopped and recorded as failed
     environment: dict | None = None  # machine_info and software where the cases run (the executor's probe)
 
     @property
@@ -92,9 +93,16 @@ def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None
 
 @contextlib.contextmanager
 def _exclusive(run_dir: Path):
-    """One run per run directory at a time: a second one refuses instead of mixing results."""
+    """One run per run directory at a time: a second one refuses instead of mixing results. A directory
+    that cannot hold the lock (read-only, or NFS without lock support) is refused in one line too: running
+    unlocked could let two runs interleave their results."""
     lock_path = run_dir / ".lock"
-    with open(lock_path, "a+") as lock:
+    try:
+        lock = open(lock_path, "a+")
+    except OSError as exc:
+        raise RunError(f"{lock_path}: cannot open the run's lock file ({exc.strerror}); the run directory must be "
+                       f"writable — choose another --out") from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -102,6 +110,9 @@ def _exclusive(run_dir: Path):
             holder = lock.read().strip() or "unknown"
             raise RunError(f"{run_dir}: another xraybench run (pid {holder}) is using this run directory; wait for "
                            f"it to finish or choose another --run-id") from None
+        except OSError as exc:
+            raise RunError(f"{lock_path}: cannot lock the run directory ({exc.strerror}; a network file system "
+                           f"without lock support?); choose an --out on a file system that supports flock") from None
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))
@@ -117,7 +128,7 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
     doc = _open_results(results_path, plan)
     for suite in (suites or {}).values():  # titles for the report, which reads results.json alone
         doc.setdefault("suites", {})[suite.name] = {"title": suite.title, "tasks": suite.tasks, "views": suite.views}
-    results.write(results_path, doc)
+    _save(results_path, doc)
 
     _drop_stale_rows(doc, cases, plan, log)
     counts = {case.id: plan.seeds or case.seed_count(plan.profile) for case in cases}
@@ -154,7 +165,7 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
         executor.submit(Job(case=case, data=datasets[case.data.image_size][0], max_per_split=plan.profile.max_per_split,
                             eval_batch_size=plan.profile.eval_batch_size, device=plan.device.type,
                             precision=plan.precision, deterministic=plan.deterministic, executor=executor.name,
-                            progress=executor.progress,
+                            progress=executor.progress, resume=not plan.force, timeout_s=plan.case_timeout_s,
                             builders={n: f for n, f in builders.items() if n == case.model.name}))
     if executor.name != "local":
         log(f"submitted {len(pending)} training(s) to {executor.describe()}")
@@ -165,9 +176,20 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
             row["images"] = images  # another subset than the run's (not the case today)
         results.upsert(doc, row)
         _in_plan_order(doc["cases"], order)
-        results.write(results_path, doc)
+        _save(results_path, doc)
         log(f"[{done}/{len(pending)}] {_tag(job.case, counts)}: {_one_line(row)}")
     return run_dir, doc
+
+
+def _save(path: Path, doc: dict) -> None:
+    """Write results.json, or stop in one line: a full disk or a lost mount leaves the previous file whole
+    (``results.write`` replaces it atomically), and the rows it holds are what a resumed run keeps."""
+    try:
+        results.write(path, doc)
+    except OSError as exc:
+        raise RunError(f"{path}: cannot write the results ({exc.strerror or exc}); the file keeps the rows it held "
+                       f"before this one — free space (or fix the mount) and run the same command again to "
+                       f"resume") from None
 
 
 def _in_plan_order(rows: list[dict], order: dict[tuple[str, int], int]) -> None:
@@ -244,7 +266,7 @@ def _prepare_data(plan: RunPlan, image_size: int, log) -> tuple[CachedData, Data
     log(f"data: {plan.source.name} at {image_size}px ({sizes}) in {time.perf_counter() - t0:.1f}s")
     for note in data.notes:
         log(f"data: {note}")
-    for warning in data.leakage_warnings:
+    for warning in [data.naming_warning] * bool(data.naming_warning) + data.leakage_warnings:
         log(f"warning: data: {warning}")
     if plan.strict_splits and data.leakage_warnings:
         raise DataError(f"{plan.source.location}: {data.leakage_warnings[0]} (--strict-splits; "

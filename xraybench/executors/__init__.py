@@ -32,6 +32,7 @@ class ExecutorOptions:
     gpus_per_case: float | None = None
     cpus_per_case: int | None = None
     address: str | None = None  # ray
+    placement_timeout: float | None = None  # ray: seconds to wait for a node that fits a case
     partition: str | None = None  # slurm
     account: str | None = None
     time_min: int | None = None
@@ -43,7 +44,7 @@ class ExecutorOptions:
         return [f"--{f.replace('_', '-')}" for f in fields if getattr(self, f) is not None]
 
 
-ONLY = {"ray": ("address",), "slurm": ("partition", "account", "time_min", "array_parallelism", "log_dir")}
+ONLY = {"ray": ("address", "placement_timeout"), "slurm": ("partition", "account", "time_min", "array_parallelism", "log_dir")}
 REMOTE = ("max_retries", "gpus_per_case", "cpus_per_case")
 
 
@@ -95,7 +96,7 @@ def validate(options: ExecutorOptions) -> None:
         raise ExecutorError(f"{misplaced[0]} applies to --executor ray or slurm; the local executor runs every case "
                             f"in this process on the one device")
     for field, low in (("max_retries", 0), ("gpus_per_case", 0), ("cpus_per_case", 1), ("time_min", 1),
-                       ("array_parallelism", 1)):
+                       ("array_parallelism", 1), ("placement_timeout", 0)):
         value = getattr(options, field)
         if value is not None and value < low:
             raise ExecutorError(f"--{field.replace('_', '-')} {value}: must be at least {low}")

@@ -9,11 +9,18 @@ not by Ray, whose OOM killer retries its victims without limit — then the case
 row naming the crash and where the worker logs are. ``--address`` reaches an existing
 cluster; without it a local Ray instance is started here and shut down at the end. A
 process that has already called ``ray.init`` (a notebook, a test) is used as it is.
+
+A case's resources must fit one node, not the cluster's totals: the request is checked against
+each live node before anything is submitted. Where none fits yet (GPU workers scaled to zero on an
+autoscaling or KubeRay cluster) the driver waits up to ``--placement-timeout`` for the autoscaler,
+then stops with one line naming what was asked and what the cluster offers. ``--device cuda`` never
+falls back to the CPU; ``auto`` trains on CPUs only where the cluster has no GPU and says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Iterator
 
 from xraybench.train import worker
@@ -21,6 +28,21 @@ from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pick
 from xraybench.train.worker import Job
 
 DIED = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ActorDiedError")
+DEFAULT_PLACEMENT_TIMEOUT_S = 300.0
+POLL_S = 2.0
+PROBE_RUN_S = 120.0  # the probe's own run (a fresh worker imports torch), on top of the placement timeout
+
+
+def fitting_nodes(nodes: list[dict], gpus: float, cpus: float) -> list[dict]:
+    """The live nodes (``ray.nodes()``) with at least ``gpus`` GPUs and ``cpus`` CPUs of their own."""
+    return [n for n in nodes if n.get("Alive") and n["Resources"].get("GPU", 0) >= gpus
+            and n["Resources"].get("CPU", 0) >= cpus]
+
+
+def offer(nodes: list[dict]) -> str:
+    """What the live nodes have, e.g. "2 node(s): 8 CPU + 0 GPU, 8 CPU + 0 GPU"."""
+    live = [n["Resources"] for n in nodes if n.get("Alive")]
+    return f"{len(live)} node(s): " + ", ".join(f"{r.get('CPU', 0):g} CPU + {r.get('GPU', 0):g} GPU" for r in live)
 
 
 class RayExecutor:
@@ -38,44 +60,89 @@ class RayExecutor:
                 raise ExecutorError(f"--address {options.address}: cannot reach a Ray cluster "
                                     f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
             self.initialised_here = True
+        self.placement_timeout_s = DEFAULT_PLACEMENT_TIMEOUT_S if options.placement_timeout is None \
+            else options.placement_timeout
         try:
-            self._check_resources(options)
-        except ExecutorError:
+            self._place(options)
+        except (ExecutorError, KeyboardInterrupt):
             self.close()
             raise
         self.max_retries = 1 if options.max_retries is None else options.max_retries
         # Ray itself retries nothing: its OOM killer would retry without limit. The driver resubmits.
         self._task = ray.remote(num_gpus=self.gpus, num_cpus=self.cpus, max_retries=0, retry_exceptions=False,
                                 max_calls=1 if self.gpus else 0)(worker.run_job)
-        self._pending: dict = {}  # object ref → (job, attempt)
+        self._pending: dict = {}  # object ref → (job, attempt, deadline or None)
 
-    def _check_resources(self, options: ExecutorOptions) -> None:
+    def _place(self, options: ExecutorOptions) -> None:
+        """Per-case resources that fit one live node, waiting up to the placement timeout for the autoscaler."""
         resources = self.ray.cluster_resources()
         self.cluster_gpus, self.cluster_cpus = resources.get("GPU", 0), resources.get("CPU", 0)
-        self.gpus = options.gpus_per_case if options.gpus_per_case is not None else \
-            (1 if self.cluster_gpus and options.device != "cpu" else 0)
+        if options.gpus_per_case is not None:
+            self.gpus = options.gpus_per_case
+        elif options.device == "cuda":
+            self.gpus = 1  # asked for: wait for a GPU node rather than train on CPUs
+        else:
+            self.gpus = 1 if self.cluster_gpus and options.device != "cpu" else 0
+            if not self.gpus and options.device == "auto":
+                print("ray: the cluster has no GPU now, so cases train on CPUs (--device cuda waits up to "
+                      "--placement-timeout for the autoscaler to start a GPU node)")
         self.cpus = options.cpus_per_case or 1
-        if self.gpus > self.cluster_gpus:
-            raise ExecutorError(f"--gpus-per-case {self.gpus:g}: the Ray cluster has {self.cluster_gpus:g} GPU(s); "
-                                f"use --gpus-per-case 0 to train on its CPUs")
-        if self.cpus > self.cluster_cpus:
-            raise ExecutorError(f"--cpus-per-case {self.cpus}: the Ray cluster has {self.cluster_cpus:g} CPU(s)")
+        deadline, told = time.monotonic() + self.placement_timeout_s, False
+        while not fitting_nodes(nodes := self.ray.nodes(), self.gpus, self.cpus):
+            if time.monotonic() >= deadline:
+                raise ExecutorError(f"ray: no node can take a case asking for {self.gpus:g} GPU and {self.cpus} CPU "
+                                    f"(--gpus-per-case, --cpus-per-case) within --placement-timeout "
+                                    f"{self.placement_timeout_s:g} s; the cluster offers {offer(nodes)}")
+            if not told:
+                print(f"ray: no node has {self.gpus:g} GPU and {self.cpus} CPU yet ({offer(nodes)}); asking the "
+                      f"autoscaler for one and waiting up to {self.placement_timeout_s:g} s")
+                self._ask_autoscaler([{"GPU": self.gpus, "CPU": self.cpus}] if self.gpus else [{"CPU": self.cpus}])
+                told = True
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        if told:
+            self._ask_autoscaler([])  # the tasks themselves hold the node from here
+        resources = self.ray.cluster_resources()
+        self.cluster_gpus, self.cluster_cpus = resources.get("GPU", 0), resources.get("CPU", 0)
+
+    def _ask_autoscaler(self, bundles: list[dict]) -> None:
+        """An autoscaler starts nodes for pending work only; ask it for a node of this shape now (no-op where
+        the cluster does not autoscale; a client connection may not offer the call)."""
+        try:
+            from ray.autoscaler.sdk import request_resources
+            request_resources(bundles=bundles)
+        except Exception:  # a hint only
+            pass
 
     def probe(self, device: str, precision: str) -> dict:
         """Ask one task placed like a case what it finds (the driver may have no GPU of its own)."""
         device = device_for(device, self.gpus)
         task = self.ray.remote(num_gpus=self.gpus, num_cpus=self.cpus, max_calls=1 if self.gpus else 0)(worker.probe)
-        return self.ray.get(task.remote(device, precision))
+        ref = task.remote(device, precision)
+        try:
+            return self.ray.get(ref, timeout=self.placement_timeout_s + PROBE_RUN_S)
+        except self.ray.exceptions.GetTimeoutError:
+            self.ray.cancel(ref, force=True)
+            raise ExecutorError(f"ray: the probe task ({self.gpus:g} GPU, {self.cpus} CPU) did not return within "
+                                f"--placement-timeout {self.placement_timeout_s:g} s + {PROBE_RUN_S:g} s; the "
+                                f"cluster offers "
+                                f"{offer(self.ray.nodes())}") from None
 
     def submit(self, job: Job, attempt: int = 1) -> None:
         pickle_by_value(job.builders, self.ray.cloudpickle)
         job = dataclasses.replace(job, device=device_for(job.device, self.gpus))
-        self._pending[self._task.remote(job)] = job, attempt
+        # The worker stops itself at --case-timeout; this backstop, later by the placement timeout, catches a
+        # worker hung where no signal reaches Python.
+        deadline = time.monotonic() + job.timeout_s + self.placement_timeout_s if job.timeout_s else None
+        self._pending[self._task.remote(job)] = job, attempt, deadline
 
     def completions(self) -> Iterator[tuple[Job, dict]]:
         while self._pending:
-            (ref,), _ = self.ray.wait(list(self._pending), num_returns=1)
-            job, attempt = self._pending.pop(ref)
+            ready, _ = self.ray.wait(list(self._pending), num_returns=1, timeout=POLL_S)
+            if not ready:
+                yield from self._overdue()
+                continue
+            ref = ready[0]
+            job, attempt, _ = self._pending.pop(ref)
             try:
                 row = self.ray.get(ref)
             except self.ray.exceptions.RayTaskError as exc:  # run_job raised (it returns a case's own errors)
@@ -90,6 +157,17 @@ class RayExecutor:
                 row = worker.crash_row(job, f"{type(exc).__name__}: {what}, {attempt} attempt(s) ({first_line}); "
                                             f"worker logs: {self._logs()}", {"log": self._logs()})
             yield job, row
+
+    def _overdue(self) -> Iterator[tuple[Job, dict]]:
+        """Cases past their backstop deadline: cancelled (the worker process is killed) and recorded as failed."""
+        now = time.monotonic()
+        for ref, (job, attempt, deadline) in list(self._pending.items()):
+            if deadline is not None and now > deadline:
+                del self._pending[ref]
+                self.ray.cancel(ref, force=True)
+                yield job, worker.crash_row(job, f"timed out: no result within {job.timeout_s:g} s (--case-timeout) "
+                                                 f"and the worker did not stop itself; it was killed. Worker logs: "
+                                                 f"{self._logs()}", {"log": self._logs()})
 
     def _logs(self) -> str:
         try:

@@ -5,14 +5,23 @@ environment (xraybench installed), the data cache and ``--log-dir`` must be on a
 every node sees. Slurm gives each task its GPU through CUDA_VISIBLE_DEVICES. A task that
 dies without a result (killed, out of memory, node failure, time limit) is resubmitted up
 to ``max_retries`` times, then is a failed row naming the Slurm state and the log file.
-``cluster="local"`` runs the same code through submitit's local executor (the tests).
+
+Jobs outlive their driver: every submission is recorded in ``--log-dir/submitted.jsonl`` under the
+training's identity (case, seed, configuration hash, data, precision). A driver that dies (SIGKILL, a
+dropped ssh session, a rebooted login node) loses nothing: the next one, resuming the run, adopts each
+recorded job instead of submitting it again — a finished job's result is read from its pickle, a
+queued or running one is waited for. ``cluster="local"`` runs the same code through submitit's local
+executor (the tests).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 import time
+from pathlib import Path
 from typing import Iterator
 
 from xraybench.train import worker
@@ -20,6 +29,8 @@ from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pick
 from xraybench.train.worker import Job
 
 DEFAULT_TIME_MIN = 60
+MANIFEST = "submitted.jsonl"
+WAITING = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED")
 
 
 def parameters(options: ExecutorOptions) -> dict:
@@ -55,15 +66,15 @@ class SlurmExecutor:
             self.poll_s = 0.2
         self._queue: list[Job] = []
         self._running: list[tuple[object, Job, int]] = []  # (submitit job, job, attempt)
+        self.manifest = options.log_dir / MANIFEST
+        self._earlier = _read_manifest(self.manifest)  # identity → job id, from drivers before this one
+        self.adopted = 0
 
     def probe(self, device: str, precision: str) -> dict:
-        """One short job placed like a case tells the nodes' device and what ``auto`` picks there."""
+        """One short job placed like a case tells the nodes' device, what ``auto`` picks there, and the machine
+        results.json records — always: the login node this driver runs on is not the machine that trains."""
         device = device_for(device, self.params["gpus_per_node"])
-        if device != "auto" and precision != "auto":
-            from xraybench.train.precision import choose
-            return {"device": device, "precision": choose(precision, None), "slow_warning": None}
-        print("slurm: one short job asks a node for its device and precision "
-              "(--device and --precision given together skip this)")
+        print("slurm: one short job asks a node for its device, precision and machine (recorded in results.json)")
         probe_job = self._submitted(lambda: self.executor.submit(worker.probe, device, precision))
         try:
             return probe_job.result()
@@ -76,16 +87,46 @@ class SlurmExecutor:
 
     def submit(self, job: Job) -> None:
         pickle_by_value(job.builders, self.cloudpickle)
-        self._queue.append(dataclasses.replace(job, device=device_for(job.device, self.params["gpus_per_node"])))
+        job = dataclasses.replace(job, device=device_for(job.device, self.params["gpus_per_node"]))
+        earlier = self._earlier.get(job.identity) if job.resume else None
+        if earlier and (sjob := self._adopt(earlier)) is not None:
+            self._running.append((sjob, job, 1))
+            self.adopted += 1
+        else:
+            self._queue.append(job)
+
+    def _adopt(self, job_id: str):
+        """The earlier driver's job, if it finished with a result or still waits or runs; else None."""
+        sjob = self.executor._executor.job_class(folder=self.executor._executor.folder, job_id=job_id)
+        if sjob.paths.result_pickle.exists():
+            return sjob
+        if isinstance(sjob, self.submitit.local.local.LocalJob):  # it knows its process only in its own driver
+            return _OrphanedLocalJob(sjob) if _alive(int(job_id)) else None
+        return sjob if sjob.state.split()[0] in WAITING else None
 
     def launch(self) -> None:
-        """Submit the queued jobs as one job array (sbatch --array)."""
+        """Submit the queued jobs as one job array (sbatch --array), and record them for a later driver."""
+        if self.adopted:
+            print(f"slurm: {self.adopted} job(s) of an earlier driver adopted (finished or still queued or running; "
+                  f"recorded in {self.manifest}), not submitted again")
+            self.adopted = 0
         if self._queue:
             def array():
                 with self.executor.batch():
                     return [(self.executor.submit(worker.run_job, job), job) for job in self._queue]
-            self._running += [(sjob, job, 1) for sjob, job in self._submitted(array)]
+            submitted = self._submitted(array)
+            self._record(submitted)
+            self._running += [(sjob, job, 1) for sjob, job in submitted]
             self._queue.clear()
+
+    def _record(self, submitted: list[tuple[object, Job]]) -> None:
+        """Append each job's identity and id to the manifest, on disk before the driver waits for anything."""
+        self.manifest.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.manifest, "a") as out:
+            out.writelines(json.dumps({"identity": job.identity, "job_id": str(sjob.job_id)}) + "\n"
+                           for sjob, job in submitted)
+            out.flush()
+            os.fsync(out.fileno())
 
     def _submitted(self, submit):
         """``submit()``, with sbatch's refusal (a wrong partition or account, a QOS limit) as one line."""
@@ -124,6 +165,7 @@ class SlurmExecutor:
                                          f"{sjob.paths.stderr}", where)
         if attempt <= self.max_retries:
             resubmitted = self._submitted(lambda: self.executor.submit(worker.run_job, job))
+            self._record([(resubmitted, job)])
             self._running.append((resubmitted, job, attempt + 1))
             return None
         return worker.crash_row(job, f"the Slurm job {sjob.job_id} died without a result (state {state}) "
@@ -141,6 +183,50 @@ class SlurmExecutor:
                 pass
         self._running.clear()
         self._queue.clear()
+
+
+class _OrphanedLocalJob:
+    """A local job adopted from a driver that died: submitit's LocalJob polls its process only in the driver
+    that started it; here the job is done once its result pickle is written or its process is gone."""
+
+    def __init__(self, job):
+        self.job = job
+
+    def done(self) -> bool:
+        return self.job.paths.result_pickle.exists() or not _alive(int(self.job.job_id))
+
+    def __getattr__(self, name: str):
+        return getattr(self.job, name)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, finished but not reaped by its new parent, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): trust the signal
+        return True
+
+
+def _read_manifest(path) -> dict[str, str]:
+    """identity → the latest job id recorded for it; a line cut short by a killed driver is skipped."""
+    found = {}
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return found
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            found[entry["identity"]] = entry["job_id"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
 
 
 def _last_line(exc: Exception) -> str:

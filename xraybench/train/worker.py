@@ -10,13 +10,16 @@ is the executor's to report (``crash_row``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
 import os
 import platform
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -51,10 +54,18 @@ class Job:
     executor: str = "local"
     progress: bool = True  # a per-step bar on stderr (the local executor's terminal)
     builders: dict[str, Callable] = field(default_factory=dict)  # models registered outside xraybench
+    resume: bool = True  # an executor may hand back this training's result from an earlier driver (not --force)
+    timeout_s: float | None = None  # --case-timeout: a training past it is stopped and recorded as failed
 
     @property
     def key(self) -> tuple[str, int]:
         return self.case.id, self.case.train.seed
+
+    @property
+    def identity(self) -> str:
+        """What makes two jobs the same training: case, seed, configuration, data, precision, determinism."""
+        return (f"{self.case.id}|seed {self.case.train.seed}|{self.case.config_hash}|{self.data.entry}|"
+                f"{self.precision.name}|deterministic {self.deterministic}|max {self.max_per_split}")
 
 
 def run_job(job: Job) -> dict:
@@ -71,10 +82,39 @@ def run_job(job: Job) -> dict:
     except Exception as exc:
         return {**crash_row(job, f"{type(exc).__name__}: {exc} (on the worker, before training)",
                             worker_info(job.executor, None)), "traceback": traceback.format_exc(limit=-4)}
-    row = train_one(job.case, data, device, precision=job.precision, eval_batch_size=job.eval_batch_size,
-                    progress=job.progress)
+    try:
+        with time_limit(job.timeout_s):
+            row = train_one(job.case, data, device, precision=job.precision, eval_batch_size=job.eval_batch_size,
+                            progress=job.progress)
+    except CaseTimeout as exc:
+        return crash_row(job, f"timed out: {exc}", {**worker_info(job.executor, device), "started_unix": started})
     row["worker"] = {**worker_info(job.executor, device), "started_unix": started, "finished_unix": time.time()}
     return row
+
+
+class CaseTimeout(BaseException):
+    """A training ran past --case-timeout. Not an Exception: no ``except Exception`` on the way out (the
+    model-cost probe, the engine) may swallow it and let the training run on."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise CaseTimeout in the training once ``seconds`` have passed (SIGALRM: the main thread only, which is
+    where every executor calls ``run_job``; elsewhere the executor's own limit is the one that applies)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CaseTimeout(f"no result within {seconds:g} s (--case-timeout {seconds:g})")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def probe(device: str, precision: str) -> dict:

@@ -1,0 +1,156 @@
+"""Fault injection where users outgrow one machine: the driver killed mid-run (Slurm through submitit's local
+executor, Ray), a worker that hangs, a full disk, a results file cut short, Ray requests no node can take,
+and the Slurm probe that records the machine that trains. Each ends with a valid results.json and no
+finished row lost."""
+
+import errno
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xraybench import results
+from xraybench.cli import main
+from xraybench.executors import ExecutorError, ExecutorOptions
+from xraybench.executors.ray_executor import fitting_nodes, offer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import driver_kill  # noqa: E402
+
+SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
+
+SLOW_CASES = """
+suite = "hw3"
+[[case]]
+id = "hw3-quick"
+task = "A"
+title = "quick"
+model = {{ name = "slow_model", options = {{ seconds = 0.1 }} }}
+[[case]]
+id = "hw3-slow"
+task = "A"
+title = "slow"
+model = {{ name = "slow_model", options = {{ seconds = {slow} }} }}
+[[case]]
+id = "hw3-slower"
+task = "A"
+title = "slower"
+model = {{ name = "slow_model", options = {{ seconds = {slower} }} }}
+"""
+
+
+def test_slurm_work_outlives_a_killed_driver_and_no_finished_training_repeats(tmp_path):
+    """SIGKILL the driver once one job's row is in (the others still train); the resumed driver adopts every
+    job from --log-dir's manifest: finished ones are read from their result pickles, running ones awaited."""
+    outcome = driver_kill.run(tmp_path, "slurm", cases=3, seconds=6)
+    assert 1 <= outcome.finished_at_kill < 3 and outcome.kept == outcome.finished_at_kill
+    adopted = 3 - outcome.finished_at_kill  # the rows written before the kill are kept, not resubmitted
+    assert f"{adopted} job(s) of an earlier driver adopted" in outcome.second_driver_out
+    assert outcome.rows_ok == 3 and outcome.trainings == 3 and outcome.repeated == 0
+    manifest = (tmp_path / "out" / "logs" / "submitted.jsonl").read_text().splitlines()
+    assert len(manifest) == 3  # nothing submitted a second time
+
+
+def test_ray_driver_killed_mid_run_then_resumed_keeps_every_finished_row(tmp_path):
+    """Ray's tasks die with their driver: the cases that were running train again, but every row written
+    before the kill stays exactly as it was and is not trained again."""
+    outcome = driver_kill.run(tmp_path, "ray", cases=3, seconds=4)
+    assert 1 <= outcome.finished_at_kill < 3 and outcome.kept == outcome.finished_at_kill
+    assert "finished earlier, kept" in outcome.second_driver_out
+    assert outcome.rows_ok == 3 and outcome.repeated <= 3 - outcome.finished_at_kill
+
+
+def test_a_hung_worker_is_stopped_at_the_case_timeout_and_recorded(tmp_path, write_cases, capsys):
+    cases = write_cases(SLOW_CASES.format(slow=3600, slower=0.1))
+    code = main(["run", "hw3*", *SMOKE, "--cases", str(cases), "--out", str(tmp_path), "--case-timeout", "3"])
+    assert code == 1  # a failed case
+    rows = {r["id"]: r for r in results.read(tmp_path / "smoke-cpu-synthetic")["cases"]}
+    assert rows["hw3-slow"]["status"] == "failed"
+    assert rows["hw3-slow"]["reason"] == "timed out: no result within 3 s (--case-timeout 3)"
+    assert rows["hw3-quick"]["status"] == rows["hw3-slower"]["status"] == "ok"  # the suite went on
+    assert main(["run", "hw3*", *SMOKE, "--cases", str(cases), "--case-timeout", "0"]) == 2
+    assert "--case-timeout 0: must be a number of seconds above 0" in capsys.readouterr().err
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_previous_file(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "smoke-cpu-synthetic" / "results.json"
+    assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path)]) == 0
+    before = path.read_bytes()
+    real_fsync = os.fsync
+
+    def full(fd):
+        if os.fstat(fd).st_size > 0:  # the temporary file with the next version of results.json
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(results.os, "fsync", full)
+    assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err and str(path) in err
+    assert path.read_bytes() == before  # whole, with its finished row
+    assert not list(path.parent.glob(".results.json.*"))  # no temporary file left behind
+    monkeypatch.setattr(results.os, "fsync", real_fsync)
+    assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0  # space again: resumes
+    assert [r["id"] for r in results.read(path)["cases"]] == ["hw3-a-cnn", "hw3-b-mlp"]
+
+
+def test_a_results_file_cut_short_is_refused_in_one_line_and_not_overwritten(tmp_path, capsys):
+    path = tmp_path / "smoke-cpu-synthetic" / "results.json"
+    assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path)]) == 0
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    cut = path.read_bytes()
+    assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+    assert path.read_bytes() == cut
+
+
+def test_ray_requests_must_fit_one_node_not_the_cluster_totals():
+    two_small = [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": True, "Resources": {"CPU": 2.0}},
+                 {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+    assert fitting_nodes(two_small, 0, 2) and not fitting_nodes(two_small, 0, 3)  # 4 CPUs in all, 2 per node
+    assert not fitting_nodes(two_small, 1, 1)  # the dead GPU node counts for nothing
+    assert offer(two_small) == "2 node(s): 2 CPU + 0 GPU, 2 CPU + 0 GPU"
+
+
+@pytest.fixture
+def ray_cpu_only():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_waits_for_a_gpu_node_then_names_what_was_asked_and_what_is_offered(ray_cpu_only, capsys):
+    """A cluster whose GPU workers are scaled to zero: --device cuda waits (here 1 s) and stops in one line,
+    instead of training on the CPU; a CPU request no single node has is refused before any submission."""
+    from xraybench.executors.ray_executor import RayExecutor
+
+    start = time.monotonic()
+    with pytest.raises(ExecutorError) as caught:
+        RayExecutor(ExecutorOptions(name="ray", device="cuda", placement_timeout=1))
+    assert time.monotonic() - start >= 1
+    assert str(caught.value) == ("ray: no node can take a case asking for 1 GPU and 1 CPU (--gpus-per-case, "
+                                 "--cpus-per-case) within --placement-timeout 1 s; the cluster offers 1 node(s): "
+                                 "2 CPU + 0 GPU")
+    assert "asking the autoscaler for one" in capsys.readouterr().out
+    with pytest.raises(ExecutorError, match="asking for 0 GPU and 3 CPU"):
+        RayExecutor(ExecutorOptions(name="ray", device="cpu", cpus_per_case=3, placement_timeout=0))
+    assert ray_cpu_only.is_initialized()  # a Ray of the caller's is left as it was
+    executor = RayExecutor(ExecutorOptions(name="ray", device="auto", placement_timeout=0))
+    assert executor.gpus == 0 and "the cluster has no GPU now, so cases train on CPUs" in capsys.readouterr().out
+
+
+def test_the_slurm_probe_always_asks_a_node_so_results_record_the_machine_that_trains(tmp_path):
+    """--device and --precision given together no longer skip the probe: the login node is not the machine."""
+    from xraybench.executors.slurm_executor import SlurmExecutor
+
+    executor = SlurmExecutor(ExecutorOptions(name="slurm", device="cpu", log_dir=tmp_path), cluster="local")
+    try:
+        found = executor.probe("cpu", "fp32")
+    finally:
+        executor.close()
+    assert found["worker"]["pid"] != os.getpid()  # a job ran it, not this process
+    assert found["machine_info"] and found["software"] and found["device"] == "cpu"
