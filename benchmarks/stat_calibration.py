@@ -3,8 +3,9 @@
     python benchmarks/stat_calibration.py [--repeats 2000] [--seed 0]
 
 Simulates two training procedures scored on the same test images, many times over, and runs the
-project's own tests on each (``stats.accuracy_difference``, ``stats.auc_difference``, and the sign
-test on per-image correctness that treats the trained models as fixed). Per image i, seed s and
+project's own tests on each (``stats.accuracy_difference``, also on the pneumonia images alone as the
+report's sensitivity interval, ``stats.auc_difference``, and the sign test on per-image correctness
+that treats the trained models as fixed). Per image i, seed s and
 side: z = μ_side + b_i + u_s + ε_si, with b_i ~ N(0, 1) the image's difficulty (shared by both
 sides), u_s ~ N(0, τ) the seed's effect and ε_si ~ N(0, 0.5) noise; the model labels the image
 right when z > 0 and gives P(true class) = sigmoid(z). τ is set so that one seed's accuracy varies
@@ -17,6 +18,13 @@ test rejects at 0.05 with Clopper–Pearson 95% bounds (under no effect: the fal
 under an effect: the power), and how often the verdict's 95% interval covers the true difference.
 The same draws serve ``xraybench check``'s test over seeds (B as the run, A as its baseline, one
 metric at 0.05, one-sided: is B worse?).
+
+Last, the report's calibration error (ECE, ℓ2, debiased, with its bootstrap interval): per image a
+latent logit ℓ ~ N(0.8, 2) sets P(pneumonia) = sigmoid(ℓ) and draws the label; each seed predicts
+sigmoid(T·(ℓ + e)), e ~ N(0, noise) per image and seed. T = 1 without noise is perfectly calibrated
+(true ECE 0); T = 1.5 with noise is overconfident, T = 0.7 underconfident. The truth of each cell is the
+same estimator on two million images (it is unbiased). Prints the interval's coverage of the truth, the
+mean estimate beside it, and what the percentile interval of the same bootstrap would have covered.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from xraybench import stats
+from xraybench.stats import operating
+from xraybench.stats.operating import (CaseOperatingPoints, calibration_error, seed_point,
+                                       squared_calibration_error)
 
 IMAGE_SD, NOISE_SD = 1.0, 0.5
 BASE_ACCURACY = 0.85
@@ -116,6 +127,8 @@ def evaluate(rng: np.random.Generator, repeats: int, cell: Cell, with_check: boo
     labels, probs_a, probs_b, true_acc, true_auc_diff = simulate(rng, repeats, cell)
     correct_a, correct_b = (probs_a >= 0.5) == labels, (probs_b >= 0.5) == labels
     acc = stats.accuracy_parts(correct_a, correct_b)
+    # The model's z ignores the class, so the true sensitivity difference is the accuracy difference.
+    sens = stats.accuracy_parts(correct_a[..., labels], correct_b[..., labels])
     auc = stats.auc_parts(labels, probs_a, probs_b)
     per_image = correct_a.mean(axis=1) - correct_b.mean(axis=1)
     sign = [stats.sign_test(d) < stats.ALPHA for d in per_image]
@@ -127,6 +140,8 @@ def evaluate(rng: np.random.Generator, repeats: int, cell: Cell, with_check: boo
     return {
         "accuracy: t verdict": Rate(int((acc["p_value"] < stats.ALPHA).sum()), repeats),
         "accuracy: interval covers": Rate(int(((acc["low"] <= true_acc) & (true_acc <= acc["high"])).sum()), repeats),
+        "sensitivity: interval covers": Rate(int(((sens["low"] <= true_acc) & (true_acc <= sens["high"])).sum()),
+                                             repeats),
         "AUC: t verdict": Rate(int((auc["p_value"] < stats.ALPHA).sum()), repeats),
         "AUC: interval covers": Rate(int(((auc["low"] <= true_auc_diff) & (true_auc_diff <= auc["high"])).sum()),
                                      repeats),
@@ -155,6 +170,54 @@ def report_trials(rng: np.random.Generator, trials: int, cell: Cell) -> Rate:
     return Rate(named, trials)
 
 
+@dataclass(frozen=True)
+class CalibrationCell:
+    seeds: int
+    images: int
+    temperature: float
+    noise: float
+
+
+CALIBRATION_CELLS = tuple(CalibrationCell(k, n, t, e) for k, n in ((1, 400), (3, 400), (3, 624))
+                          for t, e in ((1.0, 0.0), (1.5, 0.3), (0.7, 0.0)))
+
+
+def _calibration_draw(rng: np.random.Generator, cell: CalibrationCell, images: int):
+    """(labels [n], P(pneumonia) [seeds, n]) of one test set scored by the cell's seeds."""
+    logit = rng.normal(0.8, 2.0, images)
+    labels = (rng.random(images) < 1 / (1 + np.exp(-logit))).astype(int)
+    noise = rng.normal(0, cell.noise, (cell.seeds, images)) if cell.noise else np.zeros((cell.seeds, images))
+    return labels, 1 / (1 + np.exp(-cell.temperature * (logit + noise)))
+
+
+def true_squared_ece(cell: CalibrationCell) -> float:
+    if cell.temperature == 1 and not cell.noise:
+        return 0.0  # calibrated by construction
+    labels, probs = _calibration_draw(np.random.default_rng(1), CalibrationCell(1, 0, cell.temperature, cell.noise),
+                                      2_000_000)
+    return float(squared_calibration_error(labels, probs)[0, 0])
+
+
+def ece_coverage(rng: np.random.Generator, repeats: int, cell: CalibrationCell) -> tuple[Rate, Rate, float, float]:
+    """(how often the report's 95% ECE interval covers the truth, how often the percentile interval of the same
+    bootstrap would, the truth, the mean estimate), on the root scale."""
+    truth = calibration_error(true_squared_ece(cell))
+    covered, percentile_covered, estimates = 0, 0, []
+    for _ in range(repeats):
+        labels, probs = _calibration_draw(rng, cell, cell.images)
+        seeds = [seed_point(labels, p, labels, p) for p in probs]
+        points = CaseOperatingPoints("simulated", "Youden", seeds, labels, probs, 0, 0)
+        low, high = points.ece_interval()
+        covered += low <= truth <= high
+        n = cell.images
+        weights = np.random.default_rng(0).multinomial(n, np.full(n, 1 / n), operating.ECE_RESAMPLES)
+        draws = squared_calibration_error(labels, probs, weights).mean(axis=1)
+        low, high = (calibration_error(q) for q in np.percentile(draws, [2.5, 97.5]))
+        percentile_covered += low <= truth <= high
+        estimates.append(points.ece())
+    return Rate(covered, repeats), Rate(percentile_covered, repeats), truth, float(np.mean(estimates))
+
+
 def grid(seeds=SEEDS, images=IMAGES, seed_sds=SEED_SDS_PP, effects=EFFECTS_PP) -> list[Cell]:
     return [Cell(*c) for c in itertools.product(seeds, images, seed_sds, effects)]
 
@@ -180,6 +243,14 @@ def main() -> None:
     print(f"\nEnd to end, two equally good cases worded as the report does ({end_to_end.seeds} seeds, "
           f"{end_to_end.images} test images, seed sd {end_to_end.seed_sd_pp} pp): a winner named in "
           f"{report_trials(rng, args.repeats // 2, end_to_end)} of trials (target ≤ 5%)")
+    print(f"\nThe report's ECE (ℓ2, debiased) and its 95% interval ({operating.ECE_RESAMPLES} bootstrap resamples), "
+          f"{args.repeats // 4} draws per cell:")
+    print(f"{'seeds':>5} {'images':>6} {'T':>4} {'noise':>5}  {'true ECE':>8} {'mean estimate':>13}  "
+          f"{'interval covers':>22}  {'(percentile would)':>22}")
+    for cell in CALIBRATION_CELLS:
+        covers, percentile, truth, mean = ece_coverage(rng, args.repeats // 4, cell)
+        print(f"{cell.seeds:>5} {cell.images:>6} {cell.temperature:>4.1f} {cell.noise:>5.1f}  {truth:>8.3f} "
+              f"{mean:>13.3f}  {str(covers):>22}  {str(percentile):>22}", flush=True)
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

@@ -64,7 +64,7 @@ class Job:
     @property
     def identity(self) -> str:
         """What makes two jobs the same training: case, seed, configuration, data, precision, determinism."""
-        return (f"{self.case.id}|seed {self.case.train.seed}|{self.case.config_hash}|{self.data.entry}|"
+        return (f"{self.case.id}|seed {self.case.train.seed}|{self.case.config_hash}|{getattr(self.data, 'entry', '')}|"
                 f"{self.precision.name}|deterministic {self.deterministic}|max {self.max_per_split}")
 
 
