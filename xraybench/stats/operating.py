@@ -157,7 +157,7 @@ class CaseOperatingPoints:
         squared error, ±1.96 of it around the estimate, then the root (a lower end below 0 reads 0).
 
         Not the percentile interval: the bootstrap distribution centres on the biased plug-in value and
-        missed the truth in up to 20% of simulated draws; this one covers it in ≥ 95% (benchmarks/
+        covered the truth in only 81–91% of simulated draws; this one in 96–100% (benchmarks/
         stat_calibration.py), conservatively near 0 where the bootstrap overstates the spread."""
         rng = np.random.default_rng(0)
         n = len(self.test_labels)
