@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+import torch
 
 from xraybench.cases import PROFILES, CaseError, apply_profile, load_cases, select
 
@@ -166,3 +167,20 @@ def test_image_size_zero_takes_the_weights_input_size(write_cases):
     assert next(c for c in cases if c.id == "hw4-b-resnet18").data.image_size == 224  # ResNet18_Weights crop size
     message = error_of(write_cases, one_case("[case.data]\nimage_size = 0\n"))
     assert "'data.image_size'" in message and "hw3_cnn declares none" in message
+
+
+def test_the_multistep_schedule_follows_the_epochs_as_medmnist_does():
+    """×0.1 at half and at three quarters of the epochs: 50 and 75 of 100, 4 and 6 of a shortened 8."""
+    from xraybench.train import optim
+
+    for epochs, milestones in ((100, (50, 75)), (8, (4, 6))):
+        opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+        schedule = optim.build_scheduler("multistep", opt, epochs=epochs, options={})
+        rates = []
+        for _ in range(epochs):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            schedule.step()
+        assert rates[milestones[0] - 1] == pytest.approx(1e-3) and rates[milestones[0]] == pytest.approx(1e-4)
+        assert rates[milestones[1] - 1] == pytest.approx(1e-4) and rates[milestones[1]] == pytest.approx(1e-5)
+    assert "milestones" in optim.scheduler_options("multistep")

@@ -38,3 +38,18 @@ def test_seed_architecture_at_256():
 def test_unknown_model():
     with pytest.raises(KeyError, match="unknown model"):
         create_model("nope", in_channels=1, image_size=32, num_outputs=1)
+
+
+@pytest.mark.parametrize("name, reference", [("resnet18_cifar", "resnet18"), ("resnet50_cifar", "resnet50")])
+def test_cifar_stem_resnets_keep_28_pixels_into_the_first_block(name, reference):
+    """MedMNIST v2's 28-pixel ResNets: a 3×3 stride-1 stem and no max-pool, so layer1 sees 28×28 (the
+    ImageNet stem would leave 7×7); torchvision's blocks, so only the stem's weights differ in number."""
+    import torchvision
+
+    model = create_model(name, in_channels=1, image_size=28, num_outputs=2)
+    seen = {}
+    model.layer1.register_forward_hook(lambda m, i, o: seen.update(side=o.shape[-1]))  # returns None: output kept
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 2) and seen["side"] == 28
+    imagenet = getattr(torchvision.models, reference)(weights=None, num_classes=2)
+    assert sum(p.numel() for p in model.parameters()) == \
+        sum(p.numel() for p in imagenet.parameters()) - 64 * 3 * 7 * 7 + 64 * 1 * 3 * 3
