@@ -84,6 +84,11 @@ def test_duplicate_id_names_both_files(write_cases):
     ('compare = ["hw3-nope"]\n', "compare", "unknown case id"),
     ("seeds = { quik = 1 }\n", "seeds.quik", "did you mean 'quick'"),
     ("seeds = { quick = 0 }\n", "seeds.quick", "at least 1"),
+    ('[case.train]\nselect_by = "val_f1"\n', "train.select_by", "use one of val_acc, val_auc, val_loss"),
+    ("[case.train]\nearly_stopping = { patience = 0 }\n", "train.early_stopping.patience", "at least 1"),
+    ('[case.train]\nearly_stopping = { patience = 5, metric = "loss" }\n', "train.early_stopping.metric",
+     "unknown metric 'loss'"),
+    ("[case.train]\nearly_stopping = { patients = 5 }\n", "train.early_stopping.patients", "use patience and metric"),
 ])
 def test_value_errors(write_cases, body, field, words):
     text = one_case(body)
@@ -184,3 +189,12 @@ def test_the_multistep_schedule_follows_the_epochs_as_medmnist_does():
         assert rates[milestones[0] - 1] == pytest.approx(1e-3) and rates[milestones[0]] == pytest.approx(1e-4)
         assert rates[milestones[1] - 1] == pytest.approx(1e-4) and rates[milestones[1]] == pytest.approx(1e-5)
     assert "milestones" in optim.scheduler_options("multistep")
+
+
+def test_settings_added_later_keep_the_hash_at_their_default(write_cases):
+    """A case that does not use select_by or early_stopping keeps the hash it had before they existed, so
+    its stored rows and baselines stay comparable; one that sets them gets a new hash."""
+    plain, = load_cases([write_cases(one_case(""))])[0]
+    assert "select_by" not in plain.config()["train"] and "early_stopping" not in plain.config()["train"]
+    chosen, = load_cases([write_cases(one_case('[case.train]\nselect_by = "val_auc"\n'), "b.toml")])[0]
+    assert chosen.config()["train"]["select_by"] == "val_auc" and chosen.config_hash != plain.config_hash

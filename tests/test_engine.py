@@ -113,3 +113,25 @@ def test_binary_metrics_match_a_hand_count():
     assert m["sensitivity"] == pytest.approx(3 / 5) and m["specificity"] == pytest.approx(2 / 3)
     assert m["f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 2))
     assert binary_metrics(np.ones(3), np.ones(3))["auc"] is None  # undefined with one class
+
+
+@pytest.mark.parametrize("rule, key", [("val_auc", lambda r: r["val_auc"]), ("val_loss", lambda r: -r["val_loss"])])
+def test_the_kept_epoch_follows_the_cases_rule(rule, key):
+    case = smoke_case()
+    case = dataclasses.replace(case, train=dataclasses.replace(case.train, epochs=4, select_by=rule))
+    outcome = train_case(case, smoke_data(), CPU)
+    history = outcome["history"]
+    assert all(row["val_auc"] is not None for row in history)
+    assert outcome["metrics"]["best_epoch"] == max(history, key=key)["epoch"]
+
+
+def test_early_stopping_ends_training_once_the_metric_stalls():
+    """A learning rate too small to move any weight: validation loss never improves after epoch 1, so
+    patience 2 stops after epoch 3 of 10, and the epoch time is over the epochs that ran."""
+    case = smoke_case()
+    train = dataclasses.replace(case.train, epochs=10, optimizer="sgd", lr=1e-30, select_by="val_loss",
+                                early_stopping={"patience": 2})
+    outcome = train_case(dataclasses.replace(case, train=train), smoke_data(), CPU)
+    m = outcome["metrics"]
+    assert [row["epoch"] for row in outcome["history"]] == [1, 2, 3] and m["epochs_run"] == 3
+    assert m["best_epoch"] == 1 and m["s_per_epoch"] == pytest.approx(m["wall_time_s"] / 3)

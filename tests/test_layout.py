@@ -52,7 +52,7 @@ ALLOWED = {
     "results": {"files", "stats"},
     "data": {"data", "download"},
     "models": {"models", "download", "environment"},
-    "cases": {"results", "models", "train.optim", "train.objectives"},
+    "cases": {"results", "models", "train.optim", "train.objectives", "train.selection"},
     "train": {"train", "data", "models", "environment", "results", "stats"},
     "executors": {"executors", "train"},
     "runner": {"cases", "data", "environment", "executors", "models", "results", "train"},
@@ -130,7 +130,6 @@ def test_the_top_level_stays_small():
 
 @pytest.mark.parametrize("module, path", list(modules()), ids=[m for m, _ in modules()])
 def test_no_module_grows_past_one_screenful_of_jobs(module, path):
-    """~350 lines is where a module starts holding two jobs; cases.py (declarations: records, profiles,
-    loading and validation) is the one allowed up to 450."""
-    limit = 450 if module == "xraybench.cases" else 350
-    assert len(path.read_text().splitlines()) <= limit
+    """~350 lines is where a module starts holding two jobs (cases.py reached 440 and became a package:
+    the records and profiles in ``spec``, reading and checking files in ``loading``)."""
+    assert len(path.read_text().splitlines()) <= 350

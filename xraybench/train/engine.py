@@ -23,8 +23,8 @@ from xraybench.data import BatchLoader, Dataset
 from xraybench.data.batches import TensorLoader
 from xraybench.environment import synchronize
 from xraybench.models import registry
-from xraybench.train import memory, optim, speedups
-from xraybench.train.metrics import binary_metrics
+from xraybench.train import memory, optim, selection, speedups
+from xraybench.train.metrics import auc, binary_metrics
 from xraybench.train.objectives import OBJECTIVES, Objective
 from xraybench.train.precision import FP32, Precision, final_layer_in_fp32
 
@@ -139,6 +139,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     scaler = precision.grad_scaler(device)
 
     history, best, best_state, best_val_probs = [], None, None, None
+    kept_by, stopping = selection.SELECT_BY[tr.select_by], selection.EarlyStopping(tr.early_stopping, tr.select_by)
     for epoch in range(1, tr.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -151,12 +152,15 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         if scheduler is not None:
             scheduler.step()
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val.loss,
-               "val_acc": val.acc, "lr": lr, "train_time_s": t1 - t0, "epoch_time_s": time.perf_counter() - t0}
+               "val_acc": val.acc, "val_auc": auc(val.labels.numpy(), val.probs.numpy()), "lr": lr,
+               "train_time_s": t1 - t0, "epoch_time_s": time.perf_counter() - t0}
         history.append(row)
-        if best is None or (val.acc, -val.loss) > (best["val_acc"], -best["val_loss"]):
+        if best is None or kept_by(row) > kept_by(best):
             best, best_state, best_val_probs = row, copy.deepcopy(net.state_dict()), val.probs
         if on_epoch:
             on_epoch(row)
+        if stopping.should_stop(row):
+            break
     net.load_state_dict(best_state)
     test = evaluate(net, test_loader, objective, loss_fn, precision=precision)
     synchronize(device)
@@ -168,7 +172,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         "train_loss": history[-1]["train_loss"], "train_acc": history[-1]["train_acc"],
         "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
         "min_val_loss": min(r["val_loss"] for r in history),
-        "wall_time_s": wall, "s_per_epoch": wall / tr.epochs,
+        "wall_time_s": wall, "s_per_epoch": wall / len(history), "epochs_run": len(history),
         # The median epoch: the first carries one-time costs (cuDNN autotuning, lazy allocations).
         "train_images_per_s": train_loader.num_images / statistics.median(r["train_time_s"] for r in history),
         "feature_pass_s": feature_pass_s,

@@ -9,6 +9,12 @@ from sklearn import metrics as skm
 from xraybench import stats
 
 
+def auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
+    """ROC-AUC of P(pneumonia); None with one class (a validation split can lack one)."""
+    labels = np.asarray(labels).astype(int)
+    return float(skm.roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else None
+
+
 def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
     """Metrics for label 1 = pneumonia (the positive class) at a probability threshold."""
     labels = np.asarray(labels).astype(int)

@@ -1,0 +1,16 @@
+"""Benchmark cases: the Case record and profiles (``spec``), reading and checking case files (``loading``).
+
+A case file (TOML, in benchmarks/cases/) declares one suite: its tasks, defaults shared by
+its cases, and the cases themselves. Every field is checked when the file is loaded, so a
+misspelt field or an unknown model fails before any training starts, naming the file, the
+case and the field.
+"""
+
+from xraybench.cases.loading import load_case_file, load_cases, select
+from xraybench.cases.spec import (AUGMENTATIONS, DEFAULT_CASES_DIR, PROFILES, RANDOM_INIT_NOTE, VIEWS, Case,
+                                  CaseError, DataSpec, ModelSpec, Profile, Suite, TrainSpec, apply_profile,
+                                  with_random_init)
+
+__all__ = ["AUGMENTATIONS", "DEFAULT_CASES_DIR", "PROFILES", "RANDOM_INIT_NOTE", "VIEWS", "Case", "CaseError",
+           "DataSpec", "ModelSpec", "Profile", "Suite", "TrainSpec", "apply_profile", "load_case_file", "load_cases",
+           "select", "with_random_init"]

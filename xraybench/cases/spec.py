@@ -1,0 +1,166 @@
+"""What a case is: the Case record (model, data and training specs), suites, profiles, and the case as
+a profile (or ``--random-init``) runs it. Reading and checking case files is ``loading``'s job."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xraybench.models import registry
+from xraybench.results import config_hash
+
+DEFAULT_CASES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "cases"
+AUGMENTATIONS = ("hflip", "brightness")
+
+
+# Training settings added after cases were first hashed, with the default that behaves as before.
+LATER_DEFAULTS = {"select_by": "val_acc", "early_stopping": {}}
+
+
+class CaseError(ValueError):
+    """A case file or a case in it is invalid; the message names file, case and field."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    image_size: int = 256  # 0: the input size the model's pretrained weights were made for
+    channels: int = 1
+    mean: float = 0.5
+    std: float = 0.5
+    augment: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adam"
+    optimizer_options: dict = field(default_factory=dict)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    scheduler: str = "none"
+    scheduler_options: dict = field(default_factory=dict)
+    loss: str = "bce"
+    seed: int = 0
+    feature_cache: bool = True  # frozen backbones without augmentation: compute features once
+    select_by: str = "val_acc"  # the epoch kept: best val_acc (ties: lower loss), val_auc or lowest val_loss
+    early_stopping: dict = field(default_factory=dict)  # {patience, metric}: stop when metric stalls
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    suite: str
+    task: str
+    title: str
+    model: ModelSpec
+    data: DataSpec = DataSpec()
+    train: TrainSpec = TrainSpec()
+    description: str = ""
+    compare: tuple[str, ...] = ()  # ids of cases this one is compared with in its task
+    profiles: tuple[str, ...] = ()  # profiles the case runs in; empty: all
+    profile_overrides: dict = field(default_factory=dict)  # e.g. {"quick": {"train.epochs": 6}}
+    tolerances: dict = field(default_factory=dict)  # for xraybench check, e.g. {"test_acc": "-5pp"}
+    target_sensitivity: float = 0.0  # the report's operating point: reach this on validation (0: Youden's J)
+    sweep: str = ""  # for a case expanded from a grid: the declared case's id
+    sweep_params: dict = field(default_factory=dict)  # and its point in the grid, e.g. {"train.lr": 1e-4}
+    seeds: dict = field(default_factory=dict)  # seeds per profile where not the profile's own, e.g. {"quick": 1}
+    source: str = ""  # the file it was declared in; not part of the configuration
+
+    def config(self) -> dict:
+        """What determines the case's results: model, data and training settings. Settings added after
+        cases were first stored are left out at their defaults, which reproduce the earlier behaviour: a
+        case that does not use them keeps its hash, and its baseline stays comparable."""
+        train = {k: v for k, v in dataclasses.asdict(self.train).items() if LATER_DEFAULTS.get(k, ...) != v}
+        return {"model": dataclasses.asdict(self.model), "data": dataclasses.asdict(self.data), "train": train}
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config())
+
+    def seed_count(self, profile: "Profile") -> int:
+        return int(self.seeds.get(profile.name, profile.seeds))
+
+    @property
+    def mode(self) -> str:
+        return str(self.model.options.get("mode", "from scratch"))
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    title: str
+    tasks: dict[str, str]
+    source: str
+    views: dict[str, str] = field(default_factory=dict)  # task → a report view computed across the suite
+
+
+VIEWS = ("model_selection", "compare_modes", "test_gap")  # rendered by xraybench.report
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and epochs for a kind of run; applied to cases without copying them."""
+
+    name: str
+    description: str
+    image_size: int | None  # cap on the input size; None keeps the case's
+    epochs: int | None  # cap on epochs; None keeps the case's
+    synthetic_sizes: tuple[int, int, int]  # train, val, test images of the built-in data
+    max_per_split: int | None  # cap on images per split of any source; None uses all
+    seeds: int = 1  # seeds per case (a case may declare fewer or more; --seeds overrides both)
+    eval_batch_size: int = 256
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", "seconds per case, for tests", image_size=32, epochs=2,
+                     synthetic_sizes=(192, 64, 64), max_per_split=256, seeds=1),
+    "quick": Profile("quick", "minutes on a CPU", image_size=64, epochs=15,
+                     synthetic_sizes=(1200, 300, 400), max_per_split=None, seeds=3),
+    "full": Profile("full", "the homework settings, for a GPU", image_size=None, epochs=None,
+                    synthetic_sizes=(4000, 500, 624), max_per_split=None, seeds=5),
+}
+
+
+def apply_profile(case: Case, profile: Profile) -> Case:
+    """The case as it runs under ``profile``: input size and epochs capped (never below the
+    smallest input the model accepts: AlexNet's feature stack needs 63 px).
+
+    Scheduler options keep their declared epochs (StepLR decays at epoch 10 in every
+    profile): a shortened run sees fewer decays rather than a compressed schedule, which
+    at a few epochs would decay before the model has learned anything."""
+    data, train = case.data, case.train
+    if profile.image_size is not None and data.image_size > profile.image_size:
+        cap = max(profile.image_size, registry.min_input_size(case.model.name))
+        data = dataclasses.replace(data, image_size=min(data.image_size, cap))
+    if profile.epochs is not None and train.epochs > profile.epochs:
+        train = dataclasses.replace(train, epochs=profile.epochs)
+    for key, value in case.profile_overrides.get(profile.name, {}).items():
+        section, name = key.split(".", 1)
+        if section == "data":
+            data = dataclasses.replace(data, **{name: value})
+        else:
+            train = dataclasses.replace(train, **{name: value})
+    return dataclasses.replace(case, data=data, train=train)
+
+
+RANDOM_INIT_NOTE = "random initialisation — not a pretrained result"
+
+
+def with_random_init(case: Case) -> Case:
+    """The case with its backbone's pretrained weights left out (``--random-init``).
+
+    Every backbone and mode can then run without weight files (tests, a first look at a new
+    machine). The option changes the configuration hash, so such rows never match a pretrained
+    baseline, and the title says what they are."""
+    if not case.model.options.get("pretrained", registry.model_options(case.model.name).get("pretrained", False)):
+        return case
+    model = dataclasses.replace(case.model, options={**case.model.options, "pretrained": False})
+    return dataclasses.replace(case, model=model, title=f"{case.title} ({RANDOM_INIT_NOTE})")
