@@ -89,6 +89,7 @@ def test_duplicate_id_names_both_files(write_cases):
     ('[case.train]\nearly_stopping = { patience = 5, metric = "loss" }\n', "train.early_stopping.metric",
      "unknown metric 'loss'"),
     ("[case.train]\nearly_stopping = { patients = 5 }\n", "train.early_stopping.patients", "use patience and metric"),
+    ("[case.data]\nimage_size = 64\npad_to = 32\n", "data.pad_to", "give at least 64, or 0 for none"),
 ])
 def test_value_errors(write_cases, body, field, words):
     text = one_case(body)
@@ -192,9 +193,10 @@ def test_the_multistep_schedule_follows_the_epochs_as_medmnist_does():
 
 
 def test_settings_added_later_keep_the_hash_at_their_default(write_cases):
-    """A case that does not use select_by or early_stopping keeps the hash it had before they existed, so
+    """A case that does not use select_by, early_stopping or pad_to keeps the hash it had before they existed, so
     its stored rows and baselines stay comparable; one that sets them gets a new hash."""
     plain, = load_cases([write_cases(one_case(""))])[0]
     assert "select_by" not in plain.config()["train"] and "early_stopping" not in plain.config()["train"]
+    assert "pad_to" not in plain.config()["data"]
     chosen, = load_cases([write_cases(one_case('[case.train]\nselect_by = "val_auc"\n'), "b.toml")])[0]
     assert chosen.config()["train"]["select_by"] == "val_auc" and chosen.config_hash != plain.config_hash

@@ -135,3 +135,26 @@ def test_early_stopping_ends_training_once_the_metric_stalls():
     m = outcome["metrics"]
     assert [row["epoch"] for row in outcome["history"]] == [1, 2, 3] and m["epochs_run"] == 3
     assert m["best_epoch"] == 1 and m["s_per_epoch"] == pytest.approx(m["wall_time_s"] / 3)
+
+
+def test_pad_to_centres_the_image_on_a_black_canvas_and_the_model_sees_the_canvas():
+    """MedMNIST+ pads 28-pixel images with zeros to 224 rather than resizing them: black (pixel 0) around
+    the untouched image, normalised like it; the model is built for the padded side."""
+    from xraybench.data import BatchLoader
+    from xraybench.data.sources import Split
+
+    images = torch.randint(1, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    split = Split(images, torch.tensor([0, 1, 0, 1]))
+    plain = BatchLoader(split, 4, device="cpu", mean=0.5, std=0.5)
+    padded = BatchLoader(split, 4, device="cpu", mean=0.5, std=0.5, pad_to=33)
+    (x, _), = list(plain)
+    (big, _), = list(padded)
+    assert big.shape == (4, 1, 33, 33)
+    assert torch.equal(big[..., 2:30, 2:30], x)  # 5 extra pixels: 2 before, 3 after
+    assert torch.all(big[..., :2, :] == -1.0) and torch.all(big[..., 30:, :] == -1.0)  # (0/255 − 0.5)/0.5
+
+    case = smoke_case("hw3-b-mlp")  # a flatten head: its width follows the side it is built for
+    case = dataclasses.replace(case, data=dataclasses.replace(case.data, pad_to=48),
+                               train=dataclasses.replace(case.train, epochs=1))
+    outcome = train_case(case, smoke_data(), CPU)
+    assert outcome["metrics"]["test_acc"] is not None and case.data.input_size == 48

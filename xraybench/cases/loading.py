@@ -252,6 +252,9 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
                              ("train.batch_size", t.batch_size, 1)]:
         if value < low:
             fail(path, f"must be at least {low}, got {value}")
+    if d.pad_to and d.pad_to < d.image_size:
+        fail("data.pad_to", f"pads {d.image_size}-pixel images up to a larger canvas: give at least "
+                            f"{d.image_size}, or 0 for none; got {d.pad_to}")
     if d.channels not in (1, 3):
         fail("data.channels", f"must be 1 or 3, got {d.channels}")
     if d.std <= 0:

@@ -15,7 +15,7 @@ AUGMENTATIONS = ("hflip", "brightness")
 
 
 # Training settings added after cases were first hashed, with the default that behaves as before.
-LATER_DEFAULTS = {"select_by": "val_acc", "early_stopping": {}}
+LATER_DEFAULTS = {"train": {"select_by": "val_acc", "early_stopping": {}}, "data": {"pad_to": 0}}
 
 
 class CaseError(ValueError):
@@ -35,6 +35,12 @@ class DataSpec:
     mean: float = 0.5
     std: float = 0.5
     augment: tuple[str, ...] = ()
+    pad_to: int = 0  # zero-pad smaller images to pad_to × pad_to (MedMNIST+), centred; 0: no padding
+
+    @property
+    def input_size(self) -> int:
+        """The side of what the model sees: the image, or the padded canvas around it."""
+        return max(self.image_size, self.pad_to)
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,11 @@ class Case:
         """What determines the case's results: model, data and training settings. Settings added after
         cases were first stored are left out at their defaults, which reproduce the earlier behaviour: a
         case that does not use them keeps its hash, and its baseline stays comparable."""
-        train = {k: v for k, v in dataclasses.asdict(self.train).items() if LATER_DEFAULTS.get(k, ...) != v}
-        return {"model": dataclasses.asdict(self.model), "data": dataclasses.asdict(self.data), "train": train}
+        def declared(section: str, spec) -> dict:
+            later = LATER_DEFAULTS[section]
+            return {k: v for k, v in dataclasses.asdict(spec).items() if later.get(k, ...) != v}
+        return {"model": dataclasses.asdict(self.model), "data": declared("data", self.data),
+                "train": declared("train", self.train)}
 
     @property
     def config_hash(self) -> str:

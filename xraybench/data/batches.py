@@ -42,12 +42,16 @@ class BatchLoader(_IndexedBatches):
 
     def __init__(self, split: Split, batch_size: int, *, device: torch.device, channels: int = 1,
                  mean: float | tuple[float, ...] = 0.5, std: float | tuple[float, ...] = 0.5,
-                 shuffle: bool = False, seed: int = 0, augment: tuple[str, ...] = (), channels_last: bool = False):
+                 shuffle: bool = False, seed: int = 0, augment: tuple[str, ...] = (), channels_last: bool = False,
+                 pad_to: int = 0):
         device = torch.device(device)
         non_blocking = device.type == "cuda"
         super().__init__(split.labels.to(device, non_blocking=non_blocking), batch_size, shuffle, seed)
         self.images = split.images.to(device, non_blocking=non_blocking)
         self.channels, self.augment = channels, augment
+        side = split.images.shape[-1]
+        before = max(0, pad_to - side) // 2  # centred; an odd margin puts the extra pixel after
+        self.padding = (before, max(0, pad_to - side) - before) * 2 if pad_to > side else None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # (x/255 - mean) / std = x * scale - shift, per channel after grayscale is replicated.
         mean_t = torch.tensor(mean, dtype=torch.float32, device=device).reshape(1, -1, 1, 1)
@@ -59,6 +63,8 @@ class BatchLoader(_IndexedBatches):
         x = self.images[index].float()
         if self.augment:
             x = self._augment(x)
+        if self.padding:  # black (pixel 0) around the image, before normalisation, as MedMNIST+ pads
+            x = torch.nn.functional.pad(x, self.padding)
         x = x.expand(-1, self.channels, -1, -1) * self.scale - self.shift
         return x.contiguous(memory_format=self.memory_format)
 

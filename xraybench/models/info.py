@@ -32,7 +32,7 @@ def model_info(case: Case, device: torch.device, latency_runs: int = 10, *, num_
     imagenet = required_weights(case.model.name, case.model.options) is not None
     outputs = IMAGENET_CLASSES if imagenet else num_outputs
     options = {**case.model.options, "pretrained": False} if imagenet else case.model.options
-    size, channels = case.data.image_size, case.data.channels
+    size, channels = case.data.input_size, case.data.channels
     model = registry.create_model(case.model.name, in_channels=channels, image_size=size, num_outputs=outputs,
                                   **options).to(device).eval()
     x = torch.zeros(1, channels, size, size, device=device)

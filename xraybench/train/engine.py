@@ -103,7 +103,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     tr, dspec = case.train, case.data
     torch.manual_seed(tr.seed)
     objective = OBJECTIVES[tr.loss]
-    model = registry.create_model(case.model.name, in_channels=dspec.channels, image_size=dspec.image_size,
+    model = registry.create_model(case.model.name, in_channels=dspec.channels, image_size=dspec.input_size,
                                   num_outputs=objective.num_outputs, **case.model.options).to(device)
     loss_fn = objective.make_loss()
     model, channels_last = speedups.prepare(model)
@@ -111,7 +111,8 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         final_layer_in_fp32(model)
     # Pretrained backbones bring the normalisation of their weights.
     mean, std = getattr(model, "normalization", (dspec.mean, dspec.std))
-    batches = dict(device=device, channels=dspec.channels, mean=mean, std=std, channels_last=channels_last)
+    batches = dict(device=device, channels=dspec.channels, mean=mean, std=std, channels_last=channels_last,
+                   pad_to=dspec.pad_to)
     train_loader = BatchLoader(data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed,
                                augment=dspec.augment, **batches)
     val_loader = BatchLoader(data.splits["val"], eval_batch_size, **batches)
