@@ -47,8 +47,8 @@ class FlippedLabels:
     def fingerprint(self) -> str:
         return f"{self.inner.fingerprint()}-flip{self.share}"
 
-    def decode(self, image_size: int):
-        splits, notes, accounting = self.inner.decode(image_size)
+    def decode(self, image_size: int, resample: str = "bilinear"):
+        splits, notes, accounting = self.inner.decode(image_size, resample)
         train = splits["train"]
         flip = torch.randperm(len(train), generator=torch.Generator().manual_seed(123))[:round(self.share * len(train))]
         train.labels = train.labels.clone()

@@ -90,6 +90,7 @@ def test_duplicate_id_names_both_files(write_cases):
      "unknown metric 'loss'"),
     ("[case.train]\nearly_stopping = { patients = 5 }\n", "train.early_stopping.patients", "use patience and metric"),
     ("[case.data]\nimage_size = 64\npad_to = 32\n", "data.pad_to", "give at least 64, or 0 for none"),
+    ('[case.data]\nresize = "bicubic"\n', "data.resize", "use one of bilinear, nearest"),
 ])
 def test_value_errors(write_cases, body, field, words):
     text = one_case(body)
@@ -197,6 +198,6 @@ def test_settings_added_later_keep_the_hash_at_their_default(write_cases):
     its stored rows and baselines stay comparable; one that sets them gets a new hash."""
     plain, = load_cases([write_cases(one_case(""))])[0]
     assert "select_by" not in plain.config()["train"] and "early_stopping" not in plain.config()["train"]
-    assert "pad_to" not in plain.config()["data"]
+    assert "pad_to" not in plain.config()["data"] and "resize" not in plain.config()["data"]
     chosen, = load_cases([write_cases(one_case('[case.train]\nselect_by = "val_auc"\n'), "b.toml")])[0]
     assert chosen.config()["train"]["select_by"] == "val_auc" and chosen.config_hash != plain.config_hash

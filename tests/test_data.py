@@ -122,3 +122,15 @@ def test_npz_missing_key_and_bad_labels(tmp_path):
     np.savez(bad, **arrays)
     with pytest.raises(DataError, match="train_images has shape \\(2, 8, 8\\), expected"):
         NpzSource(bad).decode(8)
+
+
+def test_nearest_resize_repeats_each_pixel_as_medmnist_v2_upsamples_28_to_224(tmp_path):
+    """MedMNIST v2 trains its 224-pixel models on the 28-pixel images upsampled with nearest neighbour: each
+    pixel becomes a block. The bilinear default blends neighbours; the two are cached apart."""
+    nearest = cache.prepare(NpzSource(NPZ.resolve()), 56, root=tmp_path, resample="nearest")
+    bilinear = cache.prepare(NpzSource(NPZ.resolve()), 56, root=tmp_path)
+    native = cache.prepare(NpzSource(NPZ.resolve()), 28, root=tmp_path).open().splits["test"].images
+    assert nearest.entry != bilinear.entry
+    up = nearest.open().splits["test"].images
+    assert torch.equal(up, native.repeat_interleave(2, dim=-1).repeat_interleave(2, dim=-2))
+    assert not torch.equal(bilinear.open().splits["test"].images, up)

@@ -151,18 +151,19 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
         return run_dir, doc
 
     # The driver decodes each image size once; workers map the cache read-only.
-    datasets = {}  # image size → (where it is cached, its image table)
-    for size in dict.fromkeys(c.data.image_size for c in pending):
-        cached, data = _prepare_data(plan, size, log)
-        datasets[size] = cached, results.image_table(data)
+    datasets = {}  # (image size, resize) → (where it is cached, its image table)
+    for size, resize in dict.fromkeys((c.data.image_size, c.data.resize) for c in pending):
+        cached, data = _prepare_data(plan, size, resize, log)
+        datasets[size, resize] = cached, results.image_table(data)
         if doc["data"] is None:
             doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe(), "summary": summarize(data)}
-        doc["data"].setdefault("images", datasets[size][1])  # also when resuming a schema-1 run
+        doc["data"].setdefault("images", datasets[size, resize][1])  # also when resuming a schema-1 run
     weights.fetch_missing([w for c in pending if (w := required_weights(c.model.name, c.model.options))],
                           offline=plan.offline, log=log)
     builders = registry.external_builders({c.model.name for c in pending})
     for case in pending:
-        executor.submit(Job(case=case, data=datasets[case.data.image_size][0], max_per_split=plan.profile.max_per_split,
+        executor.submit(Job(case=case, data=datasets[case.data.image_size, case.data.resize][0],
+                            max_per_split=plan.profile.max_per_split,
                             eval_batch_size=plan.profile.eval_batch_size, device=plan.device.type,
                             precision=plan.precision, deterministic=plan.deterministic, executor=executor.name,
                             progress=executor.progress, resume=not plan.force, timeout_s=plan.case_timeout_s,
@@ -171,7 +172,7 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
         log(f"submitted {len(pending)} training(s) to {executor.describe()}")
     order = {(c.id, c.train.seed): i for i, c in enumerate(planned)}
     for done, (job, row) in enumerate(executor.completions(), 1):
-        images = datasets[job.case.data.image_size][1]
+        images = datasets[job.case.data.image_size, job.case.data.resize][1]
         if row["status"] == "ok" and images != doc["data"]["images"]:
             row["images"] = images  # another subset than the run's (not the case today)
         results.upsert(doc, row)
@@ -256,14 +257,15 @@ def _open_results(path: Path, plan: RunPlan) -> dict:
             "software": fresh["software"], "commit_info": fresh["commit_info"], "settings": plan.settings}
 
 
-def _prepare_data(plan: RunPlan, image_size: int, log) -> tuple[CachedData, Dataset]:
-    """Decode (or find) the data at ``image_size`` in the cache; returns where it is and the data, mapped
-    once per process (the local executor's cases reuse this mapping)."""
+def _prepare_data(plan: RunPlan, image_size: int, resize: str, log) -> tuple[CachedData, Dataset]:
+    """Decode (or find) the data at ``image_size`` (resized with ``resize``) in the cache; returns where it is
+    and the data, mapped once per process (the local executor's cases reuse this mapping)."""
     t0 = time.perf_counter()
-    cached = data_cache.prepare(plan.source, image_size)
+    cached = data_cache.prepare(plan.source, image_size, resample=resize)
     data = worker.open_dataset(cached, plan.profile.max_per_split)
     sizes = ", ".join(f"{name} {len(split)}" for name, split in data.splits.items())
-    log(f"data: {plan.source.name} at {image_size}px ({sizes}) in {time.perf_counter() - t0:.1f}s")
+    how = "" if resize == "bilinear" else f", {resize}-neighbour resize"
+    log(f"data: {plan.source.name} at {image_size}px{how} ({sizes}) in {time.perf_counter() - t0:.1f}s")
     for note in data.notes:
         log(f"data: {note}")
     for warning in [data.naming_warning] * bool(data.naming_warning) + data.leakage_warnings:

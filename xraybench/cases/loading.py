@@ -15,6 +15,7 @@ from pathlib import Path
 from xraybench.train import optim, selection
 from xraybench.models import registry
 from xraybench.train.objectives import OBJECTIVES
+from xraybench.data.images import RESAMPLE
 from xraybench.results import Tolerance, ToleranceError
 from xraybench.cases.spec import (AUGMENTATIONS, DEFAULT_CASES_DIR, PROFILES, VIEWS, Case, CaseError, DataSpec,
                                   Suite, TrainSpec)
@@ -255,6 +256,8 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
     if d.pad_to and d.pad_to < d.image_size:
         fail("data.pad_to", f"pads {d.image_size}-pixel images up to a larger canvas: give at least "
                             f"{d.image_size}, or 0 for none; got {d.pad_to}")
+    if d.resize not in RESAMPLE:
+        fail("data.resize", f"unknown interpolation {d.resize!r}; use one of {', '.join(RESAMPLE)}")
     if d.channels not in (1, 3):
         fail("data.channels", f"must be 1 or 3, got {d.channels}")
     if d.std <= 0:

@@ -15,7 +15,7 @@ AUGMENTATIONS = ("hflip", "brightness")
 
 
 # Training settings added after cases were first hashed, with the default that behaves as before.
-LATER_DEFAULTS = {"train": {"select_by": "val_acc", "early_stopping": {}}, "data": {"pad_to": 0}}
+LATER_DEFAULTS = {"train": {"select_by": "val_acc", "early_stopping": {}}, "data": {"pad_to": 0, "resize": "bilinear"}}
 
 
 class CaseError(ValueError):
@@ -36,6 +36,7 @@ class DataSpec:
     std: float = 0.5
     augment: tuple[str, ...] = ()
     pad_to: int = 0  # zero-pad smaller images to pad_to × pad_to (MedMNIST+), centred; 0: no padding
+    resize: str = "bilinear"  # how images are brought to image_size: bilinear, or nearest (MedMNIST v2 at 224)
 
     @property
     def input_size(self) -> int:

@@ -50,13 +50,14 @@ class CachedData:
                        meta.get("accounting") or {})
 
 
-def prepare(source, image_size: int, root: Path | None = None) -> CachedData:
-    """Decode ``source`` at ``image_size`` into the cache unless it is there already."""
+def prepare(source, image_size: int, root: Path | None = None, resample: str = "bilinear") -> CachedData:
+    """Decode ``source`` at ``image_size`` (resized with ``resample``) into the cache unless it is there."""
     root = Path(root) if root else cache_dir()
-    key = hashlib.sha256(f"{FORMAT}|{source.fingerprint()}|{image_size}".encode()).hexdigest()[:20]
+    how = "" if resample == "bilinear" else f"|{resample}"  # bilinear entries keep the keys they had
+    key = hashlib.sha256(f"{FORMAT}|{source.fingerprint()}|{image_size}{how}".encode()).hexdigest()[:20]
     entry = (root / f"{source.kind}-{image_size}px-{key}").absolute()
     if not (entry / "meta.json").exists():
-        splits, notes, accounting = source.decode(image_size)
+        splits, notes, accounting = source.decode(image_size, resample)
         _write(entry, splits, {"source": source.fingerprint(), "image_size": image_size, "notes": notes,
                                "accounting": accounting})
     return CachedData(entry, source.kind, source.name, source.location, image_size)

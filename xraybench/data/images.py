@@ -36,19 +36,22 @@ class DecodedImage:
     pixel_digest: str  # of the full-resolution grayscale pixels
 
 
-def try_decode(path: Path, size: int) -> tuple[DecodedImage | None, str | None]:
+def try_decode(path: Path, size: int, resample: str = "bilinear") -> tuple[DecodedImage | None, str | None]:
     """(image, None), or (None, why it cannot be read)."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return None, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
     if path.stat().st_size == 0:
         return None, "empty file (0 bytes)"
     try:
-        return read_image(path, size), None
+        return read_image(path, size, resample), None
     except Exception as exc:
         return None, f"cannot decode image ({type(exc).__name__}: {exc})"
 
 
-def read_image(path: Path, size: int) -> DecodedImage:
+RESAMPLE = ("bilinear", "nearest")  # how an image is brought to a case's size: the homework's, or MedMNIST v2's
+
+
+def read_image(path: Path, size: int, resample: str = "bilinear") -> DecodedImage:
     """Decode one image file, with the digests the leakage check compares.
 
     The pixels are those of the homework's transforms (Grayscale, then a bilinear Resize of the
@@ -64,6 +67,7 @@ def read_image(path: Path, size: int) -> DecodedImage:
             arr = np.asarray(img, dtype=np.float32)
             img = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
         full = img.convert("L")
-        pixels = np.asarray(full.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+        method = Image.Resampling.NEAREST if resample == "nearest" else Image.Resampling.BILINEAR
+        pixels = np.asarray(full.resize((size, size), method), dtype=np.uint8)
         pixel_digest = hashlib.sha1(full.tobytes() + f"{full.size}".encode()).hexdigest()
     return DecodedImage(pixels, hashlib.sha1(raw).hexdigest(), pixel_digest)

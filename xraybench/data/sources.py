@@ -123,7 +123,8 @@ class SyntheticSource:
     def fingerprint(self) -> str:
         return f"synthetic-v{synthetic.GENERATOR_VERSION}-seed{self.seed}-{'-'.join(map(str, self.sizes))}"
 
-    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str], dict]:
+    def decode(self, image_size: int, resample: str = "bilinear") -> tuple[dict[str, Split], list[str], dict]:
+        """Generated at ``image_size``: there is nothing to resample."""
         splits = {name: Split(*synthetic.generate_split(name, n, image_size, self.seed), _indexed(name, n))
                   for name, n in zip(SPLITS, self.sizes)}
         return splits, ["test split imaged with a shifted acquisition (exposure, contrast, noise, patient size)"], \
@@ -183,13 +184,13 @@ class FolderSource:
         return (f"folder-{self.root.name}-{h.hexdigest()[:16]}" + ("-skipbad" if self.skip_bad_images else "")
                 + f"-val{self.val_fraction:g}-min{self.min_val_per_class}")
 
-    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str], dict]:
+    def decode(self, image_size: int, resample: str = "bilinear") -> tuple[dict[str, Split], list[str], dict]:
         files = self.files()
         notes, bad, file_digests, pixel_digests = [], [], {}, {}
         with strict_pil(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             splits = {}
             for split, entries in files.items():
-                decoded = list(pool.map(lambda e: try_decode(e[0], image_size), entries))
+                decoded = list(pool.map(lambda e: try_decode(e[0], image_size, resample), entries))
                 bad += [(path, error) for (path, _), (_, error) in zip(entries, decoded) if error]
                 kept = [(image, label, path) for (path, label), (image, error) in zip(entries, decoded) if not error]
                 if not kept:
@@ -252,7 +253,7 @@ class NpzSource:
         st = self.path.stat()
         return f"npz-{self.path.stem}-{hashlib.sha256(f'{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}'.encode()).hexdigest()[:16]}"
 
-    def decode(self, image_size: int) -> tuple[dict[str, Split], list[str], dict]:
+    def decode(self, image_size: int, resample: str = "bilinear") -> tuple[dict[str, Split], list[str], dict]:
         try:
             archive = np.load(self.path)
         except Exception as exc:
@@ -261,7 +262,7 @@ class NpzSource:
         with archive:
             for split in SPLITS:
                 images, labels = (_npz_array(archive, self.path, f"{split}_{what}") for what in ("images", "labels"))
-                splits[split] = _npz_split(self.path, split, images, labels, image_size)
+                splits[split] = _npz_split(self.path, split, images, labels, image_size, resample)
                 pixel_digests.update((f"{split}/{i}", hashlib.sha1(image.tobytes()).hexdigest())
                                      for i, image in enumerate(images))
         leakage = patients.leakage({name: splits[name].ids for name in SPLITS}, None, pixel_digests)
@@ -322,7 +323,8 @@ def _npz_array(archive, path: Path, key: str) -> np.ndarray:
     return archive[key]
 
 
-def _npz_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray, size: int) -> Split:
+def _npz_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray, size: int,
+               resample: str = "bilinear") -> Split:
     labels = labels.reshape(-1)
     if images.ndim == 4 and images.shape[-1] in (1, 3):
         images = images.mean(axis=-1)  # RGB (or a trailing channel) → grayscale
@@ -334,7 +336,8 @@ def _npz_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray, s
                         f"({sorted(set(np.unique(labels).tolist()) - {0, 1})[:5]}); expected binary labels")
     x = torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1)
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(x, size=(size, size), mode="nearest") if resample == "nearest" else \
+            F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return Split(x.round().clamp(0, 255).to(torch.uint8), torch.from_numpy(labels.astype(np.int64)),
                  _indexed(split, len(labels)))
 
