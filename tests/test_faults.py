@@ -3,8 +3,11 @@ executor, Ray), a worker that hangs, a full disk, a results file cut short, Ray 
 and the Slurm probe that records the machine that trains. Each ends with a valid results.json and no
 finished row lost."""
 
+import dataclasses
 import errno
+import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -59,7 +62,71 @@ def test_ray_driver_killed_mid_run_then_resumed_keeps_every_finished_row(tmp_pat
     outcome = driver_kill.run(tmp_path, "ray", cases=3, seconds=4)
     assert 1 <= outcome.finished_at_kill < 3 and outcome.kept == outcome.finished_at_kill
     assert "finished earlier, kept" in outcome.second_driver_out
-    assert outcome.rows_ok == 3 and outcome.repeated <= 3 - outcome.finished_at_kill
+    assert outcome.rows_ok == 3 and outcome.trainings >= 3  # every case trained at least once
+    assert outcome.repeated <= 3 - outcome.finished_at_kill  # only what was running at the kill trained again
+
+
+NAN_AND_FINE = """
+suite = "hw3"
+[[case]]
+id = "hw3-nan"
+task = "A"
+title = "diverges"
+model = { name = "nan_model" }
+[[case]]
+id = "hw3-fine"
+task = "A"
+title = "fine"
+model = { name = "hw3_gap_cnn" }
+"""
+
+
+def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
+    """A failed row is trained again rather than handed back; a job of another run directory, or a job id
+    that now names another training's job, is not adopted."""
+    from xraybench.cases import PROFILES, apply_profile, load_cases
+    from xraybench.data import cache
+    from xraybench.data.sources import SyntheticSource
+    from xraybench.executors.slurm_executor import SlurmExecutor
+    from xraybench.models import registry
+    from xraybench.train.worker import Job
+
+    smoke = PROFILES["smoke"]
+    data = cache.prepare(SyntheticSource(smoke.synthetic_sizes), smoke.image_size)
+    jobs = [Job(case=apply_profile(c, smoke), data=data, max_per_split=smoke.max_per_split, eval_batch_size=64,
+                device="cpu", executor="slurm", run=str(tmp_path / "run"),
+                builders=registry.external_builders({c.model.name}))
+            for c in load_cases([write_cases(NAN_AND_FINE)])[0]]
+    options = ExecutorOptions(name="slurm", device="cpu", log_dir=tmp_path / "logs")
+
+    def fresh_driver():  # a driver started after the previous one ended
+        return SlurmExecutor(options, cluster="local")
+
+    first = fresh_driver()
+    for job in jobs:
+        first.submit(job)
+    statuses = {job.case.id: row["status"] for job, row in first.completions()}
+    first.close()
+    assert statuses == {"hw3-nan": "failed", "hw3-fine": "ok"}
+
+    second = fresh_driver()
+    for job in jobs:
+        second.submit(job)
+    assert [j.case.id for j in second._queue] == ["hw3-nan"] and second.adopted == 1
+    second._queue.clear()
+
+    third = fresh_driver()
+    third.submit(dataclasses.replace(jobs[1], run=str(tmp_path / "another-run")))
+    assert third.adopted == 0 and len(third._queue) == 1
+
+    manifest = tmp_path / "logs" / "submitted.jsonl"
+    entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+    nan_id = next(e["job_id"] for e in entries if "|hw3-nan|" in e["identity"])
+    with open(manifest, "a") as out:  # the ok training's identity now pointing at the failed job's id
+        out.write(json.dumps({"identity": jobs[1].identity, "job_id": nan_id}) + "\n")
+    fourth = fresh_driver()
+    fourth.submit(jobs[1])
+    assert fourth.adopted == 0 and len(fourth._queue) == 1
 
 
 def test_a_hung_worker_is_stopped_at_the_case_timeout_and_recorded(tmp_path, write_cases, capsys):
@@ -70,26 +137,30 @@ def test_a_hung_worker_is_stopped_at_the_case_timeout_and_recorded(tmp_path, wri
     assert rows["hw3-slow"]["status"] == "failed"
     assert rows["hw3-slow"]["reason"] == "timed out: no result within 3 s (--case-timeout 3)"
     assert rows["hw3-quick"]["status"] == rows["hw3-slower"]["status"] == "ok"  # the suite went on
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert main(["run", "hw3*", *SMOKE, "--cases", str(cases), "--case-timeout", "0"]) == 2
     assert "--case-timeout 0: must be a number of seconds above 0" in capsys.readouterr().err
+    assert main(["run", "hw3*", *SMOKE, "--cases", str(cases), "--case-timeout", "1e12"]) == 2
+    assert "at most 2,592,000 (30 days)" in capsys.readouterr().err
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_previous_file(tmp_path, monkeypatch, capsys):
     path = tmp_path / "smoke-cpu-synthetic" / "results.json"
     assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path)]) == 0
-    before = path.read_bytes()
-    real_fsync = os.fsync
+    real_fsync, calls = os.fsync, []
 
-    def full(fd):
-        if os.fstat(fd).st_size > 0:  # the temporary file with the next version of results.json
+    def full(fd):  # the disk fills up after the run's first write: the finished training's row is what fails
+        calls.append(fd)
+        if len(calls) >= 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
     monkeypatch.setattr(results.os, "fsync", full)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 2
+    assert len(calls) == 2  # the run's opening write went through; the one after training failed
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "No space left on device" in err and str(path) in err
-    assert path.read_bytes() == before  # whole, with its finished row
+    assert [r["id"] for r in results.read(path)["cases"]] == ["hw3-a-cnn"]  # whole, with the earlier row
     assert not list(path.parent.glob(".results.json.*"))  # no temporary file left behind
     monkeypatch.setattr(results.os, "fsync", real_fsync)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0  # space again: resumes

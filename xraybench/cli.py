@@ -34,6 +34,7 @@ from xraybench.train import precision
 
 USER_ERRORS = (CaseError, CheckError, DataError, DeviceError, executors.ExecutorError, precision.PrecisionError,
                ResultsError, RunError, ToleranceError)
+MAX_CASE_TIMEOUT_S = 30 * 24 * 3600  # a month; far larger values overflow the interval timer
 BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
 
 
@@ -241,8 +242,9 @@ def cmd_run(args) -> int:
         raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
     if args.seeds is not None and args.seeds < 1:
         raise CaseError(f"--seeds {args.seeds}: must be at least 1")
-    if args.case_timeout is not None and not args.case_timeout > 0:
-        raise CaseError(f"--case-timeout {args.case_timeout:g}: must be a number of seconds above 0")
+    if args.case_timeout is not None and not 0 < args.case_timeout <= MAX_CASE_TIMEOUT_S:
+        raise CaseError(f"--case-timeout {args.case_timeout:g}: must be a number of seconds above 0 and at most "
+                        f"{MAX_CASE_TIMEOUT_S:,} (30 days)")
     cases, suites = case_mod.load_cases(args.cases)
     if args.patterns:
         cases = case_mod.select(cases, args.patterns)

@@ -167,6 +167,7 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
                             eval_batch_size=plan.profile.eval_batch_size, device=plan.device.type,
                             precision=plan.precision, deterministic=plan.deterministic, executor=executor.name,
                             progress=executor.progress, resume=not plan.force, timeout_s=plan.case_timeout_s,
+                            run=str(run_dir.absolute()),
                             builders={n: f for n, f in builders.items() if n == case.model.name}))
     if executor.name != "local":
         log(f"submitted {len(pending)} training(s) to {executor.describe()}")

@@ -64,14 +64,14 @@ class RayExecutor:
             else options.placement_timeout
         try:
             self._place(options)
-        except (ExecutorError, KeyboardInterrupt):
+        except BaseException:  # a refusal, Ctrl-C while waiting, or Ray failing: stop what this started
             self.close()
             raise
         self.max_retries = 1 if options.max_retries is None else options.max_retries
         # Ray itself retries nothing: its OOM killer would retry without limit. The driver resubmits.
         self._task = ray.remote(num_gpus=self.gpus, num_cpus=self.cpus, max_retries=0, retry_exceptions=False,
                                 max_calls=1 if self.gpus else 0)(worker.run_job)
-        self._pending: dict = {}  # object ref → (job, attempt, deadline or None)
+        self._pending: dict = {}  # object ref → (job, attempt)
 
     def _place(self, options: ExecutorOptions) -> None:
         """Per-case resources that fit one live node, waiting up to the placement timeout for the autoscaler."""
@@ -87,20 +87,22 @@ class RayExecutor:
                 print("ray: the cluster has no GPU now, so cases train on CPUs (--device cuda waits up to "
                       "--placement-timeout for the autoscaler to start a GPU node)")
         self.cpus = options.cpus_per_case or 1
-        deadline, told = time.monotonic() + self.placement_timeout_s, False
-        while not fitting_nodes(nodes := self.ray.nodes(), self.gpus, self.cpus):
-            if time.monotonic() >= deadline:
-                raise ExecutorError(f"ray: no node can take a case asking for {self.gpus:g} GPU and {self.cpus} CPU "
-                                    f"(--gpus-per-case, --cpus-per-case) within --placement-timeout "
-                                    f"{self.placement_timeout_s:g} s; the cluster offers {offer(nodes)}")
-            if not told:
-                print(f"ray: no node has {self.gpus:g} GPU and {self.cpus} CPU yet ({offer(nodes)}); asking the "
-                      f"autoscaler for one and waiting up to {self.placement_timeout_s:g} s")
-                self._ask_autoscaler([{"GPU": self.gpus, "CPU": self.cpus}] if self.gpus else [{"CPU": self.cpus}])
-                told = True
-            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
-        if told:
-            self._ask_autoscaler([])  # the tasks themselves hold the node from here
+        deadline, asked = time.monotonic() + self.placement_timeout_s, False
+        try:
+            while not fitting_nodes(nodes := self.ray.nodes(), self.gpus, self.cpus):
+                if time.monotonic() >= deadline:
+                    raise ExecutorError(f"ray: no node can take a case asking for {self.gpus:g} GPU and {self.cpus} "
+                                        f"CPU (--gpus-per-case, --cpus-per-case) within --placement-timeout "
+                                        f"{self.placement_timeout_s:g} s; the cluster offers {offer(nodes)}")
+                if not asked:
+                    print(f"ray: no node has {self.gpus:g} GPU and {self.cpus} CPU yet ({offer(nodes)}); asking the "
+                          f"autoscaler for one and waiting up to {self.placement_timeout_s:g} s")
+                    self._ask_autoscaler([{"GPU": self.gpus, "CPU": self.cpus}] if self.gpus else [{"CPU": self.cpus}])
+                    asked = True
+                time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        finally:
+            if asked:  # the request persists until replaced: withdraw it, found or not (the tasks hold the node)
+                self._ask_autoscaler([])
         resources = self.ray.cluster_resources()
         self.cluster_gpus, self.cluster_cpus = resources.get("GPU", 0), resources.get("CPU", 0)
 
@@ -130,19 +132,15 @@ class RayExecutor:
     def submit(self, job: Job, attempt: int = 1) -> None:
         pickle_by_value(job.builders, self.ray.cloudpickle)
         job = dataclasses.replace(job, device=device_for(job.device, self.gpus))
-        # The worker stops itself at --case-timeout; this backstop, later by the placement timeout, catches a
-        # worker hung where no signal reaches Python.
-        deadline = time.monotonic() + job.timeout_s + self.placement_timeout_s if job.timeout_s else None
-        self._pending[self._task.remote(job)] = job, attempt, deadline
+        self._pending[self._task.remote(job)] = job, attempt
 
     def completions(self) -> Iterator[tuple[Job, dict]]:
         while self._pending:
             ready, _ = self.ray.wait(list(self._pending), num_returns=1, timeout=POLL_S)
-            if not ready:
-                yield from self._overdue()
+            if not ready:  # a bounded wait: Ctrl-C and SIGTERM are handled between polls
                 continue
             ref = ready[0]
-            job, attempt, _ = self._pending.pop(ref)
+            job, attempt = self._pending.pop(ref)
             try:
                 row = self.ray.get(ref)
             except self.ray.exceptions.RayTaskError as exc:  # run_job raised (it returns a case's own errors)
@@ -157,17 +155,6 @@ class RayExecutor:
                 row = worker.crash_row(job, f"{type(exc).__name__}: {what}, {attempt} attempt(s) ({first_line}); "
                                             f"worker logs: {self._logs()}", {"log": self._logs()})
             yield job, row
-
-    def _overdue(self) -> Iterator[tuple[Job, dict]]:
-        """Cases past their backstop deadline: cancelled (the worker process is killed) and recorded as failed."""
-        now = time.monotonic()
-        for ref, (job, attempt, deadline) in list(self._pending.items()):
-            if deadline is not None and now > deadline:
-                del self._pending[ref]
-                self.ray.cancel(ref, force=True)
-                yield job, worker.crash_row(job, f"timed out: no result within {job.timeout_s:g} s (--case-timeout) "
-                                                 f"and the worker did not stop itself; it was killed. Worker logs: "
-                                                 f"{self._logs()}", {"log": self._logs()})
 
     def _logs(self) -> str:
         try:

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Iterator
@@ -30,7 +31,7 @@ from xraybench.train.worker import Job
 
 DEFAULT_TIME_MIN = 60
 MANIFEST = "submitted.jsonl"
-WAITING = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED")
+WAITING = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED", "PREEMPTED")
 
 
 def parameters(options: ExecutorOptions) -> dict:
@@ -89,17 +90,24 @@ class SlurmExecutor:
         pickle_by_value(job.builders, self.cloudpickle)
         job = dataclasses.replace(job, device=device_for(job.device, self.params["gpus_per_node"]))
         earlier = self._earlier.get(job.identity) if job.resume else None
-        if earlier and (sjob := self._adopt(earlier)) is not None:
+        if earlier and (sjob := self._adopt(job, earlier)) is not None:
             self._running.append((sjob, job, 1))
             self.adopted += 1
         else:
             self._queue.append(job)
 
-    def _adopt(self, job_id: str):
-        """The earlier driver's job, if it finished with a result or still waits or runs; else None."""
+    def _adopt(self, job: Job, job_id: str):
+        """The earlier driver's job for ``job``, if it finished ok or still waits or runs; else None (then it
+        is submitted again: a failed or timed-out row is not handed back, nor the job of a reused id)."""
         sjob = self.executor._executor.job_class(folder=self.executor._executor.folder, job_id=job_id)
-        if sjob.paths.result_pickle.exists():
-            return sjob
+        try:
+            if sjob.submission().args[0].identity != job.identity:  # the id now names another job
+                return None
+            if sjob.paths.result_pickle.exists():
+                outcome, row = self.submitit.core.utils.pickle_load(sjob.paths.result_pickle)
+                return sjob if outcome == "success" and row.get("status") == "ok" else None
+        except Exception:  # a missing or unreadable pickle: nothing to adopt
+            return None
         if isinstance(sjob, self.submitit.local.local.LocalJob):  # it knows its process only in its own driver
             return _OrphanedLocalJob(sjob) if _alive(int(job_id)) else None
         return sjob if sjob.state.split()[0] in WAITING else None
@@ -115,18 +123,25 @@ class SlurmExecutor:
                 with self.executor.batch():
                     return [(self.executor.submit(worker.run_job, job), job) for job in self._queue]
             submitted = self._submitted(array)
-            self._record(submitted)
-            self._running += [(sjob, job, 1) for sjob, job in submitted]
+            self._running += [(sjob, job, 1) for sjob, job in submitted]  # close() can cancel them from here
             self._queue.clear()
+            self._record(submitted)
 
     def _record(self, submitted: list[tuple[object, Job]]) -> None:
-        """Append each job's identity and id to the manifest, on disk before the driver waits for anything."""
-        self.manifest.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.manifest, "a") as out:
-            out.writelines(json.dumps({"identity": job.identity, "job_id": str(sjob.job_id)}) + "\n"
-                           for sjob, job in submitted)
-            out.flush()
-            os.fsync(out.fileno())
+        """Append each job's identity and id to the manifest, on disk before the driver waits for anything: one
+        O_APPEND write per line, so two drivers sharing --log-dir do not interleave within a line."""
+        try:
+            self.manifest.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                for sjob, job in submitted:
+                    os.write(fd, (json.dumps({"identity": job.identity, "job_id": str(sjob.job_id)}) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise ExecutorError(f"{self.manifest}: cannot record the submitted jobs ({exc.strerror}); --log-dir must "
+                                f"be writable (the jobs just submitted are cancelled)") from None
 
     def _submitted(self, submit):
         """``submit()``, with sbatch's refusal (a wrong partition or account, a QOS limit) as one line."""
@@ -165,8 +180,8 @@ class SlurmExecutor:
                                          f"{sjob.paths.stderr}", where)
         if attempt <= self.max_retries:
             resubmitted = self._submitted(lambda: self.executor.submit(worker.run_job, job))
-            self._record([(resubmitted, job)])
             self._running.append((resubmitted, job, attempt + 1))
+            self._record([(resubmitted, job)])
             return None
         return worker.crash_row(job, f"the Slurm job {sjob.job_id} died without a result (state {state}) "
                                      f"after {attempt} attempt(s); log: {sjob.paths.stderr}", where)
@@ -194,6 +209,12 @@ class _OrphanedLocalJob:
 
     def done(self) -> bool:
         return self.job.paths.result_pickle.exists() or not _alive(int(self.job.job_id))
+
+    def cancel(self, check: bool = True) -> None:  # LocalJob.cancel needs the process object it lacks here
+        try:
+            os.kill(int(self.job.job_id), signal.SIGINT)
+        except OSError:
+            pass
 
     def __getattr__(self, name: str):
         return getattr(self.job, name)

@@ -55,6 +55,7 @@ class Job:
     progress: bool = True  # a per-step bar on stderr (the local executor's terminal)
     builders: dict[str, Callable] = field(default_factory=dict)  # models registered outside xraybench
     resume: bool = True  # an executor may hand back this training's result from an earlier driver (not --force)
+    run: str = ""  # the run directory: part of the identity, so another run never receives this one's rows
     timeout_s: float | None = None  # --case-timeout: a training past it is stopped and recorded as failed
 
     @property
@@ -63,9 +64,11 @@ class Job:
 
     @property
     def identity(self) -> str:
-        """What makes two jobs the same training: case, seed, configuration, data, precision, determinism."""
-        return (f"{self.case.id}|seed {self.case.train.seed}|{self.case.config_hash}|{getattr(self.data, 'entry', '')}|"
-                f"{self.precision.name}|deterministic {self.deterministic}|max {self.max_per_split}")
+        """What makes two jobs the same training: run, case, seed, configuration, data, device, precision,
+        determinism."""
+        return (f"{self.run}|{self.case.id}|seed {self.case.train.seed}|{self.case.config_hash}|"
+                f"{getattr(self.data, 'entry', '')}|{self.device}|{self.precision.name}|"
+                f"deterministic {self.deterministic}|max {self.max_per_split}")
 
 
 def run_job(job: Job) -> dict:
@@ -114,7 +117,7 @@ def time_limit(seconds: float | None):
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
 
 
 def probe(device: str, precision: str) -> dict:
