@@ -209,10 +209,7 @@ def ece_coverage(rng: np.random.Generator, repeats: int, cell: CalibrationCell) 
         points = CaseOperatingPoints("simulated", "Youden", seeds, labels, probs, 0, 0)
         low, high = points.ece_interval()
         covered += low <= truth <= high
-        n = cell.images
-        weights = np.random.default_rng(0).multinomial(n, np.full(n, 1 / n), operating.ECE_RESAMPLES)
-        draws = squared_calibration_error(labels, probs, weights).mean(axis=1)
-        low, high = (calibration_error(q) for q in np.percentile(draws, [2.5, 97.5]))
+        low, high = (calibration_error(q) for q in np.percentile(points.squared_ece_draws(), [2.5, 97.5]))
         percentile_covered += low <= truth <= high
         estimates.append(points.ece())
     return Rate(covered, repeats), Rate(percentile_covered, repeats), truth, float(np.mean(estimates))

@@ -12,6 +12,20 @@ from xraybench.models.registry import register_model
 FIXTURES = Path(__file__).parent / "fixtures"
 KERMANY = FIXTURES / "kermany-mini"
 NPZ = FIXTURES / "pneumoniamnist-28-subset.npz"
+# Two cases: one diverges at once (a failed row), one trains (an ok row).
+NAN_AND_OK_CASES = """
+suite = "hw3"
+[[case]]
+id = "hw3-nan"
+task = "A"
+title = "diverges"
+model = { name = "nan_model" }
+[[case]]
+id = "hw3-ok"
+task = "A"
+title = "fine"
+model = { name = "hw3_gap_cnn" }
+"""
 
 
 @pytest.fixture(autouse=True)

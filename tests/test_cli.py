@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from conftest import KERMANY, NPZ
+from conftest import KERMANY, NPZ, NAN_AND_OK_CASES
 from xraybench import runner
 from xraybench.train import engine, worker
 from xraybench.cli import main
@@ -53,19 +53,7 @@ def test_run_writes_results_and_resumes(tmp_path, capsys, monkeypatch):
 
 
 def test_failed_case_is_recorded_and_the_suite_goes_on(tmp_path, write_cases, capsys):
-    cases = write_cases("""
-suite = "hw3"
-[[case]]
-id = "hw3-nan"
-task = "A"
-title = "diverges"
-model = { name = "nan_model" }
-[[case]]
-id = "hw3-ok"
-task = "A"
-title = "fine"
-model = { name = "hw3_gap_cnn" }
-""")
+    cases = write_cases(NAN_AND_OK_CASES)
     code = main(["run", "--all", "--cases", str(cases), *SMOKE, "--out", str(tmp_path)])
     assert code == 1
     rows = {r["id"]: r for r in results_of(tmp_path, "smoke-cpu-synthetic")["cases"]}

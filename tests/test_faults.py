@@ -21,6 +21,7 @@ from xraybench.executors.ray_executor import fitting_nodes, offer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import driver_kill  # noqa: E402
+from conftest import NAN_AND_OK_CASES  # noqa: E402
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
 
@@ -66,21 +67,6 @@ def test_ray_driver_killed_mid_run_then_resumed_keeps_every_finished_row(tmp_pat
     assert outcome.repeated <= 3 - outcome.finished_at_kill  # only what was running at the kill trained again
 
 
-NAN_AND_FINE = """
-suite = "hw3"
-[[case]]
-id = "hw3-nan"
-task = "A"
-title = "diverges"
-model = { name = "nan_model" }
-[[case]]
-id = "hw3-fine"
-task = "A"
-title = "fine"
-model = { name = "hw3_gap_cnn" }
-"""
-
-
 def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
     """A failed row is trained again rather than handed back; a job of another run directory, or a job id
     that now names another training's job, is not adopted."""
@@ -96,7 +82,7 @@ def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
     jobs = [Job(case=apply_profile(c, smoke), data=data, max_per_split=smoke.max_per_split, eval_batch_size=64,
                 device="cpu", executor="slurm", run=str(tmp_path / "run"),
                 builders=registry.external_builders({c.model.name}))
-            for c in load_cases([write_cases(NAN_AND_FINE)])[0]]
+            for c in load_cases([write_cases(NAN_AND_OK_CASES)])[0]]
     options = ExecutorOptions(name="slurm", device="cpu", log_dir=tmp_path / "logs")
 
     def fresh_driver():  # a driver started after the previous one ended
@@ -107,7 +93,7 @@ def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
         first.submit(job)
     statuses = {job.case.id: row["status"] for job, row in first.completions()}
     first.close()
-    assert statuses == {"hw3-nan": "failed", "hw3-fine": "ok"}
+    assert statuses == {"hw3-nan": "failed", "hw3-ok": "ok"}
 
     second = fresh_driver()
     for job in jobs:
