@@ -137,9 +137,10 @@ def test_early_stopping_ends_training_once_the_metric_stalls():
     assert m["best_epoch"] == 1 and m["s_per_epoch"] == pytest.approx(m["wall_time_s"] / 3)
 
 
-def test_pad_to_centres_the_image_on_a_black_canvas_and_the_model_sees_the_canvas():
-    """MedMNIST+ pads 28-pixel images with zeros to 224 rather than resizing them: black (pixel 0) around
-    the untouched image, normalised like it; the model is built for the padded side."""
+def test_pad_to_centres_the_image_on_a_zero_canvas_and_the_model_sees_the_canvas():
+    """MedMNIST+ pads 28-pixel images with zeros to 224 rather than resizing them, after normalising them
+    (torchvision's Pad follows Normalize in its transforms): zeros, the mean colour, around the untouched
+    image; the model is built for the padded side."""
     from xraybench.data import BatchLoader
     from xraybench.data.sources import Split
 
@@ -151,7 +152,7 @@ def test_pad_to_centres_the_image_on_a_black_canvas_and_the_model_sees_the_canva
     (big, _), = list(padded)
     assert big.shape == (4, 1, 33, 33)
     assert torch.equal(big[..., 2:30, 2:30], x)  # 5 extra pixels: 2 before, 3 after
-    assert torch.all(big[..., :2, :] == -1.0) and torch.all(big[..., 30:, :] == -1.0)  # (0/255 − 0.5)/0.5
+    assert torch.all(big[..., :2, :] == 0.0) and torch.all(big[..., 30:, :] == 0.0)  # not (0/255 − 0.5)/0.5 = −1
 
     case = smoke_case("hw3-b-mlp")  # a flatten head: its width follows the side it is built for
     case = dataclasses.replace(case, data=dataclasses.replace(case.data, pad_to=48),

@@ -52,7 +52,7 @@ ALLOWED = {
     "results": {"files", "stats"},
     "data": {"data", "download"},
     "models": {"models", "download", "environment"},
-    "cases": {"results", "models", "train.optim", "train.objectives", "train.selection", "data.images"},
+    "cases": {"results", "models", "train.optim", "train.objectives", "train.selection", "data.images", "data.medmnist"},
     "train": {"train", "data", "models", "environment", "results", "stats"},
     "executors": {"executors", "train"},
     "runner": {"cases", "data", "environment", "executors", "models", "results", "train"},

@@ -15,6 +15,7 @@ from pathlib import Path
 from xraybench.train import optim, selection
 from xraybench.models import registry
 from xraybench.train.objectives import OBJECTIVES
+from xraybench.data import medmnist
 from xraybench.data.images import RESAMPLE
 from xraybench.results import Tolerance, ToleranceError
 from xraybench.cases.spec import (AUGMENTATIONS, DEFAULT_CASES_DIR, PROFILES, VIEWS, Case, CaseError, DataSpec,
@@ -246,6 +247,7 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
     for key in case.model.options:
         if key not in accepted:
             fail(f"model.options.{key}", f"not an option of {case.model.name}{_suggest(key, accepted)}")
+    _validate_needs(case, fail)
     d, t = case.data, case.train
     if 0 < d.image_size < 8 or d.image_size < 0:
         fail("data.image_size", f"must be at least 8 pixels (or 0: the model's own input size), got {d.image_size}")
@@ -284,6 +286,25 @@ def _validate_case(case: Case, suite: Suite, where: str) -> None:
             if key not in accepted:
                 hint = _suggest(key, accepted) if accepted else " (it takes none)"
                 fail(f"{path}.{key}", f"not an option of {owner!r}{hint}")
+
+
+def _validate_needs(case: Case, fail) -> None:
+    """The data a case requires, and the published result it reproduces."""
+    if case.requires_data:
+        problem = medmnist.name_problem(case.requires_data)
+        if problem:
+            fail("requires_data", problem)
+    ref = case.published
+    for name in ("test_acc", "test_auc", "test_acc_sd", "test_auc_sd"):
+        if not 0.0 <= getattr(ref, name) <= 1.0:
+            fail(f"published.{name}", f"a share between 0 and 1 (83.12 % is 0.8312), got {getattr(ref, name)}")
+    if ref.runs < 1:
+        fail("published.runs", f"the number of trainings the published value averages, at least 1, got {ref.runs}")
+    if ref.source and not ref.metrics:
+        fail("published", "names a source but no value: give test_acc, test_auc or both")
+    if ref.metrics and not (ref.source and ref.table):
+        fail("published.source" if not ref.source else "published.table",
+             "a published value needs its source and the table (or file) it is printed in")
 
 
 def select(cases: list[Case], patterns: list[str]) -> list[Case]:

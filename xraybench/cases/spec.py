@@ -62,6 +62,28 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A published result a case reproduces: where it is printed and what it reports (fractions, not %).
+    Its absence (``source`` empty) is the usual case."""
+
+    source: str = ""  # the publication, e.g. "Yang et al., MedMNIST v2, Scientific Data 10:41 (2023)"
+    table: str = ""  # where in it (a table, or a repository path) the values are
+    protocol: str = ""  # where the protocol is defined (a repository and file)
+    test_acc: float = 0.0
+    test_auc: float = 0.0
+    test_acc_sd: float = 0.0  # spread over the published runs, where published (0: not published)
+    test_auc_sd: float = 0.0
+    runs: int = 1  # how many trainings the published value averages
+    deviations: tuple[str, ...] = ()  # how this case's declared protocol differs from the published one
+
+    @property
+    def metrics(self) -> dict[str, tuple[float, float]]:
+        """metric → (published value, its sd over runs or 0)."""
+        found = {"test_acc": (self.test_acc, self.test_acc_sd), "test_auc": (self.test_auc, self.test_auc_sd)}
+        return {k: v for k, v in found.items() if v[0]}
+
+
+@dataclass(frozen=True)
 class Case:
     id: str
     suite: str
@@ -79,6 +101,8 @@ class Case:
     sweep: str = ""  # for a case expanded from a grid: the declared case's id
     sweep_params: dict = field(default_factory=dict)  # and its point in the grid, e.g. {"train.lr": 1e-4}
     seeds: dict = field(default_factory=dict)  # seeds per profile where not the profile's own, e.g. {"quick": 1}
+    requires_data: str = ""  # the --data the case needs, e.g. "pneumoniamnist@28"; other data skips it
+    published: Reference = Reference()  # the published result it reproduces, if any
     source: str = ""  # the file it was declared in; not part of the configuration
 
     def config(self) -> dict:
@@ -140,16 +164,18 @@ PROFILES: dict[str, Profile] = {
 
 
 def apply_profile(case: Case, profile: Profile) -> Case:
-    """The case as it runs under ``profile``: input size and epochs capped (never below the
-    smallest input the model accepts: AlexNet's feature stack needs 63 px).
+    """The case as it runs under ``profile``: input size (the image, or the canvas it is padded to) and
+    epochs capped (never below the smallest input the model accepts: AlexNet's feature stack needs 63 px).
 
     Scheduler options keep their declared epochs (StepLR decays at epoch 10 in every
     profile): a shortened run sees fewer decays rather than a compressed schedule, which
     at a few epochs would decay before the model has learned anything."""
     data, train = case.data, case.train
-    if profile.image_size is not None and data.image_size > profile.image_size:
+    if profile.image_size is not None and data.input_size > profile.image_size:
         cap = max(profile.image_size, registry.min_input_size(case.model.name))
-        data = dataclasses.replace(data, image_size=min(data.image_size, cap))
+        image_size = min(data.image_size, cap)
+        pad_to = min(data.pad_to, max(cap, image_size)) if data.pad_to else 0
+        data = dataclasses.replace(data, image_size=image_size, pad_to=pad_to)
     if profile.epochs is not None and train.epochs > profile.epochs:
         train = dataclasses.replace(train, epochs=profile.epochs)
     for key, value in case.profile_overrides.get(profile.name, {}).items():

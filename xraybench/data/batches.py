@@ -63,9 +63,9 @@ class BatchLoader(_IndexedBatches):
         x = self.images[index].float()
         if self.augment:
             x = self._augment(x)
-        if self.padding:  # black (pixel 0) around the image, before normalisation, as MedMNIST+ pads
-            x = torch.nn.functional.pad(x, self.padding)
         x = x.expand(-1, self.channels, -1, -1) * self.scale - self.shift
+        if self.padding:  # zeros after normalisation (the mean colour), as MedMNIST+'s Pad after Normalize
+            x = torch.nn.functional.pad(x, self.padding)
         return x.contiguous(memory_format=self.memory_format)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:

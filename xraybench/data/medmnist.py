@@ -33,13 +33,24 @@ def catalogue(flag: str) -> tuple[dict, Path]:
     return INFO[flag], Path(get_default_root() or Path.home() / ".medmnist")
 
 
+def name_problem(data: str) -> str | None:
+    """Why ``data`` is not a MedMNIST name with a size MedMNIST offers (None: it is one)."""
+    match = NAME.match(str(data))
+    if not match:
+        return f"expected a MedMNIST name such as pneumoniamnist@28, got {data!r}"
+    size = int(match["size"] or 28)
+    if size not in SIZES:
+        return f"size {size} is not one MedMNIST offers; use {match['flag'].lower()}@" + "|".join(map(str, SIZES))
+    return None
+
+
 def open_by_name(data: str, *, offline: bool = False, timeout: float = download.TIMEOUT_S) -> NpzSource:
     """The NpzSource of a MedMNIST name, its archive checked (and fetched if allowed)."""
+    problem = name_problem(data)
+    if problem:
+        raise DataError(f"--data {data}: {problem}")
     match = NAME.match(data)
     flag, size = match["flag"].lower(), int(match["size"] or 28)
-    if size not in SIZES:
-        raise DataError(f"--data {data}: size {size} is not one MedMNIST offers; use {flag}@" +
-                        "|".join(map(str, SIZES)))
     info, root = catalogue(flag)
     suffix = "" if size == 28 else f"_{size}"
     url, md5 = info[f"url{suffix}"], info[f"MD5{suffix}"]

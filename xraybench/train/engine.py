@@ -122,7 +122,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     synchronize(device)
     start = time.perf_counter()  # wall time counts the one-time feature pass too
     net, feature_pass_s = model, None
-    if tr.feature_cache and getattr(model, "mode", None) == "frozen" and not dspec.augment:
+    if tr.feature_cache and getattr(model, "backbone_frozen", False) and not dspec.augment:
         # A frozen backbone gives the same features every epoch: compute them once, train the head.
         t0 = time.perf_counter()
         in_order = BatchLoader(data.splits["train"], eval_batch_size, **batches)  # features must match labels
