@@ -55,7 +55,7 @@ def xraybench_engine(model_name: str, size: int, batch: int, steps: int, warmup:
     images = torch.randint(0, 256, (batch * max(steps, warmup), 1, size, size), dtype=torch.uint8)
     labels = torch.randint(0, 2, (len(images),))
     split = Split(images[:batch * steps], labels[:batch * steps])
-    mean, std = model.normalization
+    mean, std = model.normalization or (0.5, 0.5)
     loader = BatchLoader(split, batch, device=device, channels=3, mean=mean, std=std, shuffle=True,
                          channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)

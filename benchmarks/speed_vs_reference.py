@@ -94,7 +94,7 @@ def reference_loop(case: Case, root: Path, size: int, *, fused_adam: bool = Fals
     torch.manual_seed(tr.seed)
     model = create_model(case.model.name, in_channels=case.data.channels, image_size=size,
                          num_outputs=objective.num_outputs, **case.model.options)
-    mean, std = getattr(model, "normalization", (case.data.mean, case.data.std))
+    mean, std = getattr(model, "normalization", None) or (case.data.mean, case.data.std)
     return ReferenceLoop(
         model, root, objective, image_size=size, channels=case.data.channels, mean=mean, std=std,
         batch_size=tr.batch_size, lr=tr.lr, weight_decay=tr.weight_decay, seed=tr.seed, fused_adam=fused_adam,

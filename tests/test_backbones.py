@@ -59,7 +59,8 @@ def test_the_head_on_cached_features_equals_the_whole_model(backbone):
     1×1 convolution and ConvNeXt's starts with LayerNorm2d, so their features stay feature maps."""
     model = create_model(backbone, in_channels=3, image_size=64, num_outputs=2, mode="frozen", pretrained=False).eval()
     split = cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 64).open().splits["val"]
-    loader = BatchLoader(split, 16, device="cpu", channels=3, mean=model.normalization[0], std=model.normalization[1])
+    mean, std = model.normalization or (0.5, 0.5)
+    loader = BatchLoader(split, 16, device="cpu", channels=3, mean=mean, std=std)
     features = _feature_loader(model.backbone, loader, 16, shuffle=False, seed=0, precision=FP32)
     with torch.no_grad():
         cached = torch.cat([model.head(x) for x, _ in features])

@@ -201,18 +201,29 @@ def cmd_list(args) -> int:
     cases, suites = case_mod.load_cases(args.cases)
     if args.patterns:
         cases = case_mod.select(cases, args.patterns)
+    headers = ["id", "task", "title", "model", "mode", "needs", "profiles", "hash"]
     rows = [[c.id, f"{c.suite} {c.task}", c.title, c.model.name, c.mode, _needs(c),
              ", ".join(c.profiles) or "all", c.config_hash] for c in cases]
-    print(tabulate(rows, headers=["id", "task", "title", "model", "mode", "needs", "profiles", "hash"],
-                   tablefmt="simple"))
+    if any(c.published.source for c in cases):  # the references a published suite reproduces
+        headers.append("published (test)")
+        rows = [row + [_reference(c.published)] for row, c in zip(rows, cases)]
+    print(tabulate(rows, headers=headers, tablefmt="simple"))
     return 0
 
 
 def _needs(case) -> str:
     file = required_weights(case.model.name, case.model.options)
-    if file is None:
+    needs = [f"--data {case.requires_data}"] * bool(case.requires_data)
+    if file is not None:
+        needs.append(f"weights {file.path.name} ({'present' if file.present else 'missing'})")
+    return "; ".join(needs) or "-"
+
+
+def _reference(ref) -> str:
+    if not ref.source:
         return "-"
-    return f"weights {file.path.name} ({'present' if file.present else 'missing'})"
+    values = ", ".join(f"{name.removeprefix('test_').upper()} {value:.4g}" for name, (value, _) in ref.metrics.items())
+    return f"{values} ({ref.source}, {ref.table})"
 
 
 def cmd_weights(args) -> int:
@@ -287,8 +298,10 @@ def _run_on(executor, args, cases, suites) -> int:
     print(f"profile: {profile.name} ({how}: {profile.description})")
     elsewhere = [c for c in cases if c.profiles and profile.name not in c.profiles]
     if elsewhere:
-        print(f"not in the {profile.name} profile: {len(elsewhere)} case(s) ("
-              f"{', '.join(sorted({c.sweep or c.id for c in elsewhere}))}); --profile full runs them")
+        names = sorted({c.sweep or c.id for c in elsewhere})
+        shown = ", ".join(names[:6]) + (f", … ({len(names) - 6} more)" if len(names) > 6 else "")
+        print(f"not in the {profile.name} profile: {len(elsewhere)} case(s) ({shown}); --profile "
+              f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))} runs them")
         cases = [c for c in cases if c not in elsewhere]
         if not cases:
             raise CaseError(f"every selected case runs only in other profiles; use --profile "

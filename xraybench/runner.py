@@ -30,6 +30,7 @@ from xraybench.train import worker
 from xraybench.cases import Case, Profile, Suite, apply_profile, with_random_init
 from xraybench.data import DataError, Dataset
 from xraybench.data import cache as data_cache
+from xraybench.data import medmnist
 from xraybench.data.cache import CachedData
 from xraybench.data.summary import summarize
 from xraybench.executors import Executor, LocalExecutor
@@ -147,6 +148,7 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
             log(f"{_tag(case, counts)}: finished earlier, kept (--force re-runs it)")
         else:
             pending.append(case)
+    pending = _skip_unmet_data_needs(doc, pending, plan, results_path, log)
     if not pending:
         return run_dir, doc
 
@@ -157,6 +159,9 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
         datasets[size, resize] = cached, results.image_table(data)
         if doc["data"] is None:
             doc["data"] = {"fingerprint": plan.source.fingerprint(), **data.describe(), "summary": summarize(data)}
+            identity = medmnist.identify(plan.source)
+            if identity:  # what a published result is compared against
+                doc["data"]["medmnist"] = dataclasses.asdict(identity)
         doc["data"].setdefault("images", datasets[size, resize][1])  # also when resuming a schema-1 run
     weights.fetch_missing([w for c in pending if (w := required_weights(c.model.name, c.model.options))],
                           offline=plan.offline, log=log)
@@ -181,6 +186,28 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
         _save(results_path, doc)
         log(f"[{done}/{len(pending)}] {_tag(job.case, counts)}: {_one_line(row)}")
     return run_dir, doc
+
+
+def _skip_unmet_data_needs(doc: dict, pending: list[Case], plan: RunPlan, results_path: Path, log) -> list[Case]:
+    """Cases that require other data than this run's (``requires_data``: published results on PneumoniaMNIST
+    at a given size) are recorded as skipped with the command that runs them, never trained on this data."""
+    needing = [c for c in pending if c.requires_data]
+    if not needing:
+        return pending
+    identity = medmnist.identify(plan.source)
+    unmet = [c for c in needing if identity is None or not identity.satisfies(c.requires_data)]
+    for case in unmet:
+        row = worker.case_row(case)
+        row.update(status="skipped", finished=results.now(),
+                   reason=f"needs --data {case.requires_data} (this run's data is {plan.source.name}); "
+                          f"xraybench run '{case.suite}*' --data {case.requires_data} fetches it and runs these cases")
+        results.upsert(doc, row)
+    if unmet:
+        _save(results_path, doc)
+        needs = ", ".join(sorted({c.requires_data for c in unmet}))
+        log(f"skipped {len(unmet)} case(s) that need other data ({needs}), not {plan.source.name}: see "
+            f"'xraybench list' for what each needs")
+    return [c for c in pending if c not in unmet]
 
 
 def _save(path: Path, doc: dict) -> None:

@@ -76,7 +76,8 @@ def load_case_file(file: Path) -> tuple[Suite, list[Case]]:
     suite = Suite(suite_name, _typed(doc.get("title", suite_name), str, where, "title"),
                   {str(k): _typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file), dict(views))
     defaults = _typed(doc.get("defaults", {}), dict, where, "defaults")
-    _check_keys(defaults, {"model", "data", "train", "profile_overrides", "seeds", "target_sensitivity"}, where,
+    _check_keys(defaults, {"model", "data", "train", "profile_overrides", "seeds", "target_sensitivity", "profiles",
+                           "requires_data", "published"}, where,
                 "defaults.")
     raw_cases = _typed(doc.get("case", []), list, where, "case")
     cases = []

@@ -10,7 +10,11 @@ A file already there is checked against the MD5 before use; a missing one is dow
 from __future__ import annotations
 
 import re
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from xraybench import download
 from xraybench.data.sources import DataError, NpzSource
@@ -71,3 +75,57 @@ def open_by_name(data: str, *, offline: bool = False, timeout: float = download.
     except download.DownloadError as exc:
         raise DataError(f"--data {data}: {exc}; {place}") from None
     return NpzSource(path)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What an .npz is to a case that requires MedMNIST data: the side of its images and, by MD5, whether
+    it is MedMNIST's own file (a verdict against a published result needs that file, not a subset)."""
+
+    size: int
+    official: str  # "pneumoniamnist@28" when the MD5 is MedMNIST's for that name; "" otherwise
+    md5: str
+
+    def satisfies(self, need: str) -> bool:
+        """The images have the side ``need`` names; MedMNIST's own file must be the one named (an .npz of
+        another origin at that side, such as the tests' subset, is accepted and is not official)."""
+        match = NAME.match(need)
+        return self.size == int(match["size"] or 28) and self.official in ("", _canonical(need))
+
+
+def identify(source) -> Identity | None:
+    """The Identity of an .npz source; None for other sources (a folder, the built-in data)."""
+    path = getattr(source, "path", None)
+    if getattr(source, "kind", "") != "npz" or path is None:
+        return None
+    md5 = download.file_digest(path, "md5")
+    return Identity(_side(path), _official_name(md5), md5)
+
+
+def _side(path: Path) -> int:
+    """The side of the training images, from the array's header alone (the archive is not decompressed)."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("train_images.npy") as member:
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(member)]
+            shape = read_header(member)[0]
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: no readable train_images array in this .npz ({exc})") from None
+    return int(shape[1])
+
+
+def _official_name(md5: str) -> str:
+    try:
+        from medmnist.info import INFO
+    except ImportError:  # without the catalogue no file can be told official
+        return ""
+    for flag, info in INFO.items():
+        for size in SIZES:
+            if info.get("MD5" + ("" if size == 28 else f"_{size}")) == md5:
+                return f"{flag}@{size}"
+    return ""
+
+
+def _canonical(name: str) -> str:
+    match = NAME.match(name)
+    return f"{match['flag'].lower()}@{int(match['size'] or 28)}"

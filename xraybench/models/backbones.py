@@ -7,8 +7,9 @@ Each registers as a model (``resnet18``, ``efficientnet_lite0``, …) with optio
 mode, only the new head — the model's classifier with a new last layer — trains;
 ``linear_probe``: as frozen, but only that last layer trains, MedMNIST+'s linear probing,
 which differs from ``frozen`` where the classifier has hidden layers: AlexNet, VGG) and
-``pretrained``. The model carries the normalisation
-of its weights, which the engine uses instead of the case's.
+``pretrained``. The model carries the normalisation of its weights, which the engine uses
+instead of the case's; built without weights (``pretrained = false``: MedMNIST v2 trains
+torchvision's ResNets from scratch), it carries none and the case's applies.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class TransferModel(nn.Module):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.backbone, self.head, self.mode = backbone, head, mode
-        self.normalization = (tuple(mean), tuple(std))
+        # The weights' normalisation; None without weights (from scratch), where the case's applies.
+        self.normalization = None if mean is None else (tuple(mean), tuple(std))
         self.backbone_frozen = mode != "finetune"  # the engine may then compute its features once
         if self.backbone_frozen:
             self.backbone.requires_grad_(False)
@@ -82,6 +84,8 @@ class TorchvisionBackbone:
         backbone = model.features if isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Flatten) else model
         if mode == "linear_probe" and isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Linear):
             backbone, head = nn.Sequential(backbone, *list(head)[:-1]), head[-1]  # hidden layers join the backbone
+        if not pretrained:
+            return TransferModel(backbone, head, mode, None, None)
         return TransferModel(backbone, head, mode, transforms.mean, transforms.std)
 
 
@@ -176,7 +180,7 @@ def _build_lite0(*, in_channels: int, num_outputs: int, mode: str, pretrained: b
     model = lite0_imagenet() if pretrained else timm.create_model("tf_efficientnet_lite0", pretrained=False)
     head = nn.Linear(model.num_features, num_outputs)
     model.reset_classifier(0)  # the backbone now returns pooled features
-    return TransferModel(model, head, mode, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return TransferModel(model, head, mode, mean=(0.5, 0.5, 0.5) if pretrained else None, std=(0.5, 0.5, 0.5))
 
 
 # ------------------------------------------------------------------------------- registration

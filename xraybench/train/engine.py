@@ -110,7 +110,7 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     if precision.autocast_dtype is not None:
         final_layer_in_fp32(model)
     # Pretrained backbones bring the normalisation of their weights.
-    mean, std = getattr(model, "normalization", (dspec.mean, dspec.std))
+    mean, std = getattr(model, "normalization", None) or (dspec.mean, dspec.std)
     batches = dict(device=device, channels=dspec.channels, mean=mean, std=std, channels_last=channels_last,
                    pad_to=dspec.pad_to)
     train_loader = BatchLoader(data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed,
