@@ -19,6 +19,11 @@ under an effect: the power), and how often the verdict's 95% interval covers the
 The same draws serve ``xraybench check``'s test over seeds (B as the run, A as its baseline, one
 metric at 0.05, one-sided: is B worse?).
 
+Then the report's Published results verdict (``stats.against_published``): our seeds against a published
+mean of k runs of the same procedure on the same images — how often it calls a faithful reproduction
+"higher" or "lower" (target ≤ 5%), its power against a real 4-point difference, and what the rule "the
+published value lies outside our interval" would have done.
+
 Last, the report's calibration error (ECE, ℓ2, debiased, with its bootstrap interval): per image a
 latent logit ℓ ~ N(0.8, 2) sets P(pneumonia) = sigmoid(ℓ) and draws the label; each seed predicts
 sigmoid(T·(ℓ + e)), e ~ N(0, noise) per image and seed. T = 1 without noise is perfectly calibrated
@@ -171,6 +176,49 @@ def report_trials(rng: np.random.Generator, trials: int, cell: Cell) -> Rate:
 
 
 @dataclass(frozen=True)
+class ReproductionCell:
+    seeds: int  # ours
+    runs: int  # the published value's (with its sd when 2 or more)
+    seed_sd_pp: float
+    effect_pp: float  # our pipeline's true accuracy above the published one's
+    images: int = 624
+
+
+REPRODUCTION_CELLS = tuple(ReproductionCell(n, k, sd, e) for n, k in ((3, 1), (5, 1), (3, 3), (5, 3))
+                           for sd in (0.5, 1.5, 3.0) for e in (0.0, 4.0))
+
+
+def _seed_aucs(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each seed's AUC (Mann–Whitney from ranks along the last axis)."""
+    ranks = scipy_stats.rankdata(probs, axis=-1)
+    pos = int(labels.sum())
+    return (ranks[..., labels].sum(axis=-1) - pos * (pos + 1) / 2) / (pos * (len(labels) - pos))
+
+
+def reproduction_rates(rng: np.random.Generator, repeats: int, cell: ReproductionCell) -> dict[str, Rate]:
+    """The Published results verdict on simulated runs: ours (``seeds`` trainings) and the published pipeline
+    (``runs`` trainings, reported as their mean and, from 2 runs, sd) on the same test images; under no
+    effect a verdict other than "consistent" is a false one. Beside it, the rule "the published value lies
+    outside our interval over seeds and test images", which ignores the published value's own seed noise."""
+    seeds = max(cell.seeds, cell.runs)
+    labels, probs_theirs, probs_ours, _, _ = simulate(rng, repeats, Cell(seeds, cell.images, cell.seed_sd_pp,
+                                                                         -cell.effect_pp))
+    pneumonia = probs_ours[:, :cell.seeds], probs_theirs[:, :cell.runs]  # P(pneumonia) per run and image
+    acc_ours, acc_theirs = (((p >= 0.5) == labels).mean(axis=2) for p in pneumonia)
+    auc_ours, auc_theirs = (_seed_aucs(labels, p) for p in pneumonia)
+    sd = (lambda x: x.std(axis=1, ddof=1)) if cell.runs > 1 else (lambda x: np.zeros(len(x)))
+    verdicts = {"accuracy": 0, "AUC": 0, "inside our interval (acc)": 0}
+    for r in range(repeats):
+        acc = stats.against_published(acc_ours[r], acc_theirs[r].mean(), sd(acc_theirs)[r], cell.runs)
+        auc = stats.against_published(auc_ours[r], auc_theirs[r].mean(), sd(auc_theirs)[r], cell.runs)
+        verdicts["accuracy"] += acc.direction != 0
+        verdicts["AUC"] += auc.direction != 0
+        low, high = stats.accuracy_interval(acc_ours[r], cell.images)
+        verdicts["inside our interval (acc)"] += not low <= acc_theirs[r].mean() <= high
+    return {f"differs: {name}": Rate(hits, repeats) for name, hits in verdicts.items()}
+
+
+@dataclass(frozen=True)
 class CalibrationCell:
     seeds: int
     images: int
@@ -240,6 +288,15 @@ def main() -> None:
     print(f"\nEnd to end, two equally good cases worded as the report does ({end_to_end.seeds} seeds, "
           f"{end_to_end.images} test images, seed sd {end_to_end.seed_sd_pp} pp): a winner named in "
           f"{report_trials(rng, args.repeats // 2, end_to_end)} of trials (target ≤ 5%)")
+    print(f"\nPublished results: ours (n seeds) against a published mean of k runs on the same {IMAGES[-1]} test "
+          f"images; under no effect a verdict other than 'consistent' is false (target ≤ 5%), under an effect "
+          f"(ours higher) it is power. {args.repeats // 4} draws per cell:")
+    print(f"{'seeds':>5} {'runs':>4} {'seed sd':>7} {'effect':>6}  " + "  ".join(
+        f"{k:>34}" for k in ("differs: accuracy", "differs: AUC", "differs: inside our interval (acc)")))
+    for cell in REPRODUCTION_CELLS:
+        rates = reproduction_rates(rng, args.repeats // 4, cell)
+        print(f"{cell.seeds:>5} {cell.runs:>4} {cell.seed_sd_pp:>5.1f}pp {cell.effect_pp:>4.1f}pp  "
+              + "  ".join(f"{str(v):>34}" for v in rates.values()), flush=True)
     print(f"\nThe report's ECE (ℓ2, debiased) and its 95% interval ({operating.ECE_RESAMPLES} bootstrap resamples), "
           f"{args.repeats // 4} draws per cell:")
     print(f"{'seeds':>5} {'images':>6} {'T':>4} {'noise':>5}  {'true ECE':>8} {'mean estimate':>13}  "

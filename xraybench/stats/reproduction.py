@@ -1,0 +1,76 @@
+"""Does a run reproduce a published value? Our seeds' mean against the published mean, as two samples of
+the same training procedure on the same test images.
+
+The published value is itself a mean of a few trainings (MedMNIST+: three seeds, with their sd; MedMNIST
+v2: one run, no spread). Both are measured on the same test images, so the images' sampling is shared and
+cancels from the difference; what separates two runs of one protocol is the seeds. The difference's variance
+is therefore s²/n + s_p²/k: our seeds' variance over our n seeds, and the published runs' variance over their
+k — the published sd where it is given (Welch–Satterthwaite degrees of freedom), or else ours, as it would be
+were the protocol reproduced (then d / (s √(1/n + 1/k)) is t with n − 1 degrees of freedom). Asking only
+whether the published value falls inside our interval would ignore its own seed noise: with one published
+run and a large seed spread that rule calls a faithful reproduction "different" far more often than 5%
+(benchmarks/stat_calibration.py shows both).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from xraybench.stats.intervals import ALPHA, CONFIDENCE
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    ours: float  # mean over our seeds
+    published: float
+    difference: float  # ours − published
+    low: float | None  # 95% interval of the difference; None when untestable
+    high: float | None
+    p_value: float  # two-sided; 1.0 when untestable
+    df: float
+    seeds: int
+    runs: int  # trainings the published value averages
+    spread_from: str  # "published" (its sd) or "ours" (no sd published)
+
+    @property
+    def testable(self) -> bool:
+        """Our seeds give a spread (2 or more, not all equal)."""
+        return self.low is not None
+
+    @property
+    def direction(self) -> int:
+        """+1 ours higher, −1 ours lower, 0 consistent (or untestable), at the 5% level."""
+        if not self.testable or self.p_value >= ALPHA:
+            return 0
+        return 1 if self.difference > 0 else -1
+
+
+def against_published(values, published: float, published_sd: float = 0.0, runs: int = 1) -> Reproduction | None:
+    """Our per-seed values of a metric against a published mean of ``runs`` trainings (sd ``published_sd``,
+    0 when not published). None without values."""
+    values = np.asarray([v for v in values if v is not None], dtype=float)
+    if len(values) == 0:
+        return None
+    n, mean = len(values), float(values.mean())
+    untestable = Reproduction(mean, published, mean - published, None, None, 1.0, 0.0, n, runs,
+                              "published" if published_sd > 0 and runs > 1 else "ours")
+    if n < 2:
+        return untestable
+    ours_var = float(values.var(ddof=1)) / n
+    if published_sd > 0 and runs > 1:
+        theirs_var = published_sd ** 2 / runs
+        variance = ours_var + theirs_var
+        df = variance ** 2 / (ours_var ** 2 / (n - 1) + theirs_var ** 2 / (runs - 1))
+    else:
+        variance, df = ours_var * (1 + n / runs), float(n - 1)
+    if variance <= 0:
+        return untestable
+    se = math.sqrt(variance)
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
+    d = mean - published
+    return Reproduction(mean, published, d, d - half, d + half, float(2 * stats.t.sf(abs(d) / se, df)), df, n, runs,
+                        untestable.spread_from)
