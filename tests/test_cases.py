@@ -193,6 +193,37 @@ def test_the_multistep_schedule_follows_the_epochs_as_medmnist_does():
     assert "milestones" in optim.scheduler_options("multistep")
 
 
+def test_the_cosine_schedule_spans_the_declared_epochs_as_medmnist_plus_does():
+    """lr · (1 + cos(π e / T)) / 2 at epoch e of T declared epochs: early stopping ends a run before the schedule
+    has decayed far, as in MedMNIST+ (T = 100)."""
+    import math
+
+    from xraybench.train import optim
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    schedule = optim.build_scheduler("cosine", opt, epochs=100, options={})
+    rates = []
+    for _ in range(100):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    for epoch in (0, 10, 50, 99):
+        assert rates[epoch] == pytest.approx(1e-4 * (1 + math.cos(math.pi * epoch / 100)) / 2, rel=1e-6)
+
+
+def test_adamw_decays_the_weights_apart_from_the_gradient():
+    """AdamW (MedMNIST+, weight decay 0.01) shrinks a weight by lr · wd whatever its gradient; Adam's weight decay
+    joins the gradient and is normalised away: with no gradient, one step takes 0.95 against Adam's 0.9."""
+    from xraybench.train import optim
+
+    for name, expected in (("adamw", 0.95), ("adam", 0.9)):
+        weight = torch.nn.Parameter(torch.ones(1))
+        opt = optim.build_optimizer(name, [weight], lr=0.1, weight_decay=0.5, options={})
+        (0.0 * weight).sum().backward()
+        opt.step()
+        assert weight.item() == pytest.approx(expected, rel=1e-5), name
+
+
 def test_settings_added_later_keep_the_hash_at_their_default(write_cases):
     """A case that does not use select_by, early_stopping or pad_to keeps the hash it had before they existed, so
     its stored rows and baselines stay comparable; one that sets them gets a new hash."""

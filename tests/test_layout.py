@@ -57,7 +57,7 @@ ALLOWED = {
     "executors": {"executors", "train"},
     "runner": {"cases", "data", "environment", "executors", "models", "results", "train"},
     "check": {"results", "stats"},
-    "report": {"report", "results", "stats", "check", "data.patients"},
+    "report": {"report", "results", "stats", "check", "data.patients", "data.medmnist"},
     "cli": {"*"},
 }
 

@@ -90,7 +90,7 @@ class Identity:
         """The images have the side ``need`` names; MedMNIST's own file must be the one named (an .npz of
         another origin at that side, such as the tests' subset, is accepted and is not official)."""
         match = NAME.match(need)
-        return self.size == int(match["size"] or 28) and self.official in ("", _canonical(need))
+        return self.size == int(match["size"] or 28) and self.official in ("", canonical(need))
 
 
 def identify(source) -> Identity | None:
@@ -126,6 +126,7 @@ def _official_name(md5: str) -> str:
     return ""
 
 
-def _canonical(name: str) -> str:
-    match = NAME.match(name)
-    return f"{match['flag'].lower()}@{int(match['size'] or 28)}"
+def canonical(name: str) -> str:
+    """"PneumoniaMNIST" → "pneumoniamnist@28": the name with its size; "" for no MedMNIST name."""
+    match = NAME.match(name or "")
+    return f"{match['flag'].lower()}@{int(match['size'] or 28)}" if match else ""

@@ -1,7 +1,7 @@
 """The homework-style report, from results.json alone: context → figures → Jinja2 → WeasyPrint.
 
 ``build_context`` turns the results into a plain structure of strings, tables and figure data
-URIs, section by section (``tasks``, ``views``, ``sweeps``, ``analysis``, ``model_card``,
+URIs, section by section (``tasks``, ``views``, ``sweeps``, ``published``, ``analysis``, ``model_card``,
 ``appendix``); the template only loops over it. The PDF's dates come from the run, so the same
 results.json renders to the same bytes.
 """
@@ -22,6 +22,7 @@ from xraybench.report import appendix, console
 from xraybench.report.analysis import test_set_analysis
 from xraybench.report.formatting import pct
 from xraybench.report.model_card import model_card
+from xraybench.report.published import published_section
 from xraybench.report.tables import Table
 from xraybench.report.tasks import task_content
 from xraybench.report.views import VIEWS
@@ -195,5 +196,5 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
                 continue  # a declared task none of whose cases ran
             tasks.append({"key": key, "title": meta["tasks"].get(key, ""), **content})
         sections.append({"suite": suite, "title": meta["title"], "tasks": tasks,
-                         "card": model_card(doc, suite_cases)})
+                         "published": published_section(doc, suite_cases), "card": model_card(doc, suite_cases)})
     return sections

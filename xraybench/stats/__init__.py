@@ -6,6 +6,7 @@ operating points and calibration (``operating``), what a grid search finds (``se
 most callers need are here, as ``stats.wilson`` or ``stats.compare``."""
 
 from xraybench.stats.intervals import (ALPHA, CONFIDENCE, POWER, Z, SeedSummary, accuracy_interval, across_seeds,
+                                       auc_interval,
                                        bootstrap_interval, clopper_pearson, confusion_intervals,
                                        detectable_difference, resolution, rounded, test_intervals, wilson)
 from xraybench.stats.paired import (BeatProbability, PairedAccuracy, PairedAuc, SeedScores, beat_probability,
@@ -16,7 +17,7 @@ from xraybench.stats.reproduction import Reproduction, against_published
 from xraybench.stats.regression import mann_whitney_worse, smallest_mann_whitney_p, welch_worse
 from xraybench.stats.selection import expected_max
 
-__all__ = ["ALPHA", "CONFIDENCE", "POWER", "Z", "SeedSummary", "accuracy_interval", "across_seeds",
+__all__ = ["ALPHA", "CONFIDENCE", "POWER", "Z", "SeedSummary", "accuracy_interval", "across_seeds", "auc_interval",
            "bootstrap_interval", "clopper_pearson", "confusion_intervals", "detectable_difference", "resolution",
            "rounded", "test_intervals", "wilson",
            "BEAT_MIN_SEEDS", "BeatProbability", "Comparison", "Difference", "PairedAccuracy", "PairedAuc",

@@ -124,11 +124,28 @@ def accuracy_interval(values, images: int) -> list[float] | None:
     summary = across_seeds(values)
     if summary is None or images == 0:
         return None
-    test = wilson(round(summary.mean * images), images)
+    # Wilson's sides rather than the normal approximation's, which collapse to nothing when every seed
+    # scores 0 or 1.
+    return _with_seed_spread(summary, wilson(round(summary.mean * images), images))
+
+
+def auc_interval(values, seed_intervals) -> list[float] | None:
+    """95% interval of a case's mean AUC over seeds: the seeds' t interval combined with the test images'
+    sampling, each seed's DeLong interval (``seed_intervals``, [low, high] per seed) averaged around the mean."""
+    summary = across_seeds(values)
+    found = [b for b in seed_intervals if b is not None]
+    if summary is None or len(found) != summary.n:
+        return None
+    below = float(np.mean([v - b[0] for v, b in zip(values, found)]))
+    above = float(np.mean([b[1] - v for v, b in zip(values, found)]))
+    return _with_seed_spread(summary, [summary.mean - below, summary.mean + above])
+
+
+def _with_seed_spread(summary: SeedSummary, test: list[float]) -> list[float]:
+    """The test sampling's interval around a mean over seeds widened by the seeds' t half-width, combined on
+    each side (the two are independent); the test interval alone with one seed."""
     if summary.n == 1:
         return test
-    # The seeds' half-width and the test sampling's, combined on each side; Wilson's sides rather than
-    # the normal approximation's, which collapse to nothing when every seed scores 0 or 1.
     seed_half = summary.high - summary.mean
     low = summary.mean - math.hypot(seed_half, max(0.0, summary.mean - test[0]))
     high = summary.mean + math.hypot(seed_half, max(0.0, test[1] - summary.mean))

@@ -72,5 +72,6 @@ def against_published(values, published: float, published_sd: float = 0.0, runs:
     se = math.sqrt(variance)
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
     d = mean - published
-    return Reproduction(mean, published, d, d - half, d + half, float(2 * stats.t.sf(abs(d) / se, df)), df, n, runs,
+    # Metrics here are shares: ours lies in [0, 1], so the difference in [−published, 1 − published].
+    return Reproduction(mean, published, d, max(d - half, -published), min(d + half, 1 - published), float(2 * stats.t.sf(abs(d) / se, df)), df, n, runs,
                         untestable.spread_from)

@@ -158,7 +158,9 @@ def case_row(case: Case) -> dict:
             "sweep": case.sweep, "sweep_params": case.sweep_params, "tolerances": case.tolerances,
             "target_sensitivity": case.target_sensitivity,
             "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
-            "started": results.now(), "history": [], "metrics": {}}
+            "started": results.now(), "history": [], "metrics": {},
+            **({"requires_data": case.requires_data} if case.requires_data else {}),
+            **({"published": dataclasses.asdict(case.published)} if case.published.source else {})}
 
 
 def crash_row(job: Job, reason: str, worker: dict) -> dict:

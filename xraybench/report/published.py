@@ -1,0 +1,139 @@
+"""The report's "Published results": each case that reproduces a published result, our mean and 95% interval
+beside the published value, the difference with its interval, and a verdict only where the run is the
+protocol itself; every way the run differs from the published protocol is listed."""
+
+from __future__ import annotations
+
+from xraybench import stats
+from xraybench.data import medmnist
+from xraybench.report.formatting import interval, p_is
+from xraybench.report.tables import Table
+from xraybench.report.tasks import test_intervals_of
+from xraybench.results import CaseResult
+
+HEADERS = ["case", "metric", "ours: mean [95% interval]", "published", "ours − published [95% interval]", "verdict"]
+METRICS = {"test_acc": ("ACC", "acc"), "test_auc": ("AUC", "auc")}
+SHORTENED = "protocol shortened — not a reproduction"
+REPRODUCTION_PROFILE = "full"  # the profile that runs a protocol as declared: no caps, no overrides
+
+
+def published_section(doc: dict, members: list[CaseResult]) -> dict | None:
+    """The section for one suite's cases that carry a published reference; None when none does."""
+    cited = [c for c in members if c.first.get("published")]
+    if not cited:
+        return None
+    ran = [c for c in cited if c.ok]
+    not_run: dict[str, list[str]] = {}
+    for c in cited:
+        if not c.ok and c.first.get("requires_data"):
+            not_run.setdefault(c.first["requires_data"], []).append(c.id)
+    rows, deviations = [], []
+    for case in ran:
+        rows += _rows(doc, case)
+        deviations.append({"case": case.id, "differences": differences(doc, case)})
+    sources = dict.fromkeys(f"{c.first['published']['source']} — {c.first['published']['table']}; protocol: "
+                            f"{c.first['published']['protocol']}" for c in cited)
+    return {
+        "table": Table(HEADERS, rows, numeric_from=2, caption=_caption(doc)) if rows else None,
+        "deviations": deviations,
+        "sources": list(sources),
+        "not_run": [f"{len(ids)} case(s) need --data {need} (this run's data is {_data_name(doc)}): "
+                    f"xraybench run '{_suite(cited)}*' --data {need} --profile {REPRODUCTION_PROFILE} fetches it "
+                    f"and runs them" for need, ids in not_run.items()],
+    }
+
+
+def _rows(doc: dict, case: CaseResult) -> list[list[str]]:
+    ref = case.first["published"]
+    block = _why_no_verdict(doc, case)
+    rows = []
+    for metric, (label, key) in METRICS.items():
+        published = ref.get(metric) or 0.0
+        values = case.values(metric)
+        if not published or not values:
+            continue
+        sd = ref.get(f"{metric}_sd") or 0.0
+        runs = int(ref.get("runs") or 1)
+        result = stats.against_published(values, published, sd, runs)
+        ours = f"{100 * result.ours:.1f} {interval(_our_interval(doc, case, metric, key, values))}"
+        theirs = f"{100 * published:.1f}" + (f" ± {100 * sd:.1f} (sd, {runs} runs)" if sd else
+                                             f" ({runs} run{'s' * (runs > 1)}, no sd)")
+        diff = f"{100 * result.difference:+.1f}" + (
+            f" [{100 * result.low:+.1f}, {100 * result.high:+.1f}]" if result.testable else "")
+        rows.append([case.id, label, ours, theirs, diff, block or _verdict(result)])
+    return rows
+
+
+def _our_interval(doc: dict, case: CaseResult, metric: str, key: str, values: list[float]):
+    if metric == "test_acc":
+        images = ((doc.get("data") or {}).get("splits") or {}).get("test", {}).get("images", 0)
+        return stats.accuracy_interval(values, images)
+    return stats.auc_interval(values, [test_intervals_of(r).get(key) for r in case.ok])
+
+
+def _verdict(result: stats.Reproduction) -> str:
+    if not result.testable:
+        return "one seed: no verdict (the seed spread is unknown)"
+    words = {0: "consistent", 1: "ours higher", -1: "ours lower"}[result.direction]
+    return f"{words} ({p_is(result.p_value)})"
+
+
+def _why_no_verdict(doc: dict, case: CaseResult) -> str | None:
+    """A verdict compares the published protocol with ours: not for a shortened run, nor on other data."""
+    if doc.get("profile") != REPRODUCTION_PROFILE:
+        return SHORTENED
+    official = ((doc.get("data") or {}).get("medmnist") or {}).get("official", "")
+    need = case.first.get("requires_data", "")
+    if need and official != medmnist.canonical(need):
+        return f"not MedMNIST's own {need} file (by MD5) — no verdict"
+    return None
+
+
+def differences(doc: dict, case: CaseResult) -> list[str]:
+    """Every way this run differs from the published protocol: the run's own (profile, data, seeds, precision,
+    hardware), then those the case declares."""
+    ref, first = case.first["published"], case.ok[0]
+    config = first.get("config", {})
+    found = []
+    if doc.get("profile") != REPRODUCTION_PROFILE:
+        train, data = config.get("train", {}), config.get("data", {})
+        found.append(f"profile {doc.get('profile')}: {train.get('epochs')} epochs at {data.get('image_size')} px"
+                     f"{_limit(doc)}, a shortened protocol")
+    data = doc.get("data") or {}
+    identity = data.get("medmnist") or {}
+    if identity.get("official", "") != medmnist.canonical(case.first.get("requires_data", "")):
+        found.append(f"data: {data.get('name')}, not MedMNIST's file (MD5 {identity.get('md5', 'unknown')[:12]}…)")
+    runs = int(ref.get("runs") or 1)
+    if case.seeds != runs:
+        found.append(f"{case.seeds} seed{'s' * (case.seeds > 1)} (published: {runs} run{'s' * (runs > 1)})")
+    precision = ((doc.get("settings") or {}).get("precision") or {}).get("name", "fp32")
+    if precision != "fp32":
+        found.append(f"{precision} autocast (published: fp32)")
+    software = doc.get("software") or {}
+    gpu = (software.get("gpu") or {}).get("name")
+    found.append(f"hardware: {gpu or software.get('device', 'unknown device').upper()}, torch "
+                 f"{software.get('torch', '?')}")
+    return found + list(ref.get("deviations") or [])
+
+
+def _limit(doc: dict) -> str:
+    notes = (doc.get("data") or {}).get("notes") or []
+    return "".join(f", {n}" for n in notes if "per split" in n)
+
+
+def _caption(doc: dict) -> str:
+    return ("Ours: the mean over seeds and its 95% interval counting the seeds' spread and the sampling of the "
+            "test images (Wilson or DeLong with one seed). Published: its mean, with its sd over runs where "
+            "published. The verdict tests ours − published (two-sided t, α = 0.05) with the seed spread of both "
+            "sides — the published sd where given, else ours, as a reproduction would have it; the test images "
+            "are the same, so their sampling cancels. benchmarks/stat_calibration.py shows it calls a faithful "
+            "reproduction different in 5% of simulated runs. A verdict is given only for the full profile on "
+            "MedMNIST's own file.")
+
+
+def _data_name(doc: dict) -> str:
+    return (doc.get("data") or {}).get("name") or "another source"
+
+
+def _suite(cases: list[CaseResult]) -> str:
+    return cases[0].first.get("suite", "")
