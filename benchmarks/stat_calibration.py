@@ -1,6 +1,6 @@
 """Benchmark: do the report's "A beats B" verdicts hold their level when seeds vary?
 
-    python benchmarks/stat_calibration.py [--repeats 2000] [--seed 0]
+    python benchmarks/stat_calibration.py [--repeats 2000] [--seed 0] [--only verdicts|published|ece]
 
 Simulates two training procedures scored on the same test images, many times over, and runs the
 project's own tests on each (``stats.accuracy_difference``, also on the pneumonia images alone as the
@@ -267,18 +267,32 @@ def grid(seeds=SEEDS, images=IMAGES, seed_sds=SEED_SDS_PP, effects=EFFECTS_PP) -
     return [Cell(*c) for c in itertools.product(seeds, images, seed_sds, effects)]
 
 
+SECTIONS = ("verdicts", "published", "ece")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run these sections (default: all)")
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    print(f"{args.repeats} repetitions per cell; rates with Clopper–Pearson 95% bounds. Under no effect a "
-          f"verdict's rate is its false-positive rate (target ≤ 5%), under an effect its power.")
+    sections = args.only or SECTIONS
     start = time.perf_counter()
+    if "verdicts" in sections:
+        print_verdicts(np.random.default_rng(args.seed), args.repeats)
+    if "published" in sections:  # each section draws from its own generator: one may run alone
+        print_published(np.random.default_rng([args.seed, 1]), args.repeats // 4)
+    if "ece" in sections:
+        print_ece(np.random.default_rng([args.seed, 2]), args.repeats // 4)
+    print(f"({time.perf_counter() - start:.0f} s)")
+
+
+def print_verdicts(rng: np.random.Generator, repeats: int) -> None:
+    print(f"{repeats} repetitions per cell; rates with Clopper–Pearson 95% bounds. Under no effect a "
+          f"verdict's rate is its false-positive rate (target ≤ 5%), under an effect its power.")
     header = None
     for cell in grid():
-        rates = evaluate(rng, args.repeats, cell)
+        rates = evaluate(rng, repeats, cell)
         if header is None:
             header = f"{'seeds':>5} {'images':>6} {'seed sd':>7} {'effect':>6}  " + "  ".join(f"{k:>22}" for k in rates)
             print(header)
@@ -287,25 +301,30 @@ def main() -> None:
     end_to_end = Cell(3, 468, 2.9, 0.0)
     print(f"\nEnd to end, two equally good cases worded as the report does ({end_to_end.seeds} seeds, "
           f"{end_to_end.images} test images, seed sd {end_to_end.seed_sd_pp} pp): a winner named in "
-          f"{report_trials(rng, args.repeats // 2, end_to_end)} of trials (target ≤ 5%)")
+          f"{report_trials(rng, repeats // 2, end_to_end)} of trials (target ≤ 5%)")
+
+
+def print_published(rng: np.random.Generator, repeats: int) -> None:
     print(f"\nPublished results: ours (n seeds) against a published mean of k runs on the same {IMAGES[-1]} test "
           f"images; under no effect a verdict other than 'consistent' is false (target ≤ 5%), under an effect "
-          f"(ours higher) it is power. {args.repeats // 4} draws per cell:")
+          f"(ours 4 points higher) it is power. {repeats} draws per cell:")
     print(f"{'seeds':>5} {'runs':>4} {'seed sd':>7} {'effect':>6}  " + "  ".join(
         f"{k:>34}" for k in ("differs: accuracy", "differs: AUC", "differs: inside our interval (acc)")))
     for cell in REPRODUCTION_CELLS:
-        rates = reproduction_rates(rng, args.repeats // 4, cell)
+        rates = reproduction_rates(rng, repeats, cell)
         print(f"{cell.seeds:>5} {cell.runs:>4} {cell.seed_sd_pp:>5.1f}pp {cell.effect_pp:>4.1f}pp  "
               + "  ".join(f"{str(v):>34}" for v in rates.values()), flush=True)
+
+
+def print_ece(rng: np.random.Generator, repeats: int) -> None:
     print(f"\nThe report's ECE (ℓ2, debiased) and its 95% interval ({operating.ECE_RESAMPLES} bootstrap resamples), "
-          f"{args.repeats // 4} draws per cell:")
+          f"{repeats} draws per cell:")
     print(f"{'seeds':>5} {'images':>6} {'T':>4} {'noise':>5}  {'true ECE':>8} {'mean estimate':>13}  "
           f"{'interval covers':>22}  {'(percentile would)':>22}")
     for cell in CALIBRATION_CELLS:
-        covers, percentile, truth, mean = ece_coverage(rng, args.repeats // 4, cell)
+        covers, percentile, truth, mean = ece_coverage(rng, repeats, cell)
         print(f"{cell.seeds:>5} {cell.images:>6} {cell.temperature:>4.1f} {cell.noise:>5.1f}  {truth:>8.3f} "
               f"{mean:>13.3f}  {str(covers):>22}  {str(percentile):>22}", flush=True)
-    print(f"({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -70,6 +71,16 @@ def test_speed_vs_reference_prints_ratio_and_accuracies(tmp_path):
     # Accuracies and both differences as mean ± sd over the two seeds.
     assert len(re.findall(r"[+-]?\d+\.\d+ ± \d+\.\d+", row)) == 4, row
     assert len(re.findall(r"[+-]\d+\.\d ± \d+\.\d", row)) == 2, row  # differences in points, signed
+
+
+def test_published_cost_estimates_the_full_reproduction_from_flops(capsys):
+    from published_cost import main
+
+    expected, upper = main(["--early-stop-epochs", "15"])
+    out = capsys.readouterr().out
+    assert "total     44" in out and "V2" in out and "P224" in out
+    assert 0.2 < expected < upper < 20  # hours on one GPU: early stopping shortens MedMNIST+, never V2
+    assert main(["--early-stop-epochs", "100"])[0] == pytest.approx(upper)
 
 
 def test_gpu_throughput_runs_on_the_cpu_and_prints_both_loops(capsys):

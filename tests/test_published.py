@@ -97,7 +97,8 @@ def test_a_smoke_run_on_the_subset_reports_without_a_verdict(tmp_path):
 def test_on_other_data_the_cases_are_skipped_with_the_command_that_runs_them(tmp_path, capsys):
     out = tmp_path / "reports"
     assert main(["run", "hw3-a-*", "published-v2-resnet18-28", *SMOKE, "--out", str(out)]) == 0
-    assert "skipped 1 case(s) that need other data (pneumoniamnist@28)" in capsys.readouterr().out
+    assert ("skipped 1 case(s) that need other data than synthetic; run them with: xraybench run 'published*' "
+            "--data pneumoniamnist@28") in capsys.readouterr().out
     run_dir = out / "smoke-cpu-synthetic"
     row = next(r for r in json.loads((run_dir / "results.json").read_text())["cases"]
                if r["id"] == "published-v2-resnet18-28")

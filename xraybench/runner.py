@@ -204,9 +204,8 @@ def _skip_unmet_data_needs(doc: dict, pending: list[Case], plan: RunPlan, result
         results.upsert(doc, row)
     if unmet:
         _save(results_path, doc)
-        needs = ", ".join(sorted({c.requires_data for c in unmet}))
-        log(f"skipped {len(unmet)} case(s) that need other data ({needs}), not {plan.source.name}: see "
-            f"'xraybench list' for what each needs")
+        commands = "; ".join(sorted({f"xraybench run '{c.suite}*' --data {c.requires_data}" for c in unmet}))
+        log(f"skipped {len(unmet)} case(s) that need other data than {plan.source.name}; run them with: {commands}")
     return [c for c in pending if c not in unmet]
 
 
