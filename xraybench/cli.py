@@ -31,9 +31,10 @@ from xraybench.report.console import VERDICT_HEADERS, summary_table, verdict_row
 from xraybench.results import ResultsError, Tolerance, ToleranceError
 from xraybench.runner import RunError, RunPlan, run
 from xraybench.train import precision
+from xraybench.train.logs import TensorBoardMissing, tensorboard_writer_class
 
 USER_ERRORS = (CaseError, CheckError, DataError, DeviceError, executors.ExecutorError, precision.PrecisionError,
-               ResultsError, RunError, ToleranceError)
+               ResultsError, RunError, TensorBoardMissing, ToleranceError)
 MAX_CASE_TIMEOUT_S = 30 * 24 * 3600  # a month; far larger values overflow the interval timer
 BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
 
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case-timeout", type=float, metavar="S", help="stop a training that has run S seconds and "
                    "record it as failed (a hung worker); the suite goes on")
     p.add_argument("--no-report", action="store_true", help="skip the PDF report at the end")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files per case and seed "
+                   "under RUN_DIR/tb (tensorboard --logdir RUN_DIR/tb; needs the tensorboard extra); the per-epoch CSV "
+                   "logs under RUN_DIR/logs are always written")
     p.add_argument("--baseline", type=Path, metavar="FILE", help="show the regression check against FILE in the report")
     p.add_argument("--cases", **cases_arg)
     g = p.add_argument_group("executors", "where the cases train (docs/cluster.md)")
@@ -253,6 +257,8 @@ def cmd_run(args) -> int:
         raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
     if args.seeds is not None and args.seeds < 1:
         raise CaseError(f"--seeds {args.seeds}: must be at least 1")
+    if args.tensorboard:
+        tensorboard_writer_class()  # missing: one line before anything trains
     if args.case_timeout is not None and not 0 < args.case_timeout <= MAX_CASE_TIMEOUT_S:
         raise CaseError(f"--case-timeout {args.case_timeout:g}: must be a number of seconds above 0 and at most "
                         f"{MAX_CASE_TIMEOUT_S:,} (30 days)")
@@ -310,7 +316,7 @@ def _run_on(executor, args, cases, suites) -> int:
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
                    seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
                    random_init=args.random_init, strict_splits=args.strict_splits, offline=args.offline,
-                   case_timeout_s=args.case_timeout,
+                   case_timeout_s=args.case_timeout, tensorboard=args.tensorboard,
                    environment={k: found[k] for k in ("machine_info", "software") if k in found})
     try:
         run_dir, doc = run(cases, plan, suites, executor=executor)

@@ -58,6 +58,7 @@ class RunPlan:
     strict_splits: bool = False  # leakage across splits (shared patients, identical images) is an error
     offline: bool = False  # never download missing weight files
     case_timeout_s: float | None = None  # a training past it is stopped and recorded as failed
+    tensorboard: bool = False  # TensorBoard event files under RUN_DIR/tb beside the live CSV logs
     environment: dict | None = None  # machine_info and software where the cases run (the executor's probe)
 
     @property
@@ -172,7 +173,7 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
                             eval_batch_size=plan.profile.eval_batch_size, device=plan.device.type,
                             precision=plan.precision, deterministic=plan.deterministic, executor=executor.name,
                             progress=executor.progress, resume=not plan.force, timeout_s=plan.case_timeout_s,
-                            run=str(run_dir.absolute()),
+                            run=str(run_dir.absolute()), tensorboard=plan.tensorboard,
                             builders={n: f for n, f in builders.items() if n == case.model.name}))
     if executor.name != "local":
         log(f"submitted {len(pending)} training(s) to {executor.describe()}")

@@ -3,9 +3,9 @@
 ``run_job(job)`` runs in the driver's process (the local executor), in a Ray worker or in a
 Slurm job. Everything it needs travels in the ``Job``: the case as planned (profile, seed,
 random initialisation applied), where the decoded data lies in the cache, and how to train
-(device request, precision, determinism). It returns the row and writes nothing: only the
-driver writes results.json. A case that raises becomes a failed row; a process that dies
-is the executor's to report (``crash_row``).
+(device request, precision, determinism). It returns the row; only the driver writes results.json (the
+worker writes the live per-epoch logs under the run directory: train/logs.py). A case that raises becomes
+a failed row; a process that dies is the executor's to report (``crash_row``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from xraybench.models import registry
 from xraybench.models.info import model_info
 from xraybench.models.weights import WeightsMissing
 from xraybench.train.engine import train_case
+from xraybench.train.logs import EpochLog
 from xraybench.train.objectives import OBJECTIVES
 from xraybench.train.precision import FP32, Precision
 
@@ -56,6 +57,7 @@ class Job:
     builders: dict[str, Callable] = field(default_factory=dict)  # models registered outside xraybench
     resume: bool = True  # an executor may hand back this training's result from an earlier driver (not --force)
     run: str = ""  # the run directory: part of the identity, so another run never receives this one's rows
+    tensorboard: bool = False  # TensorBoard event files beside the live CSV log (train/logs.py)
     timeout_s: float | None = None  # --case-timeout: a training past it is stopped and recorded as failed
 
     @property
@@ -87,8 +89,9 @@ def run_job(job: Job) -> dict:
                             worker_info(job.executor, None)), "traceback": traceback.format_exc(limit=-4)}
     try:
         with time_limit(job.timeout_s):
+            log = EpochLog(job.run, job.case.id, job.case.train.seed, tensorboard=job.tensorboard) if job.run else None
             row = train_one(job.case, data, device, precision=job.precision, eval_batch_size=job.eval_batch_size,
-                            progress=job.progress)
+                            progress=job.progress, log=log)
     except CaseTimeout as exc:
         return crash_row(job, f"timed out: {exc}", {**worker_info(job.executor, device), "started_unix": started})
     row["worker"] = {**worker_info(job.executor, device), "started_unix": started, "finished_unix": time.time()}
@@ -170,8 +173,9 @@ def crash_row(job: Job, reason: str, worker: dict) -> dict:
 
 
 def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Precision = FP32,
-              eval_batch_size: int = 256, progress: bool = True) -> dict:
-    """Train and test one case (one seed); a failure is a row, not an exception."""
+              eval_batch_size: int = 256, progress: bool = True, log: EpochLog | None = None) -> dict:
+    """Train and test one case (one seed); a failure is a row, not an exception. ``log`` receives every
+    epoch's row as it happens (the live CSV and TensorBoard files)."""
     row = case_row(case)
     try:
         row["model_info"] = model_info(case, device, num_outputs=OBJECTIVES[case.train.loss].num_outputs,
@@ -183,6 +187,8 @@ def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Pre
                disable=None if progress else True, file=sys.stderr)
 
     def on_epoch(epoch_row: dict) -> None:
+        if log is not None:
+            log.write(epoch_row)
         bar.set_postfix_str(f"ep {epoch_row['epoch']}/{case.train.epochs} loss {epoch_row['train_loss']:.3f} "
                             f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}")
 
@@ -190,6 +196,8 @@ def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Pre
         row["nondeterministic_ops"] = sorted({*row.get("nondeterministic_ops", []), op})
 
     def attempt(case: Case, eval_batch_size: int) -> dict:
+        if log is not None:
+            log.start()  # afresh: an out-of-memory retry starts its epochs over
         with environment.keep_freed_memory(), environment.nondeterministic_ops(record_op):
             return train_case(case, data, device, eval_batch_size=eval_batch_size, precision=precision,
                               on_batch=lambda: bar.update(1), on_epoch=on_epoch)
@@ -216,6 +224,10 @@ def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Pre
                    traceback=traceback.format_exc(limit=-4))
     finally:
         bar.close()
+        if log is not None:
+            log.close()
+            if log.error:
+                row["log_error"] = log.error
     row["finished"] = results.now()
     return row
 
