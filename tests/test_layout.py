@@ -57,7 +57,8 @@ ALLOWED = {
     "executors": {"executors", "train"},
     "runner": {"cases", "data", "environment", "executors", "models", "results", "train"},
     "check": {"results", "stats"},
-    "report": {"report", "results", "stats", "check", "data.patients", "data.medmnist"},
+    "history": {"results", "stats", "check"},
+    "report": {"report", "results", "stats", "check", "history", "data.patients", "data.medmnist"},
     "cli": {"*"},
 }
 

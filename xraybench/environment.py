@@ -144,5 +144,6 @@ def commit_info() -> dict:
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
-        return {"id": None, "branch": None, "dirty": None}
-    return {"id": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+        return {"id": None, "branch": None, "dirty": None, "time": None}
+    return {"id": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+            "time": git("show", "-s", "--format=%cI", "HEAD")}  # the commit date: what `xraybench history` orders by

@@ -199,3 +199,20 @@ def _thumbnail(ax, png: str | None) -> None:
         spine.set_visible(False)
     if png is not None:
         ax.imshow(np.asarray(Image.open(io.BytesIO(base64.b64decode(png)))), cmap="gray", vmin=0, vmax=255)
+
+
+def metric_history(series: list) -> str:
+    """One case across runs, a panel per metric (``history.Series``): the mean over seeds with its 95% interval
+    per run, in commit order; a run the lookback test flags is drawn in red (worse) or green (better)."""
+    fig, axes = plt.subplots(1, len(series), figsize=(3.5 * len(series), 2.1), squeeze=False)
+    for ax, s in zip(axes[0], series):
+        x = np.arange(len(s.points))
+        for i, p in enumerate(s.points):
+            colour = {"worse": "#D55E00", "better": TEST}.get(p.status, TRAIN)
+            low, high = p.interval or (p.mean, p.mean)
+            ax.errorbar(i, 100 * p.mean, yerr=[[100 * (p.mean - low)], [100 * (high - p.mean)]], fmt="o", ms=4,
+                        color=colour, capsize=2, lw=1)
+        ax.plot(x, [100 * p.mean for p in s.points], color=TRAIN, lw=0.8, alpha=0.5)
+        ax.set_xticks(x, [p.commit or p.run[:8] for p in s.points], rotation=45, ha="right", fontsize=7)
+        ax.set(title={"test_acc": "test accuracy (%)", "test_auc": "test AUC (×100)"}.get(s.metric, s.metric))
+    return to_data_uri(fig)

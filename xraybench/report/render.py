@@ -37,17 +37,24 @@ RANDOM_INIT_BANNER = ("Random initialisation — not a pretrained result. This r
 def render(run_dir: Path, baseline: Path | None = None) -> tuple[Path, Path]:
     """Write report.html and report.pdf into ``run_dir`` from its results.json (and, given a
     baseline file, the regression check against it)."""
-    import weasyprint
-
     run_dir = Path(run_dir)
     doc = results.read(run_dir)
     context = build_context(doc)
     if baseline is not None:
         context["check"] = _check_section(doc, Path(baseline))
-    html = render_html(context)
-    html_path, pdf_path = run_dir / "report.html", run_dir / "report.pdf"
+    return write_pages(context, "report.html.j2", run_dir, "report", doc.get("datetime"))
+
+
+def write_pages(context: dict, template: str, out: Path, stem: str, date: str | None) -> tuple[Path, Path]:
+    """``template`` filled with ``context``, written as ``out/stem.html`` and ``out/stem.pdf`` (WeasyPrint),
+    the PDF dated ``date`` so that the same context gives the same bytes."""
+    import weasyprint
+
+    html = render_html(context, template)
+    out.mkdir(parents=True, exist_ok=True)
+    html_path, pdf_path = out / f"{stem}.html", out / f"{stem}.pdf"
     html_path.write_text(html, encoding="utf-8")
-    with _source_date(doc.get("datetime")):
+    with _source_date(date):
         weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf(pdf_path)
     return html_path, pdf_path
 
@@ -71,11 +78,11 @@ def _source_date(iso: str | None):
         else:
             os.environ["SOURCE_DATE_EPOCH"] = saved
 
-def render_html(context: dict) -> str:
+def render_html(context: dict, template: str = "report.html.j2") -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     css = (TEMPLATES / "print.css").read_text(encoding="utf-8")
-    return env.get_template("report.html.j2").render(**context, css=markupsafe.Markup(css))  # our own file
+    return env.get_template(template).render(**context, css=markupsafe.Markup(css))  # our own file
 
 def build_context(doc: dict) -> dict:
     rows = doc["cases"]

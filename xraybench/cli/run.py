@@ -1,0 +1,102 @@
+"""``xraybench run``: cases chosen, the executor made, the device probed, the run planned and reported."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+
+import torch
+
+from xraybench import cases as case_mod
+from xraybench import executors, report
+from xraybench.cases import PROFILES, CaseError
+from xraybench.data import open_source
+from xraybench.environment import DeviceError
+from xraybench.report.console import summary_table
+from xraybench.runner import RunPlan, run
+from xraybench.train.logs import tensorboard_writer_class
+
+MAX_CASE_TIMEOUT_S = 30 * 24 * 3600  # a month; far larger values overflow the interval timer
+
+
+def cmd_run(args) -> int:
+    if not args.all and not args.patterns:
+        raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
+    if args.seeds is not None and args.seeds < 1:
+        raise CaseError(f"--seeds {args.seeds}: must be at least 1")
+    if args.tensorboard:
+        tensorboard_writer_class()  # missing: one line before anything trains
+    if args.case_timeout is not None and not 0 < args.case_timeout <= MAX_CASE_TIMEOUT_S:
+        raise CaseError(f"--case-timeout {args.case_timeout:g}: must be a number of seconds above 0 and at most "
+                        f"{MAX_CASE_TIMEOUT_S:,} (30 days)")
+    cases, suites = case_mod.load_cases(args.cases)
+    if args.patterns:
+        cases = case_mod.select(cases, args.patterns)
+    options = executors.ExecutorOptions(
+        name=args.executor, device=args.device, max_retries=args.max_retries, gpus_per_case=args.gpus_per_case,
+        cpus_per_case=args.cpus_per_case, address=args.address, placement_timeout=args.placement_timeout,
+        partition=args.partition, account=args.account, time_min=args.time_min, array_parallelism=args.array_parallelism, log_dir=args.log_dir)
+    with _hangup_interrupts(), contextlib.closing(executors.create(options)) as executor:
+        return _run_on(executor, args, cases, suites)
+
+
+@contextlib.contextmanager
+def _hangup_interrupts():
+    """SIGTERM and SIGHUP (a dropped ssh session) stop a run as Ctrl-C does: queued and running cases
+    of an executor are cancelled, finished ones stay in results.json."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _run_on(executor, args, cases, suites) -> int:
+    found = executor.probe(args.device, args.precision)
+    if found.get("error"):
+        raise DeviceError(found["error"])
+    device, chosen = torch.device(found["device"]), found["precision"]
+    if executor.name != "local":
+        print(f"executor: {executor.describe()}; cases train on {device.type}")
+    print(f"precision: {chosen.name} ({chosen.reason})")
+    if found.get("slow_warning"):
+        print(found["slow_warning"], file=sys.stderr)
+    profile_name = args.profile or ("full" if device.type == "cuda" else "quick")
+    profile = PROFILES[profile_name]
+    how = "chosen" if args.profile else f"default on {device.type.upper()}"
+    print(f"profile: {profile.name} ({how}: {profile.description})")
+    elsewhere = [c for c in cases if c.profiles and profile.name not in c.profiles]
+    if elsewhere:
+        names = sorted({c.sweep or c.id for c in elsewhere})
+        shown = ", ".join(names[:6]) + (f", … ({len(names) - 6} more)" if len(names) > 6 else "")
+        print(f"not in the {profile.name} profile: {len(elsewhere)} case(s) ({shown}); --profile "
+              f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))} runs them")
+        cases = [c for c in cases if c not in elsewhere]
+        if not cases:
+            raise CaseError(f"every selected case runs only in other profiles; use --profile "
+                            f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))}")
+    source = open_source(args.data, profile.synthetic_sizes, args.skip_bad_images, args.val_fraction, args.offline)
+    plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
+                   seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
+                   random_init=args.random_init, strict_splits=args.strict_splits, offline=args.offline,
+                   case_timeout_s=args.case_timeout, tensorboard=args.tensorboard,
+                   environment={k: found[k] for k in ("machine_info", "software") if k in found})
+    try:
+        run_dir, doc = run(cases, plan, suites, executor=executor)
+    except KeyboardInterrupt:
+        where = args.out / plan.resolved_run_id
+        print(f"\nxraybench: interrupted. Finished cases are saved in {where / 'results.json'}; run the same "
+              f"command again to resume from there (same --run-id {plan.resolved_run_id}).", file=sys.stderr)
+        return 130
+    print()
+    print(summary_table(doc))
+    print(f"\nresults: {run_dir / 'results.json'}")
+    if not args.no_report:
+        _, pdf = report.render(run_dir, baseline=args.baseline)
+        print(f"report:  {pdf}")
+    return 1 if any(r["status"] == "failed" for r in doc["cases"]) else 0

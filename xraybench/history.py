@@ -1,0 +1,181 @@
+"""A benchmark's history: each case's test accuracy and AUC across many runs, and a flag where a run moved
+beyond the noise of the runs before it.
+
+``check`` sees two points; a slow drift of a point per run never trips it. Here every run (results.json, or
+a stored baseline) is a point of each case's series, ordered by commit date, then run date (asv's graphs).
+Each point is tested against the pooled recent history (conbench's lookback): the seeds of up to
+``lookback`` earlier runs of the same configuration on the same test images form one sample of the
+procedure, the point's seeds the other, and the procedure-level test of the report's comparisons
+(``stats.accuracy_difference``, ``stats.auc_difference``: each side's seed spread and the test images'
+sampling, Welch–Satterthwaite t) decides, the case's two metrics held together by Holm at α = 0.05. Seeds
+repeat from run to run (0, 1, 2 …); where a repeated seed trains the same model again, the runs agree more
+than independent seeds would and the test errs on the quiet side. Numbers only: ``report.history_page``
+draws and words them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xraybench import results, stats
+from xraybench.results import CaseResult, by_case
+
+LOOKBACK = 5
+TRACKED = ("test_acc", "test_auc")
+
+
+class HistoryError(ValueError):
+    """The history cannot be built (an unreadable file, fewer than two runs)."""
+
+
+@dataclass
+class Point:
+    """One run of one case and metric."""
+
+    run: str  # run id, or baseline name
+    commit: str  # short commit id, "" unknown
+    when: str  # commit date, else run date (ISO)
+    config_hash: str
+    mean: float
+    interval: list[float] | None  # 95%, over seeds and test images
+    seeds: int
+    change: stats.Difference | None = None  # against the pooled window before it; None: nothing to test against
+    window: int = 0  # runs in that window
+    held_p: float | None = None  # the change's p after Holm over the case's metrics
+    status: str = ""  # "worse", "better", "no detectable change", or why no test ran
+
+
+@dataclass
+class Series:
+    case: str
+    metric: str
+    points: list[Point] = field(default_factory=list)
+
+    @property
+    def latest(self) -> Point:
+        return self.points[-1]
+
+
+def load(paths: list[Path]) -> list[dict]:
+    """Results files (a run directory or its results.json) and baselines (a .json file, or every .json in a
+    folder), ordered by commit date, then run date."""
+    from xraybench.check import BASELINE_KIND, read_baseline
+
+    docs = []
+    for path in _expand(paths):
+        try:
+            kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+            raise HistoryError(f"{path}: not a readable results file or baseline ({exc})") from None
+        doc = read_baseline(path) if kind == BASELINE_KIND else results.read(path)
+        doc["_source"] = str(path)
+        docs.append(doc)
+    if len(docs) < 2:
+        raise HistoryError(f"a history needs at least two runs; got {len(docs)} ({', '.join(map(str, paths))})")
+    return sorted(docs, key=lambda d: (_when(d), d.get("datetime") or d.get("created") or ""))
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    found = []
+    for path in map(Path, paths):
+        if (path / results.FILENAME).is_file():
+            found.append(path / results.FILENAME)
+        elif path.is_dir():
+            found += sorted(path.glob("*.json"))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise HistoryError(f"{path}: no such run directory, results file or baseline")
+    return found
+
+
+def _when(doc: dict) -> str:
+    return (doc.get("commit_info") or {}).get("time") or doc.get("datetime") or doc.get("created") or ""
+
+
+def build(docs: list[dict], lookback: int = LOOKBACK) -> list[Series]:
+    """Every case of the latest run, each tracked metric's series across ``docs`` (in order), each point tested
+    against the ``lookback`` comparable runs before it."""
+    runs = [by_case(doc, [r for r in doc["cases"] if r["status"] == "ok"]) for doc in docs]
+    series = []
+    for case_id in runs[-1]:
+        members = [(doc, run[case_id]) for doc, run in zip(docs, runs) if case_id in run]
+        per_metric = {m: Series(case_id, m, [_point(doc, case, m) for doc, case in members]) for m in TRACKED}
+        for i in range(len(members)):
+            _test(members, i, [per_metric[m].points[i] for m in TRACKED], lookback)
+        series += [s for s in per_metric.values() if s.points]
+    return series
+
+
+def _point(doc: dict, case: CaseResult, metric: str) -> Point:
+    values = case.values(metric)
+    commit = (doc.get("commit_info") or {}).get("id") or ""
+    return Point(run=doc.get("run_id") or doc.get("name") or Path(doc["_source"]).parent.name,
+                 commit=commit[:8], when=_when(doc)[:19], config_hash=case.first.get("hash", ""),
+                 mean=float(np.mean(values)) if values else float("nan"), interval=_interval(doc, case, metric),
+                 seeds=len(values))
+
+
+def _interval(doc: dict, case: CaseResult, metric: str) -> list[float] | None:
+    values = case.values(metric)
+    scores = case.scores()
+    if not values or scores is None:
+        return None
+    if metric == "test_acc":
+        return stats.accuracy_interval(values, len(scores.labels))
+    return stats.auc_interval(values, [stats.test_intervals(scores.labels, p)["auc"] for p in scores.probs])
+
+
+def _test(members: list[tuple[dict, CaseResult]], i: int, points: list[Point], lookback: int) -> None:
+    """Point ``i`` against the pooled window of comparable runs before it (same configuration, same test
+    images, stored predictions); sets each metric point's change, held p and status."""
+    current = members[i][1].scores()
+    if current is None:
+        for p in points:
+            p.status = "no stored predictions"
+        return
+    window = []
+    for doc, case in reversed(members[:i]):
+        earlier = case.scores()
+        if (case.first.get("hash") == members[i][1].first.get("hash") and earlier is not None
+                and earlier.ids == current.ids):
+            window.append(earlier)
+        if len(window) == lookback:
+            break
+    if not window:
+        for p in points:
+            p.status = "first comparable run"
+        return
+    pooled_probs = np.concatenate([w.probs for w in window])
+    pooled_correct = np.concatenate([w.correct() for w in window])
+    changes = {"test_acc": stats.accuracy_difference(current.correct(), pooled_correct),
+               "test_auc": stats.auc_difference(current.labels, current.probs, pooled_probs)}
+    held = stats.holm([changes[m].p_value for m in TRACKED])
+    for p, metric, p_held in zip(points, TRACKED, held):
+        d = changes[metric]
+        p.change, p.window, p.held_p = d, len(window), p_held
+        if not d.testable:
+            p.status = "one seed a side: not tested"
+        elif p_held < stats.ALPHA:
+            p.status = "better" if d.difference > 0 else "worse"
+        else:
+            p.status = "no detectable change"
+
+
+def exit_code(series: list[Series]) -> int:
+    """As ``check``: 1 when a case's latest run is worse than its recent history, else 0."""
+    return 1 if any(s.latest.status == "worse" for s in series) else 0
+
+
+def as_json(series: list[Series]) -> str:
+    rows = [{"case": s.case, "metric": s.metric, "points": [
+        {"run": p.run, "commit": p.commit, "when": p.when, "mean": p.mean, "interval": p.interval, "seeds": p.seeds,
+         "status": p.status, "window": p.window, "p_held": p.held_p,
+         "change": None if p.change is None else {"difference": p.change.difference, "low": p.change.low,
+                                                  "high": p.change.high, "p_value": p.change.p_value}}
+        for p in s.points]} for s in series]
+    return json.dumps(rows, indent=1)
