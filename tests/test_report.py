@@ -48,10 +48,22 @@ def test_pdf_has_every_section(rendered):
     for heading in ("HW3: CNNs from scratch", "Task A: Reduce overfitting with dropout", "Task B: ANN (MLP) vs CNN",
                     "Task C: Global average pooling", "What was compared", "Findings", "Test-set analysis",
                     "Validation vs test accuracy", "Confusion matrices", "Intensity histograms", "Sample images",
-                    "Skipped and failed cases", "Appendix: case configurations", "Appendix: environment"):
+                    "Skipped and failed cases", "Appendix: case configurations", "Appendix: environment",
+                    "Appendix: reporting checklist (CLAIM 2024, TRIPOD+AI)"):
         assert heading in text, heading
     assert len(PdfReader(pdf).pages) >= 5
     assert "page 1 of" in text
+
+
+def test_the_checklist_covers_every_claim_2024_item_once(rendered):
+    from xraybench.report.checklist import AUTHOR, ITEMS
+
+    claim = [item for guideline, item, _, _ in ITEMS if guideline == "CLAIM"]
+    assert claim == [str(n) for n in range(1, 45)]  # the 2024 numbering: 44 items
+    answered = [where for _, _, _, where in ITEMS if where != AUTHOR]
+    assert len(answered) >= 35 and all(where.strip() for _, _, _, where in ITEMS)
+    text = " ".join(rendered[2].split())
+    assert "level at which partitions are disjoint" in text and "TRIPOD+AI 15" in text
 
 
 def test_pdf_numbers_equal_the_results(rendered, fixture_doc):

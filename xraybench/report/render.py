@@ -20,6 +20,7 @@ import markupsafe
 from xraybench import check, results, stats
 from xraybench.report import appendix, console
 from xraybench.report.analysis import test_set_analysis
+from xraybench.report.checklist import checklist_table
 from xraybench.report.formatting import pct
 from xraybench.report.model_card import model_card
 from xraybench.report.published import published_section
@@ -104,6 +105,7 @@ def build_context(doc: dict) -> dict:
         "appendix": appendix.configurations(cases),
         "environment": appendix.environment(doc),
         "workers": appendix.workers(rows),
+        "checklist": checklist_table(),
         "check": None,
     }
 
