@@ -43,20 +43,21 @@ def render(run_dir: Path, baseline: Path | None = None) -> tuple[Path, Path]:
     context = build_context(doc)
     if baseline is not None:
         context["check"] = _check_section(doc, Path(baseline))
+    context["toc"] = table_of_contents(context)
     return write_pages(context, "report.html.j2", run_dir, "report", doc.get("datetime"))
 
 
 def write_pages(context: dict, template: str, out: Path, stem: str, date: str | None) -> tuple[Path, Path]:
-    """``template`` filled with ``context``, written as ``out/stem.html`` and ``out/stem.pdf`` (WeasyPrint),
-    the PDF dated ``date`` so that the same context gives the same bytes."""
+    """``template`` filled with ``context``, written as ``out/stem.html`` (for a browser: the screen stylesheet,
+    a table of contents, tables that scroll) and ``out/stem.pdf`` (WeasyPrint, from the print rendering alone,
+    dated ``date`` so that the same context gives the same bytes)."""
     import weasyprint
 
-    html = render_html(context, template)
     out.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = out / f"{stem}.html", out / f"{stem}.pdf"
-    html_path.write_text(html, encoding="utf-8")
+    html_path.write_text(render_html(context, template, screen=True), encoding="utf-8")
     with _source_date(date):
-        weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf(pdf_path)
+        weasyprint.HTML(string=render_html(context, template), base_url=str(TEMPLATES)).write_pdf(pdf_path)
     return html_path, pdf_path
 
 @contextlib.contextmanager
@@ -79,11 +80,13 @@ def _source_date(iso: str | None):
         else:
             os.environ["SOURCE_DATE_EPOCH"] = saved
 
-def render_html(context: dict, template: str = "report.html.j2") -> str:
+def render_html(context: dict, template: str = "report.html.j2", screen: bool = False) -> str:
+    """The page for print (what the PDF is made of), or with ``screen`` for a browser."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    css = (TEMPLATES / "print.css").read_text(encoding="utf-8")
-    return env.get_template(template).render(**context, css=markupsafe.Markup(css))  # our own file
+    css, screen_css = ((TEMPLATES / name).read_text(encoding="utf-8") for name in ("print.css", "screen.css"))
+    return env.get_template(template).render(**context, css=markupsafe.Markup(css), screen=screen,  # our own files
+                                             screen_css=markupsafe.Markup(screen_css))
 
 def build_context(doc: dict) -> dict:
     rows = doc["cases"]
@@ -107,7 +110,38 @@ def build_context(doc: dict) -> dict:
         "workers": appendix.workers(rows),
         "checklist": checklist_table(),
         "check": None,
+        "anchors": ANCHORS,
     }
+
+
+# Where the browser's table of contents leads: the report's fixed sections (a suite's and a task's are theirs).
+ANCHORS = {"method": "how-to-read", "analysis": "test-set-analysis", "check": "regression-check", "problems": "problems",
+           "per_seed": "appendix-seeds", "appendix": "appendix-configurations", "checklist": "appendix-checklist",
+           "environment": "appendix-environment"}
+
+
+def table_of_contents(context: dict) -> list[dict]:
+    """The report's sections and tasks, in page order, with the anchors their headings carry on screen."""
+    def entry(anchor: str, label: str, level: int = 2) -> dict:
+        return {"anchor": anchor, "label": label, "level": level}
+
+    entries = [entry(ANCHORS["method"], "How to read the numbers", 3)]
+    for section in context["sections"]:
+        entries.append(entry(section["anchor"], section["title"]))
+        if section["published"]:
+            entries.append(entry(f"{section['anchor']}-published", "Published results", 3))
+        entries += [entry(task["anchor"], f"Task {task['key']}" + (f": {task['title']}" if task["title"] else ""), 3)
+                    for task in section["tasks"]]
+        entries.append(entry(f"{section['anchor']}-card", "Model card", 3))
+    entries.append(entry(ANCHORS["analysis"], "Test-set analysis"))
+    if context["check"]:
+        entries.append(entry(ANCHORS["check"], "Regression check"))
+    entries.append(entry(ANCHORS["problems"], "Skipped and failed cases"))
+    if context["per_seed"]:
+        entries.append(entry(ANCHORS["per_seed"], "Appendix: per-seed test metrics"))
+    return entries + [entry(ANCHORS["appendix"], "Appendix: case configurations"),
+                      entry(ANCHORS["checklist"], "Appendix: reporting checklist"),
+                      entry(ANCHORS["environment"], "Appendix: environment")]
 
 def _check_section(doc: dict, baseline_path: Path) -> dict:
     baseline = check.read_baseline(baseline_path)
@@ -203,7 +237,7 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
                 content = task_content(doc, members, cases)
             else:
                 continue  # a declared task none of whose cases ran
-            tasks.append({"key": key, "title": meta["tasks"].get(key, ""), **content})
-        sections.append({"suite": suite, "title": meta["title"], "tasks": tasks,
+            tasks.append({"key": key, "title": meta["tasks"].get(key, ""), "anchor": f"suite-{suite}-{key}", **content})
+        sections.append({"suite": suite, "title": meta["title"], "tasks": tasks, "anchor": f"suite-{suite}",
                          "published": published_section(doc, suite_cases), "card": model_card(doc, suite_cases)})
     return sections
