@@ -78,6 +78,8 @@ def test_ray_gives_the_rows_of_the_local_executor(tmp_path, ray_two_gpus, capsys
         assert row["worker"]["executor"] == "ray" and row["worker"]["pid"] != os.getpid()
     assert local[("hw3-a-cnn", 0)]["worker"]["pid"] == os.getpid()  # the local executor: this process
     assert "submitted 5 training(s) to ray" in out and "[ray " in out and "CUDA_VISIBLE_DEVICES=" in out
+    logs = tmp_path / "ray" / "smoke-cpu-synthetic" / "logs"  # written by the Ray workers, as the epochs end
+    assert sorted(p.parent.name for p in logs.glob("*/seed-0.csv")) == sorted(case for case, _ in on_ray)
     html, _ = report.render(tmp_path / "ray" / "smoke-cpu-synthetic")  # the environment lists the workers
     table = html.read_text().split("<h3>Workers</h3>")[1].split("<tbody>")[1].split("</tbody>")[0]
     cells = [re.findall(r"<td[^>]*>([^<]*)</td>", tr) for tr in table.split("</tr>") if "<td" in tr]
@@ -189,6 +191,8 @@ def test_slurm_backend_through_submitits_local_executor(tmp_path):
         assert {m: row["metrics"][m] for m in COMPARED} == {m: expected["metrics"][m] for m in COMPARED}
         assert row["worker"]["executor"] == "slurm" and row["worker"]["pid"] != os.getpid()
     assert list((tmp_path / "slurm-logs").glob("*/*_log.err"))  # submitit's per-job logs
+    live = tmp_path / "slurm" / doc["run_id"] / "logs"  # the jobs' own per-epoch logs in the run directory
+    assert sorted(p.parent.name for p in live.glob("*/seed-0.csv")) == ["hw3-a-cnn", "hw3-a-cnn-dropout"]
 
 
 def test_a_slurm_job_that_dies_is_resubmitted_then_recorded(tmp_path, write_cases, monkeypatch):
