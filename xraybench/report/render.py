@@ -132,7 +132,8 @@ def table_of_contents(context: dict) -> list[dict]:
             entries.append(entry(f"{section['anchor']}-published", "Published results", 3))
         entries += [entry(task["anchor"], f"Task {task['key']}" + (f": {task['title']}" if task["title"] else ""), 3)
                     for task in section["tasks"]]
-        entries.append(entry(f"{section['anchor']}-card", "Model card", 3))
+        if section["card"]:
+            entries.append(entry(f"{section['anchor']}-card", "Model card", 3))
     entries.append(entry(ANCHORS["analysis"], "Test-set analysis"))
     if context["check"]:
         entries.append(entry(ANCHORS["check"], "Regression check"))
@@ -226,6 +227,12 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
     sections = []
     for suite, meta in suites.items():
         suite_cases = [c for c in cases.values() if c.first.get("suite") == suite]
+        if not any(c.ok for c in suite_cases):  # nothing to show but why: one line, and the published block
+            sections.append({"suite": suite, "title": meta["title"], "tasks": [], "anchor": f"suite-{suite}",
+                             "published": published_section(doc, suite_cases), "card": None,
+                             "note": f"No case of this suite finished ({len(suite_cases)} case(s)); the reasons "
+                                     f"are under “Skipped and failed cases”."})
+            continue
         task_keys = sorted(set(meta["tasks"]) | {t for (s, t) in by_task if s == suite})
         tasks = []
         for key in task_keys:
@@ -239,5 +246,6 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
                 continue  # a declared task none of whose cases ran
             tasks.append({"key": key, "title": meta["tasks"].get(key, ""), "anchor": f"suite-{suite}-{key}", **content})
         sections.append({"suite": suite, "title": meta["title"], "tasks": tasks, "anchor": f"suite-{suite}",
-                         "published": published_section(doc, suite_cases), "card": model_card(doc, suite_cases)})
+                         "published": published_section(doc, suite_cases), "card": model_card(doc, suite_cases),
+                         "note": ""})
     return sections
