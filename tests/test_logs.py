@@ -43,13 +43,16 @@ def test_the_csv_holds_each_epoch_while_the_case_still_trains(tmp_path, monkeypa
     assert float(final[3]["val_loss"]) == pytest.approx(row["history"][3]["val_loss"])
 
 
-def test_a_run_logs_every_case_and_seed_and_tensorboard_reads_its_events(tmp_path):
+def test_a_run_logs_every_case_and_seed_and_tensorboard_reads_its_events(tmp_path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no weight files: the ResNet-18 case is skipped
+
     out = tmp_path / "reports"
-    assert main(["run", "hw3-a-*", *SMOKE, "--seeds", "2", "--tensorboard", "--out", str(out)]) == 0
+    assert main(["run", "hw3-a-*", "hw4-b-resnet18", *SMOKE, "--seeds", "2", "--tensorboard", "--out", str(out)]) == 0
     run_dir = out / "smoke-cpu-synthetic"
     csvs = sorted(p.relative_to(run_dir / "logs").as_posix() for p in (run_dir / "logs").rglob("*.csv"))
+    assert not (run_dir / "logs" / "hw4-b-resnet18").exists()  # skipped (no weights): no empty log
     assert csvs == ["hw3-a-cnn-dropout/seed-0.csv", "hw3-a-cnn-dropout/seed-1.csv", "hw3-a-cnn/seed-0.csv",
                     "hw3-a-cnn/seed-1.csv"]
     assert all(len(read_csv(run_dir / "logs" / p)) == 2 for p in csvs)  # smoke: 2 epochs

@@ -35,7 +35,7 @@ def tensorboard_writer_class():
 
 class EpochLog:
     """The live log of one training (a case and seed). ``start()`` (again after an out-of-memory retry)
-    begins it afresh; ``write(row)`` after every epoch; ``close()`` at the end."""
+    begins it afresh; ``write(row)`` after every epoch, the first one opening the files; ``close()`` at the end."""
 
     def __init__(self, run_dir: str | Path, case_id: str, seed: int, *, tensorboard: bool = False):
         name = f"seed-{seed}"
@@ -45,7 +45,9 @@ class EpochLog:
         self.error: str | None = None  # why the log stopped (a full disk, a run directory this node cannot write)
 
     def start(self) -> None:
-        self._guarded(self._start)
+        """Begin afresh: the next epoch's row replaces what the files hold. Nothing is created before that
+        row, so a training that never reaches an epoch (skipped, failed at once) leaves no empty log."""
+        self.close()
 
     def write(self, row: dict) -> None:
         self._guarded(lambda: self._write(row))
@@ -60,8 +62,7 @@ class EpochLog:
             self.error = f"live log stopped: {exc.strerror or exc} ({exc.filename or self.csv_path})"
             self.close()
 
-    def _start(self) -> None:
-        self.close()
+    def _open(self) -> None:
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.csv_path, "w", newline="", encoding="utf-8")
         self._csv = None
@@ -73,7 +74,7 @@ class EpochLog:
 
     def _write(self, row: dict) -> None:
         if self._file is None:
-            self._start()
+            self._open()
         if self._csv is None:
             self._csv = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="ignore")
             self._csv.writeheader()
