@@ -76,7 +76,7 @@ def load(paths: list[Path]) -> list[dict]:
         docs.append(doc)
     if len(docs) < 2:
         raise HistoryError(f"a history needs at least two runs; got {len(docs)} ({', '.join(map(str, paths))})")
-    return sorted(docs, key=lambda d: (_when(d), d.get("datetime") or d.get("created") or ""))
+    return sorted(docs, key=lambda d: (when(d), d.get("datetime") or d.get("created") or ""))
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -93,7 +93,8 @@ def _expand(paths: list[Path]) -> list[Path]:
     return found
 
 
-def _when(doc: dict) -> str:
+def when(doc: dict) -> str:
+    """A run's place in the history: its commit date, else its run (or baseline) date."""
     return (doc.get("commit_info") or {}).get("time") or doc.get("datetime") or doc.get("created") or ""
 
 
@@ -104,9 +105,10 @@ def build(docs: list[dict], lookback: int = LOOKBACK) -> list[Series]:
     series = []
     for case_id in runs[-1]:
         members = [(doc, run[case_id]) for doc, run in zip(docs, runs) if case_id in run]
+        scores = [case.scores() for _, case in members]  # each run's predictions, decoded once
         per_metric = {m: Series(case_id, m, [_point(doc, case, m) for doc, case in members]) for m in TRACKED}
         for i in range(len(members)):
-            _test(members, i, [per_metric[m].points[i] for m in TRACKED], lookback)
+            _test([case for _, case in members], scores, i, [per_metric[m].points[i] for m in TRACKED], lookback)
         series += [s for s in per_metric.values() if s.points]
     return series
 
@@ -115,33 +117,22 @@ def _point(doc: dict, case: CaseResult, metric: str) -> Point:
     values = case.values(metric)
     commit = (doc.get("commit_info") or {}).get("id") or ""
     return Point(run=doc.get("run_id") or doc.get("name") or Path(doc["_source"]).parent.name,
-                 commit=commit[:8], when=_when(doc)[:19], config_hash=case.first.get("hash", ""),
-                 mean=float(np.mean(values)) if values else float("nan"), interval=_interval(doc, case, metric),
+                 commit=commit[:8], when=when(doc)[:19], config_hash=case.first.get("hash", ""),
+                 mean=float(np.mean(values)) if values else float("nan"), interval=case.mean_interval(metric),
                  seeds=len(values))
 
 
-def _interval(doc: dict, case: CaseResult, metric: str) -> list[float] | None:
-    values = case.values(metric)
-    scores = case.scores()
-    if not values or scores is None:
-        return None
-    if metric == "test_acc":
-        return stats.accuracy_interval(values, len(scores.labels))
-    return stats.auc_interval(values, [stats.test_intervals(scores.labels, p)["auc"] for p in scores.probs])
-
-
-def _test(members: list[tuple[dict, CaseResult]], i: int, points: list[Point], lookback: int) -> None:
-    """Point ``i`` against the pooled window of comparable runs before it (same configuration, same test
-    images, stored predictions); sets each metric point's change, held p and status."""
-    current = members[i][1].scores()
+def _test(cases: list[CaseResult], scores: list, i: int, points: list[Point], lookback: int) -> None:
+    """Run ``i`` against the pooled window of comparable runs before it (same configuration, same test
+    images, stored predictions: ``scores``); sets each metric point's change, held p and status."""
+    current = scores[i]
     if current is None:
         for p in points:
             p.status = "no stored predictions"
         return
     window = []
-    for doc, case in reversed(members[:i]):
-        earlier = case.scores()
-        if (case.first.get("hash") == members[i][1].first.get("hash") and earlier is not None
+    for case, earlier in zip(reversed(cases[:i]), reversed(scores[:i])):
+        if (case.first.get("hash") == cases[i].first.get("hash") and earlier is not None
                 and earlier.ids == current.ids):
             window.append(earlier)
         if len(window) == lookback:

@@ -186,6 +186,29 @@ class CaseResult:
 
         return stats.across_seeds(self.values(metric))
 
+    def mean_interval(self, metric: str) -> list[float] | None:
+        """95% interval of the mean test accuracy or AUC over seeds, counting the seeds' spread and the sampling
+        of the test images (Wilson or DeLong with one seed); per-seed AUC intervals as stored, or from the
+        stored predictions (baselines keep no intervals)."""
+        from xraybench import stats
+
+        values = self.values(metric)
+        if not values:
+            return None
+        if metric == "test_acc":
+            images = ((self.doc.get("data") or {}).get("splits") or {}).get("test", {}).get("images")
+            scores = None if images else self.scores()
+            return stats.accuracy_interval(values, images or (len(scores.labels) if scores else 0))
+        if metric != "test_auc":
+            raise ValueError(f"mean_interval: test_acc or test_auc, not {metric!r}")
+        per_seed = [((r["metrics"].get("test_intervals") or {}).get("auc")) for r in self.ok]
+        if any(bounds is None for bounds in per_seed):
+            scores = self.scores()
+            if scores is None:
+                return None
+            per_seed = [stats.test_intervals(scores.labels, p)["auc"] for p in scores.probs]
+        return stats.auc_interval(values, per_seed)
+
     def epoch_medians(self) -> list[float]:
         """One time per ok seed: the median of its epoch times, the first epoch left out (it carries one-time
         costs). Epochs of one seed share its process and machine state: they are no independent samples."""

@@ -29,7 +29,7 @@ def context(docs: list[dict], series: list[history.Series], lookback: int) -> di
         "title": f"xraybench history: {len(docs)} runs, {len(by_case)} cases",
         "runs": Table(["#", "run", "commit", "date", "profile", "file"],
                       [[str(i + 1), d.get("run_id") or d.get("name") or "", ((d.get("commit_info") or {}).get("id")
-                        or "")[:8], history._when(d)[:19], d.get("profile") or "", d["_source"]]
+                        or "")[:8], history.when(d)[:19], d.get("profile") or "", d["_source"]]
                        for i, d in enumerate(docs)], numeric_from=99),
         "changes": changes_table(series),
         "method": (f"Each point is a run's mean over seeds with its 95% interval (seeds' spread and test images). Each "

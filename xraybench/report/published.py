@@ -8,11 +8,10 @@ from xraybench import stats
 from xraybench.data import medmnist
 from xraybench.report.formatting import interval, p_is
 from xraybench.report.tables import Table
-from xraybench.report.tasks import test_intervals_of
 from xraybench.results import CaseResult
 
 HEADERS = ["case", "metric", "ours: mean [95% interval]", "published", "ours − published [95% interval]", "verdict"]
-METRICS = {"test_acc": ("ACC", "acc"), "test_auc": ("AUC", "auc")}
+METRICS = {"test_acc": "ACC", "test_auc": "AUC"}
 SHORTENED = "protocol shortened — not a reproduction"
 REPRODUCTION_PROFILE = "full"  # the profile that runs a protocol as declared: no caps, no overrides
 
@@ -47,7 +46,7 @@ def _rows(doc: dict, case: CaseResult) -> list[list[str]]:
     ref = case.first["published"]
     block = _why_no_verdict(doc, case)
     rows = []
-    for metric, (label, key) in METRICS.items():
+    for metric, label in METRICS.items():
         published = ref.get(metric) or 0.0
         values = case.values(metric)
         if not published or not values:
@@ -55,20 +54,13 @@ def _rows(doc: dict, case: CaseResult) -> list[list[str]]:
         sd = ref.get(f"{metric}_sd") or 0.0
         runs = int(ref.get("runs") or 1)
         result = stats.against_published(values, published, sd, runs)
-        ours = f"{100 * result.ours:.1f} {interval(_our_interval(doc, case, metric, key, values))}"
+        ours = f"{100 * result.ours:.1f} {interval(case.mean_interval(metric))}"
         theirs = f"{100 * published:.1f}" + (f" ± {100 * sd:.1f} (sd, {runs} runs)" if sd else
                                              f" ({runs} run{'s' * (runs > 1)}, no sd)")
         diff = f"{100 * result.difference:+.1f}" + (
             f" [{100 * result.low:+.1f}, {100 * result.high:+.1f}]" if result.testable else "")
         rows.append([case.id, label, ours, theirs, diff, block or _verdict(result)])
     return rows
-
-
-def _our_interval(doc: dict, case: CaseResult, metric: str, key: str, values: list[float]):
-    if metric == "test_acc":
-        images = ((doc.get("data") or {}).get("splits") or {}).get("test", {}).get("images", 0)
-        return stats.accuracy_interval(values, images)
-    return stats.auc_interval(values, [test_intervals_of(r).get(key) for r in case.ok])
 
 
 def _verdict(result: stats.Reproduction) -> str:
