@@ -2,6 +2,7 @@
 runs, read back from the PDF and checked against results.json."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from pypdf import PdfReader
 from xraybench import report
 from xraybench.cli import main
 from xraybench.report.model_card import patient_overlap
+from xraybench.report.views import compare_modes
 from xraybench.results import by_case
 from xraybench.stats import expected_max
 
@@ -120,3 +122,12 @@ def test_same_results_with_predictions_give_identical_pdf_bytes(task_run, tmp_pa
         pdfs.append(report.render(copy_dir)[1].read_bytes())
     assert pdfs[0] == pdfs[1]
     assert "Error gallery" in pdf_flat(tmp_path / "0" / "report.pdf")
+
+
+def test_mode_comparison_states_no_tally_when_no_pair_could_be_tested():
+    """One seed a side tests nothing: the findings say so instead of counting "0 of 0" pairs."""
+    doc = json.loads((Path(__file__).parent / "fixtures" / "results-all-smoke.json").read_text())
+    cases = by_case(doc)
+    findings = compare_modes([c for c in cases.values() if c.id.startswith("hw4-c")], cases)["findings"]
+    assert not any("tested pair(s)" in line for line in findings)
+    assert any(line.startswith("1 pair(s) not tested: one seed a side") for line in findings)

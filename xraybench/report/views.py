@@ -82,10 +82,11 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
     faster = sum(x > 1 for x in speedups)
     tested = sum(verdicts.values())
     findings = [f"The second mode took less time per epoch for {faster} of {len(speedups)} model(s): speed-up {span} "
-                f"(mean s/epoch over seeds, one-time feature pass included; a measurement, not a tested difference).",
-                f"Of {tested} tested pair(s), the first mode has the higher test accuracy for {verdicts['first']}, the "
-                f"second for {verdicts['second']}, and {verdicts['none']} show no detectable difference (α = 0.05 "
-                f"over the pairs, Holm)."]
+                f"(mean s/epoch over seeds, one-time feature pass included; a measurement, not a tested difference)."]
+    if tested:
+        findings.append(f"Of {tested} tested pair(s), the first mode has the higher test accuracy for "
+                        f"{verdicts['first']}, the second for {verdicts['second']}, and {verdicts['none']} show no "
+                        f"detectable difference (α = 0.05 over the pairs, Holm).")
     if tested < len(rows):
         findings.append(f"{len(rows) - tested} pair(s) not tested: one seed a side leaves the seed-to-seed variation "
                         f"unknown (or no per-image predictions were stored).")
