@@ -143,6 +143,17 @@ def test_no_verdict_off_the_protocol():
     other, section = _verdicts(_doc([0.90, 0.91, 0.89], official=""))
     assert other[0] == "not MedMNIST's own file — no verdict"
     assert any(d.startswith("data: pneumoniamnist, not MedMNIST's file") for d in section["deviations"][0]["differences"])
+    random = _doc([0.90, 0.91, 0.89])
+    random["settings"]["random_init"] = True  # --random-init: pretrained backbones from random weights
+    verdicts, section = _verdicts(random)
+    assert verdicts[0] == "random initialisation — no verdict"
+    assert "--random-init: pretrained backbones started from random weights" in section["deviations"][0]["differences"]
+    unnamed = _doc([0.90, 0.91, 0.89])
+    for row in unnamed["cases"]:
+        row["requires_data"] = ""  # no file named: the official file cannot be the one it was measured on
+    verdicts, section = _verdicts(unnamed)
+    assert verdicts[0] == "not MedMNIST's own file — no verdict"
+    assert any(d.startswith("data: pneumoniamnist, not MedMNIST's file") for d in section["deviations"][0]["differences"])
 
 
 def test_a_case_field_names_what_it_needs_and_what_it_cites(tmp_path, published):

@@ -4,7 +4,7 @@ protocol itself; every way the run differs from the published protocol is listed
 
 from __future__ import annotations
 
-from xraybench import stats
+from xraybench import results, stats
 from xraybench.data import medmnist
 from xraybench.report.formatting import interval, p_is
 from xraybench.report.tables import Table
@@ -71,14 +71,23 @@ def _verdict(result: stats.Reproduction) -> str:
 
 
 def _why_no_verdict(doc: dict, case: CaseResult) -> str | None:
-    """A verdict compares the published protocol with ours: not for a shortened run, nor on other data."""
+    """A verdict compares the published protocol with ours: not for a shortened run, nor from random weights,
+    nor on other data."""
     if doc.get("profile") != REPRODUCTION_PROFILE:
         return SHORTENED
-    official = ((doc.get("data") or {}).get("medmnist") or {}).get("official", "")
-    need = case.first.get("requires_data", "")
-    if need and official != medmnist.canonical(need):
+    if results.settings(doc)["random_init"]:
+        return "random initialisation — no verdict"
+    if not _on_published_file(doc, case):
         return "not MedMNIST's own file — no verdict"  # which file, and its MD5: in the differences below
     return None
+
+
+def _on_published_file(doc: dict, case: CaseResult) -> bool:
+    """Whether the run read MedMNIST's own file of the size the case requires (a case that names none never
+    does: nothing says which file its published value was measured on)."""
+    need = case.first.get("requires_data", "")
+    official = ((doc.get("data") or {}).get("medmnist") or {}).get("official", "")
+    return bool(need) and official == medmnist.canonical(need)
 
 
 def differences(doc: dict, case: CaseResult) -> list[str]:
@@ -91,16 +100,18 @@ def differences(doc: dict, case: CaseResult) -> list[str]:
         train, data = config.get("train", {}), config.get("data", {})
         found.append(f"profile {doc.get('profile')}: {train.get('epochs')} epochs at {data.get('image_size')} px"
                      f"{_limit(doc)}, a shortened protocol")
-    data = doc.get("data") or {}
-    identity = data.get("medmnist") or {}
-    if identity.get("official", "") != medmnist.canonical(case.first.get("requires_data", "")):
-        found.append(f"data: {data.get('name')}, not MedMNIST's file (MD5 {identity.get('md5', 'unknown')[:12]}…)")
+    if not _on_published_file(doc, case):
+        data = doc.get("data") or {}
+        md5 = (data.get("medmnist") or {}).get("md5", "unknown")
+        found.append(f"data: {data.get('name')}, not MedMNIST's file (MD5 {md5[:12]}…)")
     runs = int(ref.get("runs") or 1)
     if case.seeds != runs:
         found.append(f"{case.seeds} seed{'s' * (case.seeds > 1)} (published: {runs} run{'s' * (runs > 1)})")
-    precision = ((doc.get("settings") or {}).get("precision") or {}).get("name", "fp32")
-    if precision != "fp32":
-        found.append(f"{precision} autocast (published: fp32)")
+    settings = results.settings(doc)
+    if settings["random_init"]:
+        found.append("--random-init: pretrained backbones started from random weights")
+    if settings["precision"] != "fp32":
+        found.append(f"{settings['precision']} autocast (published: fp32)")
     software = doc.get("software") or {}
     gpu = (software.get("gpu") or {}).get("name")
     found.append(f"hardware: {gpu or software.get('device', 'unknown device').upper()}, torch "
