@@ -165,6 +165,7 @@ class CaseResult:
     id: str
     rows: list[dict]
     doc: dict = field(repr=False)
+    _scores: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ok(self) -> list[dict]:
@@ -206,7 +207,7 @@ class CaseResult:
             scores = self.scores()
             if scores is None:
                 return None
-            per_seed = [stats.test_intervals(scores.labels, p)["auc"] for p in scores.probs]
+            per_seed = [stats.delong_interval(scores.labels, p) for p in scores.probs]
         return stats.auc_interval(values, per_seed)
 
     def epoch_medians(self) -> list[float]:
@@ -217,7 +218,13 @@ class CaseResult:
         return [float(np.median(t[1:] if len(t) > 1 else t)) for t in per_seed if t]
 
     def scores(self, split: str = "test") -> stats.SeedScores | None:
-        """Every ok seed's P(pneumonia) on ``split``, when each stored them on the same images."""
+        """Every ok seed's P(pneumonia) on ``split``, when each stored them on the same images; decoded once
+        per case and split (the report and history ask for them from several places)."""
+        if split not in self._scores:
+            self._scores[split] = self._decode(split)
+        return self._scores[split]
+
+    def _decode(self, split: str) -> stats.SeedScores | None:
         from xraybench import stats
 
         found = [predictions(self.doc, r, split) for r in self.ok]

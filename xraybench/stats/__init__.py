@@ -7,7 +7,7 @@ most callers need are here, as ``stats.wilson`` or ``stats.compare``."""
 
 from xraybench.stats.intervals import (ALPHA, CONFIDENCE, POWER, Z, SeedSummary, accuracy_interval, across_seeds,
                                        auc_interval,
-                                       bootstrap_interval, clopper_pearson, confusion_intervals,
+                                       bootstrap_interval, delong_interval, clopper_pearson, confusion_intervals,
                                        detectable_difference, resolution, rounded, test_intervals, wilson)
 from xraybench.stats.paired import (BeatProbability, PairedAccuracy, PairedAuc, SeedScores, beat_probability,
                                     mcnemar_exact, pair_seeds, paired_accuracy, paired_auc, paired_loss, sign_test)
@@ -18,7 +18,7 @@ from xraybench.stats.regression import mann_whitney_worse, smallest_mann_whitney
 from xraybench.stats.selection import expected_max
 
 __all__ = ["ALPHA", "CONFIDENCE", "POWER", "Z", "SeedSummary", "accuracy_interval", "across_seeds", "auc_interval",
-           "bootstrap_interval", "clopper_pearson", "confusion_intervals", "detectable_difference", "resolution",
+           "bootstrap_interval", "delong_interval", "clopper_pearson", "confusion_intervals", "detectable_difference", "resolution",
            "rounded", "test_intervals", "wilson",
            "BEAT_MIN_SEEDS", "BeatProbability", "Comparison", "Difference", "PairedAccuracy", "PairedAuc",
            "SeedScores", "accuracy_difference", "accuracy_parts", "auc_difference", "auc_parts", "beat_probability",

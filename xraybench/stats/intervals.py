@@ -84,11 +84,17 @@ def test_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5
     positives, negatives = labels == 1, labels == 0
     tp, fn = int(predicted[positives].sum()), int((1 - predicted[positives]).sum())
     tn, fp = int((1 - predicted[negatives]).sum()), int(predicted[negatives].sum())
-    out = {**confusion_intervals(tn, fp, fn, tp), "auc": None,
+    out = {**confusion_intervals(tn, fp, fn, tp), "auc": delong_interval(labels, probs),
            "f1": bootstrap_interval(_f1, labels.astype(float), predicted.astype(float))}
-    if positives.any() and negatives.any():
-        out["auc"] = list(delong.auc_with_variance(labels, probs).interval(CONFIDENCE))
     return {k: None if v is None else [rounded(x) for x in v] for k, v in out.items()}
+
+
+def delong_interval(labels: np.ndarray, probs: np.ndarray) -> list[float] | None:
+    """95% DeLong interval of one model's AUC; None when the split lacks a class."""
+    labels = np.asarray(labels).astype(int)
+    if not ((labels == 1).any() and (labels == 0).any()):
+        return None
+    return [rounded(x) for x in delong.auc_with_variance(labels, probs).interval(CONFIDENCE)]
 
 
 # ---------------------------------------------------------------------- one case over seeds
