@@ -201,3 +201,13 @@ def test_the_medmnist_catalogue_knows_every_size():
     for suffix in ("", "_64", "_128", "_224"):
         assert info[f"url{suffix}"].startswith("https://") and len(info[f"MD5{suffix}"]) == 32
     assert root.name == ".medmnist"
+
+
+def test_a_file_digest_is_computed_once_per_version_of_the_file(tmp_path):
+    path = tmp_path / "archive.npz"
+    path.write_bytes(b"first")
+    first = download.file_digest(path, "md5")
+    misses = download._digest.cache_info().misses
+    assert download.file_digest(path, "md5") == first and download._digest.cache_info().misses == misses
+    path.write_bytes(b"second, longer")  # a new version: hashed again, never the remembered digest
+    assert download.file_digest(path, "md5") == hashlib.md5(b"second, longer").hexdigest() != first

@@ -9,6 +9,7 @@ each read waits at most ``timeout`` seconds, so an offline machine gives up in s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import os
@@ -85,7 +86,15 @@ def download(url: str, path: Path, *, sha256_prefix: str | None = None, md5: str
 
 
 def file_digest(path: Path, algorithm: str) -> str:
-    """The hex digest of a file on disk, read in 1 MiB blocks."""
+    """The hex digest of a file on disk, read in 1 MiB blocks; remembered per version of the file (its
+    size and modification time), since a run asks more than once (checking MedMNIST's archive, then
+    identifying it)."""
+    st = os.stat(path)
+    return _digest(str(Path(path).resolve()), algorithm, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, algorithm: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

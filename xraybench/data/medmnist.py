@@ -9,7 +9,6 @@ A file already there is checked against the MD5 before use; a missing one is dow
 
 from __future__ import annotations
 
-import functools
 import re
 import zipfile
 from dataclasses import dataclass
@@ -95,19 +94,12 @@ class Identity:
 
 
 def identify(source) -> Identity | None:
-    """The Identity of an .npz source; None for other sources (a folder, the built-in data). Hashed once per
-    file version (its fingerprint holds size and modification time): the runner asks more than once."""
+    """The Identity of an .npz source; None for other sources (a folder, the built-in data)."""
     path = getattr(source, "path", None)
     if getattr(source, "kind", "") != "npz" or path is None:
         return None
-    side, md5 = _file_facts(Path(path), source.fingerprint())
-    return Identity(side, _official_name(md5), md5)
-
-
-@functools.lru_cache(maxsize=8)
-def _file_facts(path: Path, fingerprint: str) -> tuple[int, str]:
-    """(side of the images, MD5) of one version of the file."""
-    return _side(path), download.file_digest(path, "md5")
+    md5 = download.file_digest(path, "md5")  # remembered per file version: the runner asks more than once
+    return Identity(_side(Path(path)), _official_name(md5), md5)
 
 
 def _side(path: Path) -> int:
