@@ -158,6 +158,21 @@ def _with_seed_spread(summary: SeedSummary, test: list[float]) -> list[float]:
     return [max(0.0, low), min(1.0, high)]
 
 
+def welch_t(difference, parts) -> dict:
+    """The t reference of a difference whose variance is a sum of independent ``parts`` (variance, degrees of
+    freedom): standard error, Welch–Satterthwaite degrees of freedom, 95% interval and two-sided p.
+    Vectorised: each variance may be an array of the difference's shape."""
+    variance = sum(v for v, _ in parts)
+    denominator = sum(v ** 2 / d for v, d in parts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(denominator > 0, variance ** 2 / denominator, np.inf)
+        se = np.sqrt(variance)
+        t = np.where(se > 0, np.abs(difference) / se, np.where(difference == 0, 0.0, np.inf))
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
+    return {"se": se, "df": df, "low": difference - half, "high": difference + half,
+            "p_value": 2 * stats.t.sf(t, df)}
+
+
 def detectable_difference(se: float) -> float:
     """The smallest true difference found with 80% power by a two-sided 5% test whose standard error is ``se``."""
     return (Z + float(stats.norm.ppf(POWER))) * se

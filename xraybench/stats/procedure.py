@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from xraybench.stats import delong
-from xraybench.stats.intervals import ALPHA, CONFIDENCE
+from xraybench.stats.intervals import ALPHA, welch_t
 from xraybench.stats.paired import (BeatProbability, SeedScores, beat_probability, mcnemar_exact, pair_seeds,
                                     paired_accuracy)
 
@@ -60,15 +59,7 @@ def _difference(seed_a: np.ndarray, seed_b: np.ndarray, image_variance: np.ndarr
         return {"difference": diff, "se": nan, "df": nan, "low": nan, "high": nan, "p_value": np.ones_like(diff)}
     parts = [(seed_a.var(axis=-1, ddof=1) / k_a, k_a - 1), (seed_b.var(axis=-1, ddof=1) / k_b, k_b - 1),
              (image_variance, image_df)]
-    variance = sum(v for v, _ in parts)
-    denominator = sum(v ** 2 / d for v, d in parts)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = np.where(denominator > 0, variance ** 2 / denominator, np.inf)  # Welch–Satterthwaite
-        se = np.sqrt(variance)
-        t = np.where(se > 0, np.abs(diff) / se, np.where(diff == 0, 0.0, np.inf))
-    p = 2 * stats.t.sf(t, df)
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
-    return {"difference": diff, "se": se, "df": df, "low": diff - half, "high": diff + half, "p_value": p}
+    return {"difference": diff, **welch_t(diff, parts)}
 
 
 def _as_difference(parts: dict, k_a: int, k_b: int, images: int) -> Difference:

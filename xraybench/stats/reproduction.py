@@ -14,13 +14,11 @@ run and a large seed spread that rule calls a faithful reproduction "different" 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-from xraybench.stats.intervals import ALPHA, CONFIDENCE
+from xraybench.stats.intervals import ALPHA, welch_t
 
 
 @dataclass(frozen=True)
@@ -62,16 +60,13 @@ def against_published(values, published: float, published_sd: float = 0.0, runs:
         return untestable
     ours_var = float(values.var(ddof=1)) / n
     if published_sd > 0 and runs > 1:
-        theirs_var = published_sd ** 2 / runs
-        variance = ours_var + theirs_var
-        df = variance ** 2 / (ours_var ** 2 / (n - 1) + theirs_var ** 2 / (runs - 1))
-    else:
-        variance, df = ours_var * (1 + n / runs), float(n - 1)
-    if variance <= 0:
+        parts = [(ours_var, n - 1), (published_sd ** 2 / runs, runs - 1)]
+    else:  # the published runs' spread taken as ours: n − 1 degrees of freedom
+        parts = [(ours_var * (1 + n / runs), n - 1)]
+    if sum(v for v, _ in parts) <= 0:
         return untestable
-    se = math.sqrt(variance)
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
     d = mean - published
+    t = {k: float(v) for k, v in welch_t(d, parts).items()}
     # Metrics here are shares: ours lies in [0, 1], so the difference in [−published, 1 − published].
-    return Reproduction(mean, published, d, max(d - half, -published), min(d + half, 1 - published), float(2 * stats.t.sf(abs(d) / se, df)), df, n, runs,
-                        untestable.spread_from)
+    return Reproduction(mean, published, d, max(t["low"], -published), min(t["high"], 1 - published), t["p_value"],
+                        t["df"], n, runs, untestable.spread_from)
