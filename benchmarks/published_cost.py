@@ -15,34 +15,34 @@ their share is a lower bound. Prints per task and in total.
 from __future__ import annotations
 
 import argparse
+import functools
 from collections import defaultdict
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from xraybench.cases import PROFILES, apply_profile, load_cases, select
-from xraybench.models import registry
+from xraybench.models import info, registry
 
 IMAGES = {"train": 4708, "val": 524, "test": 624}  # PneumoniaMNIST (MedMNIST v2's splits, every size)
 
 
-def forward_flops(model: str, options: dict, channels: int, size: int, _memo: dict = {}) -> float:
-    key = (model, tuple(sorted(options.items())), channels, size)
-    if key not in _memo:
-        if "pretrained" in registry.model_options(model):
-            options = {**options, "pretrained": False}  # the architecture is what costs; no weight files needed
-        net = registry.create_model(model, in_channels=channels, image_size=size, num_outputs=2, **options).eval()
-        counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
-            net(torch.zeros(1, channels, size, size))
-        _memo[key] = float(counter.get_total_flops())
-    return _memo[key]
+@functools.cache
+def _cost(model: str, options: tuple, channels: int, size: int) -> tuple[float, bool]:
+    """(forward FLOPs of one image, whether the backbone is frozen) of an architecture; options as sorted items."""
+    options = dict(options)
+    if "pretrained" in registry.model_options(model):
+        options["pretrained"] = False  # the architecture is what costs; no weight files needed
+    net = registry.create_model(model, in_channels=channels, image_size=size, num_outputs=2, **options).eval()
+    return float(info.forward_flops(net, channels, size)), bool(getattr(net, "backbone_frozen", False))
+
+
+def forward_flops(model: str, options: dict, channels: int, size: int) -> float:
+    return _cost(model, tuple(sorted(options.items())), channels, size)[0]
 
 
 def case_flops(case, seeds: int, epochs_if_stopped: int) -> float:
-    f = forward_flops(case.model.name, case.model.options, case.data.channels, case.data.input_size)
+    f, frozen = _cost(case.model.name, tuple(sorted(case.model.options.items())), case.data.channels,
+                      case.data.input_size)
     epochs = epochs_if_stopped if case.train.early_stopping else case.train.epochs
-    if case.model.options.get("mode") in ("frozen", "linear_probe"):
+    if frozen:  # features computed once per image, the head's cost negligible
         return seeds * f * sum(IMAGES.values())
     return seeds * (epochs * (3 * f * IMAGES["train"] + f * IMAGES["val"]) + f * IMAGES["test"])
 

@@ -35,11 +35,9 @@ def model_info(case: Case, device: torch.device, latency_runs: int = 10, *, num_
     size, channels = case.data.input_size, case.data.channels
     model = registry.create_model(case.model.name, in_channels=channels, image_size=size, num_outputs=outputs,
                                   **options).to(device).eval()
+    flops = forward_flops(model, channels, size, device)
     x = torch.zeros(1, channels, size, size, device=device)
     with torch.inference_mode():
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model(x)
         with (autocast or (lambda _: contextlib.nullcontext()))(device):
             for _ in range(3):  # warm-up
                 model(x)
@@ -50,12 +48,20 @@ def model_info(case: Case, device: torch.device, latency_runs: int = 10, *, num_
                 model(x)
                 synchronize(device)
                 times.append(time.perf_counter() - t0)
-    info = {"params": sum(p.numel() for p in model.parameters()), "flops": int(counter.get_total_flops()),
+    info = {"params": sum(p.numel() for p in model.parameters()), "flops": flops,
             "input": f"{channels}×{size}×{size}", "latency_ms": 1000 * statistics.median(times),
             "weights": None, "imagenet_acc1": None, "file_size_mb": None}
     if imagenet:
         info.update(_weights_meta(case))
     return info
+
+
+def forward_flops(model: torch.nn.Module, channels: int, size: int, device: torch.device | str = "cpu") -> int:
+    """FLOPs of one forward pass of one image (torch.utils.flop_counter: two per multiply-add)."""
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(torch.zeros(1, channels, size, size, device=device))
+    return int(counter.get_total_flops())
 
 
 def _weights_meta(case: Case) -> dict:
