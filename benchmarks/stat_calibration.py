@@ -206,11 +206,11 @@ def reproduction_rates(rng: np.random.Generator, repeats: int, cell: Reproductio
     pneumonia = probs_ours[:, :cell.seeds], probs_theirs[:, :cell.runs]  # P(pneumonia) per run and image
     acc_ours, acc_theirs = (((p >= 0.5) == labels).mean(axis=2) for p in pneumonia)
     auc_ours, auc_theirs = (_seed_aucs(labels, p) for p in pneumonia)
-    sd = (lambda x: x.std(axis=1, ddof=1)) if cell.runs > 1 else (lambda x: np.zeros(len(x)))
+    acc_sd, auc_sd = ((x.std(axis=1, ddof=1) if cell.runs > 1 else np.zeros(len(x))) for x in (acc_theirs, auc_theirs))
     verdicts = {"accuracy": 0, "AUC": 0, "inside our interval (acc)": 0}
     for r in range(repeats):
-        acc = stats.against_published(acc_ours[r], acc_theirs[r].mean(), sd(acc_theirs)[r], cell.runs)
-        auc = stats.against_published(auc_ours[r], auc_theirs[r].mean(), sd(auc_theirs)[r], cell.runs)
+        acc = stats.against_published(acc_ours[r], acc_theirs[r].mean(), acc_sd[r], cell.runs)
+        auc = stats.against_published(auc_ours[r], auc_theirs[r].mean(), auc_sd[r], cell.runs)
         verdicts["accuracy"] += acc.direction != 0
         verdicts["AUC"] += auc.direction != 0
         low, high = stats.accuracy_interval(acc_ours[r], cell.images)
