@@ -129,11 +129,11 @@ def table_of_contents(context: dict) -> list[dict]:
     for section in context["sections"]:
         entries.append(entry(section["anchor"], section["title"]))
         if section["published"]:
-            entries.append(entry(f"{section['anchor']}-published", "Published results", 3))
+            entries.append(entry(section["published_anchor"], "Published results", 3))
         entries += [entry(task["anchor"], f"Task {task['key']}" + (f": {task['title']}" if task["title"] else ""), 3)
                     for task in section["tasks"]]
         if section["card"]:
-            entries.append(entry(f"{section['anchor']}-card", "Model card", 3))
+            entries.append(entry(section["card_anchor"], "Model card", 3))
     entries.append(entry(ANCHORS["analysis"], "Test-set analysis"))
     if context["check"]:
         entries.append(entry(ANCHORS["check"], "Regression check"))
@@ -228,10 +228,9 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
     for suite, meta in suites.items():
         suite_cases = [c for c in cases.values() if c.first.get("suite") == suite]
         if not any(c.ok for c in suite_cases):  # nothing to show but why: one line, and the published block
-            sections.append({"suite": suite, "title": meta["title"], "tasks": [], "anchor": f"suite-{suite}",
-                             "published": published_section(doc, suite_cases), "card": None,
-                             "note": f"No case of this suite finished ({len(suite_cases)} case(s)); the reasons "
-                                     f"are under “Skipped and failed cases”."})
+            sections.append(_section(suite, meta["title"], [], published_section(doc, suite_cases), None,
+                                     f"No case of this suite finished ({len(suite_cases)} case(s)); the reasons "
+                                     f"are under “Skipped and failed cases”."))
             continue
         task_keys = sorted(set(meta["tasks"]) | {t for (s, t) in by_task if s == suite})
         tasks = []
@@ -245,7 +244,14 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
             else:
                 continue  # a declared task none of whose cases ran
             tasks.append({"key": key, "title": meta["tasks"].get(key, ""), "anchor": f"suite-{suite}-{key}", **content})
-        sections.append({"suite": suite, "title": meta["title"], "tasks": tasks, "anchor": f"suite-{suite}",
-                         "published": published_section(doc, suite_cases), "card": model_card(doc, suite_cases),
-                         "note": ""})
+        sections.append(_section(suite, meta["title"], tasks, published_section(doc, suite_cases),
+                                 model_card(doc, suite_cases)))
     return sections
+
+
+def _section(suite: str, title: str, tasks: list[dict], published: dict | None, card: dict | None,
+             note: str = "") -> dict:
+    """A suite's part of the report, with the anchors its headings carry (the table of contents links them)."""
+    anchor = f"suite-{suite}"
+    return {"suite": suite, "title": title, "tasks": tasks, "published": published, "card": card, "note": note,
+            "anchor": anchor, "published_anchor": f"{anchor}-published", "card_anchor": f"{anchor}-card"}
