@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from xraybench import stats
 
+METRIC_LABELS = {"test_acc": "ACC", "test_auc": "AUC"}  # the short names of the test metrics in tables
+
 
 def pct(x: float) -> str:
     return f"{100 * x:.1f} %"

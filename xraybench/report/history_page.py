@@ -7,7 +7,7 @@ from pathlib import Path
 
 from xraybench import history
 from xraybench.report import plots
-from xraybench.report.formatting import interval, p_value
+from xraybench.report.formatting import METRIC_LABELS, interval, p_value
 from xraybench.report.render import write_pages
 from xraybench.report.tables import Table
 
@@ -50,15 +50,11 @@ def changes_table(series: list[history.Series]) -> Table:
         p = s.latest
         latest = f"{100 * p.mean:.1f} {interval(p.interval)}"
         if p.change is None:
-            rows.append([s.case, _label(s.metric), latest, "–", "–", "–", p.status])
+            rows.append([s.case, METRIC_LABELS.get(s.metric, s.metric), latest, "–", "–", "–", p.status])
             continue
         d = p.change
         recent = f"{100 * (p.mean - d.difference):.1f} ({p.window} runs, {d.seeds_b} seeds)"
         diff = f"{100 * d.difference:+.1f}" + (f" [{100 * d.low:+.1f}, {100 * d.high:+.1f}]" if d.testable else "")
-        rows.append([s.case, _label(s.metric), latest, recent, diff, p_value(p.held_p) if d.testable else "–",
-                     p.status])
+        rows.append([s.case, METRIC_LABELS.get(s.metric, s.metric), latest, recent, diff,
+                     p_value(p.held_p) if d.testable else "–", p.status])
     return Table(CHANGE_HEADERS, rows, numeric_from=2, title="The latest run against its recent history")
-
-
-def _label(metric: str) -> str:
-    return {"test_acc": "ACC", "test_auc": "AUC"}.get(metric, metric)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from xraybench import results, stats
 from xraybench.data import medmnist
-from xraybench.report.formatting import interval, p_is
+from xraybench.report.formatting import METRIC_LABELS, interval, p_is
 from xraybench.report.tables import Table
 from xraybench.results import CaseResult
 
 HEADERS = ["case", "metric", "ours: mean [95% interval]", "published", "ours − published [95% interval]", "verdict"]
-METRICS = {"test_acc": "ACC", "test_auc": "AUC"}
 SHORTENED = "protocol shortened — not a reproduction"
 REPRODUCTION_PROFILE = "full"  # the profile that runs a protocol as declared: no caps, no overrides
 
@@ -46,7 +45,7 @@ def _rows(doc: dict, case: CaseResult) -> list[list[str]]:
     ref = case.first["published"]
     block = _why_no_verdict(doc, case)
     rows = []
-    for metric, label in METRICS.items():
+    for metric, label in METRIC_LABELS.items():
         published = ref.get(metric) or 0.0
         values = case.values(metric)
         if not published or not values:
