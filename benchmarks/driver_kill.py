@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from xraybench import runner
-from xraybench.cases import PROFILES, load_cases
+from xraybench.cases import PROFILES, declared_in, load_cases
 from xraybench.data.sources import SyntheticSource
 from xraybench.executors import ExecutorOptions
 from xraybench.models import register_model
@@ -52,6 +52,7 @@ def sleepy_model(*, in_channels: int, image_size: int, num_outputs: int, seconds
 
 out, cases_file, executor_name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 cases, suites = load_cases([cases_file])
+cases = declared_in(cases, [cases_file])
 plan = runner.RunPlan(profile=PROFILES["smoke"], device=torch.device("cpu"), out=out, run_id="killed",
                       source=SyntheticSource(PROFILES["smoke"].synthetic_sizes), precision=Precision("fp32", "fixed"))
 if executor_name == "slurm":
@@ -86,7 +87,7 @@ def case_file(path: Path, cases: int, seconds: float, log: Path) -> Path:
     blocks = [f'[[case]]\nid = "hw3-sleepy-{n}"\ntask = "A"\ntitle = "sleepy {n}"\n'
               f'model = {{ name = "sleepy_model", options = {{ seconds = {0.1 if n == 0 else seconds}, '
               f'log = "{log}" }} }}\n' for n in range(cases)]
-    path.write_text('suite = "hw3"\n' + "\n".join(blocks))
+    path.write_text('suite = "hw3"\n[tasks]\nA = "a task"\n' + "\n".join(blocks))
     return path
 
 

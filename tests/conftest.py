@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from xraybench.cases import declared_in, load_cases
 from xraybench.models.registry import register_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -15,6 +16,8 @@ NPZ = FIXTURES / "pneumoniamnist-28-subset.npz"
 # Two cases: one diverges at once (a failed row), one trains (an ok row).
 NAN_AND_OK_CASES = """
 suite = "hw3"
+[tasks]
+A = "a task"
 [[case]]
 id = "hw3-nan"
 task = "A"
@@ -26,6 +29,11 @@ task = "A"
 title = "fine"
 model = { name = "hw3_gap_cnn" }
 """
+
+
+def own_cases(path: Path) -> list:
+    """The cases of one case file, without the built-in ones ``load_cases`` adds for ids to resolve against."""
+    return declared_in(load_cases([path])[0], [path])
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import own_cases
 from xraybench.cases import PROFILES, CaseError, apply_profile, load_cases, select
 
 HEADER = """
@@ -105,10 +106,16 @@ def test_id_must_start_with_suite(write_cases):
     assert "must start with the suite name 'hw3'" in message
 
 
-def test_pattern_matching_nothing_lists_ids():
+def test_every_pattern_must_match_and_a_typo_gets_the_closest_ids_not_all_of_them():
+    """A typo among several ids used to run the others and exit 0; alone, it printed all 108 ids on one line."""
     cases, _ = load_cases()
-    with pytest.raises(CaseError, match="hw3-a-cnn"):
-        select(cases, ["nothing*"])
+    with pytest.raises(CaseError) as info:
+        select(cases, ["hw3-a-cnn", "hw3-a-cnn-dropuot"])
+    message = str(info.value)
+    assert "'hw3-a-cnn-dropuot'" in message and "did you mean hw3-a-cnn-dropout" in message
+    assert "xraybench list" in message and "hw4-b-resnet18" not in message and len(message) < 200
+    with pytest.raises(CaseError, match="no case matches 'nothing\\*' \\(xraybench list"):
+        select(cases, ["hw3-a*", "nothing*"])
     assert [c.id for c in select(cases, ["hw3-c*"])] == ["hw3-c-gap", "hw3-c-gap-wide"]
 
 
@@ -131,7 +138,7 @@ def test_hash_is_stable_and_tracks_the_configuration():
 
 def test_grid_expands_into_sub_cases(write_cases):
     path = write_cases(one_case('grid = { "train.lr" = [1e-3, 1e-4], "train.batch_size" = [16, 32] }\n'))
-    cases, _ = load_cases([path])
+    cases = own_cases(path)
     assert [c.id for c in cases] == ["hw3-x.lr0.001.bs16", "hw3-x.lr0.001.bs32", "hw3-x.lr0.0001.bs16",
                                      "hw3-x.lr0.0001.bs32"]
     assert {c.sweep for c in cases} == {"hw3-x"}
@@ -146,7 +153,7 @@ def test_grid_key_must_name_a_field(write_cases):
 
 def test_profile_overrides_and_profile_only_cases(write_cases):
     path = write_cases(one_case('profiles = ["full"]\n[case.profile_overrides]\nquick = { "train.epochs" = 1 }\n'))
-    case = load_cases([path])[0][0]
+    case = own_cases(path)[0]
     assert case.profiles == ("full",)
     assert apply_profile(case, PROFILES["quick"]).train.epochs == 1
     assert apply_profile(case, PROFILES["full"]).train.epochs == 3
@@ -227,8 +234,8 @@ def test_adamw_decays_the_weights_apart_from_the_gradient():
 def test_settings_added_later_keep_the_hash_at_their_default(write_cases):
     """A case that does not use select_by, early_stopping or pad_to keeps the hash it had before they existed, so
     its stored rows and baselines stay comparable; one that sets them gets a new hash."""
-    plain, = load_cases([write_cases(one_case(""))])[0]
+    plain, = own_cases(write_cases(one_case("")))
     assert "select_by" not in plain.config()["train"] and "early_stopping" not in plain.config()["train"]
     assert "pad_to" not in plain.config()["data"] and "resize" not in plain.config()["data"]
-    chosen, = load_cases([write_cases(one_case('[case.train]\nselect_by = "val_auc"\n'), "b.toml")])[0]
+    chosen, = own_cases(write_cases(one_case('[case.train]\nselect_by = "val_auc"\n'), "b.toml"))
     assert chosen.config()["train"]["select_by"] == "val_auc" and chosen.config_hash != plain.config_hash

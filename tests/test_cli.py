@@ -105,7 +105,7 @@ def test_profile_seeds_and_a_cases_own_count(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["run", "nothing*"], "no case matches 'nothing*'; available: hw3-a-cnn"),
+    (["run", "nothing*"], "no case matches 'nothing*' (xraybench list shows the"),
     (["run"], "--all, or one or more id patterns"),
     (["run", "--all", "--data", "/no/such/place"], "/no/such/place: no such file or folder"),
     (["run", "--all", "--device", "cuda"], "no CUDA device"),
@@ -132,6 +132,8 @@ def test_progress_line_when_auc_is_undefined():
 def test_rows_of_an_edited_case_are_dropped_not_pooled(tmp_path, write_cases, capsys):
     text = """
 suite = "hw3"
+[tasks]
+A = "a task"
 [[case]]
 id = "hw3-x"
 task = "A"

@@ -17,7 +17,7 @@ import torch
 
 from xraybench import environment, executors, report, results, runner
 from xraybench.train import worker
-from xraybench.cases import PROFILES, load_cases, select
+from xraybench.cases import PROFILES, declared_in, load_cases, select
 from xraybench.cli import main
 from xraybench.data.sources import SyntheticSource
 from xraybench.executors import ExecutorOptions, LocalExecutor
@@ -32,6 +32,8 @@ COMPARED = ("test_acc", "test_auc", "test_loss", "test_sensitivity", "test_speci
 
 KILLED_AND_FINE = """
 suite = "hw3"
+[tasks]
+A = "a task"
 [[case]]
 id = "hw3-killed"
 task = "A"
@@ -198,7 +200,9 @@ def test_slurm_backend_through_submitits_local_executor(tmp_path):
 def test_a_slurm_job_that_dies_is_resubmitted_then_recorded(tmp_path, write_cases, monkeypatch):
     monkeypatch.setattr(submitit.local.local.LocalJob, "_results_timeout_s", 1)  # it waits 15 s for NFS
     attempts = tmp_path / "attempts.txt"
-    cases, suites = load_cases([write_cases(KILLED_AND_FINE.format(attempts=attempts))])
+    path = write_cases(KILLED_AND_FINE.format(attempts=attempts))
+    cases, suites = load_cases([path])
+    cases = declared_in(cases, [path])
     on_slurm = SlurmExecutor(ExecutorOptions(name="slurm", device="cpu", log_dir=tmp_path / "logs", max_retries=1),
                              cluster="local")
     try:

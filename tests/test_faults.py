@@ -21,12 +21,14 @@ from xraybench.executors.ray_executor import fitting_nodes, offer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import driver_kill  # noqa: E402
-from conftest import NAN_AND_OK_CASES  # noqa: E402
+from conftest import NAN_AND_OK_CASES, own_cases  # noqa: E402
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
 
 SLOW_CASES = """
 suite = "hw3"
+[tasks]
+A = "a task"
 [[case]]
 id = "hw3-quick"
 task = "A"
@@ -70,7 +72,7 @@ def test_ray_driver_killed_mid_run_then_resumed_keeps_every_finished_row(tmp_pat
 def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
     """A failed row is trained again rather than handed back; a job of another run directory, or a job id
     that now names another training's job, is not adopted."""
-    from xraybench.cases import PROFILES, apply_profile, load_cases
+    from xraybench.cases import PROFILES, apply_profile
     from xraybench.data import cache
     from xraybench.data.sources import SyntheticSource
     from xraybench.executors.slurm_executor import SlurmExecutor
@@ -82,7 +84,7 @@ def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
     jobs = [Job(case=apply_profile(c, smoke), data=data, max_per_split=smoke.max_per_split, eval_batch_size=64,
                 device="cpu", executor="slurm", run=str(tmp_path / "run"),
                 builders=registry.external_builders({c.model.name}))
-            for c in load_cases([write_cases(NAN_AND_OK_CASES)])[0]]
+            for c in own_cases(write_cases(NAN_AND_OK_CASES))]
     options = ExecutorOptions(name="slurm", device="cpu", log_dir=tmp_path / "logs")
 
     def fresh_driver():  # a driver started after the previous one ended

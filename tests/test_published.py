@@ -26,7 +26,7 @@ def published():
 
 
 def test_list_shows_each_published_case_with_its_reference(capsys, published):
-    assert main(["list", "published*"]) == 0
+    assert main(["list", "published*", "--wide"]) == 0
     out = capsys.readouterr().out
     assert "published (test)" in out and out.count("published-") == len(published) == 44
     assert "ACC 0.854, AUC 0.944 (Yang et al., MedMNIST v2" in out  # ResNet-18 (28)
@@ -98,7 +98,7 @@ def test_on_other_data_the_cases_are_skipped_with_the_command_that_runs_them(tmp
     out = tmp_path / "reports"
     assert main(["run", "hw3-a-*", "published-v2-resnet18-28", *SMOKE, "--out", str(out)]) == 0
     assert ("skipped 1 case(s) that need other data than synthetic; run them with: xraybench run 'published*' "
-            "--data pneumoniamnist@28") in capsys.readouterr().out
+            "--data pneumoniamnist@28") in capsys.readouterr().out.replace("\n    ", " ")  # wrapped at 100 columns
     run_dir = out / "smoke-cpu-synthetic"
     row = next(r for r in json.loads((run_dir / "results.json").read_text())["cases"]
                if r["id"] == "published-v2-resnet18-28")
@@ -159,7 +159,7 @@ def test_no_verdict_off_the_protocol():
 def test_a_case_field_names_what_it_needs_and_what_it_cites(tmp_path, published):
     from xraybench.cases import CaseError, load_case_file
 
-    base = 'suite = "p"\n[[case]]\nid = "p-a"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_mlp" }\n'
+    base = 'suite = "p"\n[tasks]\nA = "a"\n[[case]]\nid = "p-a"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_mlp" }\n'
     for extra, field, message in [
         ('requires_data = "pneumoniamnist@96"\n', "requires_data", "size 96 is not one MedMNIST offers"),
         ('requires_data = "kermany"\n', "requires_data", "expected a MedMNIST name"),

@@ -155,6 +155,48 @@ def predictions(doc: dict, row: dict, split: str = "test") -> tuple[list[str], n
     return list(images["ids"]), np.asarray(images["labels"], dtype=int), np.asarray(probs, dtype=float)
 
 
+DEGENERATE_SHARE = 0.99  # a seed predicting one class for at least this share of the test images
+DEGENERATE_AUC = 0.55  # or ranking the test images no better than this
+
+
+@dataclass(frozen=True)
+class Degenerate:
+    """Why a seed's model is no better than predicting one class for every image, however its accuracy reads (the
+    majority class alone scores 62.5 % on the 624-image test set)."""
+
+    called: str | None  # the class it predicts for ≥ 99 % of the test images, or None
+    share: float  # the share of test images it predicts as that class (or as its majority prediction)
+    auc: float | None  # its test AUC where ≤ 0.55, else None
+
+    def __str__(self) -> str:
+        said = [f"predicts {self.called} for {100 * self.share:.0f} % of the test images"] if self.called else []
+        return "; ".join(said + ([f"test AUC {self.auc:.3f} ≤ {DEGENERATE_AUC}"] if self.auc is not None else []))
+
+
+def degeneracy(metrics: dict) -> Degenerate | None:
+    """A seed's degeneracy from its test confusion matrix and AUC; None for a model that is not degenerate."""
+    confusion, auc = metrics.get("test_confusion") or {}, metrics.get("test_auc")
+    n = sum(confusion.values())
+    pneumonia = (confusion.get("tp", 0) + confusion.get("fp", 0)) / n if n else 0.5
+    share, label = max((pneumonia, "PNEUMONIA"), (1 - pneumonia, "NORMAL"))
+    called = label if n and share >= DEGENERATE_SHARE else None
+    low = auc if auc is not None and auc <= DEGENERATE_AUC else None
+    return Degenerate(called, share, low) if called or low is not None else None
+
+
+def row_degeneracy(doc: dict, row: dict) -> Degenerate | None:
+    """``degeneracy`` of an ok row of a results file or baseline; rows stored without their confusion matrix (older
+    baselines) have it recounted from their stored test predictions."""
+    metrics = row.get("metrics") or {}
+    found = None if "test_confusion" in metrics else predictions(doc, row)
+    if found:
+        labels, said = found[1], found[2] >= 0.5
+        metrics = {**metrics, "test_confusion": {
+            "tp": int((said & (labels == 1)).sum()), "fp": int((said & (labels == 0)).sum()),
+            "tn": int((~said & (labels == 0)).sum()), "fn": int((~said & (labels == 1)).sum())}}
+    return degeneracy(metrics)
+
+
 # ------------------------------------------------------------------------- cases over seeds
 
 

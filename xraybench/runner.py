@@ -1,13 +1,11 @@
 """Run cases and record them: case → data + model → engine → results.json.
 
-The runner plans the trainings (cases × seeds), decodes the data once into the cache and
-hands one job per training to an executor (xraybench/executors: this process, Ray or
-Slurm), which calls ``xraybench.worker.run_job``. Only the runner writes results.json:
-it is rewritten after every finished case. Running the same run id again
-resumes: a case whose id, seed and configuration hash already finished ok is not trained
-again unless ``force``. A case that raises is recorded as failed with its reason and the
-suite goes on; Ctrl-C is not caught here. How the cases train (precision, determinism,
-random initialisation) is the plan's, recorded once in the results' ``settings``.
+The runner plans the trainings (cases × seeds), decodes the data once into the cache and hands one job per
+training to an executor (xraybench/executors: this process, Ray or Slurm), which calls
+``xraybench.train.worker.run_job``. Only the runner writes results.json, after every finished case. Running the
+same run id again resumes: a case whose id, seed and configuration hash finished ok is not trained again unless
+``force``. A case that raises is recorded as failed and the suite goes on; Ctrl-C is not caught here. How the
+cases train (precision, determinism, random initialisation) is the plan's, recorded once in ``settings``.
 """
 
 from __future__ import annotations
@@ -59,6 +57,7 @@ class RunPlan:
     offline: bool = False  # never download missing weight files
     case_timeout_s: float | None = None  # a training past it is stopped and recorded as failed
     tensorboard: bool = False  # TensorBoard event files under RUN_DIR/tb beside the live CSV logs
+    overrides: tuple[str, ...] = ()  # --set KEY=VALUE, already applied to the cases; named in the run id and recorded
     environment: dict | None = None  # machine_info and software where the cases run (the executor's probe)
 
     @property
@@ -70,13 +69,15 @@ class RunPlan:
                                f"a run id names a folder inside --out")
             return self.run_id
         name = f"{self.profile.name}-{self.device.type}-{self.source.name}" + ("-random-init" * self.random_init)
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        if self.overrides:  # a one-off experiment gets its own directory: it must not replace the run's rows
+            name += "-set-" + "-".join(o.replace("=", "").rpartition(".")[2] for o in sorted(self.overrides))
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
 
     @property
     def settings(self) -> dict:
         """How the cases train, as results.json records it."""
         return {"precision": self.precision.as_record(), "deterministic": self.deterministic,
-                "random_init": self.random_init}
+                "random_init": self.random_init, **({"overrides": list(self.overrides)} if self.overrides else {})}
 
 
 def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None, log=print,
@@ -85,12 +86,31 @@ def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None
     directory and the results."""
     run_dir = plan.out / plan.resolved_run_id
     environment.configure(plan.device, deterministic=plan.deterministic)
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"--out {plan.out}: cannot create the run directory {run_dir} ({exc.strerror})") from None
-    with _exclusive(run_dir):
-        return _run_locked(cases, plan, suites, run_dir, executor or LocalExecutor(), log)
+    try:
+        with _exclusive(run_dir):
+            return _run_locked(cases, plan, suites, run_dir, executor or LocalExecutor(), log)
+    except BaseException:
+        if created:
+            _remove_if_nothing_recorded(run_dir)
+        raise
+
+
+def _remove_if_nothing_recorded(run_dir: Path) -> None:
+    """A run stopped before recording any row (bad data, Ctrl-C while decoding) leaves no directory behind: --out
+    lists runs, not failed starts. Only what a run writes is removed (its results, lock and empty log folders)."""
+    with contextlib.suppress(results.ResultsError, OSError):
+        if (run_dir / results.FILENAME).exists() and results.read(run_dir)["cases"]:
+            return
+        for name in (results.FILENAME, ".lock"):
+            (run_dir / name).unlink(missing_ok=True)
+        for folder in [*sorted(run_dir.rglob("*"), reverse=True), run_dir]:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 @contextlib.contextmanager
@@ -199,7 +219,7 @@ def _skip_unmet_data_needs(doc: dict, pending: list[Case], plan: RunPlan, result
     unmet = [c for c in needing if identity is None or not identity.satisfies(c.requires_data)]
     for case in unmet:
         row = worker.case_row(case)
-        row.update(status="skipped", finished=results.now(),
+        row.update(status="skipped", finished=results.now(), needs=f"--data {case.requires_data}",
                    reason=f"needs --data {case.requires_data} (this run's data is {plan.source.name}); "
                           f"xraybench run '{case.suite}*' --data {case.requires_data} fetches it and runs these cases")
         results.upsert(doc, row)
@@ -309,12 +329,14 @@ def _one_line(row: dict) -> str:
 
 
 def _outcome(row: dict) -> str:
+    if row["status"] == "skipped":  # the reason, once per kind, is in the summary at the end
+        return f"SKIPPED: {row['reason'][:50]}" + "…" * (len(row["reason"]) > 50)
     if row["status"] != "ok":
         return f"{row['status'].upper()}: {row['reason']}"
     m = row["metrics"]
     auc = "n/a" if m["test_auc"] is None else f"{m['test_auc']:.3f}"  # undefined when the test split has one class
     return (f"ok  test acc {m['test_acc']:.3f}  AUC {auc}  best val acc {m['best_val_acc']:.3f}  "
-            f"{m['wall_time_s']:.1f}s")
+            f"{m['wall_time_s']:.1f}s" + "".join(f"\n    warning: {w}" for w in row.get("warnings", [])))
 
 
 def _where(worker: dict) -> str:

@@ -6,11 +6,11 @@ misspelt field or an unknown model fails before any training starts, naming the 
 case and the field.
 """
 
-from xraybench.cases.loading import load_case_file, load_cases, select
+from xraybench.cases.loading import confounded, declared_in, load_case_file, load_cases, override, select
 from xraybench.cases.spec import (AUGMENTATIONS, DEFAULT_CASES_DIR, PROFILES, RANDOM_INIT_NOTE, VIEWS, Case,
                                   CaseError, DataSpec, ModelSpec, Profile, Reference, Suite, TrainSpec,
                                   apply_profile, with_random_init)
 
 __all__ = ["AUGMENTATIONS", "DEFAULT_CASES_DIR", "PROFILES", "RANDOM_INIT_NOTE", "VIEWS", "Case", "CaseError",
-           "DataSpec", "ModelSpec", "Profile", "Reference", "Suite", "TrainSpec", "apply_profile", "load_case_file",
-           "load_cases", "select", "with_random_init"]
+           "DataSpec", "ModelSpec", "Profile", "Reference", "Suite", "TrainSpec", "apply_profile", "confounded", "declared_in",
+           "load_case_file", "load_cases", "override", "select", "with_random_init"]

@@ -12,34 +12,52 @@ import types
 import typing
 from pathlib import Path
 
-from xraybench.train import optim, selection
+from xraybench.cases.spec import DEFAULT_CASES_DIR, PROFILES, VIEWS, Case, CaseError, Suite
+from xraybench.cases.validation import check_keys, dotted_field, suggest, typed, validate_case
 from xraybench.models import registry
-from xraybench.train.objectives import OBJECTIVES
-from xraybench.data import medmnist
-from xraybench.data.images import RESAMPLE
-from xraybench.results import Tolerance, ToleranceError
-from xraybench.cases.spec import (AUGMENTATIONS, DEFAULT_CASES_DIR, PROFILES, VIEWS, Case, CaseError, DataSpec,
-                                  Suite, TrainSpec)
+
+TOP_LEVEL = {"suite", "title", "extends", "tasks", "views", "defaults", "case"}
+DEFAULTS = {"model", "data", "train", "profile_overrides", "seeds", "target_sensitivity", "profiles", "requires_data",
+            "published"}
+
 
 def load_cases(paths: list[Path] | None = None) -> tuple[list[Case], dict[str, Suite]]:
-    """Load and validate every case in the given files or folders (default: benchmarks/cases)."""
-    files = _case_files(paths or [DEFAULT_CASES_DIR])
-    cases: list[Case] = []
+    """The built-in cases (benchmarks/cases) and those of ``paths`` (files or folders), validated. A user's files add
+    to the built-in ones, so ids resolve across both (``compare``, ``extends``, id patterns); a file declaring a
+    built-in suite's name takes that suite's place."""
+    own = _case_files(paths) if paths else []
+    builtin = [f for f in _case_files([DEFAULT_CASES_DIR]) if f.resolve() not in {o.resolve() for o in own}]
     suites: dict[str, Suite] = {}
-    seen: dict[str, str] = {}
-    for file in files:
-        suite, file_cases = load_case_file(file)
+    loaded: list[tuple[Suite, list[Case]]] = []
+    for file in builtin + own:
+        suite, file_cases = load_case_file(file, suites)
         suites[suite.name] = suite
+        loaded.append((suite, file_cases))
+    replaced = {s.name for s, _ in loaded[len(builtin):]}
+    cases: list[Case] = []
+    seen: dict[str, str] = {}
+    for i, (suite, file_cases) in enumerate(loaded):
+        if i < len(builtin) and suite.name in replaced:
+            continue  # a user's file of the same suite takes its place
         for case in file_cases:
             if case.id in seen:
-                raise CaseError(f"{file}: case {case.id!r}: duplicate id (also declared in {seen[case.id]})")
-            seen[case.id] = str(file)
+                raise CaseError(f"{case.source}: case {case.id!r}: duplicate id (also declared in {seen[case.id]})")
+            seen[case.id] = case.source
             cases.append(case)
     for case in cases:
         for other in case.compare:
             if other not in seen:
-                raise CaseError(f"{case.source}: case {case.id!r}: field 'compare': unknown case id {other!r}")
+                raise CaseError(f"{case.source}: case {case.id!r}: field 'compare': unknown case id {other!r}"
+                                f"{suggest(other, seen)}")
     return cases, suites
+
+
+def declared_in(cases: list[Case], paths: list[Path] | None) -> list[Case]:
+    """The cases of the user's files ``paths`` (what ``--all`` means with ``--cases``), else every case."""
+    if not paths:
+        return cases
+    files = {str(f) for f in _case_files(paths)}
+    return [c for c in cases if c.source in files]
 
 
 def _case_files(paths: list[Path]) -> list[Path]:
@@ -58,40 +76,51 @@ def _case_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def load_case_file(file: Path) -> tuple[Suite, list[Case]]:
+def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[Suite, list[Case]]:
+    """One file's suite and cases. ``known``: the suites loaded before it, which ``extends = "NAME"`` builds on."""
     try:
         doc = tomllib.loads(Path(file).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(f"{file}: not valid TOML: {exc}") from None
     where = f"{file}"
-    _check_keys(doc, {"suite", "title", "tasks", "views", "defaults", "case"}, where, "")
-    suite_name = _typed(doc.get("suite"), str, where, "suite")
-    tasks = _typed(doc.get("tasks", {}), dict, where, "tasks")
-    views = _typed(doc.get("views", {}), dict, where, "views")
+    check_keys(doc, TOP_LEVEL, where, "")
+    if "suite" not in doc:
+        raise CaseError(f"{where}: missing top-level suite = \"NAME\" (before any table; every case id starts with it)")
+    suite_name = typed(doc["suite"], str, where, "suite")
+    base = _extended(doc, known or {}, where)
+    tasks = {**base.tasks, **typed(doc.get("tasks", {}), dict, where, "tasks")}
+    views = typed(doc.get("views", {}), dict, where, "views")
     for task, view in views.items():
         if task not in tasks:
-            raise CaseError(f"{where}: field 'views.{task}': not a task of this file{_suggest(task, tasks)}")
+            raise CaseError(f"{where}: field 'views.{task}': not a task of this file{suggest(task, tasks)}")
         if view not in VIEWS:
-            raise CaseError(f"{where}: field 'views.{task}': unknown view {view!r}{_suggest(str(view), VIEWS)}")
-    suite = Suite(suite_name, _typed(doc.get("title", suite_name), str, where, "title"),
-                  {str(k): _typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file), dict(views))
-    defaults = _typed(doc.get("defaults", {}), dict, where, "defaults")
-    _check_keys(defaults, {"model", "data", "train", "profile_overrides", "seeds", "target_sensitivity", "profiles",
-                           "requires_data", "published"}, where,
-                "defaults.")
-    raw_cases = _typed(doc.get("case", []), list, where, "case")
+            raise CaseError(f"{where}: field 'views.{task}': unknown view {view!r}{suggest(str(view), VIEWS)}")
+    defaults = typed(doc.get("defaults", {}), dict, where, "defaults")
+    check_keys(defaults, DEFAULTS, where, "defaults.")
+    defaults = _merge(base.defaults, defaults)
+    suite = Suite(suite_name, typed(doc.get("title", suite_name), str, where, "title"),
+                  {str(k): typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file), dict(views),
+                  defaults=defaults, extends=base.name)
     cases = []
-    for i, raw in enumerate(raw_cases):
-        raw = _typed(raw, dict, where, f"case[{i}]")
+    for i, raw in enumerate(typed(doc.get("case", []), list, where, "case")):
+        raw = typed(raw, dict, where, f"case[{i}]")
         case_where = f"{file}: case {raw.get('id', f'#{i + 1}')!r}"
-        merged = _merge(defaults, raw)
-        merged["suite"] = suite_name
-        merged["source"] = str(file)
+        merged = {**_merge(defaults, raw), "suite": suite_name, "source": str(file)}
         for point in _expand_grid(merged, case_where):
             case = _build(Case, point, case_where, "")
-            _validate_case(case, suite, case_where)
+            validate_case(case, suite, case_where)
             cases.append(_native_size(case, case_where))
     return suite, cases
+
+
+def _extended(doc: dict, known: dict[str, Suite], where: str) -> Suite:
+    """The suite ``extends`` names (its defaults and tasks are this file's starting point), or an empty one."""
+    if "extends" not in doc:
+        return Suite("", "", {}, "")
+    name = typed(doc["extends"], str, where, "extends")
+    if name not in known:
+        raise CaseError(f"{where}: field 'extends': unknown suite {name!r}{suggest(name, known)}")
+    return known[name]
 
 
 def _native_size(case: Case, where: str) -> Case:
@@ -111,11 +140,11 @@ def _expand_grid(case: dict, where: str) -> list[dict]:
     grid = case.pop("grid", None)
     if grid is None:
         return [case]
-    grid = _typed(grid, dict, where, "grid")
+    grid = typed(grid, dict, where, "grid")
     axes = []
     for key, values in grid.items():
-        section, name = _dotted_field(key, where, "grid")
-        axes.append((section, name, _typed(values, list, where, f"grid.{key}")))
+        section, name = dotted_field(key, where, "grid")
+        axes.append((section, name, typed(values, list, where, f"grid.{key}")))
     points = [{}]
     for section, name, values in axes:
         points = [{**p, (section, name): v} for p in points for v in values]
@@ -133,61 +162,29 @@ def _expand_grid(case: dict, where: str) -> list[dict]:
     return expanded
 
 
-def _dotted_field(key: str, where: str, table: str) -> tuple[str, str]:
-    """Check a "data.x" or "train.x" key of a grid or a profile override."""
-    section, _, name = key.partition(".")
-    spec = {"data": DataSpec, "train": TrainSpec}.get(section)
-    if spec is None or name not in {f.name for f in dataclasses.fields(spec)}:
-        known = [f"{s}.{f.name}" for s, c in (("data", DataSpec), ("train", TrainSpec)) for f in dataclasses.fields(c)]
-        raise CaseError(f"{where}: field '{table}.{key}': not a data.* or train.* field{_suggest(key, known)}")
-    return section, name
-
-
 _SHORT = {"lr": "lr", "batch_size": "bs", "epochs": "ep", "weight_decay": "wd", "image_size": "px"}
 
 
 def _merge(defaults: dict, case: dict) -> dict:
-    """Case values over the file's defaults, one level of tables deep."""
+    """Case values over the defaults, one level of tables deep. Options belong to their optimiser or scheduler:
+    naming another one without its options drops the inherited ones (StepLR's step_size would not fit cosine)."""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in defaults.items()}
     for key, value in case.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            for owner in ("optimizer", "scheduler"):
+                if value.get(owner, merged[key].get(owner)) != merged[key].get(owner) and f"{owner}_options" not in value:
+                    merged[key].pop(f"{owner}_options", None)
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
     return merged
 
 
-def _check_keys(data: dict, allowed: set[str], where: str, prefix: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise CaseError(f"{where}: unknown field {prefix + key!r}{_suggest(key, allowed)}")
-
-
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (accepted: {', '.join(sorted(choices))})"
-
-
-def _typed(value, expected: type, where: str, name: str):
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise CaseError(f"{where}: field {name!r} must be {_type_name(expected)}, got {value!r}")
-    return value
-
-
-def _type_name(t) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table", list: "a list",
-            tuple: "a list"}.get(t, getattr(t, "__name__", str(t)))
-
-
 def _build(cls, data: dict, where: str, prefix: str):
     """Construct a (nested) dataclass from a dict, checking names and types of every field."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    _check_keys(data, set(fields), where, prefix)
+    check_keys(data, set(fields), where, prefix)
     values = {}
     for name, f in fields.items():
         path = prefix + name
@@ -201,116 +198,81 @@ def _build(cls, data: dict, where: str, prefix: str):
 
 def _convert(hint, value, where: str, path: str):
     if dataclasses.is_dataclass(hint):
-        return _build(hint, _typed(value, dict, where, path), where, path + ".")
+        return _build(hint, typed(value, dict, where, path), where, path + ".")
     origin = typing.get_origin(hint)
     if origin is tuple:  # tuple[X, ...]
         item = typing.get_args(hint)[0]
-        return tuple(_typed(v, item, where, f"{path}[{i}]") for i, v in enumerate(_typed(value, list, where, path)))
+        return tuple(typed(v, item, where, f"{path}[{i}]") for i, v in enumerate(typed(value, list, where, path)))
     if origin in (types.UnionType, typing.Union):
         raise TypeError(f"unsupported field type {hint}")  # no optional fields in cases
-    return _typed(value, hint, where, path)
-
-
-def _validate_case(case: Case, suite: Suite, where: str) -> None:
-    """Checks beyond names and types: known model, options, ranges, names in tables."""
-    def fail(path: str, message: str):
-        raise CaseError(f"{where}: field {path!r}: {message}")
-
-    if not case.id.startswith(suite.name):
-        fail("id", f"must start with the suite name {suite.name!r}, got {case.id!r}")
-    if not all(c.isalnum() or c in "-_." for c in case.id):
-        fail("id", f"use only letters, digits, '-', '_' and '.', got {case.id!r}")
-    for i, name in enumerate(case.profiles):
-        if name not in PROFILES:
-            fail(f"profiles[{i}]", f"unknown profile {name!r}{_suggest(name, PROFILES)}")
-    for name, overrides in case.profile_overrides.items():
-        if name not in PROFILES:
-            fail(f"profile_overrides.{name}", f"unknown profile {name!r}{_suggest(name, PROFILES)}")
-        for key in _typed(overrides, dict, where, f"profile_overrides.{name}"):
-            _dotted_field(key, where, f"profile_overrides.{name}")
-    for name, count in case.seeds.items():
-        if name not in PROFILES:
-            fail(f"seeds.{name}", f"unknown profile {name!r}{_suggest(name, PROFILES)}")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            fail(f"seeds.{name}", f"must be a whole number of seeds, at least 1, got {count!r}")
-    for name, spec in case.tolerances.items():
-        try:
-            Tolerance.parse(f"{name}:{spec}")
-        except ToleranceError as exc:
-            fail(f"tolerances.{name}", str(exc))
-    if not 0.0 <= case.target_sensitivity < 1.0:
-        fail("target_sensitivity", f"must be a share between 0 and 1 (0: Youden's J), got {case.target_sensitivity}")
-    if suite.tasks and case.task not in suite.tasks:
-        fail("task", f"unknown task {case.task!r}{_suggest(case.task, suite.tasks)}")
-    if not registry.is_model(case.model.name):
-        fail("model.name", f"unknown model {case.model.name!r}{_suggest(case.model.name, registry.list_models())}")
-    accepted = registry.model_options(case.model.name)
-    for key in case.model.options:
-        if key not in accepted:
-            fail(f"model.options.{key}", f"not an option of {case.model.name}{_suggest(key, accepted)}")
-    _validate_needs(case, fail)
-    d, t = case.data, case.train
-    if 0 < d.image_size < 8 or d.image_size < 0:
-        fail("data.image_size", f"must be at least 8 pixels (or 0: the model's own input size), got {d.image_size}")
-    for path, value, low in [("train.epochs", t.epochs, 1),
-                             ("train.batch_size", t.batch_size, 1)]:
-        if value < low:
-            fail(path, f"must be at least {low}, got {value}")
-    if d.pad_to and d.pad_to < d.image_size:
-        fail("data.pad_to", f"pads {d.image_size}-pixel images up to a larger canvas: give at least "
-                            f"{d.image_size}, or 0 for none; got {d.pad_to}")
-    if d.resize not in RESAMPLE:
-        fail("data.resize", f"unknown interpolation {d.resize!r}; use one of {', '.join(RESAMPLE)}")
-    if d.channels not in (1, 3):
-        fail("data.channels", f"must be 1 or 3, got {d.channels}")
-    if d.std <= 0:
-        fail("data.std", f"must be positive, got {d.std}")
-    for i, name in enumerate(d.augment):
-        if name not in AUGMENTATIONS:
-            fail(f"data.augment[{i}]", f"unknown augmentation {name!r}{_suggest(name, AUGMENTATIONS)}")
-    if not t.lr > 0:
-        fail("train.lr", f"must be positive, got {t.lr}")
-    if t.weight_decay < 0:
-        fail("train.weight_decay", f"must not be negative, got {t.weight_decay}")
-    for path, name, table in [("train.optimizer", t.optimizer, optim.OPTIMIZERS),
-                              ("train.scheduler", t.scheduler, optim.SCHEDULERS),
-                              ("train.loss", t.loss, OBJECTIVES)]:
-        if name not in table:
-            fail(path, f"unknown {path.split('.')[1]} {name!r}{_suggest(name, table)}")
-    for path, problem in selection.check(t.select_by, t.early_stopping):
-        fail(path, problem)
-    for path, owner, options, accepted in [
-        ("train.optimizer_options", t.optimizer, t.optimizer_options, optim.optimizer_options(t.optimizer)),
-        ("train.scheduler_options", t.scheduler, t.scheduler_options, optim.scheduler_options(t.scheduler)),
-    ]:
-        for key in options:
-            if key not in accepted:
-                hint = _suggest(key, accepted) if accepted else " (it takes none)"
-                fail(f"{path}.{key}", f"not an option of {owner!r}{hint}")
-
-
-def _validate_needs(case: Case, fail) -> None:
-    """The data a case requires, and the published result it reproduces."""
-    if case.requires_data:
-        problem = medmnist.name_problem(case.requires_data)
-        if problem:
-            fail("requires_data", problem)
-    ref = case.published
-    for name in ("test_acc", "test_auc", "test_acc_sd", "test_auc_sd"):
-        if not 0.0 <= getattr(ref, name) <= 1.0:
-            fail(f"published.{name}", f"a share between 0 and 1 (83.12 % is 0.8312), got {getattr(ref, name)}")
-    if ref.runs < 1:
-        fail("published.runs", f"the number of trainings the published value averages, at least 1, got {ref.runs}")
-    if ref.source and not ref.metrics:
-        fail("published", "names a source but no value: give test_acc, test_auc or both")
-    if ref.metrics and not (ref.source and ref.table):
-        fail("published.source" if not ref.source else "published.table",
-             "a published value needs its source and the table (or file) it is printed in")
+    return typed(value, hint, where, path)
 
 
 def select(cases: list[Case], patterns: list[str]) -> list[Case]:
-    """Cases whose id matches any shell-style pattern, in declaration order."""
-    chosen = [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
-    if not chosen:
-        raise CaseError(f"no case matches {' '.join(patterns)!r}; available: {', '.join(c.id for c in cases)}")
-    return chosen
+    """Cases whose id matches any shell-style pattern, in declaration order. Every pattern must match
+    something: a typo among several ids would otherwise run the others and hide it."""
+    ids = [c.id for c in cases]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
+            close = difflib.get_close_matches(pattern, ids, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise CaseError(f"no case matches {pattern!r}{hint} (xraybench list shows the {len(ids)} ids; "
+                            f"patterns are shell-style, e.g. 'hw3*')")
+    return [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+
+
+def override(cases: list[Case], suites: dict[str, Suite], settings: list[str]) -> list[Case]:
+    """The cases with ``--set KEY=VALUE`` applied (``train.epochs=5``, ``data.augment=["hflip"]``): the value is read as
+    TOML (a bare word as a string), checked as a case file's would be, and applied after the profile's caps, so a
+    one-off experiment gets what it asked for; the configuration hash records it."""
+    if not settings:
+        return cases
+    changes = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or not text.strip():
+            raise CaseError(f"--set {setting!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
+        dotted_field(key.strip(), "--set", "")
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        changes[key.strip()] = value
+    sections: dict[str, dict] = {}
+    for key, value in changes.items():
+        section, name = key.split(".", 1)
+        sections.setdefault(section, {})[name] = value
+    keys = [*changes, *(f"train.{o}_options" for o in ("optimizer", "scheduler") if f"train.{o}" in changes)]
+    changed = []
+    for case in cases:
+        where = f"--set (case {case.id!r})"
+        declared = {s: {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(getattr(case, s)).items()}
+                    for s in ("data", "train")}
+        raw = _merge(declared, sections)
+        built = {section: _build(type(getattr(case, section)), raw[section], where, f"{section}.") for section in raw}
+        values = {k: getattr(built[k.split(".")[0]], k.split(".", 1)[1]) for k in dict.fromkeys(keys)}
+        new = dataclasses.replace(case, profile_overrides={p: {**case.profile_overrides.get(p, {}), **values}
+                                                           for p in PROFILES})
+        validate_case(dataclasses.replace(new, **built), suites[case.suite], where)
+        changed.append(new)
+    return changed
+
+
+def confounded(cases: list[Case]) -> list[str]:
+    """Comparisons across case files whose data or training settings differ beyond the model: a user's case without
+    the suite's defaults (no StepLR, other epochs) would be compared with a built-in one, and the difference
+    credited to the model. One line per such pair; cases of one file are declared together and left alone."""
+    chosen = {c.id: c for c in cases}
+    notes = []
+    for case in cases:
+        for other in (chosen[o] for o in case.compare if o in chosen and chosen[o].source != case.source):
+            mine, theirs = (c.config() for c in (case, other))
+            differs = [f"{section}.{key} {mine[section].get(key, '-')} vs {theirs[section].get(key, '-')}"
+                       for section in ("data", "train") for key in sorted({*mine[section], *theirs[section]} - {"seed"})
+                       if mine[section].get(key) != theirs[section].get(key)]
+            if differs:
+                notes.append(f"{case.id} is compared with {other.id} of {Path(other.source).name}, but their settings "
+                             f"differ beyond the model ({'; '.join(differs[:4])}{'; …' * (len(differs) > 4)}); "
+                             f"extends = \"{other.suite}\" starts a file from that suite's defaults")
+    return notes
+

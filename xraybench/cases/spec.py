@@ -134,6 +134,8 @@ class Suite:
     tasks: dict[str, str]
     source: str
     views: dict[str, str] = field(default_factory=dict)  # task → a report view computed across the suite
+    defaults: dict = field(default_factory=dict)  # the [defaults] its cases start from (a file extending it too)
+    extends: str = ""  # the suite whose defaults and tasks it builds on
 
 
 VIEWS = ("model_selection", "compare_modes", "test_gap")  # rendered by xraybench.report

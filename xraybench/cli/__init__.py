@@ -15,7 +15,9 @@ from pathlib import Path
 from xraybench import __version__, executors, history
 from xraybench.cases import PROFILES, CaseError
 from xraybench.check import CheckError
-from xraybench.cli.checks import BASELINES, cmd_baseline, cmd_check, cmd_history, cmd_report
+from xraybench.check.baselines import DEFAULT_DIR
+from xraybench.cli.checks import cmd_baseline, cmd_check, cmd_history, cmd_report
+from xraybench.cli.imports import import_modules
 from xraybench.cli.listing import cmd_list, cmd_weights
 from xraybench.cli.run import cmd_run
 from xraybench.data import DataError
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        import_modules(args.imports)
         return args.command(args)
     except USER_ERRORS as exc:
         print(f"xraybench: error: {exc}", file=sys.stderr)
@@ -43,13 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xraybench", description="Chest X-ray classification benchmarks "
                                      "(NORMAL vs PNEUMONIA) that write their own homework-style report.")
     parser.add_argument("--version", action="version", version=f"xraybench {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE (a name, found also in the working directory, or a .py file) before the "
+                             "command: its @register_model models become usable (repeatable)")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub.add_parser = _with_parents(sub.add_parser, common)
     cases_arg = dict(type=Path, action="append", metavar="PATH",
-                     help="case file or folder (repeatable; default: benchmarks/cases)")
+                     help="your case file or folder (repeatable), added to the built-in cases; --all then means "
+                          "its cases")
+    wide = dict(action="store_true", help="print every column in full (default: fit 100 columns)")
 
     p = sub.add_parser("list", help="list the declared cases")
     p.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style id patterns, e.g. 'hw3*'")
     p.add_argument("--cases", **cases_arg)
+    p.add_argument("--runnable", action="store_true", help="only the cases that can run here and now (profile, "
+                   "weights on disk, no other data needed)")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="the profile whose configuration hashes are shown "
+                   "(default: the one run picks here: full on a GPU, quick on a CPU)")
+    p.add_argument("--wide", **wide)
     p.set_defaults(command=cmd_list)
 
     p = sub.add_parser("run", help="run cases and write results.json")
@@ -88,7 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "under RUN_DIR/tb (tensorboard --logdir RUN_DIR/tb; needs the tensorboard extra); the per-epoch CSV "
                    "logs under RUN_DIR/logs are always written")
     p.add_argument("--baseline", type=Path, metavar="FILE", help="show the regression check against FILE in the report")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a data.* or train.* setting of every selected case, e.g. train.epochs=5 (repeatable; "
+                        "recorded in the configuration hash, and the default run id says so)")
     p.add_argument("--cases", **cases_arg)
+    p.add_argument("--wide", **wide)
+    p.add_argument("-v", "--verbose", action="store_true", help="also the executor's own messages (Ray's warnings)")
     g = p.add_argument_group("executors", "where the cases train (docs/cluster.md)")
     g.add_argument("--executor", default="local", choices=executors.NAMES,
                    help="local (default): one case after another in this process; ray: Ray tasks, one GPU each; "
@@ -131,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="case ids (shell-style patterns) that may be missing, skipped or failed in this run without "
                         "counting as a regression")
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.add_argument("--wide", **wide)
     p.set_defaults(command=cmd_check)
 
     p = sub.add_parser("history", help="each case's test accuracy and AUC across runs; flags a run that moved beyond "
@@ -151,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="default: PROFILE-DEVICE, e.g. smoke-cpu")
     p.add_argument("--tolerance", action="append", default=[], metavar="SPEC",
                    help="tolerances stored with the baseline, e.g. wall_time:+300%%")
-    p.add_argument("--dir", type=Path, default=BASELINES, help="default: benchmarks/baselines")
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="default: benchmarks/baselines in the working "
+                   "directory (where check looks first)")
+    p.add_argument("--force", action="store_true", help="replace a baseline of the same name")
     p.set_defaults(command=cmd_baseline)
     return parser
+
+
+def _with_parents(add_parser, common: argparse.ArgumentParser):
+    """Every command takes the common options (``--import``)."""
+    def add(name, **kwargs):
+        return add_parser(name, parents=[common], **kwargs)
+    return add
+

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from collections import Counter
-from pathlib import Path
 
 from tabulate import tabulate
 
 from xraybench import check, history, report, results
-from xraybench.report.console import VERDICT_HEADERS, verdict_rows
+from xraybench.report.console import clip, verdict_table
 from xraybench.results import Tolerance
-
-BASELINES = Path(__file__).resolve().parents[2] / "benchmarks" / "baselines"
-
 
 def cmd_report(args) -> int:
     html, pdf = report.render(args.run_dir, baseline=args.baseline)
@@ -25,22 +19,23 @@ def cmd_report(args) -> int:
 
 def cmd_check(args) -> int:
     run_doc = results.read(args.run_dir)
-    baseline_path = args.baseline or BASELINES / f"{check.default_name(run_doc)}.json"
+    baseline_path = args.baseline or check.default_path(run_doc)
     baseline = check.read_baseline(baseline_path)
     verdicts = check.compare(run_doc, baseline, [Tolerance.parse(t) for t in args.tolerance], args.allow_missing)
     warnings = check.environment_warnings(run_doc, baseline)
     if args.json:
         print(check.as_json(verdicts, warnings))
-    else:
-        for warning in warnings:
-            print(warning, file=sys.stderr)
-        print(f"baseline: {baseline_path} ({baseline.get('name')}, {baseline.get('created')})")
-        print(tabulate(verdict_rows(verdicts), headers=VERDICT_HEADERS, tablefmt="simple"))
-        counts = Counter(v.status for v in verdicts)
-        print("\n" + ", ".join(f"{n} {status}" for status, n in counts.most_common()))
-        one_seed = [v.id for v in verdicts if check.ONE_SEED in v.note]
-        if one_seed:
-            print(f"{len(one_seed)} case(s) with {check.ONE_SEED}")
+        return check.exit_code(verdicts)
+    print(f"baseline: {baseline_path} ({baseline.get('name')}, {(baseline.get('created') or '')[:10]}, "
+          f"{check.describe(baseline)})")
+    for warning in warnings:
+        print(clip(warning, args.wide, 120))
+    print(verdict_table(verdicts, wide=args.wide))
+    counts = Counter(v.status for v in verdicts)
+    print("\n" + ", ".join(f"{n} {status}" for status, n in counts.most_common()))
+    one_seed = [v.id for v in verdicts if check.ONE_SEED in v.note]
+    if one_seed:
+        print(clip(f"{len(one_seed)} case(s) with {check.ONE_SEED}", args.wide, 120))
     return check.exit_code(verdicts)
 
 
@@ -57,7 +52,7 @@ def cmd_history(args) -> int:
         print(history.as_json(series))
     else:
         table = history_page.changes_table(series)
-        print(f"{len(docs)} runs, oldest first: " + ", ".join(d.get("run_id") or d.get("name") or "?" for d in docs))
+        print(clip(f"{history_page.summary(docs, series)}; runs oldest first: " + ", ".join(history.labels(docs))))
         print(tabulate(table.rows, headers=table.headers, tablefmt="simple"))
         html, pdf = history_page.render(docs, series, args.out, args.lookback)
         print(f"\nhistory: {pdf}\n         {html}")
@@ -77,8 +72,7 @@ def cmd_baseline(args) -> int:
     name = args.name or check.default_name(run_doc)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise check.CheckError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
-    args.dir.mkdir(parents=True, exist_ok=True)
-    path = args.dir / f"{name}.json"
-    path.write_text(json.dumps(check.make_baseline(run_doc, name, tolerances), indent=1) + "\n")
-    print(f"baseline: {path} ({len(run_doc['cases'])} cases)")
+    path = check.save(run_doc, args.dir, name, tolerances, force=args.force)
+    print(f"baseline: {path} ({check.describe(run_doc)})\n'xraybench check RUN_DIR' run from this directory compares "
+          f"a later {run_doc.get('profile')} run with it")
     return 0

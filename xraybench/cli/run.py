@@ -13,7 +13,7 @@ from xraybench import executors, report
 from xraybench.cases import PROFILES, CaseError
 from xraybench.data import open_source
 from xraybench.environment import DeviceError
-from xraybench.report.console import summary_table
+from xraybench.report.console import clip, summary_table
 from xraybench.runner import RunPlan, run
 from xraybench.train.logs import tensorboard_writer_class
 
@@ -31,12 +31,15 @@ def cmd_run(args) -> int:
         raise CaseError(f"--case-timeout {args.case_timeout:g}: must be a number of seconds above 0 and at most "
                         f"{MAX_CASE_TIMEOUT_S:,} (30 days)")
     cases, suites = case_mod.load_cases(args.cases)
-    if args.patterns:
-        cases = case_mod.select(cases, args.patterns)
+    cases = case_mod.select(cases, args.patterns) if args.patterns else case_mod.declared_in(cases, args.cases)
+    cases = case_mod.override(cases, suites, args.overrides)
+    for note in case_mod.confounded(cases):
+        print(clip(f"note: {note}", args.wide))
     options = executors.ExecutorOptions(
         name=args.executor, device=args.device, max_retries=args.max_retries, gpus_per_case=args.gpus_per_case,
         cpus_per_case=args.cpus_per_case, address=args.address, placement_timeout=args.placement_timeout,
-        partition=args.partition, account=args.account, time_min=args.time_min, array_parallelism=args.array_parallelism, log_dir=args.log_dir)
+        partition=args.partition, account=args.account, time_min=args.time_min,
+        array_parallelism=args.array_parallelism, log_dir=args.log_dir, verbose=args.verbose)
     with _hangup_interrupts(), contextlib.closing(executors.create(options)) as executor:
         return _run_on(executor, args, cases, suites)
 
@@ -57,24 +60,27 @@ def _hangup_interrupts():
 
 
 def _run_on(executor, args, cases, suites) -> int:
+    def say(text: str, **kwargs) -> None:  # the terminal's lines fit 100 columns unless --wide
+        print(clip(text, args.wide), **kwargs)
+
     found = executor.probe(args.device, args.precision)
     if found.get("error"):
         raise DeviceError(found["error"])
     device, chosen = torch.device(found["device"]), found["precision"]
-    if executor.name != "local":
-        print(f"executor: {executor.describe()}; cases train on {device.type}")
-    print(f"precision: {chosen.name} ({chosen.reason})")
+    if executor.name != "local" and args.verbose:
+        say(f"executor: {executor.describe()}; cases train on {device.type}")
+    say(f"precision: {chosen.name} ({chosen.reason})")
     if found.get("slow_warning"):
-        print(found["slow_warning"], file=sys.stderr)
+        say(found["slow_warning"], file=sys.stderr)
     profile_name = args.profile or ("full" if device.type == "cuda" else "quick")
     profile = PROFILES[profile_name]
     how = "chosen" if args.profile else f"default on {device.type.upper()}"
-    print(f"profile: {profile.name} ({how}: {profile.description})")
+    say(f"profile: {profile.name} ({how}: {profile.description})")
     elsewhere = [c for c in cases if c.profiles and profile.name not in c.profiles]
     if elsewhere:
         names = sorted({c.sweep or c.id for c in elsewhere})
         shown = ", ".join(names[:6]) + (f", … ({len(names) - 6} more)" if len(names) > 6 else "")
-        print(f"not in the {profile.name} profile: {len(elsewhere)} case(s) ({shown}); --profile "
+        say(f"not in the {profile.name} profile: {len(elsewhere)} case(s) ({shown}); --profile "
               f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))} runs them")
         cases = [c for c in cases if c not in elsewhere]
         if not cases:
@@ -84,17 +90,17 @@ def _run_on(executor, args, cases, suites) -> int:
     plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
                    seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
                    random_init=args.random_init, strict_splits=args.strict_splits, offline=args.offline,
-                   case_timeout_s=args.case_timeout, tensorboard=args.tensorboard,
+                   case_timeout_s=args.case_timeout, tensorboard=args.tensorboard, overrides=tuple(args.overrides),
                    environment={k: found[k] for k in ("machine_info", "software") if k in found})
     try:
-        run_dir, doc = run(cases, plan, suites, executor=executor)
+        run_dir, doc = run(cases, plan, suites, log=say, executor=executor)
     except KeyboardInterrupt:
         where = args.out / plan.resolved_run_id
-        print(f"\nxraybench: interrupted. Finished cases are saved in {where / 'results.json'}; run the same "
+        say(f"\nxraybench: interrupted. Finished cases are saved in {where / 'results.json'}; run the same "
               f"command again to resume from there (same --run-id {plan.resolved_run_id}).", file=sys.stderr)
         return 130
     print()
-    print(summary_table(doc))
+    print(summary_table(doc, wide=args.wide))
     print(f"\nresults: {run_dir / 'results.json'}")
     if not args.no_report:
         _, pdf = report.render(run_dir, baseline=args.baseline)

@@ -38,6 +38,7 @@ class ExecutorOptions:
     time_min: int | None = None
     array_parallelism: int | None = None
     log_dir: Path | None = None
+    verbose: bool = False  # the executor's own messages (Ray's log lines and warnings) reach the terminal
 
     def flags(self, *fields: str) -> list[str]:
         """The command-line spelling of the given fields that were set."""

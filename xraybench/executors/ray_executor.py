@@ -19,6 +19,7 @@ falls back to the CPU; ``auto`` trains on CPUs only where the cluster has no GPU
 
 from __future__ import annotations
 
+import logging
 import dataclasses
 import time
 from typing import Iterator
@@ -55,7 +56,8 @@ class RayExecutor:
         self.initialised_here = False
         if not ray.is_initialized():
             try:
-                ray.init(address=options.address, include_dashboard=False, log_to_driver=True)
+                ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
+                         logging_level=logging.INFO if options.verbose else logging.ERROR)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ExecutorError(f"--address {options.address}: cannot reach a Ray cluster "
                                     f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None

@@ -3,12 +3,18 @@
 A builder is a function ``builder(*, in_channels, image_size, num_outputs, **options)``
 returning an ``nn.Module``. Its keyword-only options (with defaults) are the options a
 case may set; ``model_options`` checks a case's options against them.
+
+Models come from xraybench itself, from a module the user imports (``--import``), or from an
+installed package's ``xraybench.models`` entry points (a module that registers models, or one
+builder), loaded with the built-in ones; ``origin`` says which.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import inspect
+import sys
+from importlib.metadata import entry_points
 from typing import Callable
 
 from torch import nn
@@ -16,7 +22,10 @@ from torch import nn
 ModelBuilder = Callable[..., nn.Module]
 
 _BUILDERS: dict[str, ModelBuilder] = {}
+_ENTRY_POINTS: dict[str, str] = {}  # model name → the installed package whose entry point registered it
 _REQUIRED = ("in_channels", "image_size", "num_outputs")
+ENTRY_POINT_GROUP = "xraybench.models"
+_loaded = False
 
 
 def register_model(fn: ModelBuilder) -> ModelBuilder:
@@ -82,6 +91,34 @@ def create_model(name: str, *, in_channels: int, image_size: int, num_outputs: i
     return _BUILDERS[name](in_channels=in_channels, image_size=image_size, num_outputs=num_outputs, **options)
 
 
+def origin(name: str) -> str:
+    """Where a registered model comes from: 'built-in', 'entry point of PACKAGE', or its module's name."""
+    _load_builtin_models()
+    if name in _ENTRY_POINTS:
+        return f"entry point of {_ENTRY_POINTS[name]}"
+    module = _BUILDERS[name].__module__
+    return "built-in" if module.startswith("xraybench.") else f"module {module}"
+
+
 def _load_builtin_models() -> None:
-    # Importing the package runs its @register_model decorators.
+    """Importing the package runs its @register_model decorators; then the installed packages' entry points, once.
+    A package whose entry point fails to load is named on stderr and left out: it must not stop every command."""
+    global _loaded
     import xraybench.models  # noqa: F401
+
+    if _loaded:
+        return
+    _loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        package = ep.dist.name if ep.dist else ep.value
+        before = set(_BUILDERS)
+        try:
+            loaded = ep.load()
+        except Exception as exc:
+            print(f"warning: entry point {ep.name} = {ep.value} of {package} ({ENTRY_POINT_GROUP}) failed to load: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        if callable(loaded) and not inspect.ismodule(loaded) and loaded.__name__ not in _BUILDERS:
+            register_model(loaded)
+        for name in set(_BUILDERS) - before:
+            _ENTRY_POINTS[name] = package

@@ -121,7 +121,8 @@ ANCHORS = {"method": "how-to-read", "analysis": "test-set-analysis", "check": "r
 
 
 def table_of_contents(context: dict) -> list[dict]:
-    """The report's sections and tasks, in page order, with the anchors their headings carry on screen."""
+    """The report's sections, tasks and their findings, in page order, with the anchors their headings carry on
+    screen."""
     def entry(anchor: str, label: str, level: int = 2) -> dict:
         return {"anchor": anchor, "label": label, "level": level}
 
@@ -130,8 +131,11 @@ def table_of_contents(context: dict) -> list[dict]:
         entries.append(entry(section["anchor"], section["title"]))
         if section["published"]:
             entries.append(entry(section["published_anchor"], "Published results", 3))
-        entries += [entry(task["anchor"], f"Task {task['key']}" + (f": {task['title']}" if task["title"] else ""), 3)
-                    for task in section["tasks"]]
+        for task in section["tasks"]:
+            title = f"Task {task['key']}" + (f": {task['title']}" if task["title"] else "")
+            entries.append(entry(task["anchor"], title, 3))
+            if task["findings"]:  # what a task concluded, one click away
+                entries.append(entry(task["findings_anchor"], "Findings", 4))
         if section["card"]:
             entries.append(entry(section["card_anchor"], "Model card", 3))
     entries.append(entry(ANCHORS["analysis"], "Test-set analysis"))
@@ -146,7 +150,12 @@ def table_of_contents(context: dict) -> list[dict]:
 
 def _check_section(doc: dict, baseline_path: Path) -> dict:
     baseline = check.read_baseline(baseline_path)
-    verdicts = check.compare(doc, baseline)
+    try:
+        verdicts = check.compare(doc, baseline)
+    except check.CheckError as exc:  # another profile, data or test images: the report says so and compares nothing
+        return {"baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
+                "table": None, "warnings": [str(exc)],
+                "verdict": "not compared"}
     return {"baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
             "table": Table(console.VERDICT_HEADERS, console.verdict_rows(verdicts), numeric_from=99),
             "warnings": check.environment_warnings(doc, baseline),
@@ -243,7 +252,9 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
                 content = task_content(doc, members, cases)
             else:
                 continue  # a declared task none of whose cases ran
-            tasks.append({"key": key, "title": meta["tasks"].get(key, ""), "anchor": f"suite-{suite}-{key}", **content})
+            anchor = f"suite-{suite}-{key}"
+            tasks.append({"key": key, "title": meta["tasks"].get(key, ""), "anchor": anchor,
+                          "findings_anchor": f"{anchor}-findings", **content})
         sections.append(_section(suite, meta["title"], tasks, published_section(doc, suite_cases),
                                  model_card(doc, suite_cases)))
     return sections

@@ -215,10 +215,13 @@ def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Pre
         row.update(outcome)
         row["predictions"] = {split: [results.stored_probability(p) for p in probs]
                               for split, probs in row["predictions"].items()}
+        degenerate = results.degeneracy(row["metrics"])
+        if degenerate:  # a model no better than one class for every image: said wherever the row is read
+            row["warnings"] = [f"degenerate: {degenerate}"]
     except (KeyboardInterrupt, SystemExit):
         raise
     except WeightsMissing as exc:  # never train a "pretrained" case from random weights
-        row.update(status="skipped", reason=str(exc))
+        row.update(status="skipped", reason=str(exc), needs="weights")
     except Exception as exc:  # a failing case is a result, not the end of the suite
         row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
                    traceback=traceback.format_exc(limit=-4))

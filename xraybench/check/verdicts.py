@@ -1,26 +1,4 @@
-"""Regression checks: a run against a stored baseline, case by case and metric by metric.
-
-Unlike pytest-benchmark and asv, which treat every number as a time, each metric here
-knows its direction (accuracy up is better, time up is worse) and its tolerance (absolute
-percentage points for accuracy-like metrics, a ratio for time and memory). A metric is
-worse only when its change is both beyond the tolerance (the smallest change that matters)
-and statistically significant: over seeds when both sides have at least 3 (Mann–Whitney, or
-Welch's t where too few seeds keep a rank test from reaching the level), otherwise a paired
-test on the per-image predictions of the seeds both sides ran (sign test / exact McNemar,
-DeLong, Wilcoxon — with one seed a side a statement about these trained models, which the
-verdict says; with no seed in common, the tolerance alone). A case's quality metrics are one
-family held at α = 0.05 by Holm's adjustment; its two times another, each tested over per-seed
-values (wall time per seed; each seed's median epoch time, its first epoch left out). Where
-the data allow no test, the tolerance alone decides and the verdict says so.
-
-A baseline is data the gate trusts, so ``read_baseline`` recomputes every row's accuracy,
-sensitivity, specificity, AUC and best validation accuracy from its own stored predictions:
-an edited or corrupted baseline stops the check (exit 2). Cases are matched by id; a changed
-configuration hash makes a case "not comparable" rather than "worse", as asv does for an
-edited benchmark; a case that was ok in the baseline and is skipped now is "lost", a
-regression unless ``allow_missing`` names it. Seeds that trained at a halved batch after
-running out of memory are not pooled with the others.
-"""
+"""Verdicts: a run against a baseline, case by case and metric by metric (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -28,22 +6,12 @@ import dataclasses
 import fnmatch
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from xraybench import results, stats
+from xraybench.check.baselines import CheckError
 from xraybench.results import METRICS, CaseResult, Metric, Tolerance, by_case
-
-BASELINE_KIND = "xraybench-baseline"
-BASELINE_SCHEMA = 3  # 2: every seed's metrics, per-epoch times and per-image predictions; 3: a row's OOM retry
-# Recomputed from a row's own predictions when a baseline is read: (metric, split, which images).
-RECOMPUTED = [("test_acc", "test", "all"), ("test_sensitivity", "test", "pneumonia"), ("test_specificity", "test", "normal"),
-              ("best_val_acc", "val", "all"), ("test_auc", "test", "auc")]
-
-
-class CheckError(ValueError):
-    """The comparison cannot be made (unreadable baseline, bad tolerance, nothing in common)."""
 
 
 @dataclass
@@ -70,92 +38,53 @@ class CaseVerdict:
 REGRESSIONS = ("worse", "failed", "missing", "lost")
 
 
-# ----------------------------------------------------------------------------- baselines
-
-
-def make_baseline(doc: dict, name: str, tolerances: dict[str, str] | None = None) -> dict:
-    """A baseline from a run: per case and seed its status, hash, checked metrics, per-epoch times and
-    per-image predictions (with the run's image ids and labels, once)."""
-    return {
-        "kind": BASELINE_KIND, "schema_version": BASELINE_SCHEMA, "name": name, "created": results.now(),
-        "run_id": doc.get("run_id"), "profile": doc.get("profile"), "machine_info": doc.get("machine_info"),
-        "software": doc.get("software"), "commit_info": doc.get("commit_info"),
-        "settings": doc.get("settings") or {},
-        "data": {k: v for k, v in (doc.get("data") or {}).items() if k != "summary"},
-        "tolerances": tolerances or {},
-        "cases": [{"id": r["id"], "seed": r.get("seed"), "hash": r.get("hash"), "status": r["status"],
-                   "metrics": {k: (r.get("metrics") or {}).get(k) for k in METRICS},
-                   "epoch_times": [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h],
-                   **({"predictions": r["predictions"]} if r.get("predictions") else {}),
-                   **({"retry": r["retry"]} if r.get("retry") else {}),
-                   **({"images": r["images"]} if r.get("images") else {})} for r in doc["cases"]],
-    }
-
-
-def default_name(doc: dict) -> str:
-    return f"{doc.get('profile')}-{(doc.get('software') or {}).get('device', 'cpu')}"
-
-
-def read_baseline(path: Path) -> dict:
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckError(f"{path}: no baseline file here (xraybench baseline save RUN_DIR makes one)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckError(f"{path}: not a readable baseline ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("kind") != BASELINE_KIND or not isinstance(doc.get("cases"), list):
-        raise CheckError(f"{path}: not an xraybench baseline (no kind {BASELINE_KIND!r} with a list of cases)")
-    if doc.get("schema_version", 0) > BASELINE_SCHEMA:
-        raise CheckError(f"{path}: baseline schema {doc['schema_version']} is newer than this xraybench reads")
-    for i, case in enumerate(doc["cases"]):
-        if not isinstance(case, dict) or not isinstance(case.get("id"), str) or not isinstance(case.get("metrics"), dict):
-            raise CheckError(f"{path}: cases[{i}] needs an 'id' and 'metrics'")
-    verify(doc, path)
-    return doc
-
-
-def verify(doc: dict, path: Path) -> None:
-    """Every ok row's stored metrics against what its own per-image predictions give (rows without
-    predictions, schema 1, cannot be verified); a mismatch beyond rounding is a CheckError."""
-    for row in doc["cases"]:
-        if row.get("status") != "ok":
-            continue
-        for name, split, images in RECOMPUTED:
-            stored, found = row["metrics"].get(name), results.predictions(doc, row, split)
-            span = None if stored is None or found is None else _recomputed(images, found[1], found[2])
-            if span is not None and not span[0] - 1e-6 <= stored <= span[1] + 1e-6:
-                shown = f"{span[0]:.4f}" if span[0] == span[1] else f"{span[0]:.4f}–{span[1]:.4f}"
-                raise CheckError(f"{path}: case {row['id']} seed {row.get('seed')}: {name} {stored:.4f} is not what "
-                                 f"its own per-image predictions give ({shown}): baseline edited or corrupted; "
-                                 f"store it again with xraybench baseline save")
-
-
-def _recomputed(images: str, labels: np.ndarray, probs: np.ndarray) -> tuple[float, float] | None:
-    """(low, high) of a metric consistent with the stored predictions. Stored probabilities are rounded to
-    1e-4 without crossing 0.5, so proportions at 0.5 are exact; rounding keeps the order of the scores but
-    may tie them, so the AUC lies within half the share of tied pneumonia–normal pairs of its value."""
-    if images == "auc":
-        if not 0 < labels.sum() < len(labels):
-            return None
-        auc = stats.delong.auc_with_variance(labels, probs).auc
-        values, inverse = np.unique(probs, return_inverse=True)
-        pos, neg = (np.bincount(inverse[labels == k], minlength=len(values)) for k in (1, 0))
-        tied = float((pos * neg).sum()) / (pos.sum() * neg.sum())
-        return auc - tied / 2, auc + tied / 2
-    keep = {"pneumonia": labels == 1, "normal": labels == 0}.get(images, np.ones(len(labels), bool))
-    if not keep.any():
-        return None
-    value = float(((probs[keep] >= 0.5) == labels[keep]).mean())
-    return value, value
-
-
 # ------------------------------------------------------------------------------ compare
+
+
+def comparable(run: dict, baseline: dict) -> None:
+    """Stop (CheckError) where the numbers cannot be compared: another profile (other sizes and epochs), other
+    data, or other test images. Machine, precision and software differences are warnings: the same
+    experiment on other hardware, whose times and rounding may move."""
+    sides = []
+    if run.get("profile") != baseline.get("profile"):
+        sides.append((f"profile {run.get('profile')}", f"profile {baseline.get('profile')}"))
+    if _data_identity(run) != _data_identity(baseline):
+        sides.append((_data_label(run), _data_label(baseline)))
+    elif _test_images(run) and _test_images(baseline) and _test_images(run) != _test_images(baseline):
+        sides.append((f"{len(_test_images(run)[0])} test images", f"{len(_test_images(baseline)[0])} other test images"))
+    if sides:
+        this, that = (" and ".join(side[i] for side in sides) for i in (0, 1))
+        raise CheckError(f"cannot compare: this run is on {this}, the baseline on {that}; check a run made like the "
+                         f"baseline, or store a baseline of this kind of run (xraybench baseline save RUN_DIR)")
+
+
+def _data_identity(doc: dict) -> tuple:
+    """What identifies a run's data across machines: a file's MD5 where recorded (an .npz), else the source's kind and
+    name, with the fingerprint where it holds no path (the built-in data: generator version, seed and sizes)."""
+    data = doc.get("data") or {}
+    md5 = (data.get("medmnist") or {}).get("md5")
+    if md5:
+        return ("md5", md5)
+    kind = data.get("kind") or str(data.get("fingerprint", "")).split("-", 1)[0]
+    return (kind, data.get("name"), data.get("fingerprint") if kind == "synthetic" else None)
+
+
+def _data_label(doc: dict) -> str:
+    data = doc.get("data") or {}
+    md5 = (data.get("medmnist") or {}).get("md5")
+    return f"{data.get('name') or 'unknown data'} ({f'MD5 {md5[:8]}' if md5 else data.get('fingerprint') or 'no fingerprint'})"
+
+
+def _test_images(doc: dict) -> tuple | None:
+    test = ((doc.get("data") or {}).get("images") or {}).get("test")
+    return (tuple(test["ids"]), tuple(test["labels"])) if test else None
 
 
 def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = (),
             allow_missing: list[str] = ()) -> list[CaseVerdict]:
-    """One verdict per case id in the run or the baseline, over all the seeds each side has.
-    ``allow_missing``: shell-style patterns of case ids that may be missing, skipped or failed now."""
+    """One verdict per case id in the run or the baseline, over all the seeds each side has (after
+    ``comparable``). ``allow_missing``: shell-style patterns of case ids that may be missing, skipped or failed now."""
+    comparable(run, baseline)
     base, current = by_case(baseline), by_case(run)
     if not set(base) & set(current):
         raise CheckError("the run and the baseline have no case in common: nothing to compare")
@@ -196,10 +125,19 @@ def _case_verdict(case_id: str, b_case: CaseResult | None, r_case: CaseResult | 
         return CaseVerdict(case_id, seeds, "not comparable", f"only seeds retried at a halved batch after running "
                                                              f"out of memory ({', '.join(retried)})")
     verdict = _compare_case(case_id, seeds, full_b, full_r, tolerances)
+    newly = _degenerate(r_case) if not _degenerate(b_case) else []
+    if newly:  # a model no better than one class for every image is worse, however its accuracy moved
+        verdict.status = "worse"
+        verdict.note = "; ".join(filter(None, [f"newly degenerate: {'; '.join(newly)}", verdict.note]))
     if retried:
         verdict.note = "; ".join(filter(None, [verdict.note, f"not pooled: {', '.join(retried)} trained at a halved "
                                                              f"batch after running out of memory"]))
     return verdict
+
+
+def _degenerate(case: CaseResult) -> list[str]:
+    """'seed N: why' for each degenerate ok seed of a case."""
+    return [f"seed {row.get('seed')} {why}" for row in case.ok if (why := results.row_degeneracy(case.doc, row))]
 
 
 def _same_config(base: dict, row: dict, baseline_schema: int, run_schema: int) -> bool:
