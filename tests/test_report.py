@@ -11,6 +11,8 @@ from pypdf import PdfReader
 from conftest import FIXTURES
 from xraybench import report, stats
 from xraybench.cli import main
+from xraybench.report import tasks
+from xraybench.report.render import TEMPLATES, table_of_contents
 from xraybench.report.formatting import pct
 
 FIXTURE = FIXTURES / "results-hw3-smoke.json"
@@ -186,3 +188,119 @@ def test_appendix_lists_what_each_case_changes_and_keeps_full_configs_out_of_the
     assert flat.count("train.lr = 0.001") == 1  # the shared value, once
     assert '"batch_size": 32' not in flat  # no JSON dumps in print
     assert '&#34;batch_size&#34;: 32' in html_path.read_text() or '"batch_size": 32' in html_path.read_text()
+
+
+def task_html(html: str, heading: str) -> str:
+    """A task's part of the page: from its heading to the next h3."""
+    start = html.index(heading)
+    end = html.find("<h3", start)
+    return html[start:end if end > 0 else None]
+
+
+def settings_of(context: dict, key: str, suite: int = 0) -> dict[str, dict[str, str]]:
+    """Task ``key``'s "What was compared" table as {case: {header: cell}}."""
+    table = next(t for t in context["sections"][suite]["tasks"] if t["key"] == key)["settings"]
+    return {row[0]: dict(zip(table.headers, row)) for row in table.rows}
+
+
+def test_each_task_shows_its_cases_parameters_and_flops():
+    """HW3 task C asks what global average pooling saves over the flatten head: its section shows every case's
+    parameters (exact) and FLOPs per image; a frozen backbone says how many of its parameters train."""
+    doc = json.loads(SWEEP_FIXTURE.read_text())
+    section = task_html(report.render_html(report.build_context(doc)), "Task C: Global average pooling")
+    for case in ("hw3-a-cnn", "hw3-c-gap", "hw3-c-gap-wide"):
+        row = next(r for r in doc["cases"] if r["id"] == case)
+        assert f"<td>{row['metrics']['params']:,}</td>" in section, case
+        assert f"<td>{tasks.flops(row['model_info']['flops'])}</td>" in section, case
+    assert "<td>18,849</td>" in section and "<td>6.49\u00a0MFLOPs</td>" in section  # GAP: about half the CNN's
+    frozen = settings_of(report.build_context(json.loads((FIXTURES / "results-all-smoke.json").read_text())), "C", 1)
+    assert frozen["hw4-c-efficientnet-lite0"]["params"] == "3,373,570 (2,562 trainable)"
+    assert frozen["hw4-c-efficientnet-lite0"]["FLOPs"] == "18.2\u00a0MFLOPs"
+    assert frozen["hw4-c-resnet18"]["params"] == "–"  # skipped: no trained model
+
+
+def test_settings_say_how_many_seeds_ran_and_which_augmentation():
+    doc = json.loads(SWEEP_FIXTURE.read_text())
+    third = copy.deepcopy(next(r for r in doc["cases"] if r["id"] == "hw3-a-cnn"))
+    third["seed"] = 2
+    doc["cases"] = [r for r in doc["cases"] if r["id"] != "hw3-b-mlp" or r["seed"] == 0] + [third]
+    for row in doc["cases"]:
+        if row["id"] == "hw3-a-cnn-dropout":
+            row["config"]["data"]["augment"] = ["hflip", "brightness"]
+    context = report.build_context(doc)
+    task_a, task_b = settings_of(context, "A"), settings_of(context, "B")
+    assert task_a["hw3-a-cnn"]["seeds"] == "3 (0–2)" and task_a["hw3-a-cnn-dropout"]["seeds"] == "2 (0–1)"
+    assert task_b["hw3-b-mlp"]["seeds"] == "1"  # how many, not the seed's number
+    assert task_a["hw3-a-cnn-dropout"]["aug."] == "hflip, brightness" and task_a["hw3-a-cnn"]["aug."] == "–"
+    assert tasks.seeds_text([0, 5, 9]) == "3 (0, 5, 9)"
+
+
+def test_what_was_compared_fits_the_printed_page():
+    """The settings table says once, under it, what every case shares, and keeps the columns in which cases
+    differ: no table of the PDF is wider than the page's text (WeasyPrint's laid-out boxes)."""
+    import weasyprint
+    from weasyprint.formatting_structure import boxes
+
+    doc = json.loads((FIXTURES / "results-all-smoke.json").read_text())
+    context = report.build_context(doc)
+    task_c = next(t for t in context["sections"][1]["tasks"] if t["key"] == "C")["settings"]
+    assert "lr" in task_c.headers and "optimizer" not in task_c.headers  # lr differs between hw4-b and hw4-c
+    assert task_c.note.startswith("The same for every case: epochs 2; batch 32; optimizer adam;")
+    html = report.render_html(context)
+    pages = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render().pages
+
+    def descendants(box):
+        yield box
+        for child in getattr(box, "children", None) or []:
+            yield from descendants(child)
+
+    def header(table) -> list[str]:
+        return ["".join(t.text for t in descendants(cell) if isinstance(t, boxes.TextBox))
+                for cell in table.children[0].children[0].children]
+
+    edges = [(box.position_x + box.margin_width(), page._page_box.content_box_x() + page._page_box.width)
+             for page in pages for box in descendants(page._page_box)
+             if isinstance(box, boxes.TableBox) and "aug." in header(box)]
+    assert len(edges) >= html.count("<h4>What was compared</h4>") == 5  # a table split over two pages: two boxes
+    assert all(right <= text_right + 0.5 for right, text_right in edges), edges
+
+
+def test_every_task_s_findings_are_in_the_contents():
+    doc = json.loads((FIXTURES / "results-all-smoke.json").read_text())
+    context = report.build_context(doc)
+    toc = table_of_contents(context)
+    html = report.render_html({**context, "toc": toc}, screen=True)
+    anchors = [entry["anchor"] for entry in toc]
+    for task in (t for section in context["sections"] for t in section["tasks"]):
+        after = toc[anchors.index(task["anchor"]) + 1]
+        assert after == {"anchor": task["findings_anchor"], "label": "Findings", "level": 4}, task["anchor"]
+        assert f'<h4 id="{task["findings_anchor"]}">Findings</h4>' in html
+    assert all(html.count(f'id="{anchor}"') == 1 for anchor in anchors)
+    assert 'id="' not in report.render_html(context).split("<body")[1]  # print: no named destinations
+
+
+def test_degenerate_trainings_are_named_in_their_task_s_findings():
+    """A seed that calls every test image PNEUMONIA (this smoke fixture's models do) or ranks them no better than
+    chance is named, with results.degeneracy's reason, from the row's confusion matrix and AUC."""
+    doc = json.loads(SWEEP_FIXTURE.read_text())
+    rows = {(r["id"], r["seed"]): r for r in doc["cases"]}
+    healthy = rows[("hw3-a-cnn", 1)]["metrics"]
+    healthy.update(test_confusion={"tn": 12, "fp": 3, "fn": 6, "tp": 43}, test_auc=0.91)
+    rows[("hw3-a-cnn-dropout", 0)]["metrics"]["test_confusion"] = {"tn": 8, "fp": 7, "fn": 20, "tp": 29}
+    rows[("hw3-b-mlp", 0)]["metrics"].update(test_confusion={"tn": 15, "fp": 0, "fn": 49, "tp": 0}, test_auc=0.8)
+    rows[("hw3-b-mlp", 1)]["metrics"].update(test_confusion={"tn": 300, "fp": 2, "fn": 320, "tp": 1}, test_auc=0.8)
+    context = report.build_context(doc)
+    findings = {t["key"]: t["findings"] for t in context["sections"][0]["tasks"]}
+    assert findings["A"][:2] == [
+        "hw3-a-cnn: 1 of 2 seeds is degenerate (seed 0: predicts PNEUMONIA for 100 % of the test images, test AUC "
+        "0.435 ≤ 0.55): no better than predicting PNEUMONIA for every image.",
+        "hw3-a-cnn-dropout: 2 of 2 seeds are degenerate (seed 0: test AUC 0.366 ≤ 0.55; seed 1: predicts PNEUMONIA "
+        "for 100 % of the test images, test AUC 0.490 ≤ 0.55): no better than predicting PNEUMONIA for every image "
+        "(seed 1), and ranks the test images no better than chance (seed 0, AUC 0.366)."]
+    mlp = next(line for line in findings["B"] if line.startswith("hw3-b-mlp"))
+    assert mlp.startswith("hw3-b-mlp: 2 of 2 seeds are degenerate (seed 0: predicts NORMAL for 100 % of the test")
+    assert mlp.endswith("): no better than predicting NORMAL for every image.")
+    sweep = next(t for t in context["sections"][1]["tasks"])["findings"]
+    assert all("degenerate" in line for line in sweep[:4])  # every point of the grid, before its best is named
+    html = task_html(report.render_html(context), "Task A: Reduce overfitting")
+    assert "hw3-a-cnn: 1 of 2 seeds is degenerate" in html.split("<h4>Findings</h4>")[1]

@@ -6,7 +6,7 @@ number is given with its spread over seeds.
 
 from __future__ import annotations
 
-from xraybench import stats
+from xraybench import results, stats
 from xraybench.report.comparisons import Comparison
 from xraybench.report.formatting import p_is, pp
 from xraybench.results import CaseResult
@@ -25,7 +25,8 @@ def task_findings(cases: list[CaseResult], comparisons: list[Comparison], untest
     cases = [c for c in cases if c.ok]
     if not cases:
         return ["No case of this task finished."]
-    out = [c.sentence() for c in comparisons]
+    out = degenerate_findings(cases)  # first: they say what the accuracies and comparisons below are worth
+    out += [c.sentence() for c in comparisons]
     out += [f"{a} vs {b}: not tested (these results hold no per-image predictions); no winner is named."
             for a, b in untested]
     gaps = "; ".join(f"{c.id} {spread([h['train_acc'] - h['val_acc'] for h in _last(c)])}" for c in cases)
@@ -36,6 +37,41 @@ def task_findings(cases: list[CaseResult], comparisons: list[Comparison], untest
     drops = [r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for c in cases for r in c.ok]
     out.append(f"Test accuracy is {_span(drops)} relative to the best validation accuracy (every seed of every case).")
     return out
+
+
+def degenerate_findings(cases: list[CaseResult]) -> list[str]:
+    """A sentence per case with degenerate seeds (``results.row_degeneracy``): an accuracy that reads like learning
+    may be one class called for every image."""
+    out = []
+    for case in cases:
+        found = {r.get("seed"): why for r in case.ok if (why := results.row_degeneracy(case.doc, r))}
+        if not found:
+            continue
+        details = "; ".join(f"seed {seed}: {str(why).replace('; ', ', ')}" for seed, why in found.items())
+        out.append(f"{case.id}: {len(found)} of {len(case.ok)} seed{'s' if len(case.ok) > 1 else ''} "
+                   f"{'are' if len(found) > 1 else 'is'} degenerate ({details}): {_worth(found)}.")
+    return out
+
+
+def _worth(found: dict) -> str:
+    """What degenerate seeds are worth: the class they call for (nearly) every image, or a chance ranking."""
+    called = {seed: why.called for seed, why in found.items() if why.called}
+    ranked = [seed for seed in found if seed not in called]
+    both, parts = called and ranked, []
+    if called:
+        labels = set(called.values())
+        parts.append(f"no better than predicting {labels.pop() if len(labels) == 1 else 'one class'} for every image"
+                     + (f" ({_seeds(called)})" if both else ""))
+    if ranked:
+        which = _seeds(ranked) + ", " if both else ""
+        values = ", ".join(f"{found[seed].auc:.3f}" for seed in ranked)
+        parts.append(f"ranks the test images no better than chance ({which}AUC {values})")
+    return ", and ".join(parts)
+
+
+def _seeds(seeds) -> str:
+    seeds = list(seeds)
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
 def _time_findings(cases: list[CaseResult]) -> list[str]:

@@ -9,15 +9,22 @@ from xraybench import stats
 from xraybench.report import plots
 from xraybench.report.analysis import operating_section
 from xraybench.report.comparisons import Comparison, compare, degrees
-from xraybench.report.findings import task_findings
+from xraybench.report.findings import degenerate_findings, task_findings
 from xraybench.report.formatting import interval, mean_sd, min_max, p_value, pct, percent_sd, pp
 from xraybench.report.sweeps import sweep_section
 from xraybench.report.tables import Table, task
 from xraybench.results import CaseResult
 
 
-SETTINGS_HEADERS = ["case", "model", "options", "input", "epochs", "batch", "optimizer", "lr", "weight decay",
-                    "scheduler", "loss", "seeds"]
+# What each case is and costs, then how it was trained; a training setting every case shares is said once, under
+# the table, so that the columns left are the differences and the table fits the printed page.
+SETTINGS_HEADERS = ["case", "model", "options", "input", "aug.", "params", "FLOPs", "epochs", "batch", "optimizer",
+                    "lr", "weight decay", "scheduler", "loss", "seeds"]
+SHARED_ONCE = {"epochs", "batch", "optimizer", "lr", "weight decay", "scheduler", "loss"}
+SETTINGS_CAPTION = ("aug.: augmentations of the training images. params: the trained model's parameters (and the "
+                    "trainable ones, where fewer). FLOPs: one forward pass of one image at the input shown "
+                    "(torch.utils.flop_counter, two per multiply-add; a pretrained backbone with its 1000-class "
+                    "ImageNet head). seeds: how many ran (which).")
 
 
 TRAINING_HEADERS = ["case", "seeds", "train loss", "train acc", "best val loss", "best val acc", "time (s)",
@@ -46,7 +53,8 @@ def not_finished_note(members: list[CaseResult]) -> list[str]:
 def task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseResult]) -> dict:
     not_finished = not_finished_note(members)
     if all(c.first.get("sweep") for c in members):
-        return sweep_section(members, not_finished)
+        section = sweep_section(members, not_finished)
+        return {**section, "findings": degenerate_findings([c for c in members if c.ok]) + section["findings"]}
     # Cases a member is compared with (declared in another task) join the comparison.
     compared = [cases[c] for m in members for c in m.first.get("compare", []) if c in cases]
     involved = list({c.id: c for c in compared + members}.values())
@@ -63,7 +71,7 @@ def task_content(doc: dict, members: list[CaseResult], cases: dict[str, CaseResu
     if comparisons:
         tables.append(_comparison_table(comparisons))
     return task(
-        settings=Table(SETTINGS_HEADERS, [_settings_row(c) for c in involved], numeric_from=99),
+        settings=settings_table(involved),
         models=[{"label": c.id, "title": c.first.get("title", ""), "description": c.first.get("description", ""),
                  "seeds": c.seeds, "figure": plots.training_curves([r["history"] for r in c.ok])}
                 for c in members if c.ok and c.ok[0].get("history")],
@@ -183,6 +191,16 @@ def _comparison_table(comparisons: list[Comparison]) -> Table:
                          "hold their 5% level by simulation.")
 
 
+def settings_table(cases: list[CaseResult]) -> Table:
+    """What was compared: a row per case; the training settings all of them share in one line below."""
+    rows = [_settings_row(c) for c in cases]
+    shared = {i for i, h in enumerate(SETTINGS_HEADERS) if h in SHARED_ONCE and len({row[i] for row in rows}) == 1}
+    keep = [i for i in range(len(SETTINGS_HEADERS)) if i not in shared]
+    same = "; ".join(f"{SETTINGS_HEADERS[i]} {rows[0][i]}" for i in sorted(shared))
+    return Table([SETTINGS_HEADERS[i] for i in keep], [[row[i] for i in keep] for row in rows], numeric_from=99,
+                 caption=SETTINGS_CAPTION, note=f"The same for every case: {same}." if same else "")
+
+
 def _settings_row(case: CaseResult) -> list[str]:
     c = case.first.get("config", {})
     model, data, train = c.get("model", {}), c.get("data", {}), c.get("train", {})
@@ -190,8 +208,42 @@ def _settings_row(case: CaseResult) -> list[str]:
     scheduler = train.get("scheduler", "")
     if train.get("scheduler_options"):
         scheduler += " (" + ", ".join(f"{k}={v}" for k, v in train["scheduler_options"].items()) + ")"
-    seeds = [r.get("seed") for r in case.rows]
-    seed_text = str(seeds[0]) if len(seeds) == 1 else f"{len(seeds)} ({min(seeds)}–{max(seeds)})"
     return [case.id, model.get("name", ""), options, f"{data.get('channels')}×{data.get('image_size')}²",
+            ", ".join(data.get("augment") or []) or "–", *_costs(case),
             str(train.get("epochs", "")), str(train.get("batch_size", "")), train.get("optimizer", ""),
-            f"{train.get('lr', 0):g}", f"{train.get('weight_decay', 0):g}", scheduler, train.get("loss", ""), seed_text]
+            f"{train.get('lr', 0):g}", f"{train.get('weight_decay', 0):g}", scheduler, train.get("loss", ""),
+            seeds_text([r.get("seed") for r in case.rows])]
+
+
+def seeds_text(seeds: list[int]) -> str:
+    """How many seeds ran — the settings' sample size, which the seed number itself is not — and, from two
+    on, which: "3 (0–2)", or "3 (0, 5, 9)" where they are not consecutive."""
+    if len(seeds) < 2:
+        return str(len(seeds))
+    ordered = sorted(seeds)
+    consecutive = ordered == list(range(ordered[0], ordered[0] + len(ordered)))
+    which = f"{ordered[0]}–{ordered[-1]}" if consecutive else ", ".join(map(str, ordered))
+    return f"{len(seeds)} ({which})"
+
+
+def _costs(case: CaseResult) -> list[str]:
+    """Parameters (exact; the trainable ones too, where fewer) and FLOPs per image of a case's model, from its first
+    finished seed: HW3 task C asks what the flatten head costs."""
+    if not case.ok:
+        return ["–", "–"]
+    metrics, info = case.ok[0]["metrics"], case.ok[0].get("model_info") or {}
+    params, trained = metrics.get("params"), metrics.get("trainable_params")
+    text = "–" if params is None else f"{params:,}"
+    if params is not None and trained is not None and trained < params:
+        text += f" ({trained:,} trainable)"
+    return [text, flops(info["flops"]) if info.get("flops") else "–"]
+
+
+def flops(n: float) -> str:
+    """FLOPs to three significant digits in the unit that suits them: 6.52 MFLOPs, 4.11 GFLOPs (a no-break space
+    keeps the unit on the number's line in a narrow column)."""
+    n = float(f"{n:.3g}")  # rounded first, so that 999.6 M reads 1 G, not 1e+03 M
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g}\u00a0{unit}FLOPs"
+    return f"{n:.0f}\u00a0FLOPs"
