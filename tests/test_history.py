@@ -1,10 +1,13 @@
 """`xraybench history`: series across runs, ordered by commit date; a planted step and a planted slow drift are
-flagged, a stable series is not; the page renders; exit codes as `check`."""
+flagged, a stable series is not; the page renders; exit codes as `check`. Runs of one commit get distinct labels,
+each profile is its own series, counts agree with their nouns, and a case the latest run lacks is kept."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from pypdf import PdfReader
@@ -12,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from xraybench import history
 from xraybench.cli import main
+from xraybench.report import history_page, plots
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import stat_calibration as simulation  # noqa: E402
@@ -59,6 +63,25 @@ def runs(tmp_path_factory):
     return simulated_runs(tmp_path_factory.mktemp("history"))
 
 
+def copies(dirs: list[Path], tmp_path: Path, change=lambda doc, r: None) -> list[Path]:
+    """Copies of simulated runs, oldest first, each results.json rewritten by ``change(doc, r)`` (r: run-r)."""
+    copied = []
+    for run_dir in sorted(dirs, key=lambda d: int(d.name.split("-")[1])):
+        path = shutil.copytree(run_dir, tmp_path / run_dir.name) / "results.json"
+        doc = json.loads(path.read_text())
+        change(doc, int(run_dir.name.split("-")[1]))
+        path.write_text(json.dumps(doc))
+        copied.append(path.parent)
+    return copied
+
+
+def figures_of(monkeypatch) -> list:
+    """The page's figures as matplotlib figures (their SVGs draw text as paths, unreadable to a test)."""
+    figures = []
+    monkeypatch.setattr(plots, "to_data_uri", lambda fig: figures.append(fig) or "")
+    return figures
+
+
 def latest(series, case, metric="test_acc"):
     return next(s for s in series if s.case == case and s.metric == metric).latest
 
@@ -102,3 +125,73 @@ def test_what_history_cannot_use_is_one_line(runs, tmp_path, capsys):
     assert "at least two runs" in capsys.readouterr().err
     assert main(["history", str(tmp_path / "nowhere"), str(runs[0])]) == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_runs_of_one_commit_get_distinct_labels_in_the_figures_and_the_run_table(runs, tmp_path, monkeypatch):
+    def one_commit(doc, r):
+        doc["commit_info"] = {"id": "abcdef12".ljust(40, "0"), "time": "2026-11-01T12:00:00+00:00"}
+
+    docs = history.load(copies(runs, tmp_path, one_commit))
+    labels = history.labels(docs)
+    assert len(set(labels)) == RUNS and all(label.startswith("abcdef12 2026-11-01 run-") for label in labels)
+    series = history.build(docs)
+    assert all([p.label for p in s.points] == labels for s in series)
+    figures = figures_of(monkeypatch)
+    page = history_page.context(docs, series, history.LOOKBACK)
+    assert [t.get_text() for t in figures[0].axes[0].get_xticklabels()] == labels
+    assert [row[1] for row in page["runs"].rows] == labels
+    plt.close("all")
+    twice = [{"run_id": "x", "commit_info": docs[0]["commit_info"], "_source": "x/results.json"}] * 2
+    assert history.labels(twice) == ["abcdef12 2026-11-01 x #1", "abcdef12 2026-11-01 x #2"]
+
+
+def test_smoke_and_quick_runs_of_a_case_are_separate_series_and_lines(runs, tmp_path, monkeypatch):
+    def smoke_when_even(doc, r):
+        if r % 2 == 0:  # another profile: other image sizes and epochs, so another configuration hash
+            doc["profile"] = "smoke"
+            for row in doc["cases"]:
+                row["hash"] = "smoke-" + row["hash"]
+
+    docs = history.load(copies(runs, tmp_path, smoke_when_even))
+    series = history.build(docs)
+    acc = {s.profile: s for s in series if s.case == "hw3-stable" and s.metric == "test_acc"}
+    assert [p.run for p in acc["smoke"].points] == ["run-0", "run-2", "run-4", "run-6"]
+    assert [p.run for p in acc["quick"].points] == ["run-1", "run-3", "run-5", "run-7"]
+    assert acc["smoke"].latest.window == 3 and acc["quick"].latest.window == 3  # each pools its own profile's runs
+    assert acc["quick"].in_latest_run and not acc["smoke"].in_latest_run
+    figures = figures_of(monkeypatch)
+    history_page.context(docs, series, history.LOOKBACK)
+    assert len(figures) == 3  # one per case, both profiles in it
+    assert [t.get_text() for t in figures[0].legends[0].get_texts()][:2] == ["profile smoke", "profile quick"]
+    plt.close("all")
+
+
+def test_counts_agree_with_their_nouns(runs, tmp_path, capsys):
+    def one_case(doc, r):
+        doc["cases"] = [row for row in doc["cases"] if row["id"] == "hw3-stable"]
+
+    two = copies(sorted(runs, key=lambda d: d.name)[:2], tmp_path, one_case)
+    out = tmp_path / "page"
+    assert main(["history", *map(str, two), "--lookback", "1", "--out", str(out)]) == 0
+    printed, page = capsys.readouterr().out, (out / "history.html").read_text()
+    assert "<h1>xraybench history: 2 runs, 1 case</h1>" in page and "up to 1 earlier run " in page
+    assert not any(wrong in printed + page for wrong in ("1 cases", "1 runs", "1 earlier runs"))
+    assert printed.startswith("2 runs, 1 case;") and "(1 run, 3 seeds)" in printed
+
+
+def test_a_case_the_latest_run_lacks_is_drawn_and_listed_but_is_no_regression(runs, tmp_path, capsys):
+    def only_stable(doc, r):  # a later run of hw3-stable alone: hw3-step's latest point, worse, is run-7's
+        doc.update(run_id="run-8", commit_info={"id": "c0ffee08".ljust(40, "0"), "time": "2026-11-09T12:00:00+00:00"})
+        doc["cases"] = [row for row in doc["cases"] if row["id"] == "hw3-stable"]
+
+    dirs = copies(runs, tmp_path)
+    later = copies([dirs[-1]], tmp_path / "later", only_stable)
+    out = tmp_path / "page"
+    assert main(["history", *map(str, dirs + later), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "not in the latest run (last seen in c0ffee07 2026-11-08)" in printed
+    assert (out / "history.html").read_text().count("<figure>") == 3  # every case of any run
+    series = history.build(history.load(dirs + later))
+    step = next(s for s in series if s.case == "hw3-step" and s.metric == "test_acc")
+    assert len(step.points) == RUNS and step.latest.status == "worse" and not step.in_latest_run
+    assert history.exit_code(series) == 0

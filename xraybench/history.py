@@ -11,6 +11,10 @@ sampling, Welch–Satterthwaite t) decides, the case's two metrics held together
 repeat from run to run (0, 1, 2 …); where a repeated seed trains the same model again, the runs agree more
 than independent seeds would and the test errs on the quiet side. Numbers only: ``report.history_page``
 draws and words them.
+
+A run's profile (smoke, quick …) sets image sizes and epochs: a case's runs under two profiles are two
+experiments, so each (case, profile) is its own series. Every case of any run is kept; one the latest run
+lacks is shown but cannot make the history fail.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class HistoryError(ValueError):
 class Point:
     """One run of one case and metric."""
 
-    run: str  # run id, or baseline name
+    run: str  # baseline name, or run id
+    label: str  # the run's name in tables and figures, unique in the history (``labels``)
     commit: str  # short commit id, "" unknown
     when: str  # commit date, else run date (ISO)
     config_hash: str
@@ -53,7 +58,9 @@ class Point:
 class Series:
     case: str
     metric: str
+    profile: str = ""
     points: list[Point] = field(default_factory=list)
+    in_latest_run: bool = True  # False: the latest run has no result of this case under this profile
 
     @property
     def latest(self) -> Point:
@@ -98,28 +105,57 @@ def when(doc: dict) -> str:
     return (doc.get("commit_info") or {}).get("time") or doc.get("datetime") or doc.get("created") or ""
 
 
+def run_name(doc: dict) -> str:
+    """A baseline's name, else the run id, else the run's folder."""
+    return doc.get("name") or doc.get("run_id") or Path(doc["_source"]).parent.name
+
+
+def labels(docs: list[dict]) -> list[str]:
+    """Each run's label: commit (8 characters) and date; runs that share both add their name, and a counter
+    where even that repeats, so that no two runs of a history are drawn or listed under one label."""
+    base = [" ".join(filter(None, [_commit(d)[:8], when(d)[:10]])) for d in docs]
+    named = [b if base.count(b) == 1 else f"{b} {run_name(d)}".strip() for b, d in zip(base, docs)]
+    return [n if named.count(n) == 1 else f"{n} #{named[:i + 1].count(n)}" for i, n in enumerate(named)]
+
+
 def build(docs: list[dict], lookback: int = LOOKBACK) -> list[Series]:
-    """Every case of the latest run, each tracked metric's series across ``docs`` (in order), each point tested
-    against the ``lookback`` comparable runs before it."""
+    """Every case of every run, each profile's series of each tracked metric across ``docs`` (in order), each
+    point tested against the ``lookback`` comparable runs before it."""
     runs = [by_case(doc, [r for r in doc["cases"] if r["status"] == "ok"]) for doc in docs]
+    names = labels(docs)
     series = []
-    for case_id in runs[-1]:
-        members = [(doc, run[case_id]) for doc, run in zip(docs, runs) if case_id in run]
+    for case_id, profile in _keys(docs, runs):
+        members = [(i, run[case_id]) for i, (doc, run) in enumerate(zip(docs, runs))
+                   if case_id in run and profile_of(doc) == profile]
         scores = [case.scores() for _, case in members]  # each run's predictions, decoded once
-        per_metric = {m: Series(case_id, m, [_point(doc, case, m) for doc, case in members]) for m in TRACKED}
-        for i in range(len(members)):
-            _test([case for _, case in members], scores, i, [per_metric[m].points[i] for m in TRACKED], lookback)
+        current = members[-1][0] == len(docs) - 1
+        per_metric = {m: Series(case_id, m, profile, [_point(docs[i], names[i], case, m) for i, case in members],
+                                in_latest_run=current) for m in TRACKED}
+        for k in range(len(members)):
+            _test([case for _, case in members], scores, k, [per_metric[m].points[k] for m in TRACKED], lookback)
         series += [s for s in per_metric.values() if s.points]
     return series
 
 
-def _point(doc: dict, case: CaseResult, metric: str) -> Point:
+def profile_of(doc: dict) -> str:
+    return doc.get("profile") or ""
+
+
+def _keys(docs: list[dict], runs: list[dict]) -> list[tuple[str, str]]:
+    """Every (case, profile) of the runs: the latest run's first, then the rest by when each was last seen."""
+    newest_first = zip(docs[::-1], runs[::-1])
+    return list(dict.fromkeys((case_id, profile_of(doc)) for doc, run in newest_first for case_id in run))
+
+
+def _commit(doc: dict) -> str:
+    return (doc.get("commit_info") or {}).get("id") or ""
+
+
+def _point(doc: dict, label: str, case: CaseResult, metric: str) -> Point:
     values = case.values(metric)
-    commit = (doc.get("commit_info") or {}).get("id") or ""
-    return Point(run=doc.get("run_id") or doc.get("name") or Path(doc["_source"]).parent.name,
-                 commit=commit[:8], when=when(doc)[:19], config_hash=case.first.get("hash", ""),
-                 mean=float(np.mean(values)) if values else float("nan"), interval=case.mean_interval(metric),
-                 seeds=len(values))
+    return Point(run=run_name(doc), label=label, commit=_commit(doc)[:8], when=when(doc)[:19],
+                 config_hash=case.first.get("hash", ""), mean=float(np.mean(values)) if values else float("nan"),
+                 interval=case.mean_interval(metric), seeds=len(values))
 
 
 def _test(cases: list[CaseResult], scores: list, i: int, points: list[Point], lookback: int) -> None:
@@ -158,15 +194,20 @@ def _test(cases: list[CaseResult], scores: list, i: int, points: list[Point], lo
 
 
 def exit_code(series: list[Series]) -> int:
-    """As ``check``: 1 when a case's latest run is worse than its recent history, else 0."""
-    return 1 if any(s.latest.status == "worse" for s in series) else 0
+    """As ``check``: 1 when a case's result in the latest run is worse than its recent history, else 0; a case
+    the latest run lacks is no regression of that run."""
+    return 1 if any(s.in_latest_run and s.latest.status == "worse" for s in series) else 0
 
 
 def as_json(series: list[Series]) -> str:
-    rows = [{"case": s.case, "metric": s.metric, "points": [
-        {"run": p.run, "commit": p.commit, "when": p.when, "mean": p.mean, "interval": p.interval, "seeds": p.seeds,
-         "status": p.status, "window": p.window, "p_held": p.held_p,
-         "change": None if p.change is None else {"difference": p.change.difference, "low": p.change.low,
-                                                  "high": p.change.high, "p_value": p.change.p_value}}
-        for p in s.points]} for s in series]
+    rows = [{"case": s.case, "metric": s.metric, "profile": s.profile, "in_latest_run": s.in_latest_run,
+             "points": [_point_json(p) for p in s.points]} for s in series]
     return json.dumps(rows, indent=1)
+
+
+def _point_json(p: Point) -> dict:
+    change = None if p.change is None else {"difference": p.change.difference, "low": p.change.low,
+                                            "high": p.change.high, "p_value": p.change.p_value}
+    return {"run": p.run, "label": p.label, "commit": p.commit, "when": p.when, "mean": p.mean,
+            "interval": p.interval, "seeds": p.seeds, "status": p.status, "window": p.window, "p_held": p.held_p,
+            "change": change}

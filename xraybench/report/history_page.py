@@ -11,8 +11,8 @@ from xraybench.report.formatting import METRIC_LABELS, interval, p_value
 from xraybench.report.render import write_pages
 from xraybench.report.tables import Table
 
-CHANGE_HEADERS = ["case", "metric", "latest run", "recent runs (pooled)", "latest − recent [95% interval]", "p (Holm)",
-                  "verdict"]
+CHANGE_HEADERS = ["case", "profile", "metric", "latest run", "recent runs (pooled)", "latest − recent [95% interval]",
+                  "p (Holm)", "verdict"]
 
 
 def render(docs: list[dict], series: list[history.Series], out: Path, lookback: int) -> tuple[Path, Path]:
@@ -21,40 +21,68 @@ def render(docs: list[dict], series: list[history.Series], out: Path, lookback: 
                        docs[-1].get("datetime"))
 
 
+def plural(n: int, word: str) -> str:
+    """"1 case", "2 cases": a count and its noun, agreeing."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary(docs: list[dict], series: list[history.Series]) -> str:
+    """"6 runs, 1 case": the page's title and the console's first line say the same."""
+    return f"{plural(len(docs), 'run')}, {plural(len({s.case for s in series}), 'case')}"
+
+
 def context(docs: list[dict], series: list[history.Series], lookback: int) -> dict:
     by_case: dict[str, list[history.Series]] = {}
     for s in series:
         by_case.setdefault(s.case, []).append(s)
+    labels = history.labels(docs)
+    profiles = list(dict.fromkeys(history.profile_of(d) for d in docs))
     return {
-        "title": f"xraybench history: {len(docs)} runs, {len(by_case)} cases",
-        "runs": Table(["#", "run", "commit", "date", "profile", "file"],
-                      [[str(i + 1), d.get("run_id") or d.get("name") or "", ((d.get("commit_info") or {}).get("id")
-                        or "")[:8], history.when(d)[:19], d.get("profile") or "", d["_source"]]
-                       for i, d in enumerate(docs)], numeric_from=99),
+        "title": f"xraybench history: {summary(docs, series)}",
+        "runs": runs_table(docs, labels),
         "changes": changes_table(series),
-        "method": (f"Each point is a run's mean over seeds with its 95% interval (seeds' spread and test images). Each "
-                   f"run is tested against the pooled seeds of up to {lookback} earlier runs of the same configuration "
-                   f"on the same test images (conbench's lookback): the difference of the means, with each side's seed "
-                   f"spread and the test images' sampling, on Welch's t; a case's accuracy and AUC held together by "
-                   f"Holm at α = 0.05. A flagged run is drawn red-orange (worse) or green (better). Runs are "
-                   f"ordered by commit date, then run date. The intervals drawn count the sampling of the test "
-                   f"images, which runs on the same images share; the test does not need to, so it sees changes "
-                   f"smaller than the overlap of two intervals suggests."),
-        "cases": [{"case": case, "figure": plots.metric_history(group)} for case, group in by_case.items()],
+        "method": (f"Each point is a run's mean over seeds with its 95% interval (seeds' spread and test images), "
+                   f"labelled by the run's commit and date (and its name where runs share both). A case run under "
+                   f"two profiles is two experiments (image size, epochs): each profile is its own series and line. "
+                   f"Each run is tested against the pooled seeds of up to {plural(lookback, 'earlier run')} of the "
+                   f"same configuration on the same test images (conbench's lookback): the difference of the means, "
+                   f"with each side's seed spread and the test images' sampling, on Welch's t; a case's accuracy and "
+                   f"AUC held together by Holm at α = 0.05. A flagged run is drawn red-orange (worse) or green "
+                   f"(better). Runs are ordered by commit date, then run date. The intervals drawn count the sampling "
+                   f"of the test images, which runs on the same images share; the test does not need to, so it sees "
+                   f"changes smaller than the overlap of two intervals suggests. A case the latest run lacks is drawn "
+                   f"and listed but is no regression of that run."),
+        "cases": [{"case": case, "figure": plots.metric_history(group, labels, profiles)}
+                  for case, group in by_case.items()],
     }
+
+
+def runs_table(docs: list[dict], labels: list[str]) -> Table:
+    rows = [[str(i + 1), label, history.run_name(d), history.when(d)[:19], d.get("profile") or "", d["_source"]]
+            for i, (d, label) in enumerate(zip(docs, labels))]
+    return Table(["#", "label (the figures' axis)", "run", "date", "profile", "file"], rows, numeric_from=99)
 
 
 def changes_table(series: list[history.Series]) -> Table:
     rows = []
     for s in series:
         p = s.latest
-        latest = f"{100 * p.mean:.1f} {interval(p.interval)}"
+        first = [s.case, s.profile or "–", METRIC_LABELS.get(s.metric, s.metric)]
+        if not s.in_latest_run:
+            rows.append([*first, "–", "–", "–", "–", f"not in the latest run (last seen in {p.label})"])
+            continue
+        latest = _unbroken(f"{100 * p.mean:.1f} {interval(p.interval)}")
         if p.change is None:
-            rows.append([s.case, METRIC_LABELS.get(s.metric, s.metric), latest, "–", "–", "–", p.status])
+            rows.append([*first, latest, "–", "–", "–", p.status])
             continue
         d = p.change
-        recent = f"{100 * (p.mean - d.difference):.1f} ({p.window} runs, {d.seeds_b} seeds)"
+        recent = f"{100 * (p.mean - d.difference):.1f} ({plural(p.window, 'run')}, {plural(d.seeds_b, 'seed')})"
         diff = f"{100 * d.difference:+.1f}" + (f" [{100 * d.low:+.1f}, {100 * d.high:+.1f}]" if d.testable else "")
-        rows.append([s.case, METRIC_LABELS.get(s.metric, s.metric), latest, recent, diff,
-                     p_value(p.held_p) if d.testable else "–", p.status])
-    return Table(CHANGE_HEADERS, rows, numeric_from=2, title="The latest run against its recent history")
+        rows.append([*first, latest, recent, _unbroken(diff), p_value(p.held_p) if d.testable else "–", p.status])
+    return Table(CHANGE_HEADERS, rows, numeric_from=3, title="The latest run against its recent history",
+                 css_class="comparisons")  # case names unbroken, long verdicts wrap
+
+
+def _unbroken(text: str) -> str:
+    """No-break spaces: where the verdicts wrap, a number stays on one line with its interval."""
+    return text.replace(" ", "\u00a0")

@@ -201,18 +201,55 @@ def _thumbnail(ax, png: str | None) -> None:
         ax.imshow(np.asarray(Image.open(io.BytesIO(base64.b64decode(png)))), cmap="gray", vmin=0, vmax=255)
 
 
-def metric_history(series: list) -> str:
-    """One case across runs, a panel per metric (``history.Series``): the mean over seeds with its 95% interval
-    per run, in commit order; a run the lookback test flags is drawn in red (worse) or green (better)."""
-    fig, axes = plt.subplots(1, len(series), figsize=(3.5 * len(series), 2.1), squeeze=False)
-    for ax, s in zip(axes[0], series):
-        x = np.arange(len(s.points))
-        for i, p in enumerate(s.points):
-            colour = {"worse": "#D55E00", "better": TEST}.get(p.status, TRAIN)
-            low, high = p.interval or (p.mean, p.mean)
-            ax.errorbar(i, 100 * p.mean, yerr=[[100 * (p.mean - low)], [100 * (high - p.mean)]], fmt="o", ms=4,
-                        color=colour, capsize=2, lw=1)
-        ax.plot(x, [100 * p.mean for p in s.points], color=TRAIN, lw=0.8, alpha=0.5)
-        ax.set_xticks(x, [p.commit or p.run[:8] for p in s.points], rotation=45, ha="right", fontsize=7)
-        ax.set(title={"test_acc": "test accuracy (%)", "test_auc": "test AUC (×100)"}.get(s.metric, s.metric))
+PROFILE_STYLES = [(TRAIN, "o"), ("#CC79A7", "s"), ("#56B4E9", "^"), ("#000000", "D")]  # not the flags' colours
+FLAGS = {"worse": "#D55E00", "better": TEST}
+MAX_TICKS = 16  # labels a panel shows before it shows every second (third …) run's
+
+
+def metric_history(series: list, labels: list[str], profiles: list[str]) -> str:
+    """One case across runs, a panel per metric and a line per profile (``history.Series``): the mean over seeds
+    with its 95% interval per run, the runs in the history's order (``labels``, those with a point here); a run
+    the lookback test flags is drawn red-orange (worse) or green (better). A profile's colour and marker follow
+    its place in ``profiles`` (the history's), so that it looks the same in every case's figure."""
+    metrics = list(dict.fromkeys(s.metric for s in series))
+    drawn_profiles = {s.profile for s in series}
+    styles = {profile: PROFILE_STYLES[i % len(PROFILE_STYLES)] for i, profile in enumerate(profiles)
+              if profile in drawn_profiles}
+    drawn = {p.label for s in series for p in s.points}
+    shown = [label for label in labels if label in drawn]
+    x = {label: i for i, label in enumerate(shown)}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 2.3), squeeze=False)
+    step = -(-len(shown) // MAX_TICKS)
+    for ax, metric in zip(axes[0], metrics):
+        for s in (s for s in series if s.metric == metric):
+            _history_line(ax, s, x, *styles[s.profile])
+        ax.set_xticks(range(0, len(shown), step), shown[::step], rotation=40, ha="right", rotation_mode="anchor",
+                      fontsize=7)
+        ax.set_xlim(-0.5, len(shown) - 0.5)
+        ax.margins(y=0.1)  # the intervals' caps clear the axes
+        ax.set(title={"test_acc": "test accuracy (%)", "test_auc": "test AUC (×100)"}.get(metric, metric))
+    flagged = {p.status for s in series for p in s.points} & set(FLAGS)
+    fig.legend(handles=_history_legend(styles, sorted(flagged, reverse=True)), loc="lower center",
+               bbox_to_anchor=(0.5, 1.0), ncol=len(styles) + len(flagged), fontsize=8)
+    fig.tight_layout()
     return to_data_uri(fig)
+
+
+def _history_line(ax, s, x: dict[str, int], colour: str, marker: str) -> None:
+    """One profile's points with their intervals, joined by a thin line; a flagged point in the flag's colour."""
+    xs = [x[p.label] for p in s.points]
+    ax.plot(xs, [100 * p.mean for p in s.points], color=colour, lw=0.8, alpha=0.6)
+    for i, p in zip(xs, s.points):
+        low, high = p.interval or (p.mean, p.mean)
+        ax.errorbar(i, 100 * p.mean, yerr=[[100 * (p.mean - low)], [100 * (high - p.mean)]], fmt=marker, ms=4.5,
+                    color=FLAGS.get(p.status, colour), capsize=2, lw=1)
+
+
+def _history_legend(styles: dict[str, tuple[str, str]], flags: list[str]) -> list:
+    """A line per profile, then a dot per flag drawn (the figure's legend, above the panels: it hides no point)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colour, marker=marker, ms=4.5, lw=0.8, label=f"profile {profile or '?'}")
+               for profile, (colour, marker) in styles.items()]
+    return handles + [Line2D([], [], color=FLAGS[f], marker="o", ms=4.5, lw=0, label=f"{f} than the recent runs")
+                      for f in flags]
