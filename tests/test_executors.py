@@ -3,6 +3,7 @@ dies, resume, and Slurm through submitit's local executor (its sbatch text throu
 
 import dataclasses
 import itertools
+import logging
 import json
 import os
 import re
@@ -107,7 +108,7 @@ def test_a_case_uses_device_0_of_the_gpus_it_sees(monkeypatch):
     assert environment.worker_device("auto") == torch.device("cpu")
 
 
-def test_concurrent_ray_cases_see_different_gpus(tmp_path, write_cases, ray_two_gpus):
+def test_concurrent_ray_cases_see_different_gpus(tmp_path, write_cases, ray_two_gpus, capsys):
     cases = write_cases("""
 suite = "t"
 [tasks]
@@ -121,6 +122,8 @@ model = {{ name = "slow_model", options = {{ seconds = 1.0 }} }}
 """ for i in range(4)))
     assert main(["run", "--all", "--cases", str(cases), *SMOKE, "--out", str(tmp_path), "--executor", "ray",
                  "--gpus-per-case", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "executor: ray" not in printed and printed.count("submitted 4 training(s) to ray") == 1  # once, no -v
     workers = [r["worker"] for r in rows_of(tmp_path).values()]
     assert all(w["cuda_visible_devices"] in ("0", "1") for w in workers)  # one GPU each, of the two
     assert all(w["device"] == "cpu" for w in workers)  # pretend GPUs: torch finds no CUDA (cuda:0 on real ones)
@@ -302,3 +305,19 @@ def test_the_local_path_never_imports_ray_or_submitit(tmp_path):
                          env={**os.environ}, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_ray_speaks_only_with_verbose(monkeypatch, verbose):
+    """Ray's own log lines and warnings reach the terminal only with -v: its chatter filled a new user's screen."""
+    seen = {}
+
+    def init(**kwargs):
+        seen.update(kwargs)
+        raise ConnectionError("stop here")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(executors.ExecutorError):
+        executors.create(executors.ExecutorOptions(name="ray", address="auto", verbose=verbose))
+    assert seen["log_to_driver"] is verbose and seen["logging_level"] == (logging.INFO if verbose else logging.ERROR)
