@@ -95,7 +95,7 @@ def test_the_first_hour(workdir, capsys):
 
     assert main(["check", run]) == 0  # the working directory's baseline, same data
     checked = capsys.readouterr().out
-    assert "benchmarks/baselines/smoke-cpu.json" in checked and widest(checked) <= 120
+    assert "benchmarks/baselines/smoke-cpu.json" in checked and widest(checked) <= 100
 
     assert main(["run", "hw3-a-cnn", *SMOKE, "--seeds", "2"]) == 0  # the built-in synthetic data
     capsys.readouterr()
@@ -312,3 +312,61 @@ def test_set_overrides_a_setting_in_its_own_run_and_hash(tmp_path, capsys):
     assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path), "--set", "train.epohcs=1"]) == 2
     assert "--set: field 'train.epohcs': not a data.* or train.* field (did you mean 'train.epochs'?)" \
         in capsys.readouterr().err
+
+
+def test_set_runs_of_other_overrides_never_share_a_directory(tmp_path, capsys):
+    from xraybench.cases import PROFILES
+    from xraybench.data.sources import SyntheticSource
+    from xraybench.runner import RunPlan
+
+    def run_id(*overrides):
+        return RunPlan(PROFILES["smoke"], __import__("torch").device("cpu"), SyntheticSource((8, 8, 8)), tmp_path,
+                       overrides=overrides).resolved_run_id
+
+    ids = {run_id("train.lr=0.5"), run_id("train.weight_decay=0.5"), run_id("data.mean=0.1"), run_id("data.std=0.1")}
+    assert len(ids) == 4 and run_id("train.lr=0.001") == "smoke-cpu-synthetic-set-lr0.001"
+    assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path), "--run-id", "r", "--set", "train.epochs=1"]) == 0
+    assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path), "--run-id", "r", "--set", "train.epochs=2"]) == 2
+    assert "this run directory holds a run with overrides ['train.epochs=1']" in capsys.readouterr().err
+
+
+def test_set_refuses_a_sweep_axis_and_resolves_the_model_s_own_size(capsys):
+    from xraybench.cases import PROFILES, apply_profile, load_cases, override, select
+
+    cases, suites = load_cases()
+    with pytest.raises(Exception, match="--set train.lr: an axis of the sweep 'hw4-s-resnet50'"):
+        override(select(cases, ["hw4-s*"]), suites, ["train.lr=0.01"])
+    resnet, = override(select(cases, ["hw4-b-resnet18"]), suites, ["data.image_size=0"])
+    assert apply_profile(resnet, PROFILES["full"]).data.image_size == 224
+    assert main(["run", "hw3-a-cnn", *SMOKE, "--set", "data.image_size=0"]) == 2
+    assert "0 means the model's own input size, but hw3_cnn declares none" in capsys.readouterr().err
+
+
+def test_extends_follows_the_chain_whatever_the_file_order(tmp_path, capsys):
+    (tmp_path / "a.toml").write_text('suite = "aa"\nextends = "zz"\n[[case]]\nid = "aa-x"\ntask = "A"\ntitle = "t"\n'
+                                     'model = { name = "hw3_cnn" }\n')
+    (tmp_path / "z.toml").write_text('suite = "zz"\nextends = "hw3"\n[defaults.train]\nepochs = 3\n')
+    assert main(["list", "--cases", str(tmp_path), "--wide"]) == 0
+    assert "aa-x" in capsys.readouterr().out
+    (tmp_path / "z.toml").write_text('suite = "zz"\nextends = "aa"\n')
+    assert main(["list", "--cases", str(tmp_path)]) == 2
+    assert "extend each other in a circle" in capsys.readouterr().err
+
+
+def test_an_unknown_compare_id_gets_a_hint_not_every_id(tmp_path, capsys):
+    (tmp_path / "x.toml").write_text(OWN_CASES.replace('compare = ["hw3-a-cnn"]', 'compare = ["hw3-zzz-qqq"]')
+                                     .replace("tiny_cnn", "hw3_cnn"))
+    assert main(["list", "--cases", str(tmp_path / "x.toml")]) == 2
+    error = capsys.readouterr().err
+    assert "unknown case id 'hw3-zzz-qqq'" in error and "hw4-b-resnet18" not in error and len(error) < 300
+
+
+def test_an_older_npz_baseline_without_its_md5_still_compares(tmp_path, capsys):
+    data = {"name": "pneumoniamnist-28-subset", "kind": "npz", "fingerprint": "npz-pneumoniamnist-28-subset-1"}
+    base, run = _results(data=data), _results(data={**data, "fingerprint": "npz-x-2", "medmnist": {"md5": "ab" * 16}})
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "results.json").write_text(json.dumps(base))
+    assert main(["baseline", "save", str(tmp_path / "base"), "--dir", str(tmp_path)]) == 0
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps(run))
+    assert main(["check", str(tmp_path / "run"), "--baseline", str(tmp_path / "smoke-cpu.json")]) == 0

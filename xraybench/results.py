@@ -67,13 +67,13 @@ def new_envelope(*, run_id: str, profile: str, machine: dict, software: dict, co
 
 
 def settings(doc: dict) -> dict:
-    """How a run (or a baseline) trained: precision, deterministic, random_init. Files written before these
-    were recorded trained in fp32 on a CPU and in bf16 autocast on a GPU (software.autocast), not
-    deterministically, from pretrained weights."""
+    """How a run (or a baseline) trained: precision, deterministic, random_init, the --set overrides. Files written
+    before these were recorded trained in fp32 on a CPU and in bf16 autocast on a GPU (software.autocast), not
+    deterministically, from pretrained weights, as declared."""
     recorded = doc.get("settings") or {}
     precision = (recorded.get("precision") or {}).get("name") or (doc.get("software") or {}).get("autocast") or "fp32"
     return {"precision": precision, "deterministic": bool(recorded.get("deterministic", False)),
-            "random_init": bool(recorded.get("random_init", False))}
+            "random_init": bool(recorded.get("random_init", False)), "overrides": sorted(recorded.get("overrides", []))}
 
 
 def write(path: Path, doc: dict) -> None:
@@ -188,7 +188,7 @@ def row_degeneracy(doc: dict, row: dict) -> Degenerate | None:
     """``degeneracy`` of an ok row of a results file or baseline; rows stored without their confusion matrix (older
     baselines) have it recounted from their stored test predictions."""
     metrics = row.get("metrics") or {}
-    found = None if "test_confusion" in metrics else predictions(doc, row)
+    found = None if metrics.get("test_confusion") else predictions(doc, row)
     if found:
         labels, said = found[1], found[2] >= 0.5
         metrics = {**metrics, "test_confusion": {

@@ -70,8 +70,9 @@ class RunPlan:
             return self.run_id
         name = f"{self.profile.name}-{self.device.type}-{self.source.name}" + ("-random-init" * self.random_init)
         if self.overrides:  # a one-off experiment gets its own directory: it must not replace the run's rows
-            name += "-set-" + "-".join(o.replace("=", "").rpartition(".")[2] for o in sorted(self.overrides))
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
+            name += "-set-" + "-".join(o.partition(".")[2].replace("=", "") for o in sorted(self.overrides))
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        return name if len(name) <= 120 else f"{name[:107]}-{results.config_hash({'overrides': sorted(self.overrides)})}"
 
     @property
     def settings(self) -> dict:

@@ -27,6 +27,7 @@ def load_cases(paths: list[Path] | None = None) -> tuple[list[Case], dict[str, S
     built-in suite's name takes that suite's place."""
     own = _case_files(paths) if paths else []
     builtin = [f for f in _case_files([DEFAULT_CASES_DIR]) if f.resolve() not in {o.resolve() for o in own}]
+    own = _in_extends_order(own)
     suites: dict[str, Suite] = {}
     loaded: list[tuple[Suite, list[Case]]] = []
     for file in builtin + own:
@@ -48,8 +49,36 @@ def load_cases(paths: list[Path] | None = None) -> tuple[list[Case], dict[str, S
         for other in case.compare:
             if other not in seen:
                 raise CaseError(f"{case.source}: case {case.id!r}: field 'compare': unknown case id {other!r}"
-                                f"{suggest(other, seen)}")
+                                f"{suggest(other, seen)} (xraybench list shows the ids)")
     return cases, suites
+
+
+def _in_extends_order(files: list[Path]) -> list[Path]:
+    """The user's files, each after the file whose suite it extends (a folder's files load in name order)."""
+    headers = {}
+    for file in files:
+        try:
+            doc = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError):
+            doc = {}  # load_case_file says what is wrong with it
+        headers[file] = (doc.get("suite"), doc.get("extends"))
+    declared = {suite: file for file, (suite, _) in headers.items() if isinstance(suite, str)}
+    ordered: list[Path] = []
+
+    def place(file: Path, chain: list[Path]) -> None:
+        if file in ordered:
+            return
+        if file in chain:
+            raise CaseError(f"{file}: field 'extends': the files extend each other in a circle "
+                            f"({' → '.join(str(f) for f in [*chain, file])})")
+        base = declared.get(headers[file][1]) if isinstance(headers[file][1], str) else None
+        if base is not None and base != file:
+            place(base, [*chain, file])
+        ordered.append(file)
+
+    for file in files:
+        place(file, [])
+    return ordered
 
 
 def declared_in(cases: list[Case], paths: list[Path] | None) -> list[Case]:
@@ -97,7 +126,7 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
             raise CaseError(f"{where}: field 'views.{task}': unknown view {view!r}{suggest(str(view), VIEWS)}")
     defaults = typed(doc.get("defaults", {}), dict, where, "defaults")
     check_keys(defaults, DEFAULTS, where, "defaults.")
-    defaults = _merge(base.defaults, defaults)
+    defaults = _merge({k: v for k, v in base.defaults.items() if k != "published"}, defaults)  # a citation is not
     suite = Suite(suite_name, typed(doc.get("title", suite_name), str, where, "title"),
                   {str(k): typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file), dict(views),
                   defaults=defaults, extends=base.name)
@@ -172,7 +201,8 @@ def _merge(defaults: dict, case: dict) -> dict:
     for key, value in case.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             for owner in ("optimizer", "scheduler"):
-                if value.get(owner, merged[key].get(owner)) != merged[key].get(owner) and f"{owner}_options" not in value:
+                renamed = value.get(owner, merged[key].get(owner)) != merged[key].get(owner)
+                if renamed and f"{owner}_options" not in value:
                     merged[key].pop(f"{owner}_options", None)
             merged[key] = {**merged[key], **value}
         else:
@@ -246,14 +276,21 @@ def override(cases: list[Case], suites: dict[str, Suite], settings: list[str]) -
     changed = []
     for case in cases:
         where = f"--set (case {case.id!r})"
-        declared = {s: {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(getattr(case, s)).items()}
-                    for s in ("data", "train")}
+        for key in set(changes) & set(case.sweep_params):
+            raise CaseError(f"--set {key}: an axis of the sweep {case.sweep!r}, whose points set it each; leave "
+                            f"the sweep out of this run or set another field")
+        declared = {s: {k: list(v) if isinstance(v, tuple) else v
+                        for k, v in dataclasses.asdict(getattr(case, s)).items()} for s in ("data", "train")}
         raw = _merge(declared, sections)
         built = {section: _build(type(getattr(case, section)), raw[section], where, f"{section}.") for section in raw}
         values = {k: getattr(built[k.split(".")[0]], k.split(".", 1)[1]) for k in dict.fromkeys(keys)}
         new = dataclasses.replace(case, profile_overrides={p: {**case.profile_overrides.get(p, {}), **values}
                                                            for p in PROFILES})
         validate_case(dataclasses.replace(new, **built), suites[case.suite], where)
+        if values.get("data.image_size") == 0:  # the model's own input size, as in a case file
+            values["data.image_size"] = _native_size(dataclasses.replace(new, **built), where).data.image_size
+            new = dataclasses.replace(new, profile_overrides={p: {**o, **values}
+                                                               for p, o in new.profile_overrides.items()})
         changed.append(new)
     return changed
 

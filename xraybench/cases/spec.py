@@ -165,6 +165,11 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def default_profile(device_type: str) -> Profile:
+    """The profile a run gets when none is named: the homework's settings on a GPU, minutes on a CPU."""
+    return PROFILES["full" if device_type == "cuda" else "quick"]
+
+
 def apply_profile(case: Case, profile: Profile) -> Case:
     """The case as it runs under ``profile``: input size (the image, or the canvas it is padded to) and
     epochs capped (never below the smallest input the model accepts: AlexNet's feature stack needs 63 px).

@@ -17,11 +17,11 @@ from xraybench.train.objectives import OBJECTIVES
 
 
 def suggest(word: str, choices) -> str:
-    """' (did you mean X?)' for the closest valid name, else the accepted ones."""
+    """' (did you mean X?)' for the closest valid name, else the accepted ones where they are few enough to read."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     if close:
         return f" (did you mean {close[0]!r}?)"
-    return f" (accepted: {', '.join(sorted(choices))})"
+    return f" (accepted: {', '.join(sorted(choices))})" if len(choices) <= 20 else ""
 
 
 def check_keys(data: dict, allowed: set[str], where: str, prefix: str) -> None:
@@ -89,7 +89,8 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
     if case.task not in suite.tasks:
         fail("task", f"unknown task {case.task!r}{suggest(case.task, suite.tasks)}")
     if not registry.is_model(case.model.name):
-        fail("model.name", f"unknown model {case.model.name!r}{suggest(case.model.name, registry.list_models())}")
+        fail("model.name", f"unknown model {case.model.name!r}{suggest(case.model.name, registry.list_models())}; "
+                           f"your own model? --import its module")
     accepted = registry.model_options(case.model.name)
     for key in case.model.options:
         if key not in accepted:

@@ -4,11 +4,13 @@ own per-image predictions, and found where a user keeps them (the working direct
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from xraybench import results, stats
+from xraybench import files, results, stats
 from xraybench.results import METRICS
 
 BASELINE_KIND = "xraybench-baseline"
@@ -69,24 +71,32 @@ def save(doc: dict, folder: Path, name: str, tolerances: dict[str, str], force: 
     if path.exists() and not force:
         raise CheckError(f"{path}: a baseline is already stored here; --force replaces it, --name or --dir "
                          f"stores this one beside it")
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(make_baseline(doc, name, tolerances), indent=1) + "\n")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(make_baseline(doc, name, tolerances), indent=1) + "\n")
+        files.publish(tmp, path)  # whole or not at all: every later check trusts this file
     except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise CheckError(f"{path}: cannot write the baseline ({exc.strerror or exc}); choose another --dir") from None
     return path
 
 
 def describe(doc: dict) -> str:
-    """What a run or baseline holds, e.g. '2 cases × 3 seeds (6 trainings)' or '5 cases, 1–3 seeds (9 trainings)'."""
+    """What a run or baseline holds, e.g. '2 cases × 3 seeds (6 trainings)', '27 cases × 3 seeds (21 trainings, 60
+    skipped)' or '5 cases, 1–3 seeds (9 trainings)'."""
     seeds = [len(case.rows) for case in results.by_case(doc).values()]
     if not seeds:
         return "no cases"
-    cases = f"{len(seeds)} case{'s' * (len(seeds) != 1)}"
+    skipped = sum(r["status"] == "skipped" for r in doc["cases"])
+    trained = sum(seeds) - skipped
     low, high = min(seeds), max(seeds)
-    counts = f"{low} seed{'s' * (low != 1)}" if low == high else f"{low}–{high} seeds"
-    return f"{cases} × {counts} ({sum(seeds)} training{'s' * (sum(seeds) != 1)})" if low == high \
-        else f"{cases}, {counts} ({sum(seeds)} trainings)"
+    shape = f" × {low} seed{'s' * (low != 1)}" if low == high else f", {low}–{high} seeds"
+    return (f"{len(seeds)} case{'s' * (len(seeds) != 1)}{shape} ({trained} training{'s' * (trained != 1)}"
+            + (f", {skipped} skipped)" if skipped else ")"))
 
 
 def read_baseline(path: Path) -> dict:

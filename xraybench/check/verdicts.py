@@ -43,41 +43,46 @@ REGRESSIONS = ("worse", "failed", "missing", "lost")
 
 def comparable(run: dict, baseline: dict) -> None:
     """Stop (CheckError) where the numbers cannot be compared: another profile (other sizes and epochs), other
-    data, or other test images. Machine, precision and software differences are warnings: the same
+    data, or other validation or test images. Machine, precision and software differences are warnings: the same
     experiment on other hardware, whose times and rounding may move."""
     sides = []
     if run.get("profile") != baseline.get("profile"):
         sides.append((f"profile {run.get('profile')}", f"profile {baseline.get('profile')}"))
-    if _data_identity(run) != _data_identity(baseline):
+    if not _same_data(run.get("data") or {}, baseline.get("data") or {}):
         sides.append((_data_label(run), _data_label(baseline)))
-    elif _test_images(run) and _test_images(baseline) and _test_images(run) != _test_images(baseline):
-        sides.append((f"{len(_test_images(run)[0])} test images", f"{len(_test_images(baseline)[0])} other test images"))
+    else:
+        for split in ("test", "val"):
+            mine, theirs = _images(run, split), _images(baseline, split)
+            if mine and theirs and mine != theirs:
+                sides.append((f"{len(mine[0])} {split} images", f"{len(theirs[0])} other {split} images"))
     if sides:
         this, that = (" and ".join(side[i] for side in sides) for i in (0, 1))
         raise CheckError(f"cannot compare: this run is on {this}, the baseline on {that}; check a run made like the "
                          f"baseline, or store a baseline of this kind of run (xraybench baseline save RUN_DIR)")
 
 
-def _data_identity(doc: dict) -> tuple:
-    """What identifies a run's data across machines: a file's MD5 where recorded (an .npz), else the source's kind and
-    name, with the fingerprint where it holds no path (the built-in data: generator version, seed and sizes)."""
-    data = doc.get("data") or {}
-    md5 = (data.get("medmnist") or {}).get("md5")
-    if md5:
-        return ("md5", md5)
-    kind = data.get("kind") or str(data.get("fingerprint", "")).split("-", 1)[0]
-    return (kind, data.get("name"), data.get("fingerprint") if kind == "synthetic" else None)
+def _same_data(a: dict, b: dict) -> bool:
+    """Whether two runs read the same data, as far as their files say across machines: an .npz by MD5 where both
+    recorded it; the built-in data by its fingerprint (generator version, seed, sizes, no path); else by kind and
+    name (a folder's fingerprint holds file times; its images are compared by id after this)."""
+    md5s = [(d.get("medmnist") or {}).get("md5") for d in (a, b)]
+    if all(md5s):
+        return md5s[0] == md5s[1]
+    kinds = [d.get("kind") or str(d.get("fingerprint", "")).split("-", 1)[0] for d in (a, b)]
+    if kinds[0] != kinds[1]:
+        return False
+    return a.get("fingerprint") == b.get("fingerprint") if kinds[0] == "synthetic" else a.get("name") == b.get("name")
 
 
 def _data_label(doc: dict) -> str:
     data = doc.get("data") or {}
     md5 = (data.get("medmnist") or {}).get("md5")
-    return f"{data.get('name') or 'unknown data'} ({f'MD5 {md5[:8]}' if md5 else data.get('fingerprint') or 'no fingerprint'})"
+    return f"{data.get('name') or 'unknown data'} ({f'MD5 {md5[:8]}' if md5 else data.get('fingerprint') or '?'})"
 
 
-def _test_images(doc: dict) -> tuple | None:
-    test = ((doc.get("data") or {}).get("images") or {}).get("test")
-    return (tuple(test["ids"]), tuple(test["labels"])) if test else None
+def _images(doc: dict, split: str) -> tuple | None:
+    found = ((doc.get("data") or {}).get("images") or {}).get(split)
+    return (tuple(found["ids"]), tuple(found["labels"])) if found else None
 
 
 def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = (),
@@ -125,7 +130,8 @@ def _case_verdict(case_id: str, b_case: CaseResult | None, r_case: CaseResult | 
         return CaseVerdict(case_id, seeds, "not comparable", f"only seeds retried at a halved batch after running "
                                                              f"out of memory ({', '.join(retried)})")
     verdict = _compare_case(case_id, seeds, full_b, full_r, tolerances)
-    newly = _degenerate(r_case) if not _degenerate(b_case) else []
+    was = {seed for seed, _ in _degenerate(b_case)}
+    newly = [f"seed {seed} {why}" for seed, why in _degenerate(r_case) if seed not in was]
     if newly:  # a model no better than one class for every image is worse, however its accuracy moved
         verdict.status = "worse"
         verdict.note = "; ".join(filter(None, [f"newly degenerate: {'; '.join(newly)}", verdict.note]))
@@ -135,9 +141,9 @@ def _case_verdict(case_id: str, b_case: CaseResult | None, r_case: CaseResult | 
     return verdict
 
 
-def _degenerate(case: CaseResult) -> list[str]:
-    """'seed N: why' for each degenerate ok seed of a case."""
-    return [f"seed {row.get('seed')} {why}" for row in case.ok if (why := results.row_degeneracy(case.doc, row))]
+def _degenerate(case: CaseResult) -> list[tuple]:
+    """(seed, why) for each degenerate ok seed of a case."""
+    return [(row.get("seed"), why) for row in case.ok if (why := results.row_degeneracy(case.doc, row))]
 
 
 def _same_config(base: dict, row: dict, baseline_schema: int, run_schema: int) -> bool:

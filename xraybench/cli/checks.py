@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 from tabulate import tabulate
 
@@ -26,16 +27,16 @@ def cmd_check(args) -> int:
     if args.json:
         print(check.as_json(verdicts, warnings))
         return check.exit_code(verdicts)
-    print(f"baseline: {baseline_path} ({baseline.get('name')}, {(baseline.get('created') or '')[:10]}, "
-          f"{check.describe(baseline)})")
+    print(clip(f"baseline: {baseline_path} ({baseline.get('name')}, {(baseline.get('created') or '')[:10]}, "
+               f"{check.describe(baseline)})", args.wide))
     for warning in warnings:
-        print(clip(warning, args.wide, 120))
+        print(clip(warning, args.wide))
     print(verdict_table(verdicts, wide=args.wide))
     counts = Counter(v.status for v in verdicts)
     print("\n" + ", ".join(f"{n} {status}" for status, n in counts.most_common()))
     one_seed = [v.id for v in verdicts if check.ONE_SEED in v.note]
     if one_seed:
-        print(clip(f"{len(one_seed)} case(s) with {check.ONE_SEED}", args.wide, 120))
+        print(clip(f"{len(one_seed)} case(s) with {check.ONE_SEED}", args.wide))
     return check.exit_code(verdicts)
 
 
@@ -73,6 +74,8 @@ def cmd_baseline(args) -> int:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise check.CheckError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
     path = check.save(run_doc, args.dir, name, tolerances, force=args.force)
-    print(f"baseline: {path} ({check.describe(run_doc)})\n'xraybench check RUN_DIR' run from this directory compares "
-          f"a later {run_doc.get('profile')} run with it")
+    found = Path(path).resolve() == check.default_path(run_doc).resolve()
+    print(f"baseline: {path} ({check.describe(run_doc)})\n" + (
+        f"'xraybench check RUN_DIR', run from this directory, compares a later {run_doc.get('profile')} run with it"
+        if found else f"compare a later run with it: xraybench check RUN_DIR --baseline {path}"))
     return 0

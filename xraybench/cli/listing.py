@@ -16,7 +16,8 @@ from xraybench.models.weights import fetch as fetch_weights
 
 MODES = {"from scratch": "scratch", "finetune": "finetune", "frozen": "frozen", "linear_probe": "probe"}
 LEGEND = ("needs: weights = a weight file on disk; fetch = one not on disk (fetched where the network answers, "
-          "else skipped); @N = --data pneumoniamnist@N; full = --profile full. A sweep is one line (--wide: each point)")
+          "else skipped); @N = --data pneumoniamnist@N; full = --profile full. A sweep is one line (list 'SWEEP*' "
+          "--wide: each point and its hash)")
 
 
 def cmd_list(args) -> int:
@@ -54,7 +55,7 @@ def _grouped_table(cases, suites, profile) -> str:
             rows[-1][-1] = f"{int(rows[-1][-1].split()[0]) + 1} points"
             continue
         rows.append([f"{c.sweep}.*" if c.sweep else c.id, c.model.name, MODES.get(c.mode, c.mode),
-                     " ".join(_needs(c)) or "-", "1 points" if c.sweep else apply_profile(c, profile).config_hash])
+                     " ".join(_needs(c)) or "-", "1 point" if c.sweep else apply_profile(c, profile).config_hash])
         groups.append((c.suite, c.task))
     lines = tabulate(rows, headers=["id", "model", "mode", "needs", f"hash ({profile.name})"], tablefmt="simple",
                      disable_numparse=True).split("\n")
@@ -69,10 +70,10 @@ def _grouped_table(cases, suites, profile) -> str:
 
 
 def default_profile() -> str:
-    """The profile ``run`` picks here when none is named."""
+    """The profile ``run`` picks here when none is named (by whether torch sees a GPU)."""
     import torch
 
-    return "full" if torch.cuda.is_available() else "quick"
+    return case_mod.default_profile("cuda" if torch.cuda.is_available() else "cpu").name
 
 
 def _runnable(case, profile) -> bool:

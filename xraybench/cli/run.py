@@ -72,8 +72,7 @@ def _run_on(executor, args, cases, suites) -> int:
     say(f"precision: {chosen.name} ({chosen.reason})")
     if found.get("slow_warning"):
         say(found["slow_warning"], file=sys.stderr)
-    profile_name = args.profile or ("full" if device.type == "cuda" else "quick")
-    profile = PROFILES[profile_name]
+    profile = PROFILES[args.profile] if args.profile else case_mod.default_profile(device.type)
     how = "chosen" if args.profile else f"default on {device.type.upper()}"
     say(f"profile: {profile.name} ({how}: {profile.description})")
     elsewhere = [c for c in cases if c.profiles and profile.name not in c.profiles]

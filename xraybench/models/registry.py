@@ -114,11 +114,11 @@ def _load_builtin_models() -> None:
         before = set(_BUILDERS)
         try:
             loaded = ep.load()
+            if callable(loaded) and not inspect.ismodule(loaded) and _BUILDERS.get(loaded.__name__) is not loaded:
+                register_model(loaded)  # one builder; a module registered its own on import
         except Exception as exc:
             print(f"warning: entry point {ep.name} = {ep.value} of {package} ({ENTRY_POINT_GROUP}) failed to load: "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
             continue
-        if callable(loaded) and not inspect.ismodule(loaded) and loaded.__name__ not in _BUILDERS:
-            register_model(loaded)
         for name in set(_BUILDERS) - before:
             _ENTRY_POINTS[name] = package

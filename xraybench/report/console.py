@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from xraybench.check import ONE_SEED, CaseVerdict, MetricVerdict
 from xraybench.report.formatting import mean_sd
-from xraybench.results import by_case
+from xraybench.results import DEGENERATE_AUC, DEGENERATE_SHARE, by_case
 
 NARROW = [("test acc %", "test_acc", ".1f", 100), ("test AUC", "test_auc", ".3f", 1), ("sens. %", "test_sensitivity", ".1f", 100),
           ("spec. %", "test_specificity", ".1f", 100), ("time (s)", "wall_time_s", ".1f", 1)]
@@ -32,13 +32,13 @@ def summary_table(doc: dict, wide: bool = False) -> str:
         rows.append([case.id, status, *(mean_sd(case.values(m), spec, scale) for _, m, spec, scale in columns)])
         degenerate += [f"{case.id} seed {r.get('seed')}" for r in case.ok if r.get("warnings")]
         notes += [f"{case.id} seed {r.get('seed')} failed: {r.get('reason')}" for r in case.rows if r["status"] == "failed"]
-    lines = [tabulate(rows, headers=["case", "seeds", *(c[0] for c in columns)], tablefmt="simple",
+    lines = [tabulate(rows, headers=["case", "status", *(c[0] for c in columns)], tablefmt="simple",
                       disable_numparse=True, maxcolwidths=None if wide else [24, 8] + [None] * len(columns))] if rows else []
     if degenerate:
         trainings = sum(len(c.ok) for c in by_case(doc).values())
         notes.insert(0, f"warning: {len(degenerate)} of {trainings} trainings are degenerate, no better than one class "
-                        f"for every image (≥ 99 % of the test images one class, or test AUC ≤ 0.55): "
-                        f"{_few(degenerate, 6)}; the report's findings name each")
+                        f"for every image (≥ {100 * DEGENERATE_SHARE:.0f} % of the test images one class, or test AUC "
+                        f"≤ {DEGENERATE_AUC}): {_few(degenerate, 6)}; the report's findings name each")
     lines += [clip(text, wide) for text in notes]
     for reason, ids in skipped.items():
         lines.append(clip(f"skipped {len(ids)} case{'s' * (len(ids) != 1)} ({_few(ids)}): {reason}", wide))
@@ -89,10 +89,10 @@ def verdict_rows(verdicts: list[CaseVerdict]) -> list[list[str]]:
 
 
 def verdict_table(verdicts: list[CaseVerdict], wide: bool = False) -> str:
-    """The check's table for a terminal: at most 120 columns unless ``wide`` (one-seed notes are counted below it)."""
+    """The check's table for a terminal: 100 columns unless ``wide`` (one-seed notes are counted below it)."""
     return tabulate(verdict_rows(verdicts), headers=["case", "seeds", "status", "changes", "churn", "note"],
                     tablefmt="simple", disable_numparse=True,
-                    maxcolwidths=None if wide else [30, None, 16, 34, None, 22])
+                    maxcolwidths=None if wide else [22, None, 12, 26, None, 14])
 
 
 def _p(m: MetricVerdict) -> str:

@@ -158,7 +158,8 @@ def _check_section(doc: dict, baseline_path: Path) -> dict:
                 "verdict": "not compared"}
     return {"baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
             "table": Table(console.VERDICT_HEADERS, console.verdict_rows(verdicts), numeric_from=99),
-            "warnings": check.environment_warnings(doc, baseline),
+            "warnings": check.environment_warnings(doc, baseline) + [
+                f"{n} case(s) with {check.ONE_SEED}" for n in [sum(check.ONE_SEED in v.note for v in verdicts)] if n],
             "verdict": "regression" if check.exit_code(verdicts) else "no regression"}
 
 def _suites(doc: dict, rows: list[dict]) -> dict:
