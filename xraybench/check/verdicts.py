@@ -130,8 +130,10 @@ def _case_verdict(case_id: str, b_case: CaseResult | None, r_case: CaseResult | 
         return CaseVerdict(case_id, seeds, "not comparable", f"only seeds retried at a halved batch after running "
                                                              f"out of memory ({', '.join(retried)})")
     verdict = _compare_case(case_id, seeds, full_b, full_r, tolerances)
-    was = {seed for seed, _ in _degenerate(b_case)}
-    newly = [f"seed {seed} {why}" for seed, why in _degenerate(r_case) if seed not in was]
+    shares = all((x.get("metrics") or {}).get("test_confusion") or results.predictions(b_case.doc, x) for x in b)
+    was, before = {seed for seed, _ in _degenerate(b_case)}, {x.get("seed") for x in b}
+    newly = [f"seed {seed} {why}" for seed, why in _degenerate(r_case, shares)  # the same seed was not; a seed the
+             if seed not in was and (seed in before or not was)]  # baseline lacks, where none of its seeds was
     if newly:  # a model no better than one class for every image is worse, however its accuracy moved
         verdict.status = "worse"
         verdict.note = "; ".join(filter(None, [f"newly degenerate: {'; '.join(newly)}", verdict.note]))
@@ -141,8 +143,12 @@ def _case_verdict(case_id: str, b_case: CaseResult | None, r_case: CaseResult | 
     return verdict
 
 
-def _degenerate(case: CaseResult) -> list[tuple]:
-    """(seed, why) for each degenerate ok seed of a case."""
+def _degenerate(case: CaseResult, shares: bool = True) -> list[tuple]:
+    """(seed, why) for each degenerate ok seed of a case; without ``shares``, by its AUC alone (a baseline that kept
+    neither confusion matrices nor predictions, schema 1, cannot say which class its seeds called)."""
+    if not shares:
+        return [(r.get("seed"), why) for r in case.ok
+                if (why := results.degeneracy({**r["metrics"], "test_confusion": None}))]
     return [(row.get("seed"), why) for row in case.ok if (why := results.row_degeneracy(case.doc, row))]
 
 

@@ -13,8 +13,9 @@ from xraybench.check import ONE_SEED, CaseVerdict, MetricVerdict
 from xraybench.report.formatting import mean_sd
 from xraybench.results import DEGENERATE_AUC, DEGENERATE_SHARE, by_case
 
-NARROW = [("test acc %", "test_acc", ".1f", 100), ("test AUC", "test_auc", ".3f", 1), ("sens. %", "test_sensitivity", ".1f", 100),
-          ("spec. %", "test_specificity", ".1f", 100), ("time (s)", "wall_time_s", ".1f", 1)]
+NARROW = [("test acc %", "test_acc", ".1f", 100), ("test AUC", "test_auc", ".2f", 1),
+          ("sens. %", "test_sensitivity", ".1f", 100), ("spec. %", "test_specificity", ".1f", 100),
+          ("time (s)", "wall_time_s", ".1f", 1)]
 WIDE = [("train acc %", "train_acc", ".1f", 100), ("best val acc %", "best_val_acc", ".1f", 100), *NARROW]
 
 
@@ -33,7 +34,7 @@ def summary_table(doc: dict, wide: bool = False) -> str:
         degenerate += [f"{case.id} seed {r.get('seed')}" for r in case.ok if r.get("warnings")]
         notes += [f"{case.id} seed {r.get('seed')} failed: {r.get('reason')}" for r in case.rows if r["status"] == "failed"]
     lines = [tabulate(rows, headers=["case", "status", *(c[0] for c in columns)], tablefmt="simple",
-                      disable_numparse=True, maxcolwidths=None if wide else [24, 8] + [None] * len(columns))] if rows else []
+                      disable_numparse=True, maxcolwidths=None if wide else [24, 8, 10, 11, 11, 11, 9])] if rows else []
     if degenerate:
         trainings = sum(len(c.ok) for c in by_case(doc).values())
         notes.insert(0, f"warning: {len(degenerate)} of {trainings} trainings are degenerate, no better than one class "
