@@ -89,7 +89,7 @@ def _training_table(done: list[CaseResult]) -> Table:
     at_start = [r["metrics"]["memory_at_start_mb"] for c in done for r in c.ok if r["metrics"].get("memory_at_start_mb")]
     held = f" (of which {min(at_start):,.0f}–{max(at_start):,.0f} MB were in use when the case started)" \
         if at_start else ""
-    return Table(TRAINING_HEADERS, rows, title="Results: training",
+    return Table(TRAINING_HEADERS, rows, title="Results: training", css_class="results",
                  caption="Mean ± sd over seeds (the value alone with one seed); time: training time per seed. img/s: "
                          "training images per second in the median epoch (the first carries one-time costs). "
                          f"Peak MB: {' / '.join(kinds) or 'peak memory as recorded'}{held}.")
