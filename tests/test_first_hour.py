@@ -120,18 +120,22 @@ def _results(run_id="run", profile="smoke", data=None):
     return doc
 
 
+def _check_against_saved(tmp_path, base: dict, run: dict) -> int:
+    """``base`` stored as a baseline with ``baseline save``, then ``check`` of ``run`` against it: the exit code."""
+    for name, doc in (("base", base), ("run", run)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(doc))
+    assert main(["baseline", "save", str(tmp_path / "base"), "--dir", str(tmp_path)]) == 0
+    return main(["check", str(tmp_path / "run"), "--baseline", str(tmp_path / "smoke-cpu.json")])
+
+
 @pytest.mark.parametrize("change, said", [
     (dict(profile="quick"), "this run is on profile quick, the baseline on profile smoke"),
     (dict(data={"name": "other", "kind": "npz", "fingerprint": "npz-other-1", "medmnist": {"md5": "ab" * 16}}),
      "this run is on other (MD5 abababab), the baseline on synthetic"),
 ])
 def test_check_refuses_another_profile_or_other_data(tmp_path, capsys, change, said):
-    (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "results.json").write_text(json.dumps(_results()))
-    assert main(["baseline", "save", str(tmp_path / "base"), "--dir", str(tmp_path)]) == 0
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "results.json").write_text(json.dumps(_results(**change)))
-    assert main(["check", str(tmp_path / "run"), "--baseline", str(tmp_path / "smoke-cpu.json")]) == 2
+    assert _check_against_saved(tmp_path, _results(), _results(**change)) == 2
     error = capsys.readouterr().err
     assert said in error and error.count("\n") == 1
 
@@ -140,12 +144,7 @@ def test_check_refuses_other_test_images(tmp_path, capsys):
     base, other = _results(), _results()
     base["data"]["images"] = {"test": {"ids": ["test/0", "test/1"], "labels": [0, 1]}}
     other["data"]["images"] = {"test": {"ids": ["test/0", "test/2"], "labels": [0, 1]}}
-    (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "results.json").write_text(json.dumps(base))
-    assert main(["baseline", "save", str(tmp_path / "base"), "--dir", str(tmp_path)]) == 0
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "results.json").write_text(json.dumps(other))
-    assert main(["check", str(tmp_path / "run"), "--baseline", str(tmp_path / "smoke-cpu.json")]) == 2
+    assert _check_against_saved(tmp_path, base, other) == 2
     assert "test images" in capsys.readouterr().err
 
 
@@ -365,9 +364,4 @@ def test_an_unknown_compare_id_gets_a_hint_not_every_id(tmp_path, capsys):
 def test_an_older_npz_baseline_without_its_md5_still_compares(tmp_path, capsys):
     data = {"name": "pneumoniamnist-28-subset", "kind": "npz", "fingerprint": "npz-pneumoniamnist-28-subset-1"}
     base, run = _results(data=data), _results(data={**data, "fingerprint": "npz-x-2", "medmnist": {"md5": "ab" * 16}})
-    (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "results.json").write_text(json.dumps(base))
-    assert main(["baseline", "save", str(tmp_path / "base"), "--dir", str(tmp_path)]) == 0
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "results.json").write_text(json.dumps(run))
-    assert main(["check", str(tmp_path / "run"), "--baseline", str(tmp_path / "smoke-cpu.json")]) == 0
+    assert _check_against_saved(tmp_path, base, run) == 0

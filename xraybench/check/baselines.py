@@ -85,20 +85,6 @@ def save(doc: dict, folder: Path, name: str, tolerances: dict[str, str], force: 
     return path
 
 
-def describe(doc: dict) -> str:
-    """What a run or baseline holds, e.g. '2 cases × 3 seeds (6 trainings)', '27 cases × 3 seeds (21 trainings, 60
-    skipped)' or '5 cases, 1–3 seeds (9 trainings)'."""
-    seeds = [len(case.rows) for case in results.by_case(doc).values()]
-    if not seeds:
-        return "no cases"
-    skipped = sum(r["status"] == "skipped" for r in doc["cases"])
-    trained = sum(seeds) - skipped
-    low, high = min(seeds), max(seeds)
-    shape = f" × {low} seed{'s' * (low != 1)}" if low == high else f", {low}–{high} seeds"
-    return (f"{len(seeds)} case{'s' * (len(seeds) != 1)}{shape} ({trained} training{'s' * (trained != 1)}"
-            + (f", {skipped} skipped)" if skipped else ")"))
-
-
 def read_baseline(path: Path) -> dict:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from xraybench import check, history, report, results
-from xraybench.report.console import clip, verdict_table
+from xraybench.report.console import clip, describe, verdict_table
 from xraybench.results import Tolerance
 
 def cmd_report(args) -> int:
@@ -28,7 +28,7 @@ def cmd_check(args) -> int:
         print(check.as_json(verdicts, warnings))
         return check.exit_code(verdicts)
     print(clip(f"baseline: {baseline_path} ({baseline.get('name')}, {(baseline.get('created') or '')[:10]}, "
-               f"{check.describe(baseline)})", args.wide))
+               f"{describe(baseline)})", args.wide))
     for warning in warnings:
         print(clip(warning, args.wide))
     print(verdict_table(verdicts, wide=args.wide))
@@ -75,7 +75,7 @@ def cmd_baseline(args) -> int:
         raise check.CheckError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
     path = check.save(run_doc, args.dir, name, tolerances, force=args.force)
     found = Path(path).resolve() == check.default_path(run_doc).resolve()
-    print(f"baseline: {path} ({check.describe(run_doc)})\n" + (
+    print(f"baseline: {path} ({describe(run_doc)})\n" + (
         f"'xraybench check RUN_DIR', run from this directory, compares a later {run_doc.get('profile')} run with it"
         if found else f"compare a later run with it: xraybench check RUN_DIR --baseline {path}"))
     return 0

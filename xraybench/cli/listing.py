@@ -11,6 +11,7 @@ from xraybench.cases import PROFILES, apply_profile
 from xraybench.models import registry
 from xraybench.models.backbones import required_weights
 from xraybench.report.console import clip
+from xraybench.report.formatting import plural
 from xraybench.models.weights import fetch as fetch_weights
 
 
@@ -36,7 +37,7 @@ def cmd_list(args) -> int:
         print(_grouped_table(shown, suites, profile))
     by_suite = Counter(c.suite for c in cases)
     runnable = sum(_runnable(c, profile) for c in cases)
-    print(clip(f"\n{len(shown)} of {len(cases)} case{'s' * (len(cases) != 1)} shown ("
+    print(clip(f"\n{len(shown)} of {plural(len(cases), 'case')} shown ("
                 + ", ".join(f"{suite} {n}" for suite, n in by_suite.items()) + f"); {runnable} can run here and now "
                 f"with --profile {profile.name} (xraybench list --runnable)", args.wide))
     print(clip(LEGEND, args.wide))
@@ -49,13 +50,14 @@ def cmd_list(args) -> int:
 def _grouped_table(cases, suites, profile) -> str:
     """One line per case (a sweep's points as one), under a line naming its suite and task: the task column's
     width goes to the ids."""
+    points = Counter(c.sweep for c in cases if c.sweep)
     rows, groups = [], []
     for c in cases:
         if c.sweep and rows and rows[-1][0] == f"{c.sweep}.*":
-            rows[-1][-1] = f"{int(rows[-1][-1].split()[0]) + 1} points"
             continue
         rows.append([f"{c.sweep}.*" if c.sweep else c.id, c.model.name, MODES.get(c.mode, c.mode),
-                     " ".join(_needs(c)) or "-", "1 point" if c.sweep else apply_profile(c, profile).config_hash])
+                     " ".join(_needs(c)) or "-", plural(points[c.sweep], "point") if c.sweep
+                     else apply_profile(c, profile).config_hash])
         groups.append((c.suite, c.task))
     lines = tabulate(rows, headers=["id", "model", "mode", "needs", f"hash ({profile.name})"], tablefmt="simple",
                      disable_numparse=True).split("\n")

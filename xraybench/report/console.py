@@ -10,7 +10,7 @@ from collections import Counter
 from tabulate import tabulate
 
 from xraybench.check import ONE_SEED, CaseVerdict, MetricVerdict
-from xraybench.report.formatting import mean_sd
+from xraybench.report.formatting import mean_sd, plural
 from xraybench.results import DEGENERATE_AUC, DEGENERATE_SHARE, by_case
 
 NARROW = [("test acc %", "test_acc", ".1f", 100), ("test AUC", "test_auc", ".2f", 1),
@@ -23,7 +23,7 @@ def summary_table(doc: dict, wide: bool = False) -> str:
     """The run's trained cases, one line each (mean ± sd over finished seeds; ``wide`` adds training and validation
     accuracy); skipped cases are summarised once per reason below, failed and degenerate seeds named."""
     columns = WIDE if wide else NARROW
-    rows, skipped, notes, degenerate = [], {}, [], []
+    rows, skipped, notes, degenerate, trainings = [], {}, [], [], 0
     for case in by_case(doc).values():
         if all(r["status"] == "skipped" for r in case.rows):
             skipped.setdefault(_fix(case.rows[0]), []).append(case.id)
@@ -32,18 +32,31 @@ def summary_table(doc: dict, wide: bool = False) -> str:
         status = ", ".join(f"{n} {s}" if len(case.rows) > 1 else s for s, n in statuses.items())
         rows.append([case.id, status, *(mean_sd(case.values(m), spec, scale) for _, m, spec, scale in columns)])
         degenerate += [f"{case.id} seed {r.get('seed')}" for r in case.ok if r.get("warnings")]
+        trainings += len(case.ok)
         notes += [f"{case.id} seed {r.get('seed')} failed: {r.get('reason')}" for r in case.rows if r["status"] == "failed"]
     lines = [tabulate(rows, headers=["case", "status", *(c[0] for c in columns)], tablefmt="simple",
                       disable_numparse=True, maxcolwidths=None if wide else [24, 8, 10, 11, 11, 11, 9])] if rows else []
     if degenerate:
-        trainings = sum(len(c.ok) for c in by_case(doc).values())
         notes.insert(0, f"warning: {len(degenerate)} of {trainings} trainings are degenerate, no better than one class "
                         f"for every image (≥ {100 * DEGENERATE_SHARE:.0f} % of the test images one class, or test AUC "
                         f"≤ {DEGENERATE_AUC}): {_few(degenerate, 6)}; the report's findings name each")
     lines += [clip(text, wide) for text in notes]
     for reason, ids in skipped.items():
-        lines.append(clip(f"skipped {len(ids)} case{'s' * (len(ids) != 1)} ({_few(ids)}): {reason}", wide))
+        lines.append(clip(f"skipped {plural(len(ids), 'case')} ({_few(ids)}): {reason}", wide))
     return "\n".join(lines)
+
+
+def describe(doc: dict) -> str:
+    """What a run or baseline holds, e.g. '2 cases × 3 seeds (6 trainings)', '27 cases × 3 seeds (21 trainings, 60
+    skipped)' or '5 cases, 1–3 seeds (9 trainings)'."""
+    seeds = [len(case.rows) for case in by_case(doc).values()]
+    if not seeds:
+        return "no cases"
+    skipped = sum(r["status"] == "skipped" for r in doc["cases"])
+    low, high = min(seeds), max(seeds)
+    shape = f" × {plural(low, 'seed')}" if low == high else f", {low}–{high} seeds"
+    return f"{plural(len(seeds), 'case')}{shape} ({plural(sum(seeds) - skipped, 'training')}" + \
+        (f", {skipped} skipped)" if skipped else ")")
 
 
 def _fix(row: dict) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from xraybench import results, stats
 from xraybench.report.comparisons import Comparison
-from xraybench.report.formatting import p_is, pp
+from xraybench.report.formatting import p_is, plural, pp
 from xraybench.results import CaseResult
 
 
@@ -48,7 +48,7 @@ def degenerate_findings(cases: list[CaseResult]) -> list[str]:
         if not found:
             continue
         details = "; ".join(f"seed {seed}: {str(why).replace('; ', ', ')}" for seed, why in found.items())
-        out.append(f"{case.id}: {len(found)} of {len(case.ok)} seed{'s' if len(case.ok) > 1 else ''} "
+        out.append(f"{case.id}: {len(found)} of {plural(len(case.ok), 'seed')} "
                    f"{'are' if len(found) > 1 else 'is'} degenerate ({details}): {_worth(found)}.")
     return out
 

@@ -7,6 +7,11 @@ from xraybench import stats
 METRIC_LABELS = {"test_acc": "ACC", "test_auc": "AUC"}  # the short names of the test metrics in tables
 
 
+def plural(n: int, word: str) -> str:
+    """"1 case", "2 cases": a count and its noun, agreeing."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 

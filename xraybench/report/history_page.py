@@ -7,7 +7,7 @@ from pathlib import Path
 
 from xraybench import history
 from xraybench.report import plots
-from xraybench.report.formatting import METRIC_LABELS, interval, p_value
+from xraybench.report.formatting import METRIC_LABELS, interval, p_value, plural
 from xraybench.report.render import write_pages
 from xraybench.report.tables import Table
 
@@ -19,11 +19,6 @@ def render(docs: list[dict], series: list[history.Series], out: Path, lookback: 
     """Write history.html and history.pdf into ``out``."""
     return write_pages(context(docs, series, lookback), "history.html.j2", Path(out), "history",
                        docs[-1].get("datetime"))
-
-
-def plural(n: int, word: str) -> str:
-    """"1 case", "2 cases": a count and its noun, agreeing."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def summary(docs: list[dict], series: list[history.Series]) -> str:
