@@ -131,3 +131,14 @@ def test_mode_comparison_states_no_tally_when_no_pair_could_be_tested():
     findings = compare_modes([c for c in cases.values() if c.id.startswith("hw4-c")], cases)["findings"]
     assert not any("tested pair(s)" in line for line in findings)
     assert any(line.startswith("1 pair(s) not tested: one seed a side") for line in findings)
+
+
+def test_no_tally_against_the_best_scratch_model_when_nothing_was_tested():
+    """Task E's sentence: with no case tested (one seed a side) it gave a tally of zeros ('0 of 2 cases here score
+    higher; 0 lower; 0 show no detectable difference') that read like an answer; now only why nothing was tested."""
+    from conftest import FIXTURES
+
+    doc = json.loads((FIXTURES / "results-all-smoke.json").read_text())
+    found = next(f for s in report.build_context(doc)["sections"] for t in s["tasks"] for f in t.get("findings", [])
+                 if f.startswith("The model trained from scratch"))
+    assert "score higher" not in found and "Not tested (one seed a side" in found

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from xraybench import stats
 from xraybench.report.comparisons import Comparison, compare
-from xraybench.report.formatting import mean_sd, p_is, percent_sd
+from xraybench.report.formatting import mean_sd, p_is, percent_sd, plural
 from xraybench.report.tables import Table, task
 from xraybench.results import CaseResult
 
@@ -114,10 +114,12 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
         for c, comparison, direction in zip(ok, comparisons, holm_directions(comparisons)):
             {None: untested, 1: above, 0: tied, -1: below}[direction].append(c.id)
         text = (f"The model trained from scratch with the highest mean validation accuracy in this run, {best.id}, "
-                f"reached {percent_sd(best.values('test_acc'))} on the test images. Against it (procedure-level t "
-                f"test of the test accuracy, the {len(ok) - len(untested)} tested cases held together at α = 0.05, "
-                f"Holm): {len(above)} of {len(ok)} cases here score higher{': ' + ', '.join(above) if above else ''}; "
-                f"{len(below)} lower; {len(tied)} show no detectable difference.")
+                f"reached {percent_sd(best.values('test_acc'))} on the test images.")
+        if len(untested) < len(ok):  # a tally of nothing tested would read like an answer
+            text += (f" Against it (procedure-level t test of the test accuracy, "
+                     f"{plural(len(ok) - len(untested), 'case')} tested, held together at α = 0.05, Holm): "
+                     f"{len(above)} score higher{': ' + ', '.join(above) if above else ''}; {len(below)} lower; "
+                     f"{len(tied)} show no detectable difference.")
         if untested:
             text += (f" Not tested (one seed a side, or no per-image predictions): "
                      f"{', '.join(untested[:6])}{', …' if len(untested) > 6 else ''}.")
