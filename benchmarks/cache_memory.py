@@ -42,12 +42,15 @@ def main() -> None:
         data = cache.prepare(source, args.size, root=Path(tmp)).open()
         peak = before
         for name, split in data.splits.items():
-            loader = BatchLoader(split, 32 if name == "train" else 256, device=torch.device("cpu"),
-                                 shuffle=name == "train")
-            for x, _ in loader:
+            loader = BatchLoader(
+                split, 32 if name == "train" else 256, device=torch.device("cpu"), shuffle=name == "train"
+            )
+            for _x, _ in loader:
                 peak = max(peak, resident_mb())
-    print(f"{n} images at {args.size}×{args.size}: cache {disk:.0f} MiB on disk (uint8); "
-          f"resident memory grew by {peak - before:.0f} MiB over one pass of every split (target < 500 MB)")
+    print(
+        f"{n} images at {args.size}×{args.size}: cache {disk:.0f} MiB on disk (uint8); "
+        f"resident memory grew by {peak - before:.0f} MiB over one pass of every split (target < 500 MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,15 @@ from xraybench import check, runner, stats
 from xraybench.cases import Profile, apply_profile, load_cases
 from xraybench.data.sources import SyntheticSource
 
-SMALL = Profile("small", "false-alarm benchmark", image_size=32, epochs=12, synthetic_sizes=(800, 200, 400),
-                max_per_split=None, seeds=3)
+SMALL = Profile(
+    "small",
+    "false-alarm benchmark",
+    image_size=32,
+    epochs=12,
+    synthetic_sizes=(800, 200, 400),
+    max_per_split=None,
+    seeds=3,
+)
 TIMES = {"wall_time_s", "s_per_epoch", "peak_memory_mb"}
 
 
@@ -50,15 +57,19 @@ class FlippedLabels:
     def decode(self, image_size: int, resample: str = "bilinear"):
         splits, notes, accounting = self.inner.decode(image_size, resample)
         train = splits["train"]
-        flip = torch.randperm(len(train), generator=torch.Generator().manual_seed(123))[:round(self.share * len(train))]
+        flip = torch.randperm(len(train), generator=torch.Generator().manual_seed(123))[
+            : round(self.share * len(train))
+        ]
         train.labels = train.labels.clone()
         train.labels[flip] = 1 - train.labels[flip]
-        return splits, notes + [f"{self.share:.0%} of training labels flipped"], accounting
+        return splits, [*notes, f"{self.share:.0%} of training labels flipped"], accounting
 
 
 def train(cases, first_seed: int, seeds: int, source, out: Path, name: str, lr_factor: float = 1.0) -> dict:
-    shifted = [dataclasses.replace(c, train=dataclasses.replace(c.train, seed=first_seed, lr=c.train.lr * lr_factor))
-               for c in cases]
+    shifted = [
+        dataclasses.replace(c, train=dataclasses.replace(c.train, seed=first_seed, lr=c.train.lr * lr_factor))
+        for c in cases
+    ]
     plan = runner.RunPlan(profile=SMALL, device=torch.device("cpu"), source=source, out=out, run_id=name, seeds=seeds)
     _, doc = runner.run(shifted, plan, log=lambda *_: None)
     if lr_factor != 1.0:  # a bug, not an edit: keep the hash of the configuration as declared
@@ -102,8 +113,9 @@ def main() -> None:
             if "lr100" in args.degradations:
                 candidates["A/B lr100"] = train(cases, base_seed + 200, args.seeds, clean, Path(tmp), f"lr{rep}", 100.0)
             if "flip10" in args.degradations:
-                candidates["A/B flip10"] = train(cases, base_seed + 300, args.seeds, FlippedLabels(clean), Path(tmp),
-                                                 f"flip{rep}")
+                candidates["A/B flip10"] = train(
+                    cases, base_seed + 300, args.seeds, FlippedLabels(clean), Path(tmp), f"flip{rep}"
+                )
             for experiment, doc in candidates.items():
                 flagged = alarms(check.compare(doc, baseline))
                 c = counts[experiment]
@@ -115,18 +127,22 @@ def main() -> None:
             print(f"  repeat {rep + 1}/{args.repeats} done ({time.perf_counter() - start:.0f} s)", flush=True)
 
     n = args.repeats
-    print(f"\n{', '.join(c.id for c in cases)}; {args.seeds} seed(s) per side; {n} checks per experiment; "
-          f"small setting: 32 px, 800/200/400 images, 12 epochs; {time.perf_counter() - start:.0f} s. "
-          f"Rates with Clopper–Pearson 95% bounds: a claim holds only where its bound does.")
+    print(
+        f"\n{', '.join(c.id for c in cases)}; {args.seeds} seed(s) per side; {n} checks per experiment; "
+        f"small setting: 32 px, 800/200/400 images, 12 epochs; {time.perf_counter() - start:.0f} s. "
+        f"Rates with Clopper–Pearson 95% bounds: a claim holds only where its bound does."
+    )
     for experiment, c in counts.items():
         target = "false-alarm rate (target ≤ 5%)" if experiment == "A/A" else "detection rate (target ≥ 90%)"
         per_case = ", ".join(f"{k} {rate(v, n)}" for k, v in c["per_case"].items())
-        print(f"  {experiment:11s} {target}: quality metrics {rate(c['quality'], n)} (per case: {per_case}); "
-              f"times {rate(c['time'], n)}; either {rate(c['any'], n)}")
+        print(
+            f"  {experiment:11s} {target}: quality metrics {rate(c['quality'], n)} (per case: {per_case}); "
+            f"times {rate(c['time'], n)}; either {rate(c['any'], n)}"
+        )
 
 
 def rate(hits: int, trials: int) -> str:
-    """"5% [1.0, 24.9]": the share and its exact (Clopper–Pearson) 95% interval, in percent."""
+    """ "5% [1.0, 24.9]": the share and its exact (Clopper–Pearson) 95% interval, in percent."""
     low, high = stats.clopper_pearson(hits, trials)
     return f"{hits / trials:.0%} [{100 * low:.1f}, {100 * high:.1f}]"
 

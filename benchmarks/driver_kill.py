@@ -37,7 +37,9 @@ from xraybench.train.precision import Precision
 
 
 @register_model
-def sleepy_model(*, in_channels: int, image_size: int, num_outputs: int, seconds: float = 1.0, log: str = "") -> nn.Module:
+def sleepy_model(
+    *, in_channels: int, image_size: int, num_outputs: int, seconds: float = 1.0, log: str = ""
+) -> nn.Module:
     """A linear model that takes ``seconds`` to build; each training (a build inside train_case, not the
     model-cost probe's) appends a line to ``log``."""
     frame = sys._getframe(1)
@@ -84,9 +86,12 @@ class Outcome:
 
 
 def case_file(path: Path, cases: int, seconds: float, log: Path) -> Path:
-    blocks = [f'[[case]]\nid = "hw3-sleepy-{n}"\ntask = "A"\ntitle = "sleepy {n}"\n'
-              f'model = {{ name = "sleepy_model", options = {{ seconds = {0.1 if n == 0 else seconds}, '
-              f'log = "{log}" }} }}\n' for n in range(cases)]
+    blocks = [
+        f'[[case]]\nid = "hw3-sleepy-{n}"\ntask = "A"\ntitle = "sleepy {n}"\n'
+        f'model = {{ name = "sleepy_model", options = {{ seconds = {0.1 if n == 0 else seconds}, '
+        f'log = "{log}" }} }}\n'
+        for n in range(cases)
+    ]
     path.write_text('suite = "hw3"\n[tasks]\nA = "a task"\n' + "\n".join(blocks))
     return path
 
@@ -96,8 +101,13 @@ def run(work: Path, executor: str = "slurm", cases: int = 4, seconds: float = 6.
     log = work / "trainings.log"
     script = work / "driver.py"
     script.write_text(DRIVER)
-    command = [sys.executable, str(script), str(work / "out"), str(case_file(work / "cases.toml", cases, seconds, log)),
-               executor]
+    command = [
+        sys.executable,
+        str(script),
+        str(work / "out"),
+        str(case_file(work / "cases.toml", cases, seconds, log)),
+        executor,
+    ]
     results_path = work / "out" / "killed" / "results.json"
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -115,8 +125,17 @@ def run(work: Path, executor: str = "slurm", cases: int = 4, seconds: float = 6.
     trainings = len(log.read_text().splitlines())
     rows = _rows(results_path)
     kept = sum(row in rows for row in before)
-    return Outcome(executor, cases, len(before), kept, trainings, trainings - cases, sum(r["status"] == "ok" for r in rows),
-                   time.perf_counter() - start, again.stdout)
+    return Outcome(
+        executor,
+        cases,
+        len(before),
+        kept,
+        trainings,
+        trainings - cases,
+        sum(r["status"] == "ok" for r in rows),
+        time.perf_counter() - start,
+        again.stdout,
+    )
 
 
 def _rows(path: Path) -> list[dict]:
@@ -134,10 +153,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         o = run(Path(tmp), args.executor, args.cases, args.seconds)
-    print(f"{o.executor}: {o.cases} cases; {o.finished_at_kill} row(s) written when the driver was SIGKILLed "
-          f"({o.kept} of them kept as they were); "
-          f"after the second driver ({o.second_driver_s:.0f} s): {o.rows_ok} ok row(s), {o.trainings} training(s) "
-          f"in all, {o.repeated} repeated")
+    print(
+        f"{o.executor}: {o.cases} cases; {o.finished_at_kill} row(s) written when the driver was SIGKILLed "
+        f"({o.kept} of them kept as they were); "
+        f"after the second driver ({o.second_driver_s:.0f} s): {o.rows_ok} ok row(s), {o.trainings} training(s) "
+        f"in all, {o.repeated} repeated"
+    )
 
 
 if __name__ == "__main__":

@@ -28,16 +28,21 @@ def main() -> None:
     args = parser.parse_args()
 
     case = next(c for c in load_cases()[0] if c.id == args.case)
-    case = dataclasses.replace(case, data=dataclasses.replace(case.data, image_size=args.image_size),
-                               train=dataclasses.replace(case.train, epochs=args.epochs or case.train.epochs))
+    case = dataclasses.replace(
+        case,
+        data=dataclasses.replace(case.data, image_size=args.image_size),
+        train=dataclasses.replace(case.train, epochs=args.epochs or case.train.epochs),
+    )
     data = cache.prepare(SyntheticSource(PROFILES["quick"].synthetic_sizes), args.image_size).open()
     cpu = torch.device("cpu")
     results = {}
     for label, use_cache in (("without cache", False), ("with cache", True)):
         run = dataclasses.replace(case, train=dataclasses.replace(case.train, feature_cache=use_cache))
         results[label] = train_case(run, data, cpu)["metrics"]
-    print(f"{case.id} at {args.image_size}px, {case.train.epochs} epochs, {len(data.splits['train'])} training images, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{case.id} at {args.image_size}px, {case.train.epochs} epochs, {len(data.splits['train'])} training images, "
+        f"{torch.get_num_threads()} threads"
+    )
     for label, m in results.items():
         extra = f" (feature pass {m['feature_pass_s']:.1f}s included)" if m["feature_pass_s"] else ""
         print(f"  {label:14s} {m['s_per_epoch']:7.2f} s/epoch{extra}  test acc {m['test_acc']:.3f}")

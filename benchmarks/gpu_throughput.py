@@ -30,21 +30,29 @@ import torchvision
 from tabulate import tabulate
 
 from xraybench import environment
-from xraybench.train import speedups
 from xraybench.data import BatchLoader
 from xraybench.data.sources import Split
 from xraybench.environment import synchronize
-from xraybench.train.engine import train_one_epoch
 from xraybench.models.backbones import TORCHVISION_BACKBONES
+from xraybench.models.registry import create_model
+from xraybench.train import speedups
+from xraybench.train.engine import train_one_epoch
 from xraybench.train.objectives import OBJECTIVES
 from xraybench.train.precision import CHOICES, Precision, choose, final_layer_in_fp32
-from xraybench.models.registry import create_model
 
 ANCHOR = "≈ 2,500 img/s: ResNet-50, AMP, one A100 (NVIDIA DeepLearningExamples)"
 
 
-def xraybench_engine(model_name: str, size: int, batch: int, steps: int, warmup: int, device: torch.device,
-                     precision: Precision, repeats: int) -> float:
+def xraybench_engine(
+    model_name: str,
+    size: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    precision: Precision,
+    repeats: int,
+) -> float:
     """Images/s of train_one_epoch: the median of ``repeats`` epochs of ``steps`` batches each."""
     torch.manual_seed(0)
     objective = OBJECTIVES["ce"]
@@ -54,21 +62,41 @@ def xraybench_engine(model_name: str, size: int, batch: int, steps: int, warmup:
         final_layer_in_fp32(model)
     images = torch.randint(0, 256, (batch * max(steps, warmup), 1, size, size), dtype=torch.uint8)
     labels = torch.randint(0, 2, (len(images),))
-    split = Split(images[:batch * steps], labels[:batch * steps])
+    split = Split(images[: batch * steps], labels[: batch * steps])
     mean, std = model.normalization or (0.5, 0.5)
-    loader = BatchLoader(split, batch, device=device, channels=3, mean=mean, std=std, shuffle=True,
-                         channels_last=channels_last)
+    loader = BatchLoader(
+        split, batch, device=device, channels=3, mean=mean, std=std, shuffle=True, channels_last=channels_last
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     scaler, loss_fn = precision.grad_scaler(device), objective.make_loss()
-    warm = BatchLoader(Split(images[:batch * warmup], labels[:batch * warmup]), batch, device=device,
-                       channels=3, mean=mean, std=std, channels_last=channels_last)
+    warm = BatchLoader(
+        Split(images[: batch * warmup], labels[: batch * warmup]),
+        batch,
+        device=device,
+        channels=3,
+        mean=mean,
+        std=std,
+        channels_last=channels_last,
+    )
     train_one_epoch(model, warm, objective, loss_fn, optimizer, precision=precision, scaler=scaler)
-    return median_rate(lambda: train_one_epoch(model, loader, objective, loss_fn, optimizer, precision=precision,
-                                               scaler=scaler), batch * steps, repeats, device)
+    return median_rate(
+        lambda: train_one_epoch(model, loader, objective, loss_fn, optimizer, precision=precision, scaler=scaler),
+        batch * steps,
+        repeats,
+        device,
+    )
 
 
-def plain_loop(model_name: str, size: int, batch: int, steps: int, warmup: int, device: torch.device,
-               precision: Precision, repeats: int) -> float:
+def plain_loop(
+    model_name: str,
+    size: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    precision: Precision,
+    repeats: int,
+) -> float:
     """Images/s of a plain torchvision loop on float batches already on the device."""
     torch.manual_seed(0)
     extra = {"aux_logits": False, "init_weights": False} if model_name == "googlenet" else {}
@@ -127,8 +155,10 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     environment.configure(device, deterministic=False)
     precision = choose(args.precision, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.model} at {args.size} px, training, channels_last, {precision.name} ({precision.reason}); "
-          f"{name}; torch {torch.__version__}; median of {args.repeats} × {args.steps} steps after {args.warmup}")
+    print(
+        f"{args.model} at {args.size} px, training, channels_last, {precision.name} ({precision.reason}); "
+        f"{name}; torch {torch.__version__}; median of {args.repeats} × {args.steps} steps after {args.warmup}"
+    )
     rows = []
     for batch in args.batches:
         common = (args.model, args.size, batch, args.steps, args.warmup, device, precision, args.repeats)
@@ -136,8 +166,11 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
         rows.append([batch, f"{ours:,.0f}", f"{plain:,.0f}", f"{ours / plain:.2f}"])
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    print(tabulate(rows, headers=["batch", "xraybench img/s", "plain loop img/s", "xraybench / plain"],
-                   disable_numparse=True))
+    print(
+        tabulate(
+            rows, headers=["batch", "xraybench img/s", "plain loop img/s", "xraybench / plain"], disable_numparse=True
+        )
+    )
     print(f"anchor: {ANCHOR}")
     return rows
 

@@ -39,8 +39,9 @@ def forward_flops(model: str, options: dict, channels: int, size: int) -> float:
 
 
 def case_flops(case, seeds: int, epochs_if_stopped: int) -> float:
-    f, frozen = _cost(case.model.name, tuple(sorted(case.model.options.items())), case.data.channels,
-                      case.data.input_size)
+    f, frozen = _cost(
+        case.model.name, tuple(sorted(case.model.options.items())), case.data.channels, case.data.input_size
+    )
     epochs = epochs_if_stopped if case.train.early_stopping else case.train.epochs
     if frozen:  # features computed once per image, the head's cost negligible
         return seeds * f * sum(IMAGES.values())
@@ -65,8 +66,10 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
     print(f"{'task':<6} {'cases':>5} {'PFLOP':>8} {'hours':>7} {'hours if no early stop':>24}")
     for task in expected:
         n = sum(c.task == task for c in cases)
-        print(f"{task:<6} {n:>5} {expected[task] / 1e15:>8.1f} {expected[task] / rate / 3600:>7.2f} "
-              f"{upper[task] / rate / 3600:>24.2f}")
+        print(
+            f"{task:<6} {n:>5} {expected[task] / 1e15:>8.1f} {expected[task] / rate / 3600:>7.2f} "
+            f"{upper[task] / rate / 3600:>24.2f}"
+        )
     total, most = sum(expected.values()), sum(upper.values())
     print(f"{'total':<6} {len(cases):>5} {total / 1e15:>8.1f} {total / rate / 3600:>7.2f} {most / rate / 3600:>24.2f}")
     return total / rate / 3600, most / rate / 3600

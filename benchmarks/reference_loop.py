@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -48,21 +48,46 @@ class Shuffled(Sampler):
 
 
 class ReferenceLoop:
-    def __init__(self, model: nn.Module, root: Path, objective: Objective, *, image_size: int, channels: int,
-                 mean, std, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0,
-                 scheduler: Callable[[torch.optim.Optimizer], object] | None = None, fused_adam: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        root: Path,
+        objective: Objective,
+        *,
+        image_size: int,
+        channels: int,
+        mean,
+        std,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
+        fused_adam: bool = False,
+    ):
         self.model, self.objective, self.loss_fn = model, objective, objective.make_loss()
-        channel_stats = (lambda v: list(v) if isinstance(v, (tuple, list)) else [v] * channels)
-        tf = transforms.Compose([transforms.Grayscale(num_output_channels=channels),
-                                 transforms.Resize((image_size, image_size)), transforms.ToTensor(),
-                                 transforms.Normalize(channel_stats(mean), channel_stats(std))])
+
+        def channel_stats(v):
+            return list(v) if isinstance(v, (tuple, list)) else [v] * channels
+
+        tf = transforms.Compose(
+            [
+                transforms.Grayscale(num_output_channels=channels),
+                transforms.Resize((image_size, image_size)),
+                transforms.ToTensor(),
+                transforms.Normalize(channel_stats(mean), channel_stats(std)),
+            ]
+        )
         folders = {split: datasets.ImageFolder(str(root / split), tf) for split in ("train", "val", "test")}
         # The order comes from a sampler with its own seeded stream (one randperm per epoch, as
         # xraybench draws it); the DataLoader's own per-epoch seed draw goes to a spare generator.
         order = Shuffled(len(folders["train"]), seed)
-        self.loaders = {split: DataLoader(folder, batch_size=batch_size, sampler=order if split == "train" else None,
-                                          generator=torch.Generator())
-                        for split, folder in folders.items()}
+        self.loaders = {
+            split: DataLoader(
+                folder, batch_size=batch_size, sampler=order if split == "train" else None, generator=torch.Generator()
+            )
+            for split, folder in folders.items()
+        }
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay, fused=fused_adam or None)
         self.scheduler = scheduler(self.optimizer) if scheduler else None

@@ -31,12 +31,20 @@ def browser(width: int, height: int):
 
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver_path:
-        raise BrowserMissing("the browser test needs Debian's chromium and chromium-driver: "
-                             "apt-get install -y chromium chromium-driver")
+        raise BrowserMissing(
+            "the browser test needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--hide-scrollbars",
-                 f"--window-size={width},{height}", "--force-device-scale-factor=1"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--window-size={width},{height}",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     try:

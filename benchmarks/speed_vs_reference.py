@@ -18,8 +18,9 @@ sets xraybench's (default fp32; ``auto`` is what ``xraybench run`` picks on this
 Epochs alternate between the two loops, so that a slow minute on a shared machine hits
 both. Seconds per epoch: each loop's median epoch (the first carries one-time costs for both:
 allocation, kernel selection, the file cache), including the validation pass; a frozen
-backbone's one-time feature pass is spread over the epochs and added. Test accuracy: the best-on-validation weights, for both
-(see benchmarks/reference_loop.py). Both see the images in the same order (same seed,
+backbone's one-time feature pass is spread over the epochs and added. Test accuracy: the
+best-on-validation weights, for both (see benchmarks/reference_loop.py). Both see the images
+in the same order (same seed,
 same file order, the same randperm stream) and draw dropout from equally seeded streams.
 
 --noise-floor also trains the reference a second time with only Adam's rounding changed
@@ -42,18 +43,18 @@ from PIL import Image
 from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_loop import ReferenceLoop  # noqa: E402
+from reference_loop import ReferenceLoop
 
-from xraybench.train import optim  # noqa: E402
-from xraybench.cases import PROFILES, Case, apply_profile, load_cases  # noqa: E402
-from xraybench.data import cache  # noqa: E402
-from xraybench.data.sources import FolderSource  # noqa: E402
-from xraybench.data.synthetic import generate_split  # noqa: E402
-from xraybench.train.engine import train_case  # noqa: E402
-from xraybench.environment import keep_freed_memory  # noqa: E402
-from xraybench.train.objectives import OBJECTIVES  # noqa: E402
-from xraybench.train.precision import CHOICES, Precision, choose  # noqa: E402
-from xraybench.models.registry import create_model  # noqa: E402
+from xraybench.cases import PROFILES, Case, apply_profile, load_cases
+from xraybench.data import cache
+from xraybench.data.sources import FolderSource
+from xraybench.data.synthetic import generate_split
+from xraybench.environment import keep_freed_memory
+from xraybench.models.registry import create_model
+from xraybench.train import optim
+from xraybench.train.engine import train_case
+from xraybench.train.objectives import OBJECTIVES
+from xraybench.train.precision import CHOICES, Precision, choose
 
 DEFAULT_CASES = ["hw3-a-cnn", "hw3-b-mlp", "hw4-c-efficientnet-lite0"]
 
@@ -92,14 +93,29 @@ def reference_loop(case: Case, root: Path, size: int, *, fused_adam: bool = Fals
     """The homework's loop for ``case``, starting from the same weights as train_case's model."""
     tr, objective = case.train, OBJECTIVES[case.train.loss]
     torch.manual_seed(tr.seed)
-    model = create_model(case.model.name, in_channels=case.data.channels, image_size=size,
-                         num_outputs=objective.num_outputs, **case.model.options)
+    model = create_model(
+        case.model.name,
+        in_channels=case.data.channels,
+        image_size=size,
+        num_outputs=objective.num_outputs,
+        **case.model.options,
+    )
     mean, std = getattr(model, "normalization", None) or (case.data.mean, case.data.std)
     return ReferenceLoop(
-        model, root, objective, image_size=size, channels=case.data.channels, mean=mean, std=std,
-        batch_size=tr.batch_size, lr=tr.lr, weight_decay=tr.weight_decay, seed=tr.seed, fused_adam=fused_adam,
-        scheduler=lambda opt: optim.build_scheduler(tr.scheduler, opt, epochs=tr.epochs,
-                                                    options=tr.scheduler_options))
+        model,
+        root,
+        objective,
+        image_size=size,
+        channels=case.data.channels,
+        mean=mean,
+        std=std,
+        batch_size=tr.batch_size,
+        lr=tr.lr,
+        weight_decay=tr.weight_decay,
+        seed=tr.seed,
+        fused_adam=fused_adam,
+        scheduler=lambda opt: optim.build_scheduler(tr.scheduler, opt, epochs=tr.epochs, options=tr.scheduler_options),
+    )
 
 
 def one_seed(case: Case, root: Path, data, size: int, noise_floor: bool, precision: Precision) -> SeedRun:
@@ -118,8 +134,13 @@ def one_seed(case: Case, root: Path, data, size: int, noise_floor: bool, precisi
     m = ours["metrics"]
     feature_pass_per_epoch = (m["feature_pass_s"] or 0.0) / case.train.epochs  # frozen backbones only
     ours_s = statistics.median(r["epoch_time_s"] for r in ours["history"]) + feature_pass_per_epoch
-    return SeedRun(statistics.median(reference_epochs), ours_s, reference.test_accuracy(), m["test_acc"],
-                   twin.test_accuracy() if twin is not None else None)
+    return SeedRun(
+        statistics.median(reference_epochs),
+        ours_s,
+        reference.test_accuracy(),
+        m["test_acc"],
+        twin.test_accuracy() if twin is not None else None,
+    )
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -128,16 +149,33 @@ def spread(values: list[float], fmt: str) -> str:
     return text + (f" ± {statistics.stdev(values):{fmt.lstrip('+')}}" if len(values) > 1 else "")
 
 
-def compare(case: Case, root: Path, data, size: int, seeds: int, noise_floor: bool, precision: Precision,
-            cheap_decode: bool) -> list:
+def compare(
+    case: Case, root: Path, data, size: int, seeds: int, noise_floor: bool, precision: Precision, cheap_decode: bool
+) -> list:
     """One table row: seconds per epoch, test accuracies and their differences in points (± sd over seeds)."""
-    runs = [one_seed(dataclasses.replace(case, train=dataclasses.replace(case.train, seed=case.train.seed + k)),
-                     root, data, size, noise_floor, precision) for k in range(seeds)]
+    runs = [
+        one_seed(
+            dataclasses.replace(case, train=dataclasses.replace(case.train, seed=case.train.seed + k)),
+            root,
+            data,
+            size,
+            noise_floor,
+            precision,
+        )
+        for k in range(seeds)
+    ]
     ref_s, ours_s = (statistics.mean(r.reference_s for r in runs), statistics.mean(r.ours_s for r in runs))
-    row = [case.id, precision.name, f"{ref_s:.2f}", f"{ours_s:.2f}", f"{ref_s / ours_s:.1f}×",
-           f"≥ {target(case, size, precision, cheap_decode):.0f}×",
-           spread([r.reference_acc for r in runs], ".3f"), spread([r.ours_acc for r in runs], ".3f"),
-           spread([100 * (r.ours_acc - r.reference_acc) for r in runs], "+.1f")]
+    row = [
+        case.id,
+        precision.name,
+        f"{ref_s:.2f}",
+        f"{ours_s:.2f}",
+        f"{ref_s / ours_s:.1f}×",
+        f"≥ {target(case, size, precision, cheap_decode):.0f}×",
+        spread([r.reference_acc for r in runs], ".3f"),
+        spread([r.ours_acc for r in runs], ".3f"),
+        spread([100 * (r.ours_acc - r.reference_acc) for r in runs], "+.1f"),
+    ]
     if noise_floor:
         row.append(spread([100 * (r.twin_acc - r.reference_acc) for r in runs], "+.1f"))
     return row
@@ -150,11 +188,18 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, metavar="ID")
     parser.add_argument("--source", default="1280x996", help="pixel size WxH of the images in the folder")
     parser.add_argument("--format", default="jpeg", choices=["jpeg", "png"], help="image files of the folder")
-    parser.add_argument("--precision", default="fp32", choices=CHOICES,
-                        help="xraybench's precision (the reference trains in fp32); default fp32")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=CHOICES,
+        help="xraybench's precision (the reference trains in fp32); default fp32",
+    )
     parser.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1: mean ± sd of accuracy")
-    parser.add_argument("--noise-floor", action="store_true",
-                        help="also train the reference with fused Adam (rounding only) and print its accuracy change")
+    parser.add_argument(
+        "--noise-floor",
+        action="store_true",
+        help="also train the reference with fused Adam (rounding only) and print its accuracy change",
+    )
     parser.add_argument("--splits", nargs=3, type=int, default=(1200, 300, 400), metavar=("TRAIN", "VAL", "TEST"))
     args = parser.parse_args()
     source = tuple(int(v) for v in args.source.lower().split("x"))
@@ -178,23 +223,38 @@ def main() -> None:
         for case_id in args.cases:
             case = declared[case_id]
             case = dataclasses.replace(
-                case, data=dataclasses.replace(case.data, image_size=args.size),
-                train=dataclasses.replace(case.train, epochs=args.epochs or case.train.epochs))
+                case,
+                data=dataclasses.replace(case.data, image_size=args.size),
+                train=dataclasses.replace(case.train, epochs=args.epochs or case.train.epochs),
+            )
             rows.append(compare(case, root, data, args.size, args.seeds, args.noise_floor, precision, cheap_decode))
             print(f"  done: {case_id}", file=sys.stderr)
-    print(f"{args.size}×{args.size} px input; folder of {sum(args.splits)} grayscale {args.format.upper()}s at "
-          f"{source[0]}×{source[1]} "
-          f"(written in {written:.0f} s); batch 32 for both; "
-          f"{args.seeds} seed(s); CPU, {torch.get_num_threads()} threads; xraybench in {precision.name} "
-          f"({precision.reason}), the reference in fp32")
+    print(
+        f"{args.size}×{args.size} px input; folder of {sum(args.splits)} grayscale {args.format.upper()}s at "
+        f"{source[0]}×{source[1]} "
+        f"(written in {written:.0f} s); batch 32 for both; "
+        f"{args.seeds} seed(s); CPU, {torch.get_num_threads()} threads; xraybench in {precision.name} "
+        f"({precision.reason}), the reference in fp32"
+    )
     print(f"xraybench's one-time decode into its cache: {decoded:.1f} s (reused by every later case and run)")
-    headers = ["case", "xraybench precision", "reference s/epoch", "xraybench s/epoch", "speed-up", "target",
-               "reference test acc", "xraybench test acc", "Δ pp"]
+    headers = [
+        "case",
+        "xraybench precision",
+        "reference s/epoch",
+        "xraybench s/epoch",
+        "speed-up",
+        "target",
+        "reference test acc",
+        "xraybench test acc",
+        "Δ pp",
+    ]
     headers += ["rounding-only Δ pp"] if args.noise_floor else []
     print(tabulate(rows, headers=headers, disable_numparse=True))  # keep "+1.0" as printed, not "1"
     if args.noise_floor:
-        print("rounding-only Δ: the reference loop against itself with Adam's fused kernel (the same formula), "
-              "i.e. how far its test accuracy moves when nothing but float rounding changes")
+        print(
+            "rounding-only Δ: the reference loop against itself with Adam's fused kernel (the same formula), "
+            "i.e. how far its test accuracy moves when nothing but float rounding changes"
+        )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,7 @@ from scipy import stats as scipy_stats
 
 from xraybench import stats
 from xraybench.stats import operating
-from xraybench.stats.operating import (CaseOperatingPoints, calibration_error, seed_point,
-                                       squared_calibration_error)
+from xraybench.stats.operating import CaseOperatingPoints, calibration_error, seed_point, squared_calibration_error
 
 IMAGE_SD, NOISE_SD = 1.0, 0.5
 BASE_ACCURACY = 0.85
@@ -65,7 +64,7 @@ class Cell:
 
 def _mu(accuracy: float, tau: float) -> float:
     """μ whose procedure accuracy P(z > 0), over images, seeds and noise, is ``accuracy``."""
-    return float(scipy_stats.norm.ppf(accuracy)) * np.sqrt(IMAGE_SD ** 2 + NOISE_SD ** 2 + tau ** 2)
+    return float(scipy_stats.norm.ppf(accuracy)) * np.sqrt(IMAGE_SD**2 + NOISE_SD**2 + tau**2)
 
 
 def _seed_sd(tau: float, mu: float) -> float:
@@ -87,8 +86,8 @@ def tau_for(seed_sd_pp: float) -> float:
 
 def true_auc(mu: float, tau: float) -> float:
     """The procedure's mean per-seed AUC: a seed's AUC is P(z_pos + z_neg > 0) = Φ(2(μ + u) / √(2σ²))."""
-    sigma2 = IMAGE_SD ** 2 + NOISE_SD ** 2
-    return float(scipy_stats.norm.cdf(2 * mu / np.sqrt(2 * sigma2 + 4 * tau ** 2)))
+    sigma2 = IMAGE_SD**2 + NOISE_SD**2
+    return float(scipy_stats.norm.cdf(2 * mu / np.sqrt(2 * sigma2 + 4 * tau**2)))
 
 
 def simulate(rng: np.random.Generator, repeats: int, cell: Cell):
@@ -145,11 +144,13 @@ def evaluate(rng: np.random.Generator, repeats: int, cell: Cell, with_check: boo
     return {
         "accuracy: t verdict": Rate(int((acc["p_value"] < stats.ALPHA).sum()), repeats),
         "accuracy: interval covers": Rate(int(((acc["low"] <= true_acc) & (true_acc <= acc["high"])).sum()), repeats),
-        "sensitivity: interval covers": Rate(int(((sens["low"] <= true_acc) & (true_acc <= sens["high"])).sum()),
-                                             repeats),
+        "sensitivity: interval covers": Rate(
+            int(((sens["low"] <= true_acc) & (true_acc <= sens["high"])).sum()), repeats
+        ),
         "AUC: t verdict": Rate(int((auc["p_value"] < stats.ALPHA).sum()), repeats),
-        "AUC: interval covers": Rate(int(((auc["low"] <= true_auc_diff) & (true_auc_diff <= auc["high"])).sum()),
-                                     repeats),
+        "AUC: interval covers": Rate(
+            int(((auc["low"] <= true_auc_diff) & (true_auc_diff <= auc["high"])).sum()), repeats
+        ),
         "sign test (these models only)": Rate(int(np.sum(sign)), repeats),
         **({"check: worse over seeds": Rate(int(np.sum(check_worse)), repeats)} if with_check else {}),
     }
@@ -164,11 +165,25 @@ def report_trials(rng: np.random.Generator, trials: int, cell: Cell) -> Rate:
     labels, probs_a, probs_b, _, _ = simulate(rng, trials, cell)
     named = 0
     for r in range(trials):
-        rows = [{"id": case, "seed": seed, "status": "ok", "metrics": {"test_acc": float(((p >= 0.5) == labels).mean())},
-                 "predictions": {"test": p.tolist()}}
-                for case, probs in (("a", probs_a[r]), ("b", probs_b[r])) for seed, p in enumerate(probs)]
-        doc = {"data": {"images": {"test": {"ids": [f"test/{i}" for i in range(len(labels))],
-                                            "labels": labels.astype(int).tolist()}}}, "cases": rows}
+        rows = [
+            {
+                "id": case,
+                "seed": seed,
+                "status": "ok",
+                "metrics": {"test_acc": float(((p >= 0.5) == labels).mean())},
+                "predictions": {"test": p.tolist()},
+            }
+            for case, probs in (("a", probs_a[r]), ("b", probs_b[r]))
+            for seed, p in enumerate(probs)
+        ]
+        doc = {
+            "data": {
+                "images": {
+                    "test": {"ids": [f"test/{i}" for i in range(len(labels))], "labels": labels.astype(int).tolist()}
+                }
+            },
+            "cases": rows,
+        }
         cases = by_case(doc)
         sentence = compare(cases["a"], cases["b"]).sentence()
         named += "has a higher test accuracy" in sentence or "AUC is higher" in sentence
@@ -184,8 +199,12 @@ class ReproductionCell:
     images: int = 624
 
 
-REPRODUCTION_CELLS = tuple(ReproductionCell(n, k, sd, e) for n, k in ((3, 1), (5, 1), (3, 3), (5, 3))
-                           for sd in (0.5, 1.5, 3.0) for e in (0.0, 4.0))
+REPRODUCTION_CELLS = tuple(
+    ReproductionCell(n, k, sd, e)
+    for n, k in ((3, 1), (5, 1), (3, 3), (5, 3))
+    for sd in (0.5, 1.5, 3.0)
+    for e in (0.0, 4.0)
+)
 
 
 def _seed_aucs(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -201,9 +220,10 @@ def reproduction_rates(rng: np.random.Generator, repeats: int, cell: Reproductio
     effect a verdict other than "consistent" is a false one. Beside it, the rule "the published value lies
     outside our interval over seeds and test images", which ignores the published value's own seed noise."""
     seeds = max(cell.seeds, cell.runs)
-    labels, probs_theirs, probs_ours, _, _ = simulate(rng, repeats, Cell(seeds, cell.images, cell.seed_sd_pp,
-                                                                         -cell.effect_pp))
-    pneumonia = probs_ours[:, :cell.seeds], probs_theirs[:, :cell.runs]  # P(pneumonia) per run and image
+    labels, probs_theirs, probs_ours, _, _ = simulate(
+        rng, repeats, Cell(seeds, cell.images, cell.seed_sd_pp, -cell.effect_pp)
+    )
+    pneumonia = probs_ours[:, : cell.seeds], probs_theirs[:, : cell.runs]  # P(pneumonia) per run and image
     acc_ours, acc_theirs = (((p >= 0.5) == labels).mean(axis=2) for p in pneumonia)
     auc_ours, auc_theirs = (_seed_aucs(labels, p) for p in pneumonia)
     acc_sd, auc_sd = ((x.std(axis=1, ddof=1) if cell.runs > 1 else np.zeros(len(x))) for x in (acc_theirs, auc_theirs))
@@ -226,8 +246,11 @@ class CalibrationCell:
     noise: float
 
 
-CALIBRATION_CELLS = tuple(CalibrationCell(k, n, t, e) for k, n in ((1, 400), (3, 400), (3, 624))
-                          for t, e in ((1.0, 0.0), (1.5, 0.3), (0.7, 0.0)))
+CALIBRATION_CELLS = tuple(
+    CalibrationCell(k, n, t, e)
+    for k, n in ((1, 400), (3, 400), (3, 624))
+    for t, e in ((1.0, 0.0), (1.5, 0.3), (0.7, 0.0))
+)
 
 
 def _calibration_draw(rng: np.random.Generator, cell: CalibrationCell, images: int):
@@ -241,8 +264,9 @@ def _calibration_draw(rng: np.random.Generator, cell: CalibrationCell, images: i
 def true_squared_ece(cell: CalibrationCell) -> float:
     if cell.temperature == 1 and not cell.noise:
         return 0.0  # calibrated by construction
-    labels, probs = _calibration_draw(np.random.default_rng(1), CalibrationCell(1, 0, cell.temperature, cell.noise),
-                                      2_000_000)
+    labels, probs = _calibration_draw(
+        np.random.default_rng(1), CalibrationCell(1, 0, cell.temperature, cell.noise), 2_000_000
+    )
     return float(squared_calibration_error(labels, probs)[0, 0])
 
 
@@ -288,43 +312,64 @@ def main() -> None:
 
 
 def print_verdicts(rng: np.random.Generator, repeats: int) -> None:
-    print(f"{repeats} repetitions per cell; rates with Clopper–Pearson 95% bounds. Under no effect a "
-          f"verdict's rate is its false-positive rate (target ≤ 5%), under an effect its power.")
+    print(
+        f"{repeats} repetitions per cell; rates with Clopper–Pearson 95% bounds. Under no effect a "
+        f"verdict's rate is its false-positive rate (target ≤ 5%), under an effect its power."
+    )
     header = None
     for cell in grid():
         rates = evaluate(rng, repeats, cell)
         if header is None:
             header = f"{'seeds':>5} {'images':>6} {'seed sd':>7} {'effect':>6}  " + "  ".join(f"{k:>22}" for k in rates)
             print(header)
-        print(f"{cell.seeds:>5} {cell.images:>6} {cell.seed_sd_pp:>5.1f}pp {cell.effect_pp:>4.1f}pp  "
-              + "  ".join(f"{str(v):>22}" for v in rates.values()), flush=True)
+        print(
+            f"{cell.seeds:>5} {cell.images:>6} {cell.seed_sd_pp:>5.1f}pp {cell.effect_pp:>4.1f}pp  "
+            + "  ".join(f"{v!s:>22}" for v in rates.values()),
+            flush=True,
+        )
     end_to_end = Cell(3, 468, 2.9, 0.0)
-    print(f"\nEnd to end, two equally good cases worded as the report does ({end_to_end.seeds} seeds, "
-          f"{end_to_end.images} test images, seed sd {end_to_end.seed_sd_pp} pp): a winner named in "
-          f"{report_trials(rng, repeats // 2, end_to_end)} of trials (target ≤ 5%)")
+    print(
+        f"\nEnd to end, two equally good cases worded as the report does ({end_to_end.seeds} seeds, "
+        f"{end_to_end.images} test images, seed sd {end_to_end.seed_sd_pp} pp): a winner named in "
+        f"{report_trials(rng, repeats // 2, end_to_end)} of trials (target ≤ 5%)"
+    )
 
 
 def print_published(rng: np.random.Generator, repeats: int) -> None:
-    print(f"\nPublished results: ours (n seeds) against a published mean of k runs on the same {IMAGES[-1]} test "
-          f"images; under no effect a verdict other than 'consistent' is false (target ≤ 5%), under an effect "
-          f"(ours 4 points higher) it is power. {repeats} draws per cell:")
-    print(f"{'seeds':>5} {'runs':>4} {'seed sd':>7} {'effect':>6}  " + "  ".join(
-        f"{k:>34}" for k in ("differs: accuracy", "differs: AUC", "differs: inside our interval (acc)")))
+    print(
+        f"\nPublished results: ours (n seeds) against a published mean of k runs on the same {IMAGES[-1]} test "
+        f"images; under no effect a verdict other than 'consistent' is false (target ≤ 5%), under an effect "
+        f"(ours 4 points higher) it is power. {repeats} draws per cell:"
+    )
+    print(
+        f"{'seeds':>5} {'runs':>4} {'seed sd':>7} {'effect':>6}  "
+        + "  ".join(f"{k:>34}" for k in ("differs: accuracy", "differs: AUC", "differs: inside our interval (acc)"))
+    )
     for cell in REPRODUCTION_CELLS:
         rates = reproduction_rates(rng, repeats, cell)
-        print(f"{cell.seeds:>5} {cell.runs:>4} {cell.seed_sd_pp:>5.1f}pp {cell.effect_pp:>4.1f}pp  "
-              + "  ".join(f"{str(v):>34}" for v in rates.values()), flush=True)
+        print(
+            f"{cell.seeds:>5} {cell.runs:>4} {cell.seed_sd_pp:>5.1f}pp {cell.effect_pp:>4.1f}pp  "
+            + "  ".join(f"{v!s:>34}" for v in rates.values()),
+            flush=True,
+        )
 
 
 def print_ece(rng: np.random.Generator, repeats: int) -> None:
-    print(f"\nThe report's ECE (ℓ2, debiased) and its 95% interval ({operating.ECE_RESAMPLES} bootstrap resamples), "
-          f"{repeats} draws per cell:")
-    print(f"{'seeds':>5} {'images':>6} {'T':>4} {'noise':>5}  {'true ECE':>8} {'mean estimate':>13}  "
-          f"{'interval covers':>22}  {'(percentile would)':>22}")
+    print(
+        f"\nThe report's ECE (ℓ2, debiased) and its 95% interval ({operating.ECE_RESAMPLES} bootstrap resamples), "
+        f"{repeats} draws per cell:"
+    )
+    print(
+        f"{'seeds':>5} {'images':>6} {'T':>4} {'noise':>5}  {'true ECE':>8} {'mean estimate':>13}  "
+        f"{'interval covers':>22}  {'(percentile would)':>22}"
+    )
     for cell in CALIBRATION_CELLS:
         covers, percentile, truth, mean = ece_coverage(rng, repeats, cell)
-        print(f"{cell.seeds:>5} {cell.images:>6} {cell.temperature:>4.1f} {cell.noise:>5.1f}  {truth:>8.3f} "
-              f"{mean:>13.3f}  {str(covers):>22}  {str(percentile):>22}", flush=True)
+        print(
+            f"{cell.seeds:>5} {cell.images:>6} {cell.temperature:>4.1f} {cell.noise:>5.1f}  {truth:>8.3f} "
+            f"{mean:>13.3f}  {covers!s:>22}  {percentile!s:>22}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ import torch
 from xraybench.cases import PROFILES
 from xraybench.data import BatchLoader, cache
 from xraybench.data.sources import SyntheticSource
+from xraybench.models.registry import create_model
 from xraybench.train.engine import evaluate
 from xraybench.train.objectives import OBJECTIVES
 from xraybench.train.precision import Precision, final_layer_in_fp32
-from xraybench.models.registry import create_model
 
 SIZE, BATCH = 64, 32
 CPU = torch.device("cpu")
@@ -29,11 +29,18 @@ def data():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("name, options, channels", [
-    ("hw3_cnn", {}, 1), ("hw3_cnn", {"dropout": 0.6}, 1), ("hw3_mlp", {}, 1), ("hw3_gap_cnn", {}, 1),
-    ("hw3_gap_cnn", {"conv3_channels": 128, "head_hidden": 128}, 1),
-    ("efficientnet_lite0", {"mode": "finetune"}, 3),
-], ids=["cnn", "cnn-dropout", "mlp", "gap", "gap-wide", "lite0-finetune"])
+@pytest.mark.parametrize(
+    "name, options, channels",
+    [
+        ("hw3_cnn", {}, 1),
+        ("hw3_cnn", {"dropout": 0.6}, 1),
+        ("hw3_mlp", {}, 1),
+        ("hw3_gap_cnn", {}, 1),
+        ("hw3_gap_cnn", {"conv3_channels": 128, "head_hidden": 128}, 1),
+        ("efficientnet_lite0", {"mode": "finetune"}, 3),
+    ],
+    ids=["cnn", "cnn-dropout", "mlp", "gap", "gap-wide", "lite0-finetune"],
+)
 def test_train_step(benchmark, data, name, options, channels, precision):
     torch.manual_seed(0)
     model = create_model(name, in_channels=channels, image_size=SIZE, num_outputs=1, **options).train()

@@ -54,14 +54,19 @@ def _same_arithmetic_on_every_machine(monkeypatch):
     """--precision auto reads the CPU's flags: pretend none, so that every test trains in fp32 whether or
     not this CPU has bf16 instructions (the tests of the choice fake the flags they need)."""
     from xraybench.train import precision
+
     monkeypatch.setattr(precision, "cpu_flags", lambda: set())
 
 
 @pytest.fixture(autouse=True)
 def _torch_settings_restored():
     """--deterministic changes process-wide torch settings; no test leaks them into the next."""
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
     yield
     torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
@@ -70,16 +75,19 @@ def _torch_settings_restored():
 @pytest.fixture
 def write_cases(tmp_path):
     """Write a case file from TOML text; returns its path."""
+
     def write(text: str, name: str = "cases.toml") -> Path:
         path = tmp_path / name
         path.write_text(text)
         return path
+
     return write
 
 
 @register_model
 def nan_model(*, in_channels: int, image_size: int, num_outputs: int) -> nn.Module:
     """A model whose output is NaN, for tests of divergence handling."""
+
     class NaN(nn.Module):
         def __init__(self):
             super().__init__()
@@ -87,6 +95,7 @@ def nan_model(*, in_channels: int, image_size: int, num_outputs: int) -> nn.Modu
 
         def forward(self, x):
             return (self.w * float("nan")).expand(x.shape[0], num_outputs)
+
     return NaN()
 
 

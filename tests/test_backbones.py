@@ -8,14 +8,13 @@ import torch.nn.functional as F
 
 from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.cli import main
-from xraybench.data import cache
+from xraybench.data import BatchLoader, cache
 from xraybench.data.sources import SyntheticSource
-from xraybench.data import BatchLoader
-from xraybench.train.engine import _feature_loader, train_case
 from xraybench.models import backbones
 from xraybench.models.backbones import TORCHVISION_BACKBONES, lite0_imagenet
-from xraybench.train.precision import FP32
 from xraybench.models.registry import create_model
+from xraybench.train.engine import _feature_loader, train_case
+from xraybench.train.precision import FP32
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
 
@@ -76,8 +75,9 @@ def test_every_backbone_and_mode_runs_with_random_init(tmp_path, capsys):
     doc = json.loads((out / "smoke-cpu-synthetic-random-init" / "results.json").read_text())
     rows = {r["id"]: r for r in doc["cases"]}
     hw4_models = {c.model.name for c in load_cases()[0] if c.suite == "hw4"}
-    expected = {f"hw4-{t}-{b.name.replace('_', '-')}" for t in "bc" for b in TORCHVISION_BACKBONES
-                if b.name in hw4_models}
+    expected = {
+        f"hw4-{t}-{b.name.replace('_', '-')}" for t in "bc" for b in TORCHVISION_BACKBONES if b.name in hw4_models
+    }
     assert len(expected) >= 20
     assert expected <= set(rows)
     assert {i: r["status"] for i, r in rows.items() if r["status"] != "ok"} == {}
@@ -109,6 +109,7 @@ def test_frozen_trains_only_the_head_and_keeps_batchnorm_statistics():
 def test_linear_probe_trains_only_the_last_layer(backbone, hidden):
     """MedMNIST+'s linear probing: one Linear layer on frozen features. ``frozen`` trains the whole classifier,
     which for AlexNet and VGG holds two hidden layers of 4,096; for ResNet the two modes are the same."""
+
     def trainable(mode):
         model = create_model(backbone, in_channels=3, image_size=64, num_outputs=2, mode=mode, pretrained=False)
         return model, {n: p.shape for n, p in model.named_parameters() if p.requires_grad}
@@ -127,8 +128,9 @@ def test_feature_cache_gives_the_same_metrics():
     case = dataclasses.replace(case, train=dataclasses.replace(case.train, epochs=1))
     data = cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), case.data.image_size).open()
     cached = train_case(case, data, torch.device("cpu"))
-    direct = train_case(dataclasses.replace(case, train=dataclasses.replace(case.train, feature_cache=False)),
-                        data, torch.device("cpu"))
+    direct = train_case(
+        dataclasses.replace(case, train=dataclasses.replace(case.train, feature_cache=False)), data, torch.device("cpu")
+    )
     assert cached["metrics"]["feature_pass_s"] is not None and direct["metrics"]["feature_pass_s"] is None
     for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
         assert cached["history"][0][key] == pytest.approx(direct["history"][0][key], abs=1e-4), key
@@ -160,8 +162,11 @@ def test_placed_weights_are_found_checked_and_used(tmp_path, empty_torch_home, m
     digest = hashlib.sha256(staging.read_bytes()).hexdigest()
     real = resnet.weights_enum()
     fake_url = f"https://example.invalid/models/resnet18-{digest[:8]}.pth"
-    monkeypatch.setattr(type(resnet), "weights_enum",
-                        lambda self: type("W", (), {"url": fake_url, "meta": real.meta, "transforms": real.transforms})())
+    monkeypatch.setattr(
+        type(resnet),
+        "weights_enum",
+        lambda self: type("W", (), {"url": fake_url, "meta": real.meta, "transforms": real.transforms})(),
+    )
     target = empty_torch_home / "hub" / "checkpoints" / f"resnet18-{digest[:8]}.pth"
     target.parent.mkdir(parents=True)
     staging.rename(target)

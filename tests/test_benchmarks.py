@@ -25,8 +25,9 @@ def test_reference_loop_batches_match_xraybench(tmp_path):
     root = tmp_path / "xrays"
     write_folder(root, (320, 250), (70, 10, 10))
     data = cache.prepare(FolderSource(root, min_val_per_class=1), 32, root=tmp_path / "cache").open()
-    reference = ReferenceLoop(nn.Linear(2, 2), root, OBJECTIVES["bce"], image_size=32, channels=1, mean=0.5, std=0.5,
-                              seed=3)
+    reference = ReferenceLoop(
+        nn.Linear(2, 2), root, OBJECTIVES["bce"], image_size=32, channels=1, mean=0.5, std=0.5, seed=3
+    )
     ours = BatchLoader(data.splits["train"], 32, device=torch.device("cpu"), shuffle=True, seed=3)
     for _ in range(2):  # every epoch, not only the first
         ref_batches, our_batches = list(reference.loaders["train"]), list(ours)
@@ -55,13 +56,36 @@ def test_noise_floor_twin_differs_from_the_reference_only_in_rounding(tmp_path):
 
 def test_speed_vs_reference_prints_ratio_and_accuracies(tmp_path):
     out = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "speed_vs_reference.py"), "--size", "32", "--epochs", "2",
-         "--splits", "64", "32", "32", "--source", "128x128", "--format", "png", "--cases", "hw3-b-mlp",
-         "--seeds", "2", "--noise-floor"],
-        capture_output=True, text=True, timeout=300, check=True).stdout
+        [
+            sys.executable,
+            str(BENCHMARKS / "speed_vs_reference.py"),
+            "--size",
+            "32",
+            "--epochs",
+            "2",
+            "--splits",
+            "64",
+            "32",
+            "32",
+            "--source",
+            "128x128",
+            "--format",
+            "png",
+            "--cases",
+            "hw3-b-mlp",
+            "--seeds",
+            "2",
+            "--noise-floor",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     row = next(line for line in out.splitlines() if line.startswith("hw3-b-mlp"))
-    ref_s, ours_s, ratio, target = re.search(r"hw3-b-mlp\s+fp32\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)×\s+≥ (\d+)×",
-                                             row).groups()
+    ref_s, ours_s, ratio, target = re.search(
+        r"hw3-b-mlp\s+fp32\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)×\s+≥ (\d+)×", row
+    ).groups()
     ref_s, ours_s, ratio = float(ref_s), float(ours_s), float(ratio)
     assert ref_s > 0 and ours_s > 0  # printed to 0.01 s: the ratio lies between the rounding bounds
     assert (ref_s - 0.005) / (ours_s + 0.005) - 0.05 <= ratio <= (ref_s + 0.005) / max(ours_s - 0.005, 1e-9) + 0.05
@@ -86,8 +110,27 @@ def test_published_cost_estimates_the_full_reproduction_from_flops(capsys):
 def test_gpu_throughput_runs_on_the_cpu_and_prints_both_loops(capsys):
     from gpu_throughput import main
 
-    rows = main(["--device", "cpu", "--size", "32", "--batches", "4", "8", "--steps", "2", "--warmup", "1",
-                 "--repeats", "1", "--precision", "fp32", "--model", "resnet18"])
+    rows = main(
+        [
+            "--device",
+            "cpu",
+            "--size",
+            "32",
+            "--batches",
+            "4",
+            "8",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--repeats",
+            "1",
+            "--precision",
+            "fp32",
+            "--model",
+            "resnet18",
+        ]
+    )
     out = capsys.readouterr().out
     assert [r[0] for r in rows] == [4, 8] and all(float(r[1].replace(",", "")) > 0 for r in rows)
     assert "resnet18 at 32 px" in out and "xraybench / plain" in out and "A100" in out

@@ -13,7 +13,7 @@ import pytest
 from xraybench import report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import screenshots  # noqa: E402
+import screenshots
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results-all-smoke.json"
 
@@ -65,11 +65,14 @@ def test_every_contents_link_lands_on_its_section(page, width, height):
         targets = [(a.get_attribute("href").split("#", 1)[1], a.get_attribute("textContent").strip()) for a in links]
         for anchor, label in targets:
             driver.execute_script("document.querySelector(`nav.toc a[href='#${arguments[0]}']`).click()", anchor)
-            landed = driver.execute_script("""
+            landed = driver.execute_script(
+                """
                 const h = document.getElementById(arguments[0]);
                 const r = h.getBoundingClientRect();
                 const bottom = window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 2;
-                return {top: r.top, text: h.textContent.trim(), bottom: bottom, hash: location.hash};""", anchor)
+                return {top: r.top, text: h.textContent.trim(), bottom: bottom, hash: location.hash};""",
+                anchor,
+            )
             assert landed["hash"] == f"#{anchor}"
             assert landed["text"].startswith(label.split(":")[0]), (label, landed["text"])
             assert 0 <= landed["top"] <= 20 or (landed["bottom"] and 0 <= landed["top"] < height), (anchor, landed)

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 import torch
-
 from conftest import own_cases
+
 from xraybench.cases import PROFILES, CaseError, apply_profile, load_cases, select
 
 HEADER = """
@@ -74,25 +74,38 @@ def test_duplicate_id_names_both_files(write_cases):
     assert str(first) in str(info.value) and str(second) in str(info.value)
 
 
-@pytest.mark.parametrize("body, field, words", [
-    ("[case.train]\nlr = -0.1\n", "train.lr", "must be positive"),
-    ("[case.train]\nepochs = 0\n", "train.epochs", "at least 1"),
-    ('[case.train]\noptimizer = "adamm"\n', "train.optimizer", "did you mean 'adam'"),
-    ('[case.train]\nscheduler = "step"\nscheduler_options = { step = 3 }\n', "train.scheduler_options.step",
-     "did you mean 'step_size'"),
-    ('[case.data]\naugment = ["hflp"]\n', "data.augment[0]", "did you mean 'hflip'"),
-    ('task = "Z"\n', "task", "unknown task"),
-    ('compare = ["hw3-nope"]\n', "compare", "unknown case id"),
-    ("seeds = { quik = 1 }\n", "seeds.quik", "did you mean 'quick'"),
-    ("seeds = { quick = 0 }\n", "seeds.quick", "at least 1"),
-    ('[case.train]\nselect_by = "val_f1"\n', "train.select_by", "use one of val_acc, val_auc, val_loss"),
-    ("[case.train]\nearly_stopping = { patience = 0 }\n", "train.early_stopping.patience", "at least 1"),
-    ('[case.train]\nearly_stopping = { patience = 5, metric = "loss" }\n', "train.early_stopping.metric",
-     "unknown metric 'loss'"),
-    ("[case.train]\nearly_stopping = { patients = 5 }\n", "train.early_stopping.patients", "use patience and metric"),
-    ("[case.data]\nimage_size = 64\npad_to = 32\n", "data.pad_to", "give at least 64, or 0 for none"),
-    ('[case.data]\nresize = "bicubic"\n', "data.resize", "use one of bilinear, nearest"),
-])
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ("[case.train]\nlr = -0.1\n", "train.lr", "must be positive"),
+        ("[case.train]\nepochs = 0\n", "train.epochs", "at least 1"),
+        ('[case.train]\noptimizer = "adamm"\n', "train.optimizer", "did you mean 'adam'"),
+        (
+            '[case.train]\nscheduler = "step"\nscheduler_options = { step = 3 }\n',
+            "train.scheduler_options.step",
+            "did you mean 'step_size'",
+        ),
+        ('[case.data]\naugment = ["hflp"]\n', "data.augment[0]", "did you mean 'hflip'"),
+        ('task = "Z"\n', "task", "unknown task"),
+        ('compare = ["hw3-nope"]\n', "compare", "unknown case id"),
+        ("seeds = { quik = 1 }\n", "seeds.quik", "did you mean 'quick'"),
+        ("seeds = { quick = 0 }\n", "seeds.quick", "at least 1"),
+        ('[case.train]\nselect_by = "val_f1"\n', "train.select_by", "use one of val_acc, val_auc, val_loss"),
+        ("[case.train]\nearly_stopping = { patience = 0 }\n", "train.early_stopping.patience", "at least 1"),
+        (
+            '[case.train]\nearly_stopping = { patience = 5, metric = "loss" }\n',
+            "train.early_stopping.metric",
+            "unknown metric 'loss'",
+        ),
+        (
+            "[case.train]\nearly_stopping = { patients = 5 }\n",
+            "train.early_stopping.patients",
+            "use patience and metric",
+        ),
+        ("[case.data]\nimage_size = 64\npad_to = 32\n", "data.pad_to", "give at least 64, or 0 for none"),
+        ('[case.data]\nresize = "bicubic"\n', "data.resize", "use one of bilinear, nearest"),
+    ],
+)
 def test_value_errors(write_cases, body, field, words):
     text = one_case(body)
     if body.startswith("task"):
@@ -139,8 +152,12 @@ def test_hash_is_stable_and_tracks_the_configuration():
 def test_grid_expands_into_sub_cases(write_cases):
     path = write_cases(one_case('grid = { "train.lr" = [1e-3, 1e-4], "train.batch_size" = [16, 32] }\n'))
     cases = own_cases(path)
-    assert [c.id for c in cases] == ["hw3-x.lr0.001.bs16", "hw3-x.lr0.001.bs32", "hw3-x.lr0.0001.bs16",
-                                     "hw3-x.lr0.0001.bs32"]
+    assert [c.id for c in cases] == [
+        "hw3-x.lr0.001.bs16",
+        "hw3-x.lr0.001.bs32",
+        "hw3-x.lr0.0001.bs16",
+        "hw3-x.lr0.0001.bs32",
+    ]
     assert {c.sweep for c in cases} == {"hw3-x"}
     assert cases[1].train.batch_size == 32 and cases[1].sweep_params == {"train.lr": 1e-3, "train.batch_size": 32}
     assert len({c.config_hash for c in cases}) == 4
@@ -162,13 +179,27 @@ def test_profile_overrides_and_profile_only_cases(write_cases):
 
 
 def test_hw4_declares_every_backbone_both_ways():
-    cases, suites = load_cases()
+    cases, _suites = load_cases()
     hw4 = [c for c in cases if c.suite == "hw4"]
     finetune = {c.model.name for c in hw4 if c.task == "B"}
     frozen = {c.model.name for c in hw4 if c.task == "C"}
-    assert finetune == frozen and {"resnet18", "resnet34", "resnet50", "densenet121", "mobilenet_v3_large",
-                                   "googlenet", "efficientnet_b0", "squeezenet1_0", "convnext_small", "alexnet",
-                                   "efficientnet_lite0"} == finetune
+    assert (
+        finetune == frozen
+        and {
+            "resnet18",
+            "resnet34",
+            "resnet50",
+            "densenet121",
+            "mobilenet_v3_large",
+            "googlenet",
+            "efficientnet_b0",
+            "squeezenet1_0",
+            "convnext_small",
+            "alexnet",
+            "efficientnet_lite0",
+        }
+        == finetune
+    )
     assert all(c.mode == "frozen" for c in hw4 if c.task == "C")
     sweep = [c for c in hw4 if c.sweep == "hw4-s-resnet50"]
     assert len(sweep) == 2 * 2 * 3 * 3 and all(c.profiles == ("full",) for c in sweep)
@@ -234,8 +265,8 @@ def test_adamw_decays_the_weights_apart_from_the_gradient():
 def test_settings_added_later_keep_the_hash_at_their_default(write_cases):
     """A case that does not use select_by, early_stopping or pad_to keeps the hash it had before they existed, so
     its stored rows and baselines stay comparable; one that sets them gets a new hash."""
-    plain, = own_cases(write_cases(one_case("")))
+    (plain,) = own_cases(write_cases(one_case("")))
     assert "select_by" not in plain.config()["train"] and "early_stopping" not in plain.config()["train"]
     assert "pad_to" not in plain.config()["data"] and "resize" not in plain.config()["data"]
-    chosen, = own_cases(write_cases(one_case('[case.train]\nselect_by = "val_auc"\n'), "b.toml"))
+    (chosen,) = own_cases(write_cases(one_case('[case.train]\nselect_by = "val_auc"\n'), "b.toml"))
     assert chosen.config()["train"]["select_by"] == "val_auc" and chosen.config_hash != plain.config_hash

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES
+
 from xraybench import report
 from xraybench.check import compare, make_baseline
-from xraybench.results import Tolerance, ToleranceError
 from xraybench.cli import main
+from xraybench.results import Tolerance, ToleranceError
 
 RUN = FIXTURES / "results-hw3-smoke.json"
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +52,9 @@ def test_identical_run_passes(run_dir, baseline_file, capsys):
 
 
 def test_stored_accuracy_raised_beyond_tolerance_is_a_regression(run_dir, baseline_file, capsys):
-    edit_baseline(baseline_file, lambda d: d["cases"][0]["metrics"].update(test_acc=d["cases"][0]["metrics"]["test_acc"] + 0.05))
+    edit_baseline(
+        baseline_file, lambda d: d["cases"][0]["metrics"].update(test_acc=d["cases"][0]["metrics"]["test_acc"] + 0.05)
+    )
     code, result = check(run_dir, baseline_file, capsys=capsys)
     assert code == 1
     case = result["cases"][0]
@@ -63,7 +65,10 @@ def test_stored_accuracy_raised_beyond_tolerance_is_a_regression(run_dir, baseli
 
 
 def test_lower_is_better_for_time(run_dir, baseline_file, capsys):
-    edit_baseline(baseline_file, lambda d: d["cases"][1]["metrics"].update(wall_time_s=d["cases"][1]["metrics"]["wall_time_s"] * 3))
+    edit_baseline(
+        baseline_file,
+        lambda d: d["cases"][1]["metrics"].update(wall_time_s=d["cases"][1]["metrics"]["wall_time_s"] * 3),
+    )
     code, result = check(run_dir, baseline_file, capsys=capsys)
     assert code == 0 and statuses(result)["hw3-a-cnn-dropout"] == "better"
 
@@ -107,8 +112,12 @@ def test_no_overlap_exits_2(run_dir, baseline_file, capsys):
 def test_tolerance_strings():
     assert Tolerance.parse("test_acc:-2pp") == Tolerance("test_acc", 2.0, "pp")
     assert Tolerance.parse("wall_time:+25%") == Tolerance("wall_time_s", 25.0, "%")
-    for bad, words in [("test_acc:+2pp", "higher is better"), ("test_acc:2%", "takes pp"), ("speed:1%", "unknown"),
-                       ("test_acc", "expected METRIC:AMOUNT")]:
+    for bad, words in [
+        ("test_acc:+2pp", "higher is better"),
+        ("test_acc:2%", "takes pp"),
+        ("speed:1%", "unknown"),
+        ("test_acc", "expected METRIC:AMOUNT"),
+    ]:
         with pytest.raises(ToleranceError, match=words):
             Tolerance.parse(bad)
 
@@ -130,12 +139,36 @@ def test_committed_smoke_baseline_passes(tmp_path):
     """What CI gates on: the smoke suite, run by the command line with 3 seeds (so that every verdict has a seed
     variance to test against), against benchmarks/baselines/smoke-cpu.json."""
     out = tmp_path / "reports"
-    run = subprocess.run([sys.executable, "-m", "xraybench.cli", "run", "--all", "--profile", "smoke", "--device",
-                          "cpu", "--precision", "fp32", "--seeds", "3", "--no-report", "--out", str(out)],
-                         capture_output=True, text=True, cwd=REPO)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xraybench.cli",
+            "run",
+            "--all",
+            "--profile",
+            "smoke",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--seeds",
+            "3",
+            "--no-report",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    checked = subprocess.run([sys.executable, "-m", "xraybench.cli", "check", str(out / "smoke-cpu-synthetic")],
-                             capture_output=True, text=True, cwd=REPO)
+    checked = subprocess.run(
+        [sys.executable, "-m", "xraybench.cli", "check", str(out / "smoke-cpu-synthetic")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "within tolerance" in checked.stdout and "one seed on a side" not in checked.stdout
 
@@ -143,9 +176,18 @@ def test_committed_smoke_baseline_passes(tmp_path):
 def test_make_baseline_keeps_only_checked_metrics():
     doc = json.loads(RUN.read_text())
     baseline = make_baseline(doc, "x")
-    assert set(baseline["cases"][0]["metrics"]) == {"test_acc", "test_auc", "test_sensitivity", "test_specificity",
-                                                    "best_val_acc", "test_loss", "wall_time_s", "s_per_epoch",
-                                                    "peak_memory_mb", "test_confusion"}  # + what tells a degenerate seed
+    assert set(baseline["cases"][0]["metrics"]) == {
+        "test_acc",
+        "test_auc",
+        "test_sensitivity",
+        "test_specificity",
+        "best_val_acc",
+        "test_loss",
+        "wall_time_s",
+        "s_per_epoch",
+        "peak_memory_mb",
+        "test_confusion",
+    }  # + what tells a degenerate seed
     assert compare(doc, baseline)[0].status == "within tolerance"
 
 
@@ -164,6 +206,7 @@ def _metric(verdicts, name="test_acc"):
 
 def test_beyond_tolerance_but_inside_the_seed_noise_is_not_a_regression():
     from test_comparisons import doc_with
+
     base = make_baseline(_set_acc(doc_with({"a": [0.87, 0.84, 0.89]}), [0.87, 0.84, 0.89]), "b")
     run = _set_acc(doc_with({"a": [0.85, 0.86, 0.80]}), [0.85, 0.86, 0.80])
     verdicts = compare(run, base)
@@ -179,6 +222,7 @@ def test_beyond_tolerance_but_inside_the_seed_noise_is_not_a_regression():
 
 def test_enough_seeds_for_mann_whitney():
     from test_comparisons import doc_with
+
     base_values, run_values = [0.90, 0.88, 0.91, 0.89, 0.92], [0.85, 0.84, 0.86, 0.83, 0.87]
     base = make_baseline(_set_acc(doc_with({"a": base_values}), base_values), "b")
     m = _metric(compare(_set_acc(doc_with({"a": run_values}), run_values), base))
@@ -190,6 +234,7 @@ def test_enough_seeds_for_mann_whitney():
 
 def test_one_seed_baseline_falls_back_to_the_paired_test_on_predictions():
     from test_comparisons import doc_with
+
     base = make_baseline(doc_with({"a": [0.92]}), "b")
     worse = compare(doc_with({"a": [0.80, 0.79, 0.81]}), base)
     m = _metric(worse)
@@ -203,6 +248,7 @@ def test_one_seed_baseline_falls_back_to_the_paired_test_on_predictions():
 
 def test_old_baseline_without_predictions_compares_on_the_tolerance_and_says_so():
     from test_comparisons import doc_with
+
     old = make_baseline(doc_with({"a": [0.92]}), "b")
     for case in old["cases"]:
         del case["predictions"]
@@ -216,8 +262,26 @@ def test_old_baseline_without_predictions_compares_on_the_tolerance_and_says_so(
 def test_schema_1_baseline_file_still_checks(tmp_path, capsys):
     """The smoke baseline as stored before seeds and predictions: hashes with the seed in, one seed."""
     out = tmp_path / "reports"
-    assert main(["run", "hw3-a-cnn", "--profile", "smoke", "--device", "cpu", "--no-report", "--out", str(out),
-                 "--seeds", "3", "--precision", "fp32"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hw3-a-cnn",
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--no-report",
+                "--out",
+                str(out),
+                "--seeds",
+                "3",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     code, result = check(out / "smoke-cpu-synthetic", FIXTURES / "baseline-schema1-smoke.json", capsys=capsys)
     assert code == 1  # the other cases of that baseline are missing from this run
@@ -228,6 +292,7 @@ def test_schema_1_baseline_file_still_checks(tmp_path, capsys):
 
 def test_a_schema_1_run_checks_against_a_new_baseline(run_dir, tmp_path, capsys):
     from xraybench import results
+
     doc = json.loads((run_dir / "results.json").read_text())
     baseline = make_baseline(doc, "new")
     for case in baseline["cases"]:  # as a schema-2 baseline hashes: without the seed
@@ -241,6 +306,7 @@ def test_a_schema_1_run_checks_against_a_new_baseline(run_dir, tmp_path, capsys)
 def test_same_model_with_more_seeds_than_the_baseline_is_not_worse():
     """Pooling 3 seeds against 1 would make per-image scores smoother on one side: seeds are matched instead."""
     from test_comparisons import doc_with
+
     base = make_baseline(doc_with({"a": [0.85]}), "b")
     verdicts = compare(doc_with({"a": [0.85, 0.70, 0.72]}), base)  # seed 0 identical; the others much worse
     m = _metric(verdicts)
@@ -266,8 +332,26 @@ def test_check_prints_churn(run_dir, baseline_file, capsys):
 def three_seeds(tmp_path_factory):
     """A consistent 3-seed smoke run of task A and its own baseline."""
     out = tmp_path_factory.mktemp("three-seeds")
-    assert main(["run", "hw3-a*", "--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--seeds", "3",
-                 "--no-report", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hw3-a*",
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+                "--seeds",
+                "3",
+                "--no-report",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     run_dir = out / "smoke-cpu-synthetic"
     assert main(["baseline", "save", str(run_dir), "--dir", str(out / "baselines")]) == 0
     return run_dir, out / "baselines" / "smoke-cpu.json"
@@ -282,7 +366,7 @@ def degraded_copy(run_dir, tmp_path, share=0.25):
     for row in doc["cases"]:
         probs = np.asarray(row["predictions"]["test"])
         correct = np.flatnonzero((probs >= 0.5) == labels)
-        flip = correct[::round(1 / share)]
+        flip = correct[:: round(1 / share)]
         probs[flip] = np.where(probs[flip] >= 0.5, 0.4999, 0.5001)
         row["predictions"]["test"] = probs.tolist()
         row["metrics"].update({f"test_{k}": v for k, v in binary_metrics(labels, probs).items()})
@@ -292,8 +376,9 @@ def degraded_copy(run_dir, tmp_path, share=0.25):
     return copy_dir
 
 
-def test_a_quarter_of_correct_predictions_made_wrong_is_a_regression_and_its_own_baseline_passes(three_seeds, tmp_path,
-                                                                                                  capsys):
+def test_a_quarter_of_correct_predictions_made_wrong_is_a_regression_and_its_own_baseline_passes(
+    three_seeds, tmp_path, capsys
+):
     run_dir, baseline = three_seeds
     code, result = check(run_dir, baseline, capsys=capsys)
     assert code == 0 and "one seed" not in json.dumps(result)
@@ -320,7 +405,7 @@ def test_truncated_files_exit_2(three_seeds, tmp_path, capsys):
     truncated = tmp_path / "run"
     truncated.mkdir()
     text = (run_dir / "results.json").read_text()
-    (truncated / "results.json").write_text(text[:len(text) // 2])
+    (truncated / "results.json").write_text(text[: len(text) // 2])
     assert main(["check", str(truncated), "--baseline", str(baseline)]) == 2
     cut = tmp_path / "cut.json"
     cut.write_text(baseline.read_text()[:1000])

@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from conftest import KERMANY, NAN_AND_OK_CASES, NPZ
 
-from conftest import KERMANY, NPZ, NAN_AND_OK_CASES
 from xraybench import runner
-from xraybench.train import engine, worker
 from xraybench.cli import main
+from xraybench.train import engine, worker
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
 
@@ -32,8 +32,11 @@ def test_run_writes_results_and_resumes(tmp_path, capsys, monkeypatch):
     assert doc["schema_version"] == 2 and doc["profile"] == "smoke"
     assert {"machine_info", "software", "commit_info", "datetime"} <= set(doc)
     assert doc["software"]["torch"] and doc["software"]["device"] == "cpu"
-    assert doc["data"]["splits"]["train"] == {"images": 192, "normal": doc["data"]["splits"]["train"]["normal"],
-                                              "pneumonia": doc["data"]["splits"]["train"]["pneumonia"]}
+    assert doc["data"]["splits"]["train"] == {
+        "images": 192,
+        "normal": doc["data"]["splits"]["train"]["normal"],
+        "pneumonia": doc["data"]["splits"]["train"]["pneumonia"],
+    }
     assert [r["id"] for r in doc["cases"]] == ["hw3-a-cnn", "hw3-a-cnn-dropout"]
     row = doc["cases"][0]
     assert row["status"] == "ok" and len(row["history"]) == 2 and len(row["hash"]) == 12
@@ -62,7 +65,9 @@ def test_failed_case_is_recorded_and_the_suite_goes_on(tmp_path, write_cases, ca
     assert "FAILED: Diverged: diverged at epoch 1" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("data, run_id", [(NPZ, "smoke-cpu-pneumoniamnist-28-subset"), (KERMANY, "smoke-cpu-kermany-mini")])
+@pytest.mark.parametrize(
+    "data, run_id", [(NPZ, "smoke-cpu-pneumoniamnist-28-subset"), (KERMANY, "smoke-cpu-kermany-mini")]
+)
 def test_run_on_real_images(tmp_path, data, run_id):
     assert main(["run", "hw3*", *SMOKE, "--data", str(data), "--out", str(tmp_path)]) == 0
     doc = results_of(tmp_path, run_id)
@@ -77,25 +82,42 @@ def test_seeds_run_each_case_per_seed_with_predictions_and_intervals(tmp_path):
     assert main(["run", "hw3-a*", "--profile", "smoke", "--device", "cpu", "--seeds", "3", "--out", str(tmp_path)]) == 0
     doc = results_of(tmp_path, "smoke-cpu-synthetic")
     rows = doc["cases"]
-    assert [(r["id"], r["seed"]) for r in rows] == [(c, s) for c in ("hw3-a-cnn", "hw3-a-cnn-dropout") for s in range(3)]
+    assert [(r["id"], r["seed"]) for r in rows] == [
+        (c, s) for c in ("hw3-a-cnn", "hw3-a-cnn-dropout") for s in range(3)
+    ]
     assert rows[0]["hash"] == rows[1]["hash"] and rows[0]["config"]["train"]["seed"] == 0  # seeds share the hash
     images = doc["data"]["images"]
-    assert len(images["test"]["ids"]) == 64 == len(rows[0]["predictions"]["test"]) and images["test"]["ids"][0] == "test/0"
+    assert (
+        len(images["test"]["ids"]) == 64 == len(rows[0]["predictions"]["test"]) and images["test"]["ids"][0] == "test/0"
+    )
     assert len(rows[0]["predictions"]["val"]) == len(images["val"]["labels"]) == 64
     assert all(p == round(p, 4) and 0 <= p <= 1 for p in rows[0]["predictions"]["test"])
     low, high = rows[0]["metrics"]["test_intervals"]["acc"]
     assert low < rows[0]["metrics"]["test_acc"] < high
     assert set(rows[0]["metrics"]["test_intervals"]) == {"acc", "sensitivity", "specificity", "auc", "f1"}
     from pypdf import PdfReader
-    text = " ".join(" ".join(page.extract_text() for page in PdfReader(tmp_path / "smoke-cpu-synthetic" / "report.pdf").pages).split())
-    for words in ("Results: test set", "95% interval", "majority class (always PNEUMONIA)", "Resolution:",
-                  "Paired comparisons on the test images", "hw3-a-cnn-dropout vs hw3-a-cnn", " ± ",
-                  "per-seed test metrics with 95% intervals"):
+
+    text = " ".join(
+        " ".join(
+            page.extract_text() for page in PdfReader(tmp_path / "smoke-cpu-synthetic" / "report.pdf").pages
+        ).split()
+    )
+    for words in (
+        "Results: test set",
+        "95% interval",
+        "majority class (always PNEUMONIA)",
+        "Resolution:",
+        "Paired comparisons on the test images",
+        "hw3-a-cnn-dropout vs hw3-a-cnn",
+        " ± ",
+        "per-seed test metrics with 95% intervals",
+    ):
         assert words in text, words
 
 
 def test_profile_seeds_and_a_cases_own_count(tmp_path, capsys):
     from xraybench.cases import PROFILES, load_cases
+
     cases = {c.id: c for c in load_cases()[0]}
     assert [PROFILES[p].seeds for p in ("smoke", "quick", "full")] == [1, 3, 5]
     assert cases["hw3-a-cnn"].seed_count(PROFILES["quick"]) == 3
@@ -104,12 +126,15 @@ def test_profile_seeds_and_a_cases_own_count(tmp_path, capsys):
     assert cases["hw4-b-efficientnet-lite0"].seed_count(PROFILES["full"]) == 5
 
 
-@pytest.mark.parametrize("args, words", [
-    (["run", "nothing*"], "no case matches 'nothing*' (xraybench list shows the"),
-    (["run"], "--all, or one or more id patterns"),
-    (["run", "--all", "--data", "/no/such/place"], "/no/such/place: no such file or folder"),
-    (["run", "--all", "--device", "cuda"], "no CUDA device"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "nothing*"], "no case matches 'nothing*' (xraybench list shows the"),
+        (["run"], "--all, or one or more id patterns"),
+        (["run", "--all", "--data", "/no/such/place"], "/no/such/place: no such file or folder"),
+        (["run", "--all", "--device", "cuda"], "no CUDA device"),
+    ],
+)
 def test_user_errors_are_one_line_exit_2(args, words, capsys, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert main(args) == 2
@@ -119,8 +144,10 @@ def test_user_errors_are_one_line_exit_2(args, words, capsys, monkeypatch):
 
 def test_run_directory_of_another_profile_is_not_mixed(tmp_path, capsys):
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path), "--run-id", "mine"]) == 0
-    assert main(["run", "hw3-b-mlp", "--profile", "quick", "--device", "cpu", "--out", str(tmp_path),
-                 "--run-id", "mine"]) == 2
+    assert (
+        main(["run", "hw3-b-mlp", "--profile", "quick", "--device", "cpu", "--out", str(tmp_path), "--run-id", "mine"])
+        == 2
+    )
     assert "holds a run with profile smoke" in capsys.readouterr().err
 
 

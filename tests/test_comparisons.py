@@ -29,15 +29,35 @@ def doc_with(cases: dict[str, list[float]], y=None, compare=None) -> dict:
         for seed, accuracy in enumerate(accuracies):
             probs = predictions(y, accuracy, 100 * index + seed)
             correct = ((probs >= 0.5) == y).mean()
-            rows.append({"id": case_id, "seed": seed, "status": "ok", "suite": "hw3", "task": "A",
-                         "compare": (compare or {}).get(case_id, []),
-                         "history": [{"epoch": 1, "train_acc": 0.9, "val_acc": 0.85, "train_loss": 0.3,
-                                      "val_loss": 0.4, "epoch_time_s": 1.0 + 0.01 * seed}],
-                         "metrics": {"test_acc": float(correct), "best_val_acc": 0.85, "s_per_epoch": 1.0 + 0.01 * seed},
-                         "predictions": {"test": probs.tolist()}})
-    return {"data": {"images": {"test": {"ids": [f"test/{i}" for i in range(N)], "labels": y.tolist()}},
-                     "splits": {"test": {"images": N, "pneumonia": int(y.sum()), "normal": int(N - y.sum())}}},
-            "cases": rows}
+            rows.append(
+                {
+                    "id": case_id,
+                    "seed": seed,
+                    "status": "ok",
+                    "suite": "hw3",
+                    "task": "A",
+                    "compare": (compare or {}).get(case_id, []),
+                    "history": [
+                        {
+                            "epoch": 1,
+                            "train_acc": 0.9,
+                            "val_acc": 0.85,
+                            "train_loss": 0.3,
+                            "val_loss": 0.4,
+                            "epoch_time_s": 1.0 + 0.01 * seed,
+                        }
+                    ],
+                    "metrics": {"test_acc": float(correct), "best_val_acc": 0.85, "s_per_epoch": 1.0 + 0.01 * seed},
+                    "predictions": {"test": probs.tolist()},
+                }
+            )
+    return {
+        "data": {
+            "images": {"test": {"ids": [f"test/{i}" for i in range(N)], "labels": y.tolist()}},
+            "splits": {"test": {"images": N, "pneumonia": int(y.sum()), "normal": int(N - y.sum())}},
+        },
+        "cases": rows,
+    }
 
 
 def test_difference_inside_the_noise_is_no_detectable_difference():
@@ -71,8 +91,12 @@ def test_seed_noise_alone_names_no_winner_though_the_sign_test_rejects():
 
 
 def test_ten_seeds_a_side_show_the_probability_of_beating():
-    doc = doc_with({"strong": [0.95, 0.94, 0.95, 0.96, 0.94, 0.95, 0.95, 0.94, 0.96, 0.95],
-                    "weak": [0.75, 0.76, 0.74, 0.75, 0.75, 0.76, 0.74, 0.75, 0.75, 0.74]})
+    doc = doc_with(
+        {
+            "strong": [0.95, 0.94, 0.95, 0.96, 0.94, 0.95, 0.95, 0.94, 0.96, 0.95],
+            "weak": [0.75, 0.76, 0.74, 0.75, 0.75, 0.76, 0.74, 0.75, 0.75, 0.74],
+        }
+    )
     cases = results.by_case(doc)
     result = comparisons.compare(cases["weak"], cases["strong"])
     assert result.beat.p == 0.0 and result.beat.high < 0.5

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import KERMANY, NPZ
-from xraybench.data import BatchLoader, DataError, open_source
-from xraybench.data import cache
+
+from xraybench.data import BatchLoader, DataError, cache, open_source
 from xraybench.data.sources import FolderSource, NpzSource, Split, SyntheticSource
 from xraybench.data.synthetic import generate_split
 
@@ -30,9 +29,11 @@ def test_synthetic_any_resolution_same_patients(size):
 def test_synthetic_test_split_is_a_shifted_acquisition():
     val, _ = generate_split("val", 256, 64)
     test, _ = generate_split("test", 256, 64)
+
     def noise(x):  # high-frequency energy: mean absolute difference of neighbours
         x = x.float()
         return (x[..., 1:] - x[..., :-1]).abs().mean().item()
+
     assert noise(test) > 1.2 * noise(val)
     assert abs(test.float().mean().item() - val.float().mean().item()) > 3
 
@@ -81,22 +82,38 @@ def test_limited_is_stratified_and_deterministic():
 
 
 def test_batches_normalise_expand_and_shuffle_deterministically():
-    split = Split(torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 1, 4, 4).contiguous(),
-                  torch.tensor([0, 1]))
-    x, y = next(iter(BatchLoader(split, 2, device=torch.device("cpu"), channels=3, mean=0.5, std=0.5)))
+    split = Split(
+        torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 1, 4, 4).contiguous(), torch.tensor([0, 1])
+    )
+    x, _y = next(iter(BatchLoader(split, 2, device=torch.device("cpu"), channels=3, mean=0.5, std=0.5)))
     assert x.shape == (2, 3, 4, 4)
     assert torch.allclose(x[0], torch.full((3, 4, 4), -1.0)) and torch.allclose(x[1], torch.ones(3, 4, 4))
     big = Split(torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1), torch.zeros(64, dtype=torch.long))
-    order = lambda: [b[0].flatten().tolist() for b in BatchLoader(big, 8, device=torch.device("cpu"),  # noqa: E731
-                                                                  shuffle=True, seed=5)]
-    assert order() == order() and order() != [b[0].flatten().tolist() for b in BatchLoader(
-        big, 8, device=torch.device("cpu"))]
+
+    def order():
+        return [
+            b[0].flatten().tolist()
+            for b in BatchLoader(
+                big,
+                8,
+                device=torch.device("cpu"),
+                shuffle=True,
+                seed=5,
+            )
+        ]
+
+    assert order() == order() and order() != [
+        b[0].flatten().tolist() for b in BatchLoader(big, 8, device=torch.device("cpu"))
+    ]
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda tmp: tmp / "missing", "no such file or folder"),
-    (lambda tmp: (tmp / "notes.txt").write_text("x") and tmp / "notes.txt", "not a folder or a .npz"),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda tmp: tmp / "missing", "no such file or folder"),
+        (lambda tmp: (tmp / "notes.txt").write_text("x") and tmp / "notes.txt", "not a folder or a .npz"),
+    ],
+)
 def test_bad_data_paths(tmp_path, make, words):
     with pytest.raises(DataError, match=words):
         open_source(make(tmp_path), (1, 1, 1))
@@ -113,8 +130,11 @@ def test_npz_missing_key_and_bad_labels(tmp_path):
     np.savez(bad, train_images=np.zeros((2, 8, 8), np.uint8))
     with pytest.raises(DataError, match="missing key 'train_labels'"):
         NpzSource(bad).decode(8)
-    arrays = {f"{s}_{k}": (np.zeros((2, 8, 8), np.uint8) if k == "images" else np.array([[0], [2]]))
-              for s in ("train", "val", "test") for k in ("images", "labels")}
+    arrays = {
+        f"{s}_{k}": (np.zeros((2, 8, 8), np.uint8) if k == "images" else np.array([[0], [2]]))
+        for s in ("train", "val", "test")
+        for k in ("images", "labels")
+    }
     np.savez(bad, **arrays)
     with pytest.raises(DataError, match="other than 0 and 1"):
         NpzSource(bad).decode(8)

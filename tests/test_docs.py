@@ -97,8 +97,12 @@ def test_readme_is_a_front_door():
 
 def test_the_site_builds_strictly(tmp_path):
     """mkdocs (the docs extra, part of the test extra) with --strict: a broken link or anchor fails."""
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "site" / "architecture" / "index.html").exists()
 
@@ -108,9 +112,13 @@ def test_the_flags_the_pages_show_exist():
     known = {option for action in parser._actions for option in action.option_strings}
     for sub in parser._subparsers._group_actions[0].choices.values():
         known |= {option for action in sub._actions for option in action.option_strings}
-    shown = {flag for page in (ROOT / "README.md", ROOT / "docs" / "running.md")
-             for block in code_blocks(page) for line in block.splitlines()
-             for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]+", line)}
+    shown = {
+        flag
+        for page in (ROOT / "README.md", ROOT / "docs" / "running.md")
+        for block in code_blocks(page)
+        for line in block.splitlines()
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]+", line)
+    }
     assert shown and not shown - known, sorted(shown - known)
 
 

@@ -8,24 +8,24 @@ import socket
 import stat
 import threading
 import time
+from typing import ClassVar
 
 import pytest
+from conftest import NPZ
 
 from xraybench import download, runner
-from xraybench.models import weights
 from xraybench.cli import main
 from xraybench.data import medmnist
+from xraybench.models import weights
 from xraybench.models.weights import WeightsFile
-
-from conftest import NPZ
 
 PAYLOAD = os.urandom(200_000)
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    requests: list[str] = []
+    files: ClassVar[dict[str, bytes]] = {}
+    requests: ClassVar[list[str]] = []
 
     def do_GET(self):
         path = self.path.split("?")[0]
@@ -92,13 +92,16 @@ def test_a_good_file_arrives_whole_checked_and_with_the_users_mode(server, tmp_p
     assert leftovers(target.parent) == [target.name]
 
 
-@pytest.mark.parametrize("path, kwargs, message", [
-    ("/corrupt", {"sha256_prefix": "0000000000"}, "does not start with 0000000000; not kept"),
-    ("/corrupt", {"md5": "0" * 32}, "is not the expected 000"),
-    ("/truncated", {}, "IncompleteRead|truncated"),
-    ("/slow", {"timeout": 0.5}, "stalled"),
-    ("/missing", {}, "HTTP 404"),
-])
+@pytest.mark.parametrize(
+    "path, kwargs, message",
+    [
+        ("/corrupt", {"sha256_prefix": "0000000000"}, "does not start with 0000000000; not kept"),
+        ("/corrupt", {"md5": "0" * 32}, "is not the expected 000"),
+        ("/truncated", {}, "IncompleteRead|truncated"),
+        ("/slow", {"timeout": 0.5}, "stalled"),
+        ("/missing", {}, "HTTP 404"),
+    ],
+)
 def test_a_bad_download_leaves_nothing_behind(server, tmp_path, path, kwargs, message):
     target = tmp_path / "file.bin"
     with pytest.raises(download.DownloadError, match=message) as caught:
@@ -136,8 +139,10 @@ def test_missing_weights_are_fetched_unless_offline(server, tmp_path, monkeypatc
 
 def test_without_network_the_other_files_are_not_tried(tmp_path, online):
     port = closed_port()
-    needed = [WeightsFile(m, tmp_path / f"{m}-abcdef12.pth", f"http://127.0.0.1:{port}/{m}-abcdef12.pth")
-              for m in ("a", "b", "c")]
+    needed = [
+        WeightsFile(m, tmp_path / f"{m}-abcdef12.pth", f"http://127.0.0.1:{port}/{m}-abcdef12.pth")
+        for m in ("a", "b", "c")
+    ]
     lines = []
     weights.fetch_missing(needed, offline=False, log=lines.append)
     assert sum("fetching" in line for line in lines) == 1

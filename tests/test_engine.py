@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from xraybench.train import memory
 from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
+from xraybench.train import memory
 from xraybench.train.engine import Diverged, train_case
 from xraybench.train.metrics import binary_metrics
 
@@ -25,10 +25,19 @@ def smoke_data():
 
 
 def strip_times(outcome: dict) -> dict:
-    timing = {"wall_time_s", "s_per_epoch", "train_images_per_s", "train_time_s", "epoch_time_s", "peak_memory_mb",
-              "memory_at_start_mb"}
-    return {"history": [{k: v for k, v in row.items() if k not in timing} for row in outcome["history"]],
-            "metrics": {k: v for k, v in outcome["metrics"].items() if k not in timing}}
+    timing = {
+        "wall_time_s",
+        "s_per_epoch",
+        "train_images_per_s",
+        "train_time_s",
+        "epoch_time_s",
+        "peak_memory_mb",
+        "memory_at_start_mb",
+    }
+    return {
+        "history": [{k: v for k, v in row.items() if k not in timing} for row in outcome["history"]],
+        "metrics": {k: v for k, v in outcome["metrics"].items() if k not in timing},
+    }
 
 
 @pytest.mark.parametrize("case_id", ["hw3-a-cnn-dropout", "hw3-b-mlp"])
@@ -45,8 +54,19 @@ def test_outcome_has_history_and_test_metrics():
     outcome = train_case(case, smoke_data(), CPU)
     assert [row["epoch"] for row in outcome["history"]] == list(range(1, case.train.epochs + 1))
     m = outcome["metrics"]
-    for key in ("test_acc", "test_auc", "test_sensitivity", "test_specificity", "test_f1", "test_loss",
-                "best_val_acc", "wall_time_s", "train_images_per_s", "params", "peak_memory_mb"):
+    for key in (
+        "test_acc",
+        "test_auc",
+        "test_sensitivity",
+        "test_specificity",
+        "test_f1",
+        "test_loss",
+        "best_val_acc",
+        "wall_time_s",
+        "train_images_per_s",
+        "params",
+        "peak_memory_mb",
+    ):
         assert m[key] is not None, key
     confusion = m["test_confusion"]
     assert sum(confusion.values()) == 64
@@ -129,8 +149,9 @@ def test_early_stopping_ends_training_once_the_metric_stalls():
     """A learning rate too small to move any weight: validation loss never improves after epoch 1, so
     patience 2 stops after epoch 3 of 10, and the epoch time is over the epochs that ran."""
     case = smoke_case()
-    train = dataclasses.replace(case.train, epochs=10, optimizer="sgd", lr=1e-30, select_by="val_loss",
-                                early_stopping={"patience": 2})
+    train = dataclasses.replace(
+        case.train, epochs=10, optimizer="sgd", lr=1e-30, select_by="val_loss", early_stopping={"patience": 2}
+    )
     outcome = train_case(dataclasses.replace(case, train=train), smoke_data(), CPU)
     m = outcome["metrics"]
     assert [row["epoch"] for row in outcome["history"]] == [1, 2, 3] and m["epochs_run"] == 3
@@ -148,14 +169,15 @@ def test_pad_to_centres_the_image_on_a_zero_canvas_and_the_model_sees_the_canvas
     split = Split(images, torch.tensor([0, 1, 0, 1]))
     plain = BatchLoader(split, 4, device="cpu", mean=0.5, std=0.5)
     padded = BatchLoader(split, 4, device="cpu", mean=0.5, std=0.5, pad_to=33)
-    (x, _), = list(plain)
-    (big, _), = list(padded)
+    ((x, _),) = list(plain)
+    ((big, _),) = list(padded)
     assert big.shape == (4, 1, 33, 33)
     assert torch.equal(big[..., 2:30, 2:30], x)  # 5 extra pixels: 2 before, 3 after
     assert torch.all(big[..., :2, :] == 0.0) and torch.all(big[..., 30:, :] == 0.0)  # not (0/255 − 0.5)/0.5 = −1
 
     case = smoke_case("hw3-b-mlp")  # a flatten head: its width follows the side it is built for
-    case = dataclasses.replace(case, data=dataclasses.replace(case.data, pad_to=48),
-                               train=dataclasses.replace(case.train, epochs=1))
+    case = dataclasses.replace(
+        case, data=dataclasses.replace(case.data, pad_to=48), train=dataclasses.replace(case.train, epochs=1)
+    )
     outcome = train_case(case, smoke_data(), CPU)
     assert outcome["metrics"]["test_acc"] is not None and case.data.input_size == 48

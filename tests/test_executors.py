@@ -3,8 +3,8 @@ dies, resume, and Slurm through submitit's local executor (its sbatch text throu
 
 import dataclasses
 import itertools
-import logging
 import json
+import logging
 import os
 import re
 import subprocess
@@ -17,19 +17,29 @@ import submitit
 import torch
 
 from xraybench import environment, executors, report, results, runner
-from xraybench.train import worker
 from xraybench.cases import PROFILES, declared_in, load_cases, select
 from xraybench.cli import main
+from xraybench.data.cache import CachedData
 from xraybench.data.sources import SyntheticSource
 from xraybench.executors import ExecutorOptions, LocalExecutor
-from xraybench.data.cache import CachedData
 from xraybench.executors.slurm_executor import SlurmExecutor, _last_line
+from xraybench.train import worker
 from xraybench.train.precision import Precision
 from xraybench.train.worker import Job
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
-COMPARED = ("test_acc", "test_auc", "test_loss", "test_sensitivity", "test_specificity", "test_confusion",
-            "best_val_acc", "best_epoch", "train_acc", "train_loss")
+COMPARED = (
+    "test_acc",
+    "test_auc",
+    "test_loss",
+    "test_sensitivity",
+    "test_specificity",
+    "test_confusion",
+    "best_val_acc",
+    "best_epoch",
+    "train_acc",
+    "train_loss",
+)
 
 KILLED_AND_FINE = """
 suite = "hw3"
@@ -69,8 +79,24 @@ def test_ray_gives_the_rows_of_the_local_executor(tmp_path, ray_two_gpus, capsys
         assert main(["run", "hw3*", *SMOKE, "--out", str(tmp_path / "local")]) == 0
     finally:
         torch.set_num_threads(threads)
-    assert main(["run", "hw3*", *SMOKE, "--out", str(tmp_path / "ray"), "--executor", "ray",
-                 "--gpus-per-case", "1", "--cpus-per-case", "1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hw3*",
+                *SMOKE,
+                "--out",
+                str(tmp_path / "ray"),
+                "--executor",
+                "ray",
+                "--gpus-per-case",
+                "1",
+                "--cpus-per-case",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     local, on_ray = rows_of(tmp_path / "local"), rows_of(tmp_path / "ray")
     assert list(local) == list(on_ray) and len(local) == 5  # the same rows, in the plan's order
@@ -109,26 +135,51 @@ def test_a_case_uses_device_0_of_the_gpus_it_sees(monkeypatch):
 
 
 def test_concurrent_ray_cases_see_different_gpus(tmp_path, write_cases, ray_two_gpus, capsys):
-    cases = write_cases("""
+    cases = write_cases(
+        """
 suite = "t"
 [tasks]
 A = "slow"
-""" + "".join(f"""
+"""
+        + "".join(
+            f"""
 [[case]]
 id = "t-slow{i}"
 task = "A"
 title = "slow {i}"
 model = {{ name = "slow_model", options = {{ seconds = 1.0 }} }}
-""" for i in range(4)))
-    assert main(["run", "--all", "--cases", str(cases), *SMOKE, "--out", str(tmp_path), "--executor", "ray",
-                 "--gpus-per-case", "1"]) == 0
+"""
+            for i in range(4)
+        )
+    )
+    assert (
+        main(
+            [
+                "run",
+                "--all",
+                "--cases",
+                str(cases),
+                *SMOKE,
+                "--out",
+                str(tmp_path),
+                "--executor",
+                "ray",
+                "--gpus-per-case",
+                "1",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "executor: ray" not in printed and printed.count("submitted 4 training(s) to ray") == 1  # once, no -v
     workers = [r["worker"] for r in rows_of(tmp_path).values()]
     assert all(w["cuda_visible_devices"] in ("0", "1") for w in workers)  # one GPU each, of the two
     assert all(w["device"] == "cpu" for w in workers)  # pretend GPUs: torch finds no CUDA (cuda:0 on real ones)
-    overlapping = [(a, b) for a, b in itertools.combinations(workers, 2)
-                   if a["started_unix"] < b["finished_unix"] and b["started_unix"] < a["finished_unix"]]
+    overlapping = [
+        (a, b)
+        for a, b in itertools.combinations(workers, 2)
+        if a["started_unix"] < b["finished_unix"] and b["started_unix"] < a["finished_unix"]
+    ]
     assert overlapping, "with two GPUs, some cases must have run at the same time"
     assert all(a["cuda_visible_devices"] != b["cuda_visible_devices"] for a, b in overlapping)
     assert len({w["pid"] for w in workers}) == 4  # a fresh worker process per GPU case
@@ -137,8 +188,21 @@ model = {{ name = "slow_model", options = {{ seconds = 1.0 }} }}
 def test_a_worker_that_kills_itself_is_retried_then_recorded(tmp_path, write_cases, ray_two_gpus, capsys):
     attempts = tmp_path / "attempts.txt"
     cases = write_cases(KILLED_AND_FINE.format(attempts=attempts))
-    code = main(["run", "--all", "--cases", str(cases), *SMOKE, "--out", str(tmp_path), "--executor", "ray",
-                 "--max-retries", "1"])
+    code = main(
+        [
+            "run",
+            "--all",
+            "--cases",
+            str(cases),
+            *SMOKE,
+            "--out",
+            str(tmp_path),
+            "--executor",
+            "ray",
+            "--max-retries",
+            "1",
+        ]
+    )
     assert code == 1
     rows = {r["id"]: r for r in results.read(tmp_path / "smoke-cpu-synthetic")["cases"]}  # valid results.json
     assert rows["hw3-fine"]["status"] == "ok"
@@ -162,8 +226,14 @@ class Spy(LocalExecutor):
 
 def _plan(out: Path, profile: str = "smoke") -> runner.RunPlan:
     import torch
-    return runner.RunPlan(profile=PROFILES[profile], device=torch.device("cpu"), out=out,
-                          source=SyntheticSource(PROFILES[profile].synthetic_sizes), precision=Precision("fp32", "test"))
+
+    return runner.RunPlan(
+        profile=PROFILES[profile],
+        device=torch.device("cpu"),
+        out=out,
+        source=SyntheticSource(PROFILES[profile].synthetic_sizes),
+        precision=Precision("fp32", "test"),
+    )
 
 
 def test_resume_submits_only_the_missing_cases(tmp_path):
@@ -176,8 +246,9 @@ def test_resume_submits_only_the_missing_cases(tmp_path):
     _, doc = runner.run(hw3, _plan(tmp_path), suites, log=lambda _: None, executor=again)
     assert again.submitted == [("hw3-b-mlp", 0), ("hw3-c-gap", 0), ("hw3-c-gap-wide", 0)]
     assert [r["id"] for r in doc["cases"]] == [c.id for c in hw3]
-    _, doc = runner.run(select(cases, ["hw3-b*"]), dataclasses.replace(_plan(tmp_path), force=True), suites,
-                        log=lambda _: None)
+    _, doc = runner.run(
+        select(cases, ["hw3-b*"]), dataclasses.replace(_plan(tmp_path), force=True), suites, log=lambda _: None
+    )
     assert [r["id"] for r in doc["cases"]] == [c.id for c in hw3]  # a partial re-run keeps the others' places
 
 
@@ -206,10 +277,11 @@ def test_a_slurm_job_that_dies_is_resubmitted_then_recorded(tmp_path, write_case
     path = write_cases(KILLED_AND_FINE.format(attempts=attempts))
     cases, suites = load_cases([path])
     cases = declared_in(cases, [path])
-    on_slurm = SlurmExecutor(ExecutorOptions(name="slurm", device="cpu", log_dir=tmp_path / "logs", max_retries=1),
-                             cluster="local")
+    on_slurm = SlurmExecutor(
+        ExecutorOptions(name="slurm", device="cpu", log_dir=tmp_path / "logs", max_retries=1), cluster="local"
+    )
     try:
-        _, doc = runner.run(cases, _plan(tmp_path), suites, log=lambda _: None, executor=on_slurm)
+        _, _doc = runner.run(cases, _plan(tmp_path), suites, log=lambda _: None, executor=on_slurm)
     finally:
         on_slurm.close()
     rows = {r["id"]: r for r in results.read(tmp_path / "smoke-cpu-synthetic")["cases"]}
@@ -223,8 +295,14 @@ def test_a_slurm_job_that_dies_is_resubmitted_then_recorded(tmp_path, write_case
 def test_a_worker_that_cannot_open_the_data_returns_a_failed_row(tmp_path):
     """Not an exception out of the worker: a cache that is not on a shared filesystem is a row saying so."""
     case = select(load_cases()[0], ["hw3-b-mlp"])[0]
-    job = Job(case=case, data=CachedData(tmp_path / "not-shared", "synthetic", "synthetic", "x", 32),
-              max_per_split=None, eval_batch_size=64, device="cpu", executor="slurm")
+    job = Job(
+        case=case,
+        data=CachedData(tmp_path / "not-shared", "synthetic", "synthetic", "x", 32),
+        max_per_split=None,
+        eval_batch_size=64,
+        device="cpu",
+        executor="slurm",
+    )
     row = worker.run_job(job)
     assert row["status"] == "failed" and row["id"] == "hw3-b-mlp" and row["hash"] == case.config_hash
     assert "FileNotFoundError" in row["reason"] and "on the worker, before training" in row["reason"]
@@ -243,8 +321,9 @@ def test_slurm_reasons_carry_the_jobs_own_error_and_timeouts_are_not_retried(tmp
         def result(self):
             raise submitit.core.utils.UncompletedJobError("no output")
 
-    executor = SlurmExecutor(ExecutorOptions(name="slurm", log_dir=tmp_path, time_min=20, max_retries=3),
-                             cluster="local")
+    executor = SlurmExecutor(
+        ExecutorOptions(name="slurm", log_dir=tmp_path, time_min=20, max_retries=3), cluster="local"
+    )
     case = select(load_cases()[0], ["hw3-b-mlp"])[0]
     row = executor._row(TimedOut(), Job(case=case, data=None, max_per_split=None, eval_batch_size=64), 1)
     assert "reached its time limit of 20 min; raise --time-min" in row["reason"] and not executor._running
@@ -254,15 +333,25 @@ def test_slurm_sbatch_text_carries_the_partition_and_the_gpu_request(tmp_path, m
     """Through a fake srun and sbatch on PATH: the job array's script, as Slurm would receive it."""
     bin_dir, captured = tmp_path / "bin", tmp_path / "captured.sh"
     bin_dir.mkdir()
-    for name, body in {"srun": "exit 0",
-                       "sbatch": f'cp "$1" {captured}\necho "Submitted batch job 4242"',
-                       "scancel": "exit 0"}.items():
+    for name, body in {
+        "srun": "exit 0",
+        "sbatch": f'cp "$1" {captured}\necho "Submitted batch job 4242"',
+        "scancel": "exit 0",
+    }.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    cases, suites = load_cases()
-    options = ExecutorOptions(name="slurm", log_dir=tmp_path / "logs", partition="a100", account="imaging",
-                              time_min=30, array_parallelism=4, gpus_per_case=1, max_retries=0)
+    cases, _suites = load_cases()
+    options = ExecutorOptions(
+        name="slurm",
+        log_dir=tmp_path / "logs",
+        partition="a100",
+        account="imaging",
+        time_min=30,
+        array_parallelism=4,
+        gpus_per_case=1,
+        max_retries=0,
+    )
     executor = SlurmExecutor(options)
     for case in select(cases, ["hw3*"]):
         executor.submit(Job(case=case, data=None, max_per_split=None, eval_batch_size=64, executor="slurm"))
@@ -274,15 +363,18 @@ def test_slurm_sbatch_text_carries_the_partition_and_the_gpu_request(tmp_path, m
     assert "#SBATCH --array=0-4%4" in script  # the five cases in one array, at most 4 at once
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--partition", "gpu"], "--partition is an option of --executor slurm (this run: --executor local)"),
-    (["--executor", "ray", "--log-dir", "x"], "--log-dir is an option of --executor slurm"),
-    (["--executor", "slurm"], "--executor slurm needs --log-dir DIR"),
-    (["--max-retries", "2"], "--max-retries applies to --executor ray or slurm"),
-    (["--executor", "ray", "--max-retries", "-1"], "--max-retries -1: must be at least 0"),
-    (["--executor", "ray", "--gpus-per-case", "2"], "--gpus-per-case 2: a case trains on one GPU"),
-    (["--executor", "slurm", "--log-dir", "x", "--gpus-per-case", "0.5"], "Slurm hands out whole GPUs; use 0 or 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--partition", "gpu"], "--partition is an option of --executor slurm (this run: --executor local)"),
+        (["--executor", "ray", "--log-dir", "x"], "--log-dir is an option of --executor slurm"),
+        (["--executor", "slurm"], "--executor slurm needs --log-dir DIR"),
+        (["--max-retries", "2"], "--max-retries applies to --executor ray or slurm"),
+        (["--executor", "ray", "--max-retries", "-1"], "--max-retries -1: must be at least 0"),
+        (["--executor", "ray", "--gpus-per-case", "2"], "--gpus-per-case 2: a case trains on one GPU"),
+        (["--executor", "slurm", "--log-dir", "x", "--gpus-per-case", "0.5"], "Slurm hands out whole GPUs; use 0 or 1"),
+    ],
+)
 def test_executor_flags_are_checked(tmp_path, capsys, argv, message):
     assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
@@ -292,17 +384,23 @@ def test_executor_flags_are_checked(tmp_path, capsys, argv, message):
 
 def test_missing_extra_names_the_install(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit raises ImportError
-    assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path), "--executor", "slurm",
-                 "--log-dir", str(tmp_path)]) == 2
+    assert (
+        main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path), "--executor", "slurm", "--log-dir", str(tmp_path)])
+        == 2
+    )
     assert "pip install 'xraybench[slurm]'" in capsys.readouterr().err
 
 
 def test_the_local_path_never_imports_ray_or_submitit(tmp_path):
-    code = ("import sys; from xraybench.cli import main; "
-            f"main(['run', 'hw3-b-mlp', '--profile', 'smoke', '--device', 'cpu', '--no-report', '--out', {str(tmp_path)!r}]); "
-            "print(json.dumps(sorted(m for m in ('ray', 'submitit') if m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
-                         env={**os.environ}, timeout=300)
+    code = (
+        "import sys; from xraybench.cli import main; "
+        "main(['run', 'hw3-b-mlp', '--profile', 'smoke', '--device', 'cpu', '--no-report', "
+        f"'--out', {str(tmp_path)!r}]); "
+        "print(json.dumps(sorted(m for m in ('ray', 'submitit') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, env={**os.environ}, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 

@@ -20,8 +20,8 @@ from xraybench.executors import ExecutorError, ExecutorOptions
 from xraybench.executors.ray_executor import fitting_nodes, offer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import driver_kill  # noqa: E402
-from conftest import NAN_AND_OK_CASES, own_cases  # noqa: E402
+import driver_kill
+from conftest import NAN_AND_OK_CASES, own_cases
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
 
@@ -81,10 +81,19 @@ def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
 
     smoke = PROFILES["smoke"]
     data = cache.prepare(SyntheticSource(smoke.synthetic_sizes), smoke.image_size)
-    jobs = [Job(case=apply_profile(c, smoke), data=data, max_per_split=smoke.max_per_split, eval_batch_size=64,
-                device="cpu", executor="slurm", run=str(tmp_path / "run"),
-                builders=registry.external_builders({c.model.name}))
-            for c in own_cases(write_cases(NAN_AND_OK_CASES))]
+    jobs = [
+        Job(
+            case=apply_profile(c, smoke),
+            data=data,
+            max_per_split=smoke.max_per_split,
+            eval_batch_size=64,
+            device="cpu",
+            executor="slurm",
+            run=str(tmp_path / "run"),
+            builders=registry.external_builders({c.model.name}),
+        )
+        for c in own_cases(write_cases(NAN_AND_OK_CASES))
+    ]
     options = ExecutorOptions(name="slurm", device="cpu", log_dir=tmp_path / "logs")
 
     def fresh_driver():  # a driver started after the previous one ended
@@ -167,8 +176,11 @@ def test_a_results_file_cut_short_is_refused_in_one_line_and_not_overwritten(tmp
 
 
 def test_ray_requests_must_fit_one_node_not_the_cluster_totals():
-    two_small = [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": True, "Resources": {"CPU": 2.0}},
-                 {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+    two_small = [
+        {"Alive": True, "Resources": {"CPU": 2.0}},
+        {"Alive": True, "Resources": {"CPU": 2.0}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}},
+    ]
     assert fitting_nodes(two_small, 0, 2) and not fitting_nodes(two_small, 0, 3)  # 4 CPUs in all, 2 per node
     assert not fitting_nodes(two_small, 1, 1)  # the dead GPU node counts for nothing
     assert offer(two_small) == "2 node(s): 2 CPU + 0 GPU, 2 CPU + 0 GPU"
@@ -191,9 +203,11 @@ def test_ray_waits_for_a_gpu_node_then_names_what_was_asked_and_what_is_offered(
     with pytest.raises(ExecutorError) as caught:
         RayExecutor(ExecutorOptions(name="ray", device="cuda", placement_timeout=1))
     assert time.monotonic() - start >= 1
-    assert str(caught.value) == ("ray: no node can take a case asking for 1 GPU and 1 CPU (--gpus-per-case, "
-                                 "--cpus-per-case) within --placement-timeout 1 s; the cluster offers 1 node(s): "
-                                 "2 CPU + 0 GPU")
+    assert str(caught.value) == (
+        "ray: no node can take a case asking for 1 GPU and 1 CPU (--gpus-per-case, "
+        "--cpus-per-case) within --placement-timeout 1 s; the cluster offers 1 node(s): "
+        "2 CPU + 0 GPU"
+    )
     assert "asking the autoscaler for one" in capsys.readouterr().out
     with pytest.raises(ExecutorError, match="asking for 0 GPU and 3 CPU"):
         RayExecutor(ExecutorOptions(name="ray", device="cpu", cpus_per_case=3, placement_timeout=0))

@@ -4,19 +4,20 @@ and models, degenerate trainings, output wider than a terminal, two hashes, empt
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import NPZ
-from xraybench.cli import main
+
 from xraybench.check import SHIPPED_DIR
+from xraybench.cli import main
 from xraybench.results import degeneracy
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
-OWN_MODEL = '''
+OWN_MODEL = """
 from torch import nn
 from xraybench.models import register_model
 
@@ -25,8 +26,8 @@ from xraybench.models import register_model
 def tiny_cnn(*, in_channels: int, image_size: int, num_outputs: int, width: int = 8) -> nn.Module:
     return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(width, num_outputs))
-'''
-OWN_CASES = '''
+"""
+OWN_CASES = """
 suite = "mine"
 extends = "hw3"
 
@@ -36,7 +37,7 @@ task = "A"
 title = "Tiny CNN"
 model = { name = "tiny_cnn" }
 compare = ["hw3-a-cnn"]
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +85,9 @@ def test_the_first_hour(workdir, capsys):
     doc = json.loads((workdir / "reports" / "smoke-cpu-pneumoniamnist-28-subset" / "results.json").read_text())
     mine = next(r for r in doc["cases"] if r["id"] == "mine-a-tiny")
     assert mine["config"]["train"]["scheduler"] == "step" and mine["config"]["train"]["scheduler_options"] == {
-        "step_size": 10, "gamma": 0.1}  # HW3's StepLR, from extends = "hw3"
+        "step_size": 10,
+        "gamma": 0.1,
+    }  # HW3's StepLR, from extends = "hw3"
     assert mine["config"]["model"]["name"] == "tiny_cnn" and mine["task"] == "A"
 
     run = "reports/smoke-cpu-pneumoniamnist-28-subset"
@@ -129,11 +132,16 @@ def _check_against_saved(tmp_path, base: dict, run: dict) -> int:
     return main(["check", str(tmp_path / "run"), "--baseline", str(tmp_path / "smoke-cpu.json")])
 
 
-@pytest.mark.parametrize("change, said", [
-    (dict(profile="quick"), "this run is on profile quick, the baseline on profile smoke"),
-    (dict(data={"name": "other", "kind": "npz", "fingerprint": "npz-other-1", "medmnist": {"md5": "ab" * 16}}),
-     "this run is on other (MD5 abababab), the baseline on synthetic"),
-])
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        (dict(profile="quick"), "this run is on profile quick, the baseline on profile smoke"),
+        (
+            dict(data={"name": "other", "kind": "npz", "fingerprint": "npz-other-1", "medmnist": {"md5": "ab" * 16}}),
+            "this run is on other (MD5 abababab), the baseline on synthetic",
+        ),
+    ],
+)
 def test_check_refuses_another_profile_or_other_data(tmp_path, capsys, change, said):
     assert _check_against_saved(tmp_path, _results(), _results(**change)) == 2
     error = capsys.readouterr().err
@@ -167,15 +175,25 @@ def test_baseline_save_refuses_to_overwrite_and_counts_cases_and_seeds(tmp_path,
 # ------------------------------------------------------------------------------------------- 4. own case files
 
 
-@pytest.mark.parametrize("text, said", [
-    ('[[case]]\nid = "x-a"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_cnn" }\n',
-     'missing top-level suite = "NAME"'),
-    ('suite = "x"\n[[case]]\nid = "x-a"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_cnn" }\n',
-     "field 'task': 'A' is not declared: the file has no [tasks] table"),
-    ('suite = "x"\nextends = "hw3"\n[[case]]\nid = "x-a"\ntask = "D"\ntitle = "t"\nmodel = { name = "hw3_cnn" }\n',
-     "field 'task': unknown task 'D'"),
-    ('suite = "x"\nextends = "hw33"\n', "field 'extends': unknown suite 'hw33' (did you mean 'hw3'?)"),
-])
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        (
+            '[[case]]\nid = "x-a"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_cnn" }\n',
+            'missing top-level suite = "NAME"',
+        ),
+        (
+            'suite = "x"\n[[case]]\nid = "x-a"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_cnn" }\n',
+            "field 'task': 'A' is not declared: the file has no [tasks] table",
+        ),
+        (
+            'suite = "x"\nextends = "hw3"\n[[case]]\nid = "x-a"\ntask = "D"\ntitle = "t"\n'
+            'model = { name = "hw3_cnn" }\n',
+            "field 'task': unknown task 'D'",
+        ),
+        ('suite = "x"\nextends = "hw33"\n', "field 'extends': unknown suite 'hw33' (did you mean 'hw3'?)"),
+    ],
+)
 def test_case_file_mistakes_are_named(tmp_path, capsys, text, said):
     (tmp_path / "x.toml").write_text(text)
     assert main(["list", "--cases", str(tmp_path / "x.toml")]) == 2
@@ -211,15 +229,24 @@ def test_the_worked_example_of_the_docs_runs(tmp_path, capsys, monkeypatch):
 def test_an_installed_package_registers_models_through_its_entry_point(tmp_path):
     site = tmp_path / "site"
     (site / "xb_extra_models-1.0.dist-info").mkdir(parents=True)
-    (site / "xb_extra_models-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: xb-extra-models\n"
-                                                                      "Version: 1.0\n")
+    (site / "xb_extra_models-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: xb-extra-models\nVersion: 1.0\n"
+    )
     (site / "xb_extra_models-1.0.dist-info" / "entry_points.txt").write_text(
-        "[xraybench.models]\ntiny = xb_extra_models\n")
+        "[xraybench.models]\ntiny = xb_extra_models\n"
+    )
     (site / "xb_extra_models.py").write_text(OWN_MODEL)
-    (tmp_path / "x.toml").write_text(OWN_CASES.replace("mine-a-tiny", "mine-a-x").replace('compare = ["hw3-a-cnn"]', ""))
+    (tmp_path / "x.toml").write_text(
+        OWN_CASES.replace("mine-a-tiny", "mine-a-x").replace('compare = ["hw3-a-cnn"]', "")
+    )
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "xraybench.cli", "list", "--cases", str(tmp_path / "x.toml")],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "xraybench.cli", "list", "--cases", str(tmp_path / "x.toml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "model tiny_cnn: entry point of xb-extra-models" in out.stdout
 
@@ -253,13 +280,25 @@ def test_a_newly_degenerate_seed_is_worse_in_check(tmp_path, capsys):
     (tmp_path / "base").mkdir()
     (tmp_path / "base" / "results.json").write_text(json.dumps(base))
     doc = json.loads(json.dumps(base))
-    doc["cases"][0]["metrics"]["test_confusion"] = {"tn": 0, "fp": 32, "fn": 0, "tp": 32}  # test_acc unchanged: only this says it
+    doc["cases"][0]["metrics"]["test_confusion"] = {
+        "tn": 0,
+        "fp": 32,
+        "fn": 0,
+        "tp": 32,
+    }  # test_acc unchanged: only this says it
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "results.json").write_text(json.dumps(doc))
-    baseline = {"kind": "xraybench-baseline", "schema_version": 3, "name": "b", "profile": "smoke",
-                "data": base["data"], "cases": [
-                    {"id": r["id"], "seed": r["seed"], "hash": r["hash"], "status": "ok", "metrics": r["metrics"]}
-                    for r in base["cases"]]}
+    baseline = {
+        "kind": "xraybench-baseline",
+        "schema_version": 3,
+        "name": "b",
+        "profile": "smoke",
+        "data": base["data"],
+        "cases": [
+            {"id": r["id"], "seed": r["seed"], "hash": r["hash"], "status": "ok", "metrics": r["metrics"]}
+            for r in base["cases"]
+        ],
+    }
     (tmp_path / "b.json").write_text(json.dumps(baseline))
     assert main(["check", str(tmp_path / "run"), "--baseline", str(tmp_path / "b.json"), "--json"]) == 1
     verdict = json.loads(capsys.readouterr().out)["cases"][0]
@@ -276,8 +315,10 @@ def test_run_all_fits_a_terminal_and_summarises_skips_once(tmp_path, capsys, mon
     assert widest(printed) <= 100
     printed = printed.replace("\n    ", " ")  # the wrapped lines, whole
     assert printed.count("weight files not on disk; 'xraybench weights' lists them") == 1  # once for 20 cases
-    assert "skipped 1 case (published-v2-resnet18-28): they need --data pneumoniamnist@28; xraybench run " \
-           "'published*' --data pneumoniamnist@28" in printed
+    assert (
+        "skipped 1 case (published-v2-resnet18-28): they need --data pneumoniamnist@28; xraybench run "
+        "'published*' --data pneumoniamnist@28" in printed
+    )
     assert "trainings are degenerate" in printed  # two smoke epochs: every model still calls one class
 
 
@@ -310,8 +351,10 @@ def test_set_overrides_a_setting_in_its_own_run_and_hash(tmp_path, capsys):
     assert row["config"]["train"]["epochs"] == 1 and len(row["history"]) == 1
     assert doc["settings"]["overrides"] == ["train.epochs=1"]
     assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(tmp_path), "--set", "train.epohcs=1"]) == 2
-    assert "--set: field 'train.epohcs': not a data.* or train.* field (did you mean 'train.epochs'?)" \
+    assert (
+        "--set: field 'train.epohcs': not a data.* or train.* field (did you mean 'train.epochs'?)"
         in capsys.readouterr().err
+    )
 
 
 def test_set_runs_of_other_overrides_never_share_a_directory(tmp_path, capsys):
@@ -320,8 +363,13 @@ def test_set_runs_of_other_overrides_never_share_a_directory(tmp_path, capsys):
     from xraybench.runner import RunPlan
 
     def run_id(*overrides):
-        return RunPlan(PROFILES["smoke"], __import__("torch").device("cpu"), SyntheticSource((8, 8, 8)), tmp_path,
-                       overrides=overrides).resolved_run_id
+        return RunPlan(
+            PROFILES["smoke"],
+            __import__("torch").device("cpu"),
+            SyntheticSource((8, 8, 8)),
+            tmp_path,
+            overrides=overrides,
+        ).resolved_run_id
 
     ids = {run_id("train.lr=0.5"), run_id("train.weight_decay=0.5"), run_id("data.mean=0.1"), run_id("data.std=0.1")}
     assert len(ids) == 4 and run_id("train.lr=0.001") == "smoke-cpu-synthetic-set-lr0.001"
@@ -334,17 +382,18 @@ def test_set_refuses_a_sweep_axis_and_resolves_the_model_s_own_size(capsys):
     from xraybench.cases import PROFILES, apply_profile, load_cases, override, select
 
     cases, suites = load_cases()
-    with pytest.raises(Exception, match="--set train.lr: an axis of the sweep 'hw4-s-resnet50'"):
+    with pytest.raises(Exception, match=re.escape("--set train.lr: an axis of the sweep 'hw4-s-resnet50'")):
         override(select(cases, ["hw4-s*"]), suites, ["train.lr=0.01"])
-    resnet, = override(select(cases, ["hw4-b-resnet18"]), suites, ["data.image_size=0"])
+    (resnet,) = override(select(cases, ["hw4-b-resnet18"]), suites, ["data.image_size=0"])
     assert apply_profile(resnet, PROFILES["full"]).data.image_size == 224
     assert main(["run", "hw3-a-cnn", *SMOKE, "--set", "data.image_size=0"]) == 2
     assert "0 means the model's own input size, but hw3_cnn declares none" in capsys.readouterr().err
 
 
 def test_extends_follows_the_chain_whatever_the_file_order(tmp_path, capsys):
-    (tmp_path / "a.toml").write_text('suite = "aa"\nextends = "zz"\n[[case]]\nid = "aa-x"\ntask = "A"\ntitle = "t"\n'
-                                     'model = { name = "hw3_cnn" }\n')
+    (tmp_path / "a.toml").write_text(
+        'suite = "aa"\nextends = "zz"\n[[case]]\nid = "aa-x"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_cnn" }\n'
+    )
     (tmp_path / "z.toml").write_text('suite = "zz"\nextends = "hw3"\n[defaults.train]\nepochs = 3\n')
     assert main(["list", "--cases", str(tmp_path), "--wide"]) == 0
     assert "aa-x" in capsys.readouterr().out
@@ -354,8 +403,9 @@ def test_extends_follows_the_chain_whatever_the_file_order(tmp_path, capsys):
 
 
 def test_an_unknown_compare_id_gets_a_hint_not_every_id(tmp_path, capsys):
-    (tmp_path / "x.toml").write_text(OWN_CASES.replace('compare = ["hw3-a-cnn"]', 'compare = ["hw3-zzz-qqq"]')
-                                     .replace("tiny_cnn", "hw3_cnn"))
+    (tmp_path / "x.toml").write_text(
+        OWN_CASES.replace('compare = ["hw3-a-cnn"]', 'compare = ["hw3-zzz-qqq"]').replace("tiny_cnn", "hw3_cnn")
+    )
     assert main(["list", "--cases", str(tmp_path / "x.toml")]) == 2
     error = capsys.readouterr().err
     assert "unknown case id 'hw3-zzz-qqq'" in error and "hw4-b-resnet18" not in error and len(error) < 300

@@ -18,7 +18,7 @@ from xraybench.cli import main
 from xraybench.report import history_page, plots
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import stat_calibration as simulation  # noqa: E402
+import stat_calibration as simulation
 
 RUNS, SEEDS, IMAGES = 8, 3, 624
 PLANTED = {  # case → true accuracy per run, oldest first
@@ -45,12 +45,27 @@ def simulated_runs(tmp_path: Path, seed_sd_pp: float = 1.5) -> list[Path]:
                 p_true = 1 / (1 + np.exp(-z))
                 probs = np.where(labels, p_true, 1 - p_true)
                 acc = float(((probs >= 0.5) == labels).mean())
-                rows.append({"id": case, "suite": "hw3", "task": "A", "seed": seed, "status": "ok", "hash": "h-" + case,
-                             "metrics": {"test_acc": acc, "test_auc": float(roc_auc_score(labels, probs))},
-                             "predictions": {"test": [round(float(p), 4) for p in probs]}})
-        doc = {"schema_version": 2, "run_id": f"run-{r}", "profile": "quick", "datetime": f"2026-12-{20 - r:02d}T00:00:00",
-               "commit_info": {"id": f"c0ffee{r:02d}".ljust(40, "0"), "time": f"2026-11-{r + 1:02d}T12:00:00+00:00"},
-               "data": {"images": images, "splits": {"test": {"images": IMAGES}}}, "cases": rows}
+                rows.append(
+                    {
+                        "id": case,
+                        "suite": "hw3",
+                        "task": "A",
+                        "seed": seed,
+                        "status": "ok",
+                        "hash": "h-" + case,
+                        "metrics": {"test_acc": acc, "test_auc": float(roc_auc_score(labels, probs))},
+                        "predictions": {"test": [round(float(p), 4) for p in probs]},
+                    }
+                )
+        doc = {
+            "schema_version": 2,
+            "run_id": f"run-{r}",
+            "profile": "quick",
+            "datetime": f"2026-12-{20 - r:02d}T00:00:00",
+            "commit_info": {"id": f"c0ffee{r:02d}".ljust(40, "0"), "time": f"2026-11-{r + 1:02d}T12:00:00+00:00"},
+            "data": {"images": images, "splits": {"test": {"images": IMAGES}}},
+            "cases": rows,
+        }
         run_dir = tmp_path / f"run-{r}"
         run_dir.mkdir()
         (run_dir / "results.json").write_text(json.dumps(doc))

@@ -14,27 +14,56 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xraybench"
 # (module, name): the places docs/ and the README point users to.
 PUBLIC = [
     ("xraybench.cli", "main"),
-    ("xraybench", "register_model"), ("xraybench", "create_model"), ("xraybench", "list_models"),
-    ("xraybench.models", "register_model"), ("xraybench.models", "create_model"),
-    ("xraybench.models", "list_models"), ("xraybench.models", "model_options"),
-    ("xraybench.cases", "load_cases"), ("xraybench.cases", "select"), ("xraybench.cases", "Case"),
-    ("xraybench.cases", "PROFILES"), ("xraybench.cases", "apply_profile"), ("xraybench.cases", "declared_in"),
-    ("xraybench.cases", "override"), ("xraybench.cases", "confounded"), ("xraybench.cases", "default_profile"),
-    ("xraybench.results", "SCHEMA_VERSION"), ("xraybench.results", "read"), ("xraybench.results", "write"),
-    ("xraybench.results", "by_case"), ("xraybench.results", "CaseResult"), ("xraybench.results", "METRICS"),
+    ("xraybench", "register_model"),
+    ("xraybench", "create_model"),
+    ("xraybench", "list_models"),
+    ("xraybench.models", "register_model"),
+    ("xraybench.models", "create_model"),
+    ("xraybench.models", "list_models"),
+    ("xraybench.models", "model_options"),
+    ("xraybench.cases", "load_cases"),
+    ("xraybench.cases", "select"),
+    ("xraybench.cases", "Case"),
+    ("xraybench.cases", "PROFILES"),
+    ("xraybench.cases", "apply_profile"),
+    ("xraybench.cases", "declared_in"),
+    ("xraybench.cases", "override"),
+    ("xraybench.cases", "confounded"),
+    ("xraybench.cases", "default_profile"),
+    ("xraybench.results", "SCHEMA_VERSION"),
+    ("xraybench.results", "read"),
+    ("xraybench.results", "write"),
+    ("xraybench.results", "by_case"),
+    ("xraybench.results", "CaseResult"),
+    ("xraybench.results", "METRICS"),
     ("xraybench.results", "Tolerance"),
-    ("xraybench.runner", "run"), ("xraybench.runner", "RunPlan"),
-    ("xraybench.check", "compare"), ("xraybench.check", "make_baseline"), ("xraybench.check", "read_baseline"),
-    ("xraybench.check", "comparable"), ("xraybench.check", "save"), ("xraybench.check", "default_path"),
-    ("xraybench.report", "render"), ("xraybench.report", "build_context"),
-    ("xraybench.data", "open_source"), ("xraybench.data", "BatchLoader"), ("xraybench.data", "Dataset"),
+    ("xraybench.runner", "run"),
+    ("xraybench.runner", "RunPlan"),
+    ("xraybench.check", "compare"),
+    ("xraybench.check", "make_baseline"),
+    ("xraybench.check", "read_baseline"),
+    ("xraybench.check", "comparable"),
+    ("xraybench.check", "save"),
+    ("xraybench.check", "default_path"),
+    ("xraybench.report", "render"),
+    ("xraybench.report", "build_context"),
+    ("xraybench.data", "open_source"),
+    ("xraybench.data", "BatchLoader"),
+    ("xraybench.data", "Dataset"),
     ("xraybench.data.cache", "prepare"),
-    ("xraybench.train.engine", "train_case"), ("xraybench.train.worker", "run_job"), ("xraybench.train.worker", "Job"),
+    ("xraybench.train.engine", "train_case"),
+    ("xraybench.train.worker", "run_job"),
+    ("xraybench.train.worker", "Job"),
     ("xraybench.train.precision", "choose"),
-    ("xraybench.executors", "create"), ("xraybench.executors", "LocalExecutor"),
-    ("xraybench.stats", "wilson"), ("xraybench.stats", "compare"), ("xraybench.stats", "pair_seeds"),
-    ("xraybench.stats", "paired_accuracy"), ("xraybench.stats.delong", "compare"),
-    ("xraybench.stats.operating", "case_operating_points"), ("xraybench.stats", "expected_max"),
+    ("xraybench.executors", "create"),
+    ("xraybench.executors", "LocalExecutor"),
+    ("xraybench.stats", "wilson"),
+    ("xraybench.stats", "compare"),
+    ("xraybench.stats", "pair_seeds"),
+    ("xraybench.stats", "paired_accuracy"),
+    ("xraybench.stats.delong", "compare"),
+    ("xraybench.stats.operating", "case_operating_points"),
+    ("xraybench.stats", "expected_max"),
 ]
 
 
@@ -54,7 +83,15 @@ ALLOWED = {
     "results": {"files", "stats"},
     "data": {"data", "download"},
     "models": {"models", "download", "environment"},
-    "cases": {"results", "models", "train.optim", "train.objectives", "train.selection", "data.images", "data.medmnist"},
+    "cases": {
+        "results",
+        "models",
+        "train.optim",
+        "train.objectives",
+        "train.selection",
+        "data.images",
+        "data.medmnist",
+    },
     "train": {"train", "data", "models", "environment", "results", "stats"},
     "executors": {"executors", "train"},
     "runner": {"cases", "data", "environment", "executors", "models", "results", "train"},
@@ -79,8 +116,13 @@ def part(module: str) -> str:
 def imports(module: str, path: Path) -> set[str]:
     """Every xraybench module ``path`` imports at run time (``if TYPE_CHECKING:`` blocks left out)."""
     tree = ast.parse(path.read_text())
-    type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
-                 and getattr(block.test, "id", "") == "TYPE_CHECKING" for stmt in block.body for node in ast.walk(stmt)}
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+        for stmt in block.body
+        for node in ast.walk(stmt)
+    }
     found = set()
     for node in ast.walk(tree):
         if id(node) in type_only:
@@ -105,8 +147,13 @@ def test_every_part_has_rules():
 
 
 def test_each_part_imports_only_the_parts_beneath_it():
-    wrong = [f"{module} imports {target}" for module, path in modules() if part(module) != "xraybench"
-             for target in sorted(imports(module, path)) if not allowed(module, target)]
+    wrong = [
+        f"{module} imports {target}"
+        for module, path in modules()
+        if part(module) != "xraybench"
+        for target in sorted(imports(module, path))
+        if not allowed(module, target)
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -119,9 +166,11 @@ def test_the_rules_catch_an_upward_import():
 
 
 def test_loading_cases_needs_neither_the_checker_nor_scipy():
-    code = ("import sys, xraybench.cases as c; c.load_cases(); "
-            "print(sorted(m for m in ('scipy', 'sklearn', 'xraybench.check', 'xraybench.report', 'xraybench.stats') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, xraybench.cases as c; c.load_cases(); "
+        "print(sorted(m for m in ('scipy', 'sklearn', 'xraybench.check', 'xraybench.report', 'xraybench.stats') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

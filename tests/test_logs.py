@@ -6,12 +6,11 @@ import dataclasses
 
 import pytest
 import torch
+from test_engine import smoke_case, smoke_data
 
 from xraybench.cli import main
 from xraybench.train import logs, worker
 from xraybench.train.logs import EpochLog
-
-from test_engine import smoke_case, smoke_data
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
 
@@ -53,8 +52,12 @@ def test_a_run_logs_every_case_and_seed_and_tensorboard_reads_its_events(tmp_pat
     run_dir = out / "smoke-cpu-synthetic"
     csvs = sorted(p.relative_to(run_dir / "logs").as_posix() for p in (run_dir / "logs").rglob("*.csv"))
     assert not (run_dir / "logs" / "hw4-b-resnet18").exists()  # skipped (no weights): no empty log
-    assert csvs == ["hw3-a-cnn-dropout/seed-0.csv", "hw3-a-cnn-dropout/seed-1.csv", "hw3-a-cnn/seed-0.csv",
-                    "hw3-a-cnn/seed-1.csv"]
+    assert csvs == [
+        "hw3-a-cnn-dropout/seed-0.csv",
+        "hw3-a-cnn-dropout/seed-1.csv",
+        "hw3-a-cnn/seed-0.csv",
+        "hw3-a-cnn/seed-1.csv",
+    ]
     assert all(len(read_csv(run_dir / "logs" / p)) == 2 for p in csvs)  # smoke: 2 epochs
     events = EventAccumulator(str(run_dir / "tb" / "hw3-a-cnn" / "seed-1"))
     events.Reload()

@@ -4,8 +4,11 @@ import torch
 from xraybench.models.registry import create_model, list_models, model_options
 
 VARIANTS = [
-    ("hw3_cnn", {}), ("hw3_cnn", {"dropout": 0.6}), ("hw3_mlp", {}),
-    ("hw3_gap_cnn", {}), ("hw3_gap_cnn", {"conv3_channels": 128, "head_hidden": 128}),
+    ("hw3_cnn", {}),
+    ("hw3_cnn", {"dropout": 0.6}),
+    ("hw3_mlp", {}),
+    ("hw3_gap_cnn", {}),
+    ("hw3_gap_cnn", {"conv3_channels": 128, "head_hidden": 128}),
 ]
 
 
@@ -27,7 +30,7 @@ def test_output_shape_for_any_input_size(name, options, size, channels, outputs)
 
 def test_seed_architecture_at_256():
     cnn = create_model("hw3_cnn", in_channels=1, image_size=256, num_outputs=1)
-    fc1 = [m for m in cnn if isinstance(m, torch.nn.Linear)][0]
+    fc1 = next(m for m in cnn if isinstance(m, torch.nn.Linear))
     assert fc1.in_features == 32 * 32 * 32  # as hard-coded in the seed
     mlp = create_model("hw3_mlp", in_channels=1, image_size=256, num_outputs=1)
     widths = [m.out_features for m in mlp if isinstance(m, torch.nn.Linear)]
@@ -51,5 +54,7 @@ def test_cifar_stem_resnets_keep_28_pixels_into_the_first_block(name, reference)
     model.layer1.register_forward_hook(lambda m, i, o: seen.update(side=o.shape[-1]))  # returns None: output kept
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 2) and seen["side"] == 28
     imagenet = getattr(torchvision.models, reference)(weights=None, num_classes=2)
-    assert sum(p.numel() for p in model.parameters()) == \
-        sum(p.numel() for p in imagenet.parameters()) - 64 * 3 * 7 * 7 + 64 * 1 * 3 * 3
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == sum(p.numel() for p in imagenet.parameters()) - 64 * 3 * 7 * 7 + 64 * 1 * 3 * 3
+    )

@@ -5,17 +5,24 @@ import json
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from pypdf import PdfReader
 from sklearn.metrics import brier_score_loss
 
-from conftest import FIXTURES
 from xraybench import report
-from xraybench.stats import operating
 from xraybench.cli import main
 from xraybench.report.analysis import operating_points
 from xraybench.results import by_case
-from xraybench.stats.operating import (CaseOperatingPoints, calibration_error, rates, seed_point,
-                                       squared_calibration_error, threshold_for_specificity, youden_threshold)
+from xraybench.stats import operating
+from xraybench.stats.operating import (
+    CaseOperatingPoints,
+    calibration_error,
+    rates,
+    seed_point,
+    squared_calibration_error,
+    threshold_for_specificity,
+    youden_threshold,
+)
 
 
 def brute_force_youden(labels, probs):
@@ -50,7 +57,7 @@ def test_calibration_measures():
     probs = np.array([0.9] * 10 + [0.5] * 10)
     # 90% at 0.9, 50% at 0.5: no gap, so only the debiasing terms −ȳ(1 − ȳ)/(n_b − 1), weighted by bin share
     assert squared_calibration_error(labels, probs)[0, 0] == pytest.approx(-0.5 * 0.09 / 9 - 0.5 * 0.25 / 9)
-    assert squared_calibration_error(np.array([1, 0, 1, 0]), np.full(4, 0.9))[0, 0] == pytest.approx(0.4 ** 2 - 0.25 / 3)
+    assert squared_calibration_error(np.array([1, 0, 1, 0]), np.full(4, 0.9))[0, 0] == pytest.approx(0.4**2 - 0.25 / 3)
     assert calibration_error(-0.01) == 0.0 and calibration_error(0.04) == pytest.approx(0.2)
 
 
@@ -70,8 +77,9 @@ def test_a_calibrated_model_gets_an_ece_near_0_with_an_interval_that_reaches_0()
     probs = rng.beta(0.5, 0.5, 400)
     labels = (rng.random(400) < probs).astype(int)
     seeds = [seed_point(labels, probs, labels, probs)]
-    points = CaseOperatingPoints("calibrated", "Youden", seeds, labels, probs[None], int(labels.sum()),
-                                 int((labels == 0).sum()))
+    points = CaseOperatingPoints(
+        "calibrated", "Youden", seeds, labels, probs[None], int(labels.sum()), int((labels == 0).sum())
+    )
     low, high = points.ece_interval()
     assert points.ece() < 0.05 and low == 0.0 and 0.0 < high < 0.1
     rng = np.random.default_rng(3)
@@ -85,8 +93,25 @@ def test_a_calibrated_model_gets_an_ece_near_0_with_an_interval_that_reaches_0()
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("operating")
-    assert main(["run", "hw3-a*", "--profile", "smoke", "--device", "cpu", "--seeds", "2", "--precision", "fp32",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hw3-a*",
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--seeds",
+                "2",
+                "--precision",
+                "fp32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     run_dir = out / "smoke-cpu-synthetic"
     return run_dir, json.loads((run_dir / "results.json").read_text())
 
@@ -140,15 +165,36 @@ def test_threshold_for_sensitivity_is_the_highest_that_reaches_it(target):
 
 def test_a_case_may_declare_its_target_sensitivity(tmp_path, capsys):
     cases = tmp_path / "cases.toml"
-    text = ('suite = "hw9"\n[tasks]\nA = "a"\n[defaults]\ntarget_sensitivity = {}\n[defaults.train]\nepochs = 2\n\n'
-            '[[case]]\nid = "hw9-a"\ntask = "A"\ntitle = "cnn"\nmodel = {{ name = "hw3_cnn" }}\n')
+    text = (
+        'suite = "hw9"\n[tasks]\nA = "a"\n[defaults]\ntarget_sensitivity = {}\n[defaults.train]\nepochs = 2\n\n'
+        '[[case]]\nid = "hw9-a"\ntask = "A"\ntitle = "cnn"\nmodel = {{ name = "hw3_cnn" }}\n'
+    )
     cases.write_text(text.format(1.5))
-    assert main(["run", "--all", "--cases", str(cases), "--profile", "smoke", "--device", "cpu", "--out",
-                 str(tmp_path)]) == 2
+    assert (
+        main(["run", "--all", "--cases", str(cases), "--profile", "smoke", "--device", "cpu", "--out", str(tmp_path)])
+        == 2
+    )
     assert "target_sensitivity': must be a share between 0 and 1" in capsys.readouterr().err
     cases.write_text(text.format(0.9))
-    assert main(["run", "--all", "--cases", str(cases), "--profile", "smoke", "--device", "cpu", "--seeds", "2",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--all",
+                "--cases",
+                str(cases),
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--seeds",
+                "2",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     run_dir = tmp_path / "smoke-cpu-synthetic"
     doc = json.loads((run_dir / "results.json").read_text())
     assert {r["target_sensitivity"] for r in doc["cases"]} == {0.9}

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import NPZ
 from pypdf import PdfReader
 
-from conftest import NPZ
 from xraybench.cases import PROFILES, Reference, apply_profile, load_cases, select
 from xraybench.cli import main
 from xraybench.data import medmnist
@@ -49,7 +49,12 @@ def test_the_references_are_the_published_tables(published):
     assert (e2e.published.test_acc, e2e.published.test_auc) == (0.8312, 0.9501)
     assert e2e.data.pad_to == 224 and e2e.data.image_size == 28 and e2e.requires_data == "pneumoniamnist@28"
     assert e2e.train.early_stopping == {"patience": 5, "metric": "val_loss"} and e2e.train.select_by == "val_loss"
-    assert (e2e.train.optimizer, e2e.train.lr, e2e.train.weight_decay, e2e.train.batch_size) == ("adamw", 1e-4, 0.01, 64)
+    assert (e2e.train.optimizer, e2e.train.lr, e2e.train.weight_decay, e2e.train.batch_size) == (
+        "adamw",
+        1e-4,
+        0.01,
+        64,
+    )
     assert any("seeds 0, 1, 2" in d for d in e2e.published.deviations)
     assert {c.model.name for c in published.values()} >= {"vgg16", "alexnet", "densenet121", "efficientnet_b4"}
 
@@ -73,8 +78,11 @@ def test_an_npz_is_identified_by_its_side_and_its_md5(tmp_path, monkeypatch):
     official = medmnist.identify(NpzSource(NPZ))
     assert official.official == "pneumoniamnist@28" and official.satisfies("PneumoniaMNIST@28")
     big = tmp_path / "big.npz"
-    np.savez(big, **{f"{s}_images": np.zeros((4, 64, 64), np.uint8) for s in ("train", "val", "test")},
-             **{f"{s}_labels": np.array([[0], [1], [0], [1]]) for s in ("train", "val", "test")})
+    np.savez(
+        big,
+        **{f"{s}_images": np.zeros((4, 64, 64), np.uint8) for s in ("train", "val", "test")},
+        **{f"{s}_labels": np.array([[0], [1], [0], [1]]) for s in ("train", "val", "test")},
+    )
     assert medmnist.identify(NpzSource(big)).size == 64
     assert medmnist.identify(NpzSource(big)).satisfies("pneumoniamnist@64")
 
@@ -97,11 +105,14 @@ def test_a_smoke_run_on_the_subset_reports_without_a_verdict(tmp_path):
 def test_on_other_data_the_cases_are_skipped_with_the_command_that_runs_them(tmp_path, capsys):
     out = tmp_path / "reports"
     assert main(["run", "hw3-a-*", "published-v2-resnet18-28", *SMOKE, "--out", str(out)]) == 0
-    assert ("skipped 1 case(s) that need other data than synthetic; run them with: xraybench run 'published*' "
-            "--data pneumoniamnist@28") in capsys.readouterr().out.replace("\n    ", " ")  # wrapped at 100 columns
+    assert (
+        "skipped 1 case(s) that need other data than synthetic; run them with: xraybench run 'published*' "
+        "--data pneumoniamnist@28"
+    ) in capsys.readouterr().out.replace("\n    ", " ")  # wrapped at 100 columns
     run_dir = out / "smoke-cpu-synthetic"
-    row = next(r for r in json.loads((run_dir / "results.json").read_text())["cases"]
-               if r["id"] == "published-v2-resnet18-28")
+    row = next(
+        r for r in json.loads((run_dir / "results.json").read_text())["cases"] if r["id"] == "published-v2-resnet18-28"
+    )
     assert row["status"] == "skipped" and row["history"] == []  # never trained on the synthetic data
     assert "xraybench run 'published*' --data pneumoniamnist@28" in row["reason"]
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(run_dir / "report.pdf").pages).split())
@@ -109,15 +120,41 @@ def test_on_other_data_the_cases_are_skipped_with_the_command_that_runs_them(tmp
 
 
 def _doc(values, *, profile="full", official="pneumoniamnist@28", published=0.854, sd=0.0, runs=1):
-    rows = [{"id": "published-x", "suite": "published", "task": "V2", "seed": seed, "status": "ok",
-             "requires_data": "pneumoniamnist@28", "config": {"train": {"epochs": 100}, "data": {"image_size": 28}},
-             "published": {"source": "S", "table": "T", "protocol": "P", "test_acc": published, "test_acc_sd": sd,
-                           "test_auc": 0.0, "test_auc_sd": 0.0, "runs": runs, "deviations": ["declared"]},
-             "metrics": {"test_acc": v}} for seed, v in enumerate(values)]
-    return {"profile": profile, "cases": rows, "settings": {"precision": {"name": "fp32"}},
-            "software": {"device": "cuda", "gpu": {"name": "NVIDIA H200"}, "torch": "2.14.1"},
-            "data": {"name": "pneumoniamnist", "splits": {"test": {"images": 624}},
-                     "medmnist": {"size": 28, "official": official, "md5": "28209eda62fecd6e6a2d98b1501bb15f"}}}
+    rows = [
+        {
+            "id": "published-x",
+            "suite": "published",
+            "task": "V2",
+            "seed": seed,
+            "status": "ok",
+            "requires_data": "pneumoniamnist@28",
+            "config": {"train": {"epochs": 100}, "data": {"image_size": 28}},
+            "published": {
+                "source": "S",
+                "table": "T",
+                "protocol": "P",
+                "test_acc": published,
+                "test_acc_sd": sd,
+                "test_auc": 0.0,
+                "test_auc_sd": 0.0,
+                "runs": runs,
+                "deviations": ["declared"],
+            },
+            "metrics": {"test_acc": v},
+        }
+        for seed, v in enumerate(values)
+    ]
+    return {
+        "profile": profile,
+        "cases": rows,
+        "settings": {"precision": {"name": "fp32"}},
+        "software": {"device": "cuda", "gpu": {"name": "NVIDIA H200"}, "torch": "2.14.1"},
+        "data": {
+            "name": "pneumoniamnist",
+            "splits": {"test": {"images": 624}},
+            "medmnist": {"size": 28, "official": official, "md5": "28209eda62fecd6e6a2d98b1501bb15f"},
+        },
+    }
 
 
 def _verdicts(doc):
@@ -128,8 +165,11 @@ def _verdicts(doc):
 def test_the_verdict_follows_the_test_in_the_full_profile_on_the_official_file():
     higher, section = _verdicts(_doc([0.90, 0.91, 0.89, 0.905, 0.895]))
     assert higher[0].startswith("ours higher (p")
-    assert section["deviations"][0]["differences"] == ["5 seeds (published: 1 run)", "hardware: NVIDIA H200, torch 2.14.1",
-                                                       "declared"]
+    assert section["deviations"][0]["differences"] == [
+        "5 seeds (published: 1 run)",
+        "hardware: NVIDIA H200, torch 2.14.1",
+        "declared",
+    ]
     assert _verdicts(_doc([0.80, 0.81, 0.79]))[0][0].startswith("ours lower")
     assert _verdicts(_doc([0.84, 0.87, 0.85, 0.86, 0.855]))[0][0].startswith("consistent")
     # A published sd over three runs widens the test: the same seeds 4 points above a noisy mean are consistent.
@@ -142,7 +182,9 @@ def test_no_verdict_off_the_protocol():
     assert _verdicts(_doc([0.90, 0.91, 0.89], profile="quick"))[0] == [SHORTENED]
     other, section = _verdicts(_doc([0.90, 0.91, 0.89], official=""))
     assert other[0] == "not MedMNIST's own file — no verdict"
-    assert any(d.startswith("data: pneumoniamnist, not MedMNIST's file") for d in section["deviations"][0]["differences"])
+    assert any(
+        d.startswith("data: pneumoniamnist, not MedMNIST's file") for d in section["deviations"][0]["differences"]
+    )
     random = _doc([0.90, 0.91, 0.89])
     random["settings"]["random_init"] = True  # --random-init: pretrained backbones from random weights
     verdicts, section = _verdicts(random)
@@ -153,19 +195,23 @@ def test_no_verdict_off_the_protocol():
         row["requires_data"] = ""  # no file named: the official file cannot be the one it was measured on
     verdicts, section = _verdicts(unnamed)
     assert verdicts[0] == "not MedMNIST's own file — no verdict"
-    assert any(d.startswith("data: pneumoniamnist, not MedMNIST's file") for d in section["deviations"][0]["differences"])
+    assert any(
+        d.startswith("data: pneumoniamnist, not MedMNIST's file") for d in section["deviations"][0]["differences"]
+    )
 
 
 def test_a_case_field_names_what_it_needs_and_what_it_cites(tmp_path, published):
     from xraybench.cases import CaseError, load_case_file
 
-    base = 'suite = "p"\n[tasks]\nA = "a"\n[[case]]\nid = "p-a"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_mlp" }\n'
+    base = (
+        'suite = "p"\n[tasks]\nA = "a"\n[[case]]\nid = "p-a"\ntask = "A"\ntitle = "t"\nmodel = { name = "hw3_mlp" }\n'
+    )
     for extra, field, message in [
         ('requires_data = "pneumoniamnist@96"\n', "requires_data", "size 96 is not one MedMNIST offers"),
         ('requires_data = "kermany"\n', "requires_data", "expected a MedMNIST name"),
         ('[case.published]\nsource = "S"\ntable = "T"\ntest_acc = 85.4\n', "published.test_acc", "83.12 % is 0.8312"),
         ('[case.published]\nsource = "S"\ntable = "T"\n', "published", "no value"),
-        ('[case.published]\ntest_auc = 0.9\n', "published.source", "needs its source"),
+        ("[case.published]\ntest_auc = 0.9\n", "published.source", "needs its source"),
     ]:
         path = tmp_path / "p.toml"
         path.write_text(base + extra)

@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import KERMANY
 from PIL import Image
 
-from conftest import KERMANY
 from xraybench import results, runner
-from xraybench.models import weights
-from xraybench.train import worker
 from xraybench.cli import main
 from xraybench.data.images import read_image
 from xraybench.data.sources import FolderSource
+from xraybench.models import weights
+from xraybench.train import worker
 from xraybench.train.engine import train_case as real_train_case
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,11 +57,27 @@ def test_sigkill_at_random_moments_never_corrupts_results(tmp_path):
 def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path, stop):
     out = tmp_path / "reports"
     path = out / "quick-cpu-synthetic" / "results.json"
-    proc = subprocess.Popen(cli("run", "hw3-b-mlp", "--seeds", "4", "--profile", "quick", "--device", "cpu",
-                                "--no-report", "--out", str(out)),
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # A shell that starts jobs in the background (as CI may) ignores SIGINT in them.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cli(
+            "run",
+            "hw3-b-mlp",
+            "--seeds",
+            "4",
+            "--profile",
+            "quick",
+            "--device",
+            "cpu",
+            "--no-report",
+            "--out",
+            str(out),
+        ),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell that starts jobs in the background (as CI may) ignores SIGINT in them.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         if path.exists() and results.read(path)["cases"]:
@@ -118,14 +134,18 @@ def png_bytes(tmp_path) -> bytes:
     return path.read_bytes()  # noise does not compress: about 4 kB
 
 
-@pytest.mark.parametrize("name, content, words", [
-    ("corrupt.jpeg", b"\xff\xd8\xff\xe0 this is not really a jpeg", "cannot decode image"),
-    ("truncated.png", None, "cannot decode image"),
-    ("empty.png", b"", "empty file"),
-    ("notes.txt", b"hello", "not an image file"),
-])
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("corrupt.jpeg", b"\xff\xd8\xff\xe0 this is not really a jpeg", "cannot decode image"),
+        ("truncated.png", None, "cannot decode image"),
+        ("empty.png", b"", "empty file"),
+        ("notes.txt", b"hello", "not an image file"),
+    ],
+)
 def test_bad_image_files(folder, tmp_path, capsys, name, content, words):
     import weasyprint  # noqa: F401  it turns on PIL's LOAD_TRUNCATED_IMAGES globally; decoding must stay strict
+
     bad = folder / "train" / "NORMAL" / name
     bad.write_bytes(content if content is not None else png_bytes(tmp_path)[:2000])
     args = ["run", "hw3-b-mlp", *SMOKE, "--data", str(folder), "--out", str(tmp_path / "out")]
@@ -210,8 +230,9 @@ def test_out_of_memory_retry_runs_after_the_first_attempt_is_freed(tmp_path, mon
             activations = model(torch.randn(64, 1024))
             activations.sum().backward()
             optimizer.step()
-            first_attempt.extend(weakref.ref(t) for t in (model.weight, activations,
-                                                             optimizer.state[model.weight]["exp_avg"]))
+            first_attempt.extend(
+                weakref.ref(t) for t in (model.weight, activations, optimizer.state[model.weight]["exp_avg"])
+            )
             cycle = [model, activations]
             cycle.append(cycle)  # a reference cycle, as real models' hooks and closures make: needs gc
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
@@ -233,6 +254,7 @@ def test_weights_are_loaded_with_weights_only(monkeypatch, tmp_path):
 
     monkeypatch.setattr(torch, "load", spy)
     from xraybench.models.backbones import lite0_weights_file
+
     weights.load_state_dict(lite0_weights_file())
     assert seen.get("weights_only") is True
 

@@ -6,14 +6,14 @@ import re
 import shutil
 
 import pytest
+from conftest import FIXTURES
 from pypdf import PdfReader
 
-from conftest import FIXTURES
 from xraybench import report, stats
 from xraybench.cli import main
 from xraybench.report import tasks
-from xraybench.report.render import TEMPLATES, table_of_contents
 from xraybench.report.formatting import pct
+from xraybench.report.render import TEMPLATES, table_of_contents
 
 FIXTURE = FIXTURES / "results-hw3-smoke.json"
 SWEEP_FIXTURE = FIXTURES / "results-hw3-sweep-smoke.json"  # schema 2: predictions, comparisons, a sweep
@@ -47,11 +47,23 @@ def rendered(tmp_path_factory, fixture_doc):
 
 def test_pdf_has_every_section(rendered):
     _, pdf, text = rendered
-    for heading in ("HW3: CNNs from scratch", "Task A: Reduce overfitting with dropout", "Task B: ANN (MLP) vs CNN",
-                    "Task C: Global average pooling", "What was compared", "Findings", "Test-set analysis",
-                    "Validation vs test accuracy", "Confusion matrices", "Intensity histograms", "Sample images",
-                    "Skipped and failed cases", "Appendix: case configurations", "Appendix: environment",
-                    "Appendix: reporting checklist (CLAIM 2024, TRIPOD+AI)"):
+    for heading in (
+        "HW3: CNNs from scratch",
+        "Task A: Reduce overfitting with dropout",
+        "Task B: ANN (MLP) vs CNN",
+        "Task C: Global average pooling",
+        "What was compared",
+        "Findings",
+        "Test-set analysis",
+        "Validation vs test accuracy",
+        "Confusion matrices",
+        "Intensity histograms",
+        "Sample images",
+        "Skipped and failed cases",
+        "Appendix: case configurations",
+        "Appendix: environment",
+        "Appendix: reporting checklist (CLAIM 2024, TRIPOD+AI)",
+    ):
         assert heading in text, heading
     assert len(PdfReader(pdf).pages) >= 5
     assert "page 1 of" in text
@@ -152,16 +164,24 @@ def test_hw4_sections_from_a_run_with_skipped_backbones(tmp_path):
     doc = json.loads((FIXTURES / "results-all-smoke.json").read_text())
     _, pdf = report.render(run_dir_with(tmp_path, doc))
     flat = " ".join(pdf_text(pdf).split())
-    for heading in ("HW4: transfer learning", "Task A: Model selection", "Task B: Fine-tuning the ConvNet",
-                    "Task C: ConvNet as fixed feature extractor", "Task D: Fine-tuning vs fixed feature extractor",
-                    "Task E: Test-set analysis", "two per multiply-add"):
+    for heading in (
+        "HW4: transfer learning",
+        "Task A: Model selection",
+        "Task B: Fine-tuning the ConvNet",
+        "Task C: ConvNet as fixed feature extractor",
+        "Task D: Fine-tuning vs fixed feature extractor",
+        "Task E: Test-set analysis",
+        "two per multiply-add",
+    ):
         assert heading in flat, heading
     resnet18 = next(r for r in doc["cases"] if r["id"] == "hw4-b-resnet18")
     info = resnet18["model_info"]
     assert resnet18["status"] == "skipped" and info["params"] == 11_689_512  # costs known without the weights
     assert f"resnet18 ResNet18_Weights.IMAGENET1K_V1 {info['input']} 11.69 {info['flops'] / 1e9:.2f}" in flat
     assert "weights for resnet18 are missing" in flat
-    lite0 = {r["mode"]: r for r in doc["cases"] if r.get("config", {}).get("model", {}).get("name") == "efficientnet_lite0"}
+    lite0 = {
+        r["mode"]: r for r in doc["cases"] if r.get("config", {}).get("model", {}).get("name") == "efficientnet_lite0"
+    }
     assert f"{pct(lite0['finetune']['metrics']['test_acc'])} / {pct(lite0['frozen']['metrics']['test_acc'])}" in flat
 
 
@@ -187,14 +207,14 @@ def test_appendix_lists_what_each_case_changes_and_keeps_full_configs_out_of_the
     assert "train.lr = 0.0123" in flat  # the one case that changes it says so
     assert flat.count("train.lr = 0.001") == 1  # the shared value, once
     assert '"batch_size": 32' not in flat  # no JSON dumps in print
-    assert '&#34;batch_size&#34;: 32' in html_path.read_text() or '"batch_size": 32' in html_path.read_text()
+    assert "&#34;batch_size&#34;: 32" in html_path.read_text() or '"batch_size": 32' in html_path.read_text()
 
 
 def task_html(html: str, heading: str) -> str:
     """A task's part of the page: from its heading to the next h3."""
     start = html.index(heading)
     end = html.find("<h3", start)
-    return html[start:end if end > 0 else None]
+    return html[start : end if end > 0 else None]
 
 
 def settings_of(context: dict, key: str, suite: int = 0) -> dict[str, dict[str, str]]:
@@ -255,12 +275,17 @@ def test_what_was_compared_fits_the_printed_page():
             yield from descendants(child)
 
     def header(table) -> list[str]:
-        return ["".join(t.text for t in descendants(cell) if isinstance(t, boxes.TextBox))
-                for cell in table.children[0].children[0].children]
+        return [
+            "".join(t.text for t in descendants(cell) if isinstance(t, boxes.TextBox))
+            for cell in table.children[0].children[0].children
+        ]
 
-    edges = [(box.position_x + box.margin_width(), page._page_box.content_box_x() + page._page_box.width)
-             for page in pages for box in descendants(page._page_box)
-             if isinstance(box, boxes.TableBox) and "aug." in header(box)]
+    edges = [
+        (box.position_x + box.margin_width(), page._page_box.content_box_x() + page._page_box.width)
+        for page in pages
+        for box in descendants(page._page_box)
+        if isinstance(box, boxes.TableBox) and "aug." in header(box)
+    ]
     assert len(edges) >= html.count("<h4>What was compared</h4>") == 5  # a table split over two pages: two boxes
     assert all(right <= text_right + 0.5 for right, text_right in edges), edges
 
@@ -296,7 +321,8 @@ def test_degenerate_trainings_are_named_in_their_task_s_findings():
         "0.435 ≤ 0.55): no better than predicting PNEUMONIA for every image.",
         "hw3-a-cnn-dropout: 2 of 2 seeds are degenerate (seed 0: test AUC 0.366 ≤ 0.55; seed 1: predicts PNEUMONIA "
         "for 100 % of the test images, test AUC 0.490 ≤ 0.55): no better than predicting PNEUMONIA for every image "
-        "(seed 1), and ranks the test images no better than chance (seed 0, AUC 0.366)."]
+        "(seed 1), and ranks the test images no better than chance (seed 0, AUC 0.366).",
+    ]
     mlp = next(line for line in findings["B"] if line.startswith("hw3-b-mlp"))
     assert mlp.startswith("hw3-b-mlp: 2 of 2 seeds are degenerate (seed 0: predicts NORMAL for 100 % of the test")
     assert mlp.endswith("): no better than predicting NORMAL for every image.")

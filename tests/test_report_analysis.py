@@ -35,18 +35,28 @@ def test_model_card_states_use_data_and_compute(task_run):
     _, pdf = report.render(run_dir)
     flat = pdf_flat(pdf)
     assert "Model card: HW3: CNNs from scratch" in flat
-    for words in ("Intended use Teaching and benchmarking", "Out of scope Diagnosis", "not validated clinically",
-                  "Leakage across splits: not applicable", "4 of 4 trainings finished on cpu", "in fp32", "synthetic radiographs"):
+    for words in (
+        "Intended use Teaching and benchmarking",
+        "Out of scope Diagnosis",
+        "not validated clinically",
+        "Leakage across splits: not applicable",
+        "4 of 4 trainings finished on cpu",
+        "in fp32",
+        "synthetic radiographs",
+    ):
         assert words in flat, words
     s = doc["data"]["splits"]["test"]
     assert f"test {s['images']} ({s['normal']} normal, {s['pneumonia']} pneumonia)" in flat
 
 
 def test_patient_overlap_from_kermany_file_names():
-    data = {"kind": "folder", "images": {"val": {"ids": ["val/NORMAL/IM-0001-0001.jpeg",
-                                                         "val/PNEUMONIA/person7_bacteria_1.jpeg"]},
-                                         "test": {"ids": ["test/PNEUMONIA/person7_virus_2.jpeg",
-                                                          "test/NORMAL/NORMAL2-IM-0009-0001.jpeg"]}}}
+    data = {
+        "kind": "folder",
+        "images": {
+            "val": {"ids": ["val/NORMAL/IM-0001-0001.jpeg", "val/PNEUMONIA/person7_bacteria_1.jpeg"]},
+            "test": {"ids": ["test/PNEUMONIA/person7_virus_2.jpeg", "test/NORMAL/NORMAL2-IM-0009-0001.jpeg"]},
+        },
+    }
     assert "1 of 2 test patients also appear in validation" in patient_overlap(data)
     data["images"]["test"]["ids"] = ["test/NORMAL/IM-0001.jpeg"]
     assert "unknown" in patient_overlap(data)
@@ -93,17 +103,19 @@ def test_expected_max_follows_dodge_et_al():
 
 def test_sweep_view_sorts_the_grid_and_draws_its_effects(tmp_path):
     cases = tmp_path / "sweep.toml"
-    cases.write_text('suite = "hw9"\n[tasks]\nS = "sweep"\n[defaults.train]\nepochs = 2\n\n[[case]]\nid = "hw9-s"\n'
-                     'task = "S"\ntitle = "grid"\nmodel = { name = "hw3_mlp" }\n'
-                     'grid = { "train.lr" = [1e-3, 1e-2], "train.batch_size" = [16, 64] }\n')
+    cases.write_text(
+        'suite = "hw9"\n[tasks]\nS = "sweep"\n[defaults.train]\nepochs = 2\n\n[[case]]\nid = "hw9-s"\n'
+        'task = "S"\ntitle = "grid"\nmodel = { name = "hw3_mlp" }\n'
+        'grid = { "train.lr" = [1e-3, 1e-2], "train.batch_size" = [16, 64] }\n'
+    )
     assert main(["run", "--all", "--cases", str(cases), *SMOKE, "--out", str(tmp_path)]) == 0
     run_dir = tmp_path / "smoke-cpu-synthetic"
     doc = json.loads((run_dir / "results.json").read_text())
-    html, pdf = report.render(run_dir)
+    _html, pdf = report.render(run_dir)
     flat = pdf_flat(pdf)
     val = {r["id"]: r["metrics"]["best_val_acc"] for r in doc["cases"]}
     order = sorted(val, key=lambda i: -val[i])
-    table = flat[flat.index("training time (s)"):flat.index("best validation accuracy first")]
+    table = flat[flat.index("training time (s)") : flat.index("best validation accuracy first")]
     positions = [table.index(f"{i} ") for i in order]
     assert positions == sorted(positions)  # best validation accuracy first
     assert "Expected best validation accuracy of n points drawn at random from the grid, with replacement" in flat
@@ -113,7 +125,7 @@ def test_sweep_view_sorts_the_grid_and_draws_its_effects(tmp_path):
 
 def test_same_results_with_predictions_give_identical_pdf_bytes(task_run, tmp_path):
     """Operating points (bootstrap included), thumbnails and model card are deterministic too."""
-    run_dir, doc = task_run
+    _run_dir, doc = task_run
     pdfs = []
     for k in range(2):
         copy_dir = tmp_path / str(k)
@@ -139,6 +151,11 @@ def test_no_tally_against_the_best_scratch_model_when_nothing_was_tested():
     from conftest import FIXTURES
 
     doc = json.loads((FIXTURES / "results-all-smoke.json").read_text())
-    found = next(f for s in report.build_context(doc)["sections"] for t in s["tasks"] for f in t.get("findings", [])
-                 if f.startswith("The model trained from scratch"))
+    found = next(
+        f
+        for s in report.build_context(doc)["sections"]
+        for t in s["tasks"]
+        for f in t.get("findings", [])
+        if f.startswith("The model trained from scratch")
+    )
     assert "score higher" not in found and "Not tested (one seed a side" in found

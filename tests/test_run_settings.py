@@ -8,23 +8,25 @@ import warnings
 import pytest
 import torch
 
-from xraybench import results, runner
-from xraybench.train import precision, worker
+from xraybench import results
 from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.check import environment_warnings
 from xraybench.cli import main
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
+from xraybench.models.registry import create_model
+from xraybench.train import precision, worker
 from xraybench.train.engine import train_case
 from xraybench.train.precision import Precision, choose, final_layer_in_fp32
 from xraybench.train.precision import cpu_flags as read_cpu_flags  # the real one: conftest fakes precision.cpu_flags
-from xraybench.models.registry import create_model
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
 
-@pytest.mark.parametrize("capability, expected", [((9, 0), "bf16"), ((8, 0), "bf16"), ((8, 6), "bf16"),
-                                                  ((7, 5), "fp16"), ((7, 0), "fp16"), ((6, 1), "fp16")])
+@pytest.mark.parametrize(
+    "capability, expected",
+    [((9, 0), "bf16"), ((8, 0), "bf16"), ((8, 6), "bf16"), ((7, 5), "fp16"), ((7, 0), "fp16"), ((6, 1), "fp16")],
+)
 def test_auto_on_cuda_follows_compute_capability(monkeypatch, capability, expected):
     """T4 (7.5) and V100 (7.0) emulate bf16 (torch.cuda.is_bf16_supported() says yes): they get fp16."""
     monkeypatch.setattr(precision, "cuda_capability", lambda device: capability)
@@ -33,9 +35,15 @@ def test_auto_on_cuda_follows_compute_capability(monkeypatch, capability, expect
     assert (chosen.name == "fp16") == chosen.grad_scaler(CPU).is_enabled()
 
 
-@pytest.mark.parametrize("flags, expected", [({"avx2", "avx512f", "avx512_bf16"}, "bf16"),
-                                             ({"avx2", "amx_tile", "amx_bf16"}, "bf16"),
-                                             ({"avx2", "avx512f", "avx512bw"}, "fp32"), (set(), "fp32")])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"avx2", "avx512f", "avx512_bf16"}, "bf16"),
+        ({"avx2", "amx_tile", "amx_bf16"}, "bf16"),
+        ({"avx2", "avx512f", "avx512bw"}, "fp32"),
+        (set(), "fp32"),
+    ],
+)
 def test_auto_on_the_cpu_needs_native_bf16(monkeypatch, flags, expected):
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     assert choose("auto", CPU).name == expected
@@ -53,7 +61,7 @@ def test_requested_precision_is_kept_and_emulation_is_warned(monkeypatch):
     monkeypatch.setattr(precision, "cuda_capability", lambda device: (7, 5))
     assert "compute capability 7.5 is emulated" in precision.slow_warning(choose("bf16", CUDA), CUDA)
     assert precision.slow_warning(choose("fp16", CUDA), CUDA) is None
-    with pytest.raises(precision.PrecisionError, match="fp8.*auto, fp32, bf16, fp16"):
+    with pytest.raises(precision.PrecisionError, match=r"fp8.*auto, fp32, bf16, fp16"):
         choose("fp8", CPU)
 
 
@@ -67,8 +75,9 @@ def test_cpu_flags_are_read_from_proc_cpuinfo(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["hw3_cnn", "hw3_mlp", "hw3_gap_cnn", "squeezenet1_0", "resnet18"])
 def test_the_output_layer_runs_in_fp32_under_autocast(name):
     channels = 3 if name in ("squeezenet1_0", "resnet18") else 1
-    model = create_model(name, in_channels=channels, image_size=32, num_outputs=1,
-                         **({"pretrained": False} if channels == 3 else {})).eval()
+    model = create_model(
+        name, in_channels=channels, image_size=32, num_outputs=1, **({"pretrained": False} if channels == 3 else {})
+    ).eval()
     keys = list(model.state_dict())
     x = torch.randn(4, channels, 32, 32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -79,11 +88,14 @@ def test_the_output_layer_runs_in_fp32_under_autocast(name):
     layer.register_forward_hook(lambda m, inputs, out: seen.append((inputs[0], out.clone())))  # before in-place ReLUs
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
-    (inputs, layer_out), = seen
+    ((inputs, layer_out),) = seen
     assert out.dtype == layer_out.dtype == torch.float32
     # The layer's arithmetic is fp32's: its output is exactly the fp32 layer applied to its (bf16) input.
-    reference = torch.nn.functional.linear if isinstance(layer, torch.nn.Linear) else \
-        (lambda i, w, b: torch.nn.functional.conv2d(i, w, b))
+    reference = (
+        torch.nn.functional.linear
+        if isinstance(layer, torch.nn.Linear)
+        else (lambda i, w, b: torch.nn.functional.conv2d(i, w, b))
+    )
     assert torch.equal(layer_out, reference(inputs.float(), layer.weight, layer.bias))
 
 
@@ -136,16 +148,53 @@ def test_fp16_scaler_skips_overflowing_steps_instead_of_corrupting_weights():
 
 def test_precision_is_in_results_baseline_and_check_warns(tmp_path, capsys):
     out = tmp_path / "reports"
-    assert main(["run", "hw3-a-cnn", "--profile", "smoke", "--device", "cpu", "--no-report", "--out", str(out),
-                 "--precision", "bf16", "--deterministic"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hw3-a-cnn",
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--no-report",
+                "--out",
+                str(out),
+                "--precision",
+                "bf16",
+                "--deterministic",
+            ]
+        )
+        == 0
+    )
     doc = results.read(out / "smoke-cpu-synthetic")
-    assert doc["settings"] == {"precision": {"name": "bf16", "reason": "requested"}, "deterministic": True,
-                               "random_init": False}
+    assert doc["settings"] == {
+        "precision": {"name": "bf16", "reason": "requested"},
+        "deterministic": True,
+        "random_init": False,
+    }
     assert doc["cases"][0]["metrics"]["precision"] == "bf16"
     assert "precision: bf16 (requested)" in capsys.readouterr().out
     # Resuming the same run directory in another precision would mix two ways of training.
-    assert main(["run", "hw3-a-cnn", "--profile", "smoke", "--device", "cpu", "--no-report", "--out", str(out),
-                 "--precision", "fp32", "--deterministic"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "hw3-a-cnn",
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--no-report",
+                "--out",
+                str(out),
+                "--precision",
+                "fp32",
+                "--deterministic",
+            ]
+        )
+        == 2
+    )
     assert "precision bf16 (this run: fp32)" in capsys.readouterr().err
     assert main(["baseline", "save", str(out / "smoke-cpu-synthetic"), "--dir", str(tmp_path / "b")]) == 0
     baseline = json.loads((tmp_path / "b" / "smoke-cpu.json").read_text())
@@ -153,7 +202,8 @@ def test_precision_is_in_results_baseline_and_check_warns(tmp_path, capsys):
     fp32_run = {**doc, "settings": {"precision": {"name": "fp32", "reason": "requested"}, "deterministic": False}}
     assert [w for w in environment_warnings(fp32_run, baseline) if "precision" in w or "deterministic" in w] == [
         "warning: precision differs: baseline bf16, this run fp32 (numbers and times are expected to move)",
-        "warning: deterministic differs: baseline True, this run False (numbers and times are expected to move)"]
+        "warning: deterministic differs: baseline True, this run False (numbers and times are expected to move)",
+    ]
     # Files from before settings were recorded: fp32 on a CPU, the GPU's autocast where it was noted.
     assert results.settings({"software": {"autocast": "bf16"}})["precision"] == "bf16"
     assert results.settings({})["precision"] == "fp32"
@@ -164,13 +214,33 @@ def test_deterministic_mode_is_set_for_training_and_ops_without_one_are_recorded
 
     def training(case, *args, **kwargs):
         seen.append((torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark))
-        warnings.warn("adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, but you "
-                      "set 'torch.use_deterministic_algorithms(True, warn_only=True)'.")
+        warnings.warn(
+            "adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, but you "
+            "set 'torch.use_deterministic_algorithms(True, warn_only=True)'.",
+            stacklevel=2,
+        )
         return train_case(case, *args, **kwargs)
 
     monkeypatch.setattr(worker, "train_case", training)
-    assert main(["run", "hw3-c-gap", "--profile", "smoke", "--device", "cpu", "--no-report", "--out",
-                 str(tmp_path), "--deterministic", "--precision", "fp32"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hw3-c-gap",
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--no-report",
+                "--out",
+                str(tmp_path),
+                "--deterministic",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
     assert seen == [(True, False)]
     row = results.read(tmp_path / "smoke-cpu-synthetic")["cases"][0]
     assert row["status"] == "ok" and row["nondeterministic_ops"] == ["adaptive_avg_pool2d_backward_cuda"]
@@ -179,8 +249,25 @@ def test_deterministic_mode_is_set_for_training_and_ops_without_one_are_recorded
 def test_deterministic_runs_repeat_bit_for_bit(tmp_path):
     rows = []
     for k in range(2):
-        assert main(["run", "hw3-c-gap", "--profile", "smoke", "--device", "cpu", "--no-report", "--out",
-                     str(tmp_path / str(k)), "--deterministic", "--precision", "fp32"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "hw3-c-gap",
+                    "--profile",
+                    "smoke",
+                    "--device",
+                    "cpu",
+                    "--no-report",
+                    "--out",
+                    str(tmp_path / str(k)),
+                    "--deterministic",
+                    "--precision",
+                    "fp32",
+                ]
+            )
+            == 0
+        )
         rows.append(results.read(tmp_path / str(k) / "smoke-cpu-synthetic")["cases"][0])
     assert rows[0]["predictions"] == rows[1]["predictions"]
     assert [h["train_loss"] for h in rows[0]["history"]] == [h["train_loss"] for h in rows[1]["history"]]

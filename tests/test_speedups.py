@@ -8,12 +8,19 @@ import pytest
 import torch
 from torch import nn
 
-from xraybench.train import speedups
 from xraybench.models.registry import create_model
+from xraybench.train import speedups
 
 
-@pytest.mark.parametrize("name, options", [("hw3_cnn", {}), ("hw3_cnn", {"dropout": 0.6}), ("hw3_gap_cnn", {}),
-                                           ("hw3_gap_cnn", {"conv3_channels": 128, "head_hidden": 128})])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("hw3_cnn", {}),
+        ("hw3_cnn", {"dropout": 0.6}),
+        ("hw3_gap_cnn", {}),
+        ("hw3_gap_cnn", {"conv3_channels": 128, "head_hidden": 128}),
+    ],
+)
 def test_pool_before_relu_keeps_outputs_and_gradients(name, options):
     torch.manual_seed(0)
     original = create_model(name, in_channels=1, image_size=32, num_outputs=1, **options).eval()
@@ -44,7 +51,7 @@ def test_pool_before_relu_leaves_other_orders_alone():
 
 def test_prepare_uses_channels_last_only_for_convolutions():
     cnn, cnn_cl = speedups.prepare(create_model("hw3_cnn", in_channels=1, image_size=32, num_outputs=1))
-    mlp, mlp_cl = speedups.prepare(create_model("hw3_mlp", in_channels=1, image_size=32, num_outputs=1))
+    _mlp, mlp_cl = speedups.prepare(create_model("hw3_mlp", in_channels=1, image_size=32, num_outputs=1))
     assert cnn_cl and not mlp_cl
     assert cnn[0].weight.is_contiguous(memory_format=torch.channels_last)
 
@@ -56,9 +63,10 @@ def test_fused_optimizer_takes_the_same_steps(name):
     torch.manual_seed(0)
     start = torch.randn(50, 20)
     params = {label: nn.Parameter(start.clone()) for label in ("fused", "plain")}
-    optimizers = {"fused": build_optimizer(name, [params["fused"]], lr=1e-2, weight_decay=1e-4, options={}),
-                  "plain": build_optimizer(name, [params["plain"]], lr=1e-2, weight_decay=1e-4,
-                                           options={"fused": False})}
+    optimizers = {
+        "fused": build_optimizer(name, [params["fused"]], lr=1e-2, weight_decay=1e-4, options={}),
+        "plain": build_optimizer(name, [params["plain"]], lr=1e-2, weight_decay=1e-4, options={"fused": False}),
+    }
     assert optimizers["fused"].defaults["fused"] and not optimizers["plain"].defaults["fused"]
     for _ in range(5):
         grad = torch.randn(50, 20)
@@ -103,9 +111,15 @@ print(during, faults())  # inside the context, then after it (defaults back)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's; elsewhere it changes nothing")
 def test_keep_freed_memory_stops_page_faults_while_training_only():
     # In a fresh process each: the allocator setting is process-wide while it lasts.
-    faults = {mode: [int(v) for v in subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, mode], capture_output=True,
-                                                    text=True, check=True).stdout.split()]
-              for mode in ("default", "kept")}
+    faults = {
+        mode: [
+            int(v)
+            for v in subprocess.run(
+                [sys.executable, "-c", FAULTS_PER_STEP, mode], capture_output=True, text=True, check=True
+            ).stdout.split()
+        ]
+        for mode in ("default", "kept")
+    }
     assert faults["default"][0] > 1000  # fresh pages for every large activation, every step
     assert faults["kept"][0] < faults["default"][0] / 20
     assert faults["kept"][1] > 1000  # after the context: the default allocator again

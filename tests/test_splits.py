@@ -8,24 +8,26 @@ import stat
 import numpy as np
 import pytest
 import torch
+from conftest import KERMANY
 
 from xraybench import results
 from xraybench.cli import main
 from xraybench.data import cache, open_source, patients
 
-from conftest import KERMANY
-
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
 
 
-@pytest.mark.parametrize("name, patient", [
-    ("train/PNEUMONIA/person1946_bacteria_4874.jpeg", "person1946"),
-    ("test/PNEUMONIA/person1_virus_6.jpeg", "person1"),
-    ("test/PNEUMONIA/person1_virus_6 (1).jpeg", "person1"),  # a downloaded copy still names its patient
-    ("train/NORMAL/IM-0001-0001.jpeg", "IM-0001"),
-    ("val/NORMAL/NORMAL2-IM-1427-0001.jpeg", "NORMAL2-IM-1427"),
-    ("train/NORMAL/scan_0042.png", None),  # unknown: the image is its own patient
-])
+@pytest.mark.parametrize(
+    "name, patient",
+    [
+        ("train/PNEUMONIA/person1946_bacteria_4874.jpeg", "person1946"),
+        ("test/PNEUMONIA/person1_virus_6.jpeg", "person1"),
+        ("test/PNEUMONIA/person1_virus_6 (1).jpeg", "person1"),  # a downloaded copy still names its patient
+        ("train/NORMAL/IM-0001-0001.jpeg", "IM-0001"),
+        ("val/NORMAL/NORMAL2-IM-1427-0001.jpeg", "NORMAL2-IM-1427"),
+        ("train/NORMAL/scan_0042.png", None),  # unknown: the image is its own patient
+    ],
+)
 def test_patient_ids_from_file_names(name, patient):
     assert patients.patient_id(name) == patient
 
@@ -49,7 +51,9 @@ def leaky_copy(tmp_path):
     copied into test under another name."""
     root = tmp_path / "kermany"
     shutil.copytree(KERMANY, root)
-    (root / "train/PNEUMONIA/person1946_bacteria_4875.jpeg").rename(root / "test/PNEUMONIA/person1946_bacteria_4875.jpeg")
+    (root / "train/PNEUMONIA/person1946_bacteria_4875.jpeg").rename(
+        root / "test/PNEUMONIA/person1946_bacteria_4875.jpeg"
+    )
     shutil.copy(root / "train/NORMAL/NORMAL2-IM-1427-0001.jpeg", root / "test/NORMAL/copy-of-1427.jpeg")
     return root
 
@@ -60,8 +64,10 @@ def test_a_patient_in_train_and_test_is_named_and_strict_splits_stops(tmp_path, 
     out = capsys.readouterr().out.replace("\n    ", " ")  # lines wrapped at 100 columns, whole
     assert "validation carved from train by patient: 10% of each class" in out
     assert "warning: data: leakage: 1 patient(s) in both train and test: person1946" in out
-    assert "byte-identical file(s) in both train and test: train/NORMAL/NORMAL2-IM-1427-0001.jpeg = " \
-           "test/NORMAL/copy-of-1427.jpeg" in out
+    assert (
+        "byte-identical file(s) in both train and test: train/NORMAL/NORMAL2-IM-1427-0001.jpeg = "
+        "test/NORMAL/copy-of-1427.jpeg" in out
+    )
     data = results.read(tmp_path / "out" / "smoke-cpu-kermany")["data"]
     assert data["leakage"]["patients"]["train/test"] == {"count": 1, "examples": ["person1946"]}
     assert data["leakage"]["identical_pixels"]["train/test"]["count"] == 1
@@ -76,8 +82,10 @@ def test_a_patient_in_train_and_test_is_named_and_strict_splits_stops(tmp_path, 
 
 def test_the_report_states_the_splitting_and_the_leakage(tmp_path):
     root = leaky_copy(tmp_path)
-    assert main(["run", "hw3-b-mlp", "--profile", "smoke", "--device", "cpu", "--data", str(root),
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(["run", "hw3-b-mlp", "--profile", "smoke", "--device", "cpu", "--data", str(root), "--out", str(tmp_path)])
+        == 0
+    )
     html = (tmp_path / "smoke-cpu-kermany" / "report.html").read_text()
     assert "validation carved from train by patient" in html
     assert "Leakage across splits: 1 patient(s) in both train and test: person1946" in html
@@ -91,12 +99,31 @@ def test_names_that_name_no_patient_are_counted_warned_about_and_the_note_says_b
     renamed = sorted(root.rglob("*.jpeg"))
     for n, path in enumerate(renamed):
         path.rename(path.with_name(f"scan_{n:04d}.jpeg"))
-    assert main(["run", "hw3-b-mlp", "--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--data",
-                 str(root), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hw3-b-mlp",
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+                "--data",
+                str(root),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.replace("\n    ", " ")  # lines wrapped at 100 columns, whole
     assert "validation carved from train by image (no file name names a patient)" in out
-    assert f"warning: data: patients: {len(renamed)} of {len(renamed)} file names (100%) name no patient " \
-           "(e.g. train/NORMAL/scan_" in out
+    assert (
+        f"warning: data: patients: {len(renamed)} of {len(renamed)} file names (100%) name no patient "
+        "(e.g. train/NORMAL/scan_" in out
+    )
     data = results.read(tmp_path / "out" / "smoke-cpu-kermany")["data"]
     assert data["patient_names"]["named"] == 0 and "by image" in data["splitting"]
     html = (tmp_path / "out" / "smoke-cpu-kermany" / "report.html").read_text()
@@ -104,10 +131,15 @@ def test_names_that_name_no_patient_are_counted_warned_about_and_the_note_says_b
 
 
 def test_a_carve_over_partly_named_files_says_which_part_is_by_patient():
-    ids = [f"train/PNEUMONIA/person{p}_bacteria_{p}.jpeg" for p in range(60)] + [f"train/NORMAL/x{n}.png" for n in range(40)]
+    ids = [f"train/PNEUMONIA/person{p}_bacteria_{p}.jpeg" for p in range(60)] + [
+        f"train/NORMAL/x{n}.png" for n in range(40)
+    ]
     found = patients.naming(ids)
     assert found == {"images": 100, "named": 60, "examples": [f"train/NORMAL/x{n}.png" for n in range(5)]}
-    assert patients.carve_unit(found) == "by patient for the 60% of images whose file name names one, by image for the rest"
+    assert (
+        patients.carve_unit(found)
+        == "by patient for the 60% of images whose file name names one, by image for the rest"
+    )
     assert "40 of 100 file names (40%) name no patient" in patients.naming_warning(found)
     assert patients.naming_warning(patients.naming(ids[:60] + ids[60:62])) is None  # 97% named: no warning
     assert patients.carve_unit(patients.naming(ids[:60])) == "by patient"
@@ -135,10 +167,13 @@ def test_pixel_identical_images_across_npz_splits(tmp_path):
     assert data.leakage_warnings == ["leakage: 1 pixel-identical image(s) in both train and test: train/2 = test/4"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--val-fraction", "0.7"], "--val-fraction 0.7: must be above 0 and at most 0.5"),
-    (["--val-fraction", "0.2"], "--val-fraction applies to a Kermany-layout folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--val-fraction", "0.7"], "--val-fraction 0.7: must be above 0 and at most 0.5"),
+        (["--val-fraction", "0.2"], "--val-fraction applies to a Kermany-layout folder"),
+    ],
+)
 def test_val_fraction_is_checked(tmp_path, capsys, argv, message):
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path), *argv]) == 2
     assert message in capsys.readouterr().err

@@ -1,5 +1,6 @@
-"""The report's verdicts and the check's test over seeds hold their level when seeds vary: benchmarks/stat_calibration.py's simulation
-(image difficulty, seed effects, noise), at 2,000 repetitions per cell with a fixed seed."""
+"""The report's verdicts and the check's test over seeds hold their level when seeds vary:
+benchmarks/stat_calibration.py's simulation (image difficulty, seed effects, noise), at 2,000 repetitions
+per cell with a fixed seed."""
 
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import stat_calibration as calibration  # noqa: E402
+import stat_calibration as calibration
 
 REPEATS = 2000
 VERDICTS = ("accuracy: t verdict", "AUC: t verdict", "check: worse over seeds")
@@ -18,8 +19,9 @@ COVERAGES = ("accuracy: interval covers", "sensitivity: interval covers", "AUC: 
 @pytest.fixture(scope="module")
 def rates():
     rng = np.random.default_rng(20261203)
-    return {cell: calibration.evaluate(rng, REPEATS, cell, with_check=cell.effect_pp == 0)
-            for cell in calibration.grid()}
+    return {
+        cell: calibration.evaluate(rng, REPEATS, cell, with_check=cell.effect_pp == 0) for cell in calibration.grid()
+    }
 
 
 def test_the_grid_spans_seeds_images_seed_spread_and_effects(rates):
@@ -31,7 +33,9 @@ def test_the_grid_spans_seeds_images_seed_spread_and_effects(rates):
 def test_simulated_seeds_scatter_as_asked():
     for sd in calibration.SEED_SDS_PP:
         tau = calibration.tau_for(sd)
-        assert 100 * calibration._seed_sd(tau, calibration._mu(calibration.BASE_ACCURACY, tau)) == pytest.approx(sd, abs=0.01)
+        assert 100 * calibration._seed_sd(tau, calibration._mu(calibration.BASE_ACCURACY, tau)) == pytest.approx(
+            sd, abs=0.01
+        )
 
 
 def test_no_verdict_names_a_winner_more_than_5_percent_of_the_time_under_no_effect(rates):
@@ -51,14 +55,20 @@ def test_the_intervals_cover_the_true_difference(rates):
 def test_the_simulation_catches_a_test_that_ignores_seed_variation(rates):
     """The sign test treats the trained models as fixed: under seed spread it 'finds' differences between
     equally good settings far above 5% — which is why it is no verdict."""
-    worst = max(found["sign test (these models only)"].share for cell, found in rates.items()
-                if cell.effect_pp == 0 and cell.seed_sd_pp >= 3)
+    worst = max(
+        found["sign test (these models only)"].share
+        for cell, found in rates.items()
+        if cell.effect_pp == 0 and cell.seed_sd_pp >= 3
+    )
     assert worst > 0.2
 
 
 def test_the_verdicts_have_power_against_a_real_difference(rates):
-    strong = [found["accuracy: t verdict"].share for cell, found in rates.items()
-              if cell.effect_pp == 6 and cell.seeds == 5 and cell.seed_sd_pp <= 1.5]
+    strong = [
+        found["accuracy: t verdict"].share
+        for cell, found in rates.items()
+        if cell.effect_pp == 6 and cell.seeds == 5 and cell.seed_sd_pp <= 1.5
+    ]
     assert min(strong) > 0.8
 
 
@@ -86,8 +96,10 @@ def test_the_ece_interval_covers_the_true_calibration_error():
 @pytest.fixture(scope="module")
 def reproduction():
     rng = np.random.default_rng(25)
-    return {cell: calibration.reproduction_rates(rng, 1000 if cell.effect_pp == 0 else 300, cell)
-            for cell in calibration.REPRODUCTION_CELLS}
+    return {
+        cell: calibration.reproduction_rates(rng, 1000 if cell.effect_pp == 0 else 300, cell)
+        for cell in calibration.REPRODUCTION_CELLS
+    }
 
 
 def test_the_published_results_verdict_holds_its_level_when_seeds_vary(reproduction):
@@ -105,8 +117,11 @@ def test_the_published_results_verdict_holds_its_level_when_seeds_vary(reproduct
 def test_inside_our_interval_would_not_hold_its_level_against_one_published_run(reproduction):
     """The rule the verdict does not use: the published value outside our interval over seeds and images. It
     ignores the published run's own seed noise, and calls faithful reproductions different far above 5%."""
-    worst = max(found["differs: inside our interval (acc)"].share for cell, found in reproduction.items()
-                if cell.effect_pp == 0 and cell.runs == 1)
+    worst = max(
+        found["differs: inside our interval (acc)"].share
+        for cell, found in reproduction.items()
+        if cell.effect_pp == 0 and cell.runs == 1
+    )
     assert worst > 0.12
 
 

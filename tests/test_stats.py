@@ -83,7 +83,7 @@ def test_paired_accuracy_pools_seeds_per_image():
     assert result.difference == pytest.approx(a.mean() - b.mean())
     assert result.significant and result.low > 0 and result.seeds_a == 3
     tie = stats.paired_accuracy(a, a[::-1])
-    assert not tie.significant and tie.low < 0 < tie.high or tie.difference == 0
+    assert (not tie.significant and tie.low < 0 < tie.high) or tie.difference == 0
 
 
 def test_f1_interval_contains_the_estimate():
@@ -137,7 +137,9 @@ def test_pair_seeds_shared_only_pairs_the_same_seeds_or_none():
 def test_paired_auc_with_one_seed_is_delong_and_is_unbiased_between_equal_models():
     labels, s = scores(300, seed=8)
     noisy = s + np.random.default_rng(9).normal(0, 1.0, len(s))
-    assert stats.paired_auc(labels, s[None], noisy[None]).p_value == pytest.approx(delong.compare(labels, s, noisy).p_value)
+    assert stats.paired_auc(labels, s[None], noisy[None]).p_value == pytest.approx(
+        delong.compare(labels, s, noisy).p_value
+    )
     rng = np.random.default_rng(10)
     rejections = 0
     for _ in range(200):  # two equally good models, three seeds each: about 5% rejections at α = 0.05
@@ -164,7 +166,7 @@ def test_procedure_difference_counts_seeds_and_images_with_welch_satterthwaite_d
     variance = sum(v for v, _ in parts)
     assert d.difference == pytest.approx(seed_a.mean() - seed_b.mean())
     assert d.se == pytest.approx(np.sqrt(variance))
-    assert d.df == pytest.approx(variance ** 2 / sum(v ** 2 / f for v, f in parts))
+    assert d.df == pytest.approx(variance**2 / sum(v**2 / f for v, f in parts))
     t = scipy_stats.t(d.df)
     assert d.p_value == pytest.approx(2 * t.sf(abs(d.difference) / d.se))
     assert d.high - d.difference == pytest.approx(t.ppf(0.975) * d.se)
@@ -194,4 +196,5 @@ def test_holm_adjusts_step_down():
 def test_clopper_pearson_matches_statsmodels_beta_interval():
     for hits, trials in [(0, 20), (3, 20), (20, 20), (72, 2000)]:
         assert stats.clopper_pearson(hits, trials) == pytest.approx(
-            list(proportion_confint(hits, trials, alpha=0.05, method="beta")), abs=1e-9)
+            list(proportion_confint(hits, trials, alpha=0.05, method="beta")), abs=1e-9
+        )

@@ -12,5 +12,6 @@ _REGISTRY = ("create_model", "list_models", "register_model")
 def __getattr__(name: str):
     if name in _REGISTRY:
         from xraybench.models import registry
+
         return getattr(registry, name)
     raise AttributeError(f"module 'xraybench' has no attribute {name!r}")

@@ -41,8 +41,15 @@ def offline(flag: bool = False) -> bool:
     return flag or os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
-def download(url: str, path: Path, *, sha256_prefix: str | None = None, md5: str | None = None,
-             timeout: float = TIMEOUT_S, progress: bool = True) -> Path:
+def download(
+    url: str,
+    path: Path,
+    *,
+    sha256_prefix: str | None = None,
+    md5: str | None = None,
+    timeout: float = TIMEOUT_S,
+    progress: bool = True,
+) -> Path:
     """Fetch ``url`` into ``path`` atomically, checking its length and hash; returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,8 +61,16 @@ def download(url: str, path: Path, *, sha256_prefix: str | None = None, md5: str
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     length = response.headers.get("Content-Length")
                     total = int(length) if length and length.isdigit() else None
-                    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=path.name,
-                              disable=None if progress else True, file=sys.stderr, leave=False) as bar:
+                    with tqdm(
+                        total=total,
+                        unit="B",
+                        unit_scale=True,
+                        unit_divisor=1024,
+                        desc=path.name,
+                        disable=None if progress else True,
+                        file=sys.stderr,
+                        leave=False,
+                    ) as bar:
                         received = 0
                         while chunk := response.read(CHUNK):
                             out.write(chunk)
@@ -75,8 +90,9 @@ def download(url: str, path: Path, *, sha256_prefix: str | None = None, md5: str
             out.flush()
             os.fsync(out.fileno())
         if sha256_prefix and not sha256.hexdigest().startswith(sha256_prefix):
-            raise DownloadError(f"{url}: SHA-256 {sha256.hexdigest()[:12]}… does not start with {sha256_prefix}; "
-                                f"not kept")
+            raise DownloadError(
+                f"{url}: SHA-256 {sha256.hexdigest()[:12]}… does not start with {sha256_prefix}; not kept"
+            )
         if md5 and md5_hash.hexdigest() != md5:
             raise DownloadError(f"{url}: MD5 {md5_hash.hexdigest()} is not the expected {md5}; not kept")
         files.publish(tmp, path)

@@ -115,26 +115,44 @@ def keep_freed_memory():
 
 def machine_info() -> dict:
     uname = platform.uname()
-    return {"node": uname.node, "system": uname.system, "release": uname.release, "machine": uname.machine,
-            "processor": uname.processor or uname.machine, "cpu_count": os.cpu_count(),
-            "python_implementation": platform.python_implementation(), "python_version": platform.python_version()}
+    return {
+        "node": uname.node,
+        "system": uname.system,
+        "release": uname.release,
+        "machine": uname.machine,
+        "processor": uname.processor or uname.machine,
+        "cpu_count": os.cpu_count(),
+        "python_implementation": platform.python_implementation(),
+        "python_version": platform.python_version(),
+    }
 
 
 def software_info(device: torch.device) -> dict:
     import torchvision
 
-    info = {"xraybench": xraybench.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-            "torch_threads": torch.get_num_threads(), "device": device.type, "gpu": None}
+    info = {
+        "xraybench": xraybench.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "torch_threads": torch.get_num_threads(),
+        "device": device.type,
+        "gpu": None,
+    }
     if device.type == "cuda" and torch.cuda.is_available():  # a Ray driver may have no GPU of its own
         props = torch.cuda.get_device_properties(device)
-        info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
-                       "capability": f"{props.major}.{props.minor}"}
+        info["gpu"] = {
+            "name": props.name,
+            "memory_gb": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}",
+        }
     return info
 
 
 def commit_info() -> dict:
     """The git commit of the xraybench checkout, as pytest-benchmark records it (None outside git)."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
@@ -145,5 +163,9 @@ def commit_info() -> dict:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"id": None, "branch": None, "dirty": None, "time": None}
-    return {"id": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD"), "dirty": bool(git("status", "--porcelain")),
-            "time": git("show", "-s", "--format=%cI", "HEAD")}  # the commit date: what `xraybench history` orders by
+    return {
+        "id": commit,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "dirty": bool(git("status", "--porcelain")),
+        "time": git("show", "-s", "--format=%cI", "HEAD"),
+    }  # the commit date: what `xraybench history` orders by

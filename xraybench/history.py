@@ -115,7 +115,7 @@ def labels(docs: list[dict]) -> list[str]:
     where even that repeats, so that no two runs of a history are drawn or listed under one label."""
     base = [" ".join(filter(None, [_commit(d)[:8], when(d)[:10]])) for d in docs]
     named = [b if base.count(b) == 1 else f"{b} {run_name(d)}".strip() for b, d in zip(base, docs)]
-    return [n if named.count(n) == 1 else f"{n} #{named[:i + 1].count(n)}" for i, n in enumerate(named)]
+    return [n if named.count(n) == 1 else f"{n} #{named[: i + 1].count(n)}" for i, n in enumerate(named)]
 
 
 def build(docs: list[dict], lookback: int = LOOKBACK) -> list[Series]:
@@ -125,12 +125,19 @@ def build(docs: list[dict], lookback: int = LOOKBACK) -> list[Series]:
     names = labels(docs)
     series = []
     for case_id, profile in _keys(docs, runs):
-        members = [(i, run[case_id]) for i, (doc, run) in enumerate(zip(docs, runs))
-                   if case_id in run and profile_of(doc) == profile]
+        members = [
+            (i, run[case_id])
+            for i, (doc, run) in enumerate(zip(docs, runs))
+            if case_id in run and profile_of(doc) == profile
+        ]
         scores = [case.scores() for _, case in members]  # each run's predictions, decoded once
         current = members[-1][0] == len(docs) - 1
-        per_metric = {m: Series(case_id, m, profile, [_point(docs[i], names[i], case, m) for i, case in members],
-                                in_latest_run=current) for m in TRACKED}
+        per_metric = {
+            m: Series(
+                case_id, m, profile, [_point(docs[i], names[i], case, m) for i, case in members], in_latest_run=current
+            )
+            for m in TRACKED
+        }
         for k in range(len(members)):
             _test([case for _, case in members], scores, k, [per_metric[m].points[k] for m in TRACKED], lookback)
         series += [s for s in per_metric.values() if s.points]
@@ -153,9 +160,16 @@ def _commit(doc: dict) -> str:
 
 def _point(doc: dict, label: str, case: CaseResult, metric: str) -> Point:
     values = case.values(metric)
-    return Point(run=run_name(doc), label=label, commit=_commit(doc)[:8], when=when(doc)[:19],
-                 config_hash=case.first.get("hash", ""), mean=float(np.mean(values)) if values else float("nan"),
-                 interval=case.mean_interval(metric), seeds=len(values))
+    return Point(
+        run=run_name(doc),
+        label=label,
+        commit=_commit(doc)[:8],
+        when=when(doc)[:19],
+        config_hash=case.first.get("hash", ""),
+        mean=float(np.mean(values)) if values else float("nan"),
+        interval=case.mean_interval(metric),
+        seeds=len(values),
+    )
 
 
 def _test(cases: list[CaseResult], scores: list, i: int, points: list[Point], lookback: int) -> None:
@@ -168,8 +182,7 @@ def _test(cases: list[CaseResult], scores: list, i: int, points: list[Point], lo
         return
     window = []
     for case, earlier in zip(reversed(cases[:i]), reversed(scores[:i])):
-        if (case.first.get("hash") == cases[i].first.get("hash") and earlier is not None
-                and earlier.ids == current.ids):
+        if case.first.get("hash") == cases[i].first.get("hash") and earlier is not None and earlier.ids == current.ids:
             window.append(earlier)
         if len(window) == lookback:
             break
@@ -179,8 +192,10 @@ def _test(cases: list[CaseResult], scores: list, i: int, points: list[Point], lo
         return
     pooled_probs = np.concatenate([w.probs for w in window])
     pooled_correct = np.concatenate([w.correct() for w in window])
-    changes = {"test_acc": stats.accuracy_difference(current.correct(), pooled_correct),
-               "test_auc": stats.auc_difference(current.labels, current.probs, pooled_probs)}
+    changes = {
+        "test_acc": stats.accuracy_difference(current.correct(), pooled_correct),
+        "test_auc": stats.auc_difference(current.labels, current.probs, pooled_probs),
+    }
     held = stats.holm([changes[m].p_value for m in TRACKED])
     for p, metric, p_held in zip(points, TRACKED, held):
         d = changes[metric]
@@ -200,14 +215,40 @@ def exit_code(series: list[Series]) -> int:
 
 
 def as_json(series: list[Series]) -> str:
-    rows = [{"case": s.case, "metric": s.metric, "profile": s.profile, "in_latest_run": s.in_latest_run,
-             "points": [_point_json(p) for p in s.points]} for s in series]
+    rows = [
+        {
+            "case": s.case,
+            "metric": s.metric,
+            "profile": s.profile,
+            "in_latest_run": s.in_latest_run,
+            "points": [_point_json(p) for p in s.points],
+        }
+        for s in series
+    ]
     return json.dumps(rows, indent=1)
 
 
 def _point_json(p: Point) -> dict:
-    change = None if p.change is None else {"difference": p.change.difference, "low": p.change.low,
-                                            "high": p.change.high, "p_value": p.change.p_value}
-    return {"run": p.run, "label": p.label, "commit": p.commit, "when": p.when, "mean": p.mean,
-            "interval": p.interval, "seeds": p.seeds, "status": p.status, "window": p.window, "p_held": p.held_p,
-            "change": change}
+    change = (
+        None
+        if p.change is None
+        else {
+            "difference": p.change.difference,
+            "low": p.change.low,
+            "high": p.change.high,
+            "p_value": p.change.p_value,
+        }
+    )
+    return {
+        "run": p.run,
+        "label": p.label,
+        "commit": p.commit,
+        "when": p.when,
+        "mean": p.mean,
+        "interval": p.interval,
+        "seeds": p.seeds,
+        "status": p.status,
+        "window": p.window,
+        "p_held": p.held_p,
+        "change": change,
+    }

@@ -56,14 +56,26 @@ def legacy_config_hash(config: dict) -> str:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def new_envelope(*, run_id: str, profile: str, machine: dict, software: dict, commit: dict,
-                 settings: dict | None = None) -> dict:
-    return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "datetime": now(), "updated": now(),
-            "profile": profile, "machine_info": machine, "software": software, "commit_info": commit,
-            "settings": settings or {}, "suites": {}, "data": None, "cases": []}
+def new_envelope(
+    *, run_id: str, profile: str, machine: dict, software: dict, commit: dict, settings: dict | None = None
+) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "datetime": now(),
+        "updated": now(),
+        "profile": profile,
+        "machine_info": machine,
+        "software": software,
+        "commit_info": commit,
+        "settings": settings or {},
+        "suites": {},
+        "data": None,
+        "cases": [],
+    }
 
 
 def settings(doc: dict) -> dict:
@@ -72,8 +84,12 @@ def settings(doc: dict) -> dict:
     deterministically, from pretrained weights, as declared."""
     recorded = doc.get("settings") or {}
     precision = (recorded.get("precision") or {}).get("name") or (doc.get("software") or {}).get("autocast") or "fp32"
-    return {"precision": precision, "deterministic": bool(recorded.get("deterministic", False)),
-            "random_init": bool(recorded.get("random_init", False)), "overrides": sorted(recorded.get("overrides", []))}
+    return {
+        "precision": precision,
+        "deterministic": bool(recorded.get("deterministic", False)),
+        "random_init": bool(recorded.get("random_init", False)),
+        "overrides": sorted(recorded.get("overrides", [])),
+    }
 
 
 def write(path: Path, doc: dict) -> None:
@@ -107,8 +123,9 @@ def read(path: Path) -> dict:
     if not isinstance(version, int):
         raise ResultsError(f"{path}: no schema_version; not an xraybench results file")
     if version > SCHEMA_VERSION:
-        raise ResultsError(f"{path}: schema version {version} is newer than this xraybench reads "
-                           f"({SCHEMA_VERSION}); upgrade xraybench")
+        raise ResultsError(
+            f"{path}: schema version {version} is newer than this xraybench reads ({SCHEMA_VERSION}); upgrade xraybench"
+        )
     if not isinstance(doc.get("cases"), list):
         raise ResultsError(f"{path}: field 'cases' must be a list")
     for i, row in enumerate(doc["cases"]):
@@ -136,14 +153,16 @@ def stored_probability(p: float) -> float:
     labels recomputed from stored predictions equal the ones the metrics were computed from."""
     rounded = round(float(p), PROBABILITY_DIGITS)
     if p < 0.5 <= rounded:
-        return 0.5 - 10 ** -PROBABILITY_DIGITS
+        return 0.5 - 10**-PROBABILITY_DIGITS
     return rounded
 
 
 def image_table(data) -> dict:
     """Ids and labels of the predicted splits of a Dataset, as results.json stores them."""
-    return {split: {"ids": list(data.splits[split].ids), "labels": data.splits[split].labels.tolist()}
-            for split in PREDICTED_SPLITS}
+    return {
+        split: {"ids": list(data.splits[split].ids), "labels": data.splits[split].labels.tolist()}
+        for split in PREDICTED_SPLITS
+    }
 
 
 def predictions(doc: dict, row: dict, split: str = "test") -> tuple[list[str], np.ndarray, np.ndarray] | None:
@@ -191,9 +210,15 @@ def row_degeneracy(doc: dict, row: dict) -> Degenerate | None:
     found = None if metrics.get("test_confusion") else predictions(doc, row)
     if found:
         labels, said = found[1], found[2] >= 0.5
-        metrics = {**metrics, "test_confusion": {
-            "tp": int((said & (labels == 1)).sum()), "fp": int((said & (labels == 0)).sum()),
-            "tn": int((~said & (labels == 0)).sum()), "fn": int((~said & (labels == 1)).sum())}}
+        metrics = {
+            **metrics,
+            "test_confusion": {
+                "tp": int((said & (labels == 1)).sum()),
+                "fp": int((said & (labels == 0)).sum()),
+                "tn": int((~said & (labels == 0)).sum()),
+                "fn": int((~said & (labels == 1)).sum()),
+            },
+        }
     return degeneracy(metrics)
 
 
@@ -255,8 +280,10 @@ class CaseResult:
     def epoch_medians(self) -> list[float]:
         """One time per ok seed: the median of its epoch times, the first epoch left out (it carries one-time
         costs). Epochs of one seed share its process and machine state: they are no independent samples."""
-        per_seed = [r.get("epoch_times") or [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h]
-                    for r in self.ok]
+        per_seed = [
+            r.get("epoch_times") or [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h]
+            for r in self.ok
+        ]
         return [float(np.median(t[1:] if len(t) > 1 else t)) for t in per_seed if t]
 
     def scores(self, split: str = "test") -> stats.SeedScores | None:
@@ -272,8 +299,9 @@ class CaseResult:
         found = [predictions(self.doc, r, split) for r in self.ok]
         if not found or any(f is None for f in found) or any(f[0] != found[0][0] for f in found):
             return None
-        return stats.SeedScores([r.get("seed") for r in self.ok], found[0][0], found[0][1],
-                                np.stack([f[2] for f in found]))
+        return stats.SeedScores(
+            [r.get("seed") for r in self.ok], found[0][0], found[0][1], np.stack([f[2] for f in found])
+        )
 
 
 def by_case(doc: dict, rows: list[dict] | None = None) -> dict[str, CaseResult]:
@@ -300,17 +328,20 @@ class Metric:
     test: str = "seeds"  # "seeds": Mann–Whitney or a paired test; "times": per-epoch times; "none"
 
 
-METRICS = {m.name: m for m in [
-    Metric("test_acc", True, "pp", 2.0),
-    Metric("test_auc", True, "pp", 2.0),
-    Metric("test_sensitivity", True, "pp", 3.0),
-    Metric("test_specificity", True, "pp", 3.0),
-    Metric("best_val_acc", True, "pp", 2.0),
-    Metric("test_loss", False, "%", 10.0),
-    Metric("wall_time_s", False, "%", 25.0, "times"),
-    Metric("s_per_epoch", False, "%", 25.0, "times"),
-    Metric("peak_memory_mb", False, "%", 20.0, "none"),
-]}
+METRICS = {
+    m.name: m
+    for m in [
+        Metric("test_acc", True, "pp", 2.0),
+        Metric("test_auc", True, "pp", 2.0),
+        Metric("test_sensitivity", True, "pp", 3.0),
+        Metric("test_specificity", True, "pp", 3.0),
+        Metric("best_val_acc", True, "pp", 2.0),
+        Metric("test_loss", False, "%", 10.0),
+        Metric("wall_time_s", False, "%", 25.0, "times"),
+        Metric("s_per_epoch", False, "%", 25.0, "times"),
+        Metric("peak_memory_mb", False, "%", 20.0, "none"),
+    ]
+}
 ALIASES = {"wall_time": "wall_time_s", "peak_memory": "peak_memory_mb", "acc": "test_acc", "auc": "test_auc"}
 
 
@@ -323,11 +354,12 @@ class Tolerance:
     unit: str
 
     @classmethod
-    def parse(cls, spec: str) -> "Tolerance":
+    def parse(cls, spec: str) -> Tolerance:
         match = re.fullmatch(r"\s*([a-z_]+)\s*:\s*([+-]?)(\d+(?:\.\d+)?)\s*(pp|%)\s*", spec)
         if not match:
-            raise ToleranceError(f"tolerance {spec!r}: expected METRIC:AMOUNT with pp or %, e.g. test_acc:-2pp or "
-                                 f"wall_time:+25%")
+            raise ToleranceError(
+                f"tolerance {spec!r}: expected METRIC:AMOUNT with pp or %, e.g. test_acc:-2pp or wall_time:+25%"
+            )
         name, sign, amount, unit = match.groups()
         name = ALIASES.get(name, name)
         if name not in METRICS:
@@ -336,8 +368,9 @@ class Tolerance:
         if unit != metric.unit:
             raise ToleranceError(f"tolerance {spec!r}: {name} takes {metric.unit}, not {unit}")
         if sign and (sign == "-") != metric.higher_is_better:
-            raise ToleranceError(f"tolerance {spec!r}: {name} is {'higher' if metric.higher_is_better else 'lower'} "
-                                 f"is better, so its allowed worsening is {'-' if metric.higher_is_better else '+'}"
-                                 f"{amount}{unit}")
+            raise ToleranceError(
+                f"tolerance {spec!r}: {name} is {'higher' if metric.higher_is_better else 'lower'} "
+                f"is better, so its allowed worsening is {'-' if metric.higher_is_better else '+'}"
+                f"{amount}{unit}"
+            )
         return cls(name, float(amount), unit)
-

@@ -23,16 +23,15 @@ from pathlib import Path
 import torch
 
 from xraybench import environment, results
-from xraybench.models import registry, weights
-from xraybench.train import worker
 from xraybench.cases import Case, Profile, Suite, apply_profile, with_random_init
-from xraybench.data import DataError, Dataset
+from xraybench.data import DataError, Dataset, medmnist
 from xraybench.data import cache as data_cache
-from xraybench.data import medmnist
 from xraybench.data.cache import CachedData
 from xraybench.data.summary import summarize
 from xraybench.executors import Executor, LocalExecutor
+from xraybench.models import registry, weights
 from xraybench.models.backbones import required_weights
+from xraybench.train import worker
 from xraybench.train.precision import FP32, Precision
 from xraybench.train.worker import Job
 
@@ -65,24 +64,37 @@ class RunPlan:
         """Explicit, or the environment in the name (timm-style): profile, device, data."""
         if self.run_id:
             if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", self.run_id):
-                raise RunError(f"--run-id {self.run_id!r}: use letters, digits, '_', '-' and '.' (not first); "
-                               f"a run id names a folder inside --out")
+                raise RunError(
+                    f"--run-id {self.run_id!r}: use letters, digits, '_', '-' and '.' (not first); "
+                    f"a run id names a folder inside --out"
+                )
             return self.run_id
         name = f"{self.profile.name}-{self.device.type}-{self.source.name}" + ("-random-init" * self.random_init)
         if self.overrides:  # a one-off experiment gets its own directory: it must not replace the run's rows
             name += "-set-" + "-".join(o.partition(".")[2].replace("=", "") for o in sorted(self.overrides))
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        return name if len(name) <= 120 else f"{name[:107]}-{results.config_hash({'overrides': sorted(self.overrides)})}"
+        return (
+            name if len(name) <= 120 else f"{name[:107]}-{results.config_hash({'overrides': sorted(self.overrides)})}"
+        )
 
     @property
     def settings(self) -> dict:
         """How the cases train, as results.json records it."""
-        return {"precision": self.precision.as_record(), "deterministic": self.deterministic,
-                "random_init": self.random_init, **({"overrides": list(self.overrides)} if self.overrides else {})}
+        return {
+            "precision": self.precision.as_record(),
+            "deterministic": self.deterministic,
+            "random_init": self.random_init,
+            **({"overrides": list(self.overrides)} if self.overrides else {}),
+        }
 
 
-def run(cases: list[Case], plan: RunPlan, suites: dict[str, Suite] | None = None, log=print,
-        executor: Executor | None = None) -> tuple[Path, dict]:
+def run(
+    cases: list[Case],
+    plan: RunPlan,
+    suites: dict[str, Suite] | None = None,
+    log=print,
+    executor: Executor | None = None,
+) -> tuple[Path, dict]:
     """Run every case (× seeds) of the plan on ``executor`` (default: this process); returns the run
     directory and the results."""
     run_dir = plan.out / plan.resolved_run_id
@@ -121,21 +133,27 @@ def _exclusive(run_dir: Path):
     unlocked could let two runs interleave their results."""
     lock_path = run_dir / ".lock"
     try:
-        lock = open(lock_path, "a+")
+        lock = open(lock_path, "a+")  # noqa: SIM115 (held until the run ends)
     except OSError as exc:
-        raise RunError(f"{lock_path}: cannot open the run's lock file ({exc.strerror}); the run directory must be "
-                       f"writable — choose another --out") from None
+        raise RunError(
+            f"{lock_path}: cannot open the run's lock file ({exc.strerror}); the run directory must be "
+            f"writable — choose another --out"
+        ) from None
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or "unknown"
-            raise RunError(f"{run_dir}: another xraybench run (pid {holder}) is using this run directory; wait for "
-                           f"it to finish or choose another --run-id") from None
+            raise RunError(
+                f"{run_dir}: another xraybench run (pid {holder}) is using this run directory; wait for "
+                f"it to finish or choose another --run-id"
+            ) from None
         except OSError as exc:
-            raise RunError(f"{lock_path}: cannot lock the run directory ({exc.strerror}; a network file system "
-                           f"without lock support?); choose an --out on a file system that supports flock") from None
+            raise RunError(
+                f"{lock_path}: cannot lock the run directory ({exc.strerror}; a network file system "
+                f"without lock support?); choose an --out on a file system that supports flock"
+            ) from None
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))
@@ -155,14 +173,21 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
 
     _drop_stale_rows(doc, cases, plan, log)
     counts = {case.id: plan.seeds or case.seed_count(plan.profile) for case in cases}
-    planned = [_as_planned(case, plan, seed) for case in cases
-               for seed in range(case.train.seed, case.train.seed + counts[case.id])]
-    log(f"run {plan.resolved_run_id}: {len(cases)} case(s), {len(planned)} trainings ({_seed_counts(counts)}), "
+    planned = [
+        _as_planned(case, plan, seed)
+        for case in cases
+        for seed in range(case.train.seed, case.train.seed + counts[case.id])
+    ]
+    log(
+        f"run {plan.resolved_run_id}: {len(cases)} case(s), {len(planned)} trainings ({_seed_counts(counts)}), "
         f"profile {plan.profile.name}, device {plan.device.type}, data {plan.source.name}, "
-        f"precision {plan.precision.name} ({plan.precision.reason})" + (", deterministic" * plan.deterministic))
+        f"precision {plan.precision.name} ({plan.precision.reason})" + (", deterministic" * plan.deterministic)
+    )
     if plan.random_init:
-        log("random initialisation (--random-init): pretrained backbones start from random weights; these rows "
-            "test the code, they are not pretrained results")
+        log(
+            "random initialisation (--random-init): pretrained backbones start from random weights; these rows "
+            "test the code, they are not pretrained results"
+        )
     pending = []
     for case in planned:
         previous = results.find(doc, case.id, case.train.seed)
@@ -185,17 +210,29 @@ def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> 
             if identity:  # what a published result is compared against
                 doc["data"]["medmnist"] = dataclasses.asdict(identity)
         doc["data"].setdefault("images", datasets[size, resize][1])  # also when resuming a schema-1 run
-    weights.fetch_missing([w for c in pending if (w := required_weights(c.model.name, c.model.options))],
-                          offline=plan.offline, log=log)
+    weights.fetch_missing(
+        [w for c in pending if (w := required_weights(c.model.name, c.model.options))], offline=plan.offline, log=log
+    )
     builders = registry.external_builders({c.model.name for c in pending})
     for case in pending:
-        executor.submit(Job(case=case, data=datasets[case.data.image_size, case.data.resize][0],
-                            max_per_split=plan.profile.max_per_split,
-                            eval_batch_size=plan.profile.eval_batch_size, device=plan.device.type,
-                            precision=plan.precision, deterministic=plan.deterministic, executor=executor.name,
-                            progress=executor.progress, resume=not plan.force, timeout_s=plan.case_timeout_s,
-                            run=str(run_dir.absolute()), tensorboard=plan.tensorboard,
-                            builders={n: f for n, f in builders.items() if n == case.model.name}))
+        executor.submit(
+            Job(
+                case=case,
+                data=datasets[case.data.image_size, case.data.resize][0],
+                max_per_split=plan.profile.max_per_split,
+                eval_batch_size=plan.profile.eval_batch_size,
+                device=plan.device.type,
+                precision=plan.precision,
+                deterministic=plan.deterministic,
+                executor=executor.name,
+                progress=executor.progress,
+                resume=not plan.force,
+                timeout_s=plan.case_timeout_s,
+                run=str(run_dir.absolute()),
+                tensorboard=plan.tensorboard,
+                builders={n: f for n, f in builders.items() if n == case.model.name},
+            )
+        )
     if executor.name != "local":
         log(f"submitted {len(pending)} training(s) to {executor.describe()}")
     order = {(c.id, c.train.seed): i for i, c in enumerate(planned)}
@@ -220,9 +257,13 @@ def _skip_unmet_data_needs(doc: dict, pending: list[Case], plan: RunPlan, result
     unmet = [c for c in needing if identity is None or not identity.satisfies(c.requires_data)]
     for case in unmet:
         row = worker.case_row(case)
-        row.update(status="skipped", finished=results.now(), needs=f"--data {case.requires_data}",
-                   reason=f"needs --data {case.requires_data} (this run's data is {plan.source.name}); "
-                          f"xraybench run '{case.suite}*' --data {case.requires_data} fetches it and runs these cases")
+        row.update(
+            status="skipped",
+            finished=results.now(),
+            needs=f"--data {case.requires_data}",
+            reason=f"needs --data {case.requires_data} (this run's data is {plan.source.name}); "
+            f"xraybench run '{case.suite}*' --data {case.requires_data} fetches it and runs these cases",
+        )
         results.upsert(doc, row)
     if unmet:
         _save(results_path, doc)
@@ -237,9 +278,11 @@ def _save(path: Path, doc: dict) -> None:
     try:
         results.write(path, doc)
     except OSError as exc:
-        raise RunError(f"{path}: cannot write the results ({exc.strerror or exc}); the file keeps the rows it held "
-                       f"before this one — free space (or fix the mount) and run the same command again to "
-                       f"resume") from None
+        raise RunError(
+            f"{path}: cannot write the results ({exc.strerror or exc}); the file keeps the rows it held "
+            f"before this one — free space (or fix the mount) and run the same command again to "
+            f"resume"
+        ) from None
 
 
 def _in_plan_order(rows: list[dict], order: dict[tuple[str, int], int]) -> None:
@@ -262,8 +305,10 @@ def _drop_stale_rows(doc: dict, cases: list[Case], plan: RunPlan, log) -> None:
     stale = [r for r in doc["cases"] if r["id"] in current and r.get("hash") != current[r["id"]]]
     if stale:
         doc["cases"] = [r for r in doc["cases"] if r not in stale]
-        log(f"dropped {len(stale)} row(s) of edited case(s) ({', '.join(sorted({r['id'] for r in stale}))}): "
-            f"their configuration changed; they run again")
+        log(
+            f"dropped {len(stale)} row(s) of edited case(s) ({', '.join(sorted({r['id'] for r in stale}))}): "
+            f"their configuration changed; they run again"
+        )
 
 
 def _as_planned(case: Case, plan: RunPlan, seed: int | None = None) -> Case:
@@ -280,30 +325,47 @@ def _seed_counts(counts: dict[str, int]) -> str:
 
 def _open_results(path: Path, plan: RunPlan) -> dict:
     where = plan.environment or {}
-    fresh = results.new_envelope(run_id=plan.resolved_run_id, profile=plan.profile.name,
-                                 machine=where.get("machine_info") or environment.machine_info(),
-                                 software=where.get("software") or environment.software_info(plan.device),
-                                 commit=environment.commit_info(), settings=plan.settings)
+    fresh = results.new_envelope(
+        run_id=plan.resolved_run_id,
+        profile=plan.profile.name,
+        machine=where.get("machine_info") or environment.machine_info(),
+        software=where.get("software") or environment.software_info(plan.device),
+        commit=environment.commit_info(),
+        settings=plan.settings,
+    )
     if not path.exists():
         return fresh
     doc = results.read(path)
     fingerprint = (doc.get("data") or {}).get("fingerprint")
     if doc.get("profile") != plan.profile.name or (fingerprint and fingerprint != plan.source.fingerprint()):
         if not plan.force:
-            raise RunError(f"{path}: this run directory holds a run with profile {doc.get('profile')} on "
-                           f"{(doc.get('data') or {}).get('name')}; choose another --run-id, or --force to replace it")
+            raise RunError(
+                f"{path}: this run directory holds a run with profile {doc.get('profile')} on "
+                f"{(doc.get('data') or {}).get('name')}; choose another --run-id, or --force to replace it"
+            )
         return fresh
     before = results.settings(doc)
     if before != results.settings(fresh):
         if not plan.force:
-            differs = ", ".join(f"{k} {before[k]} (this run: {results.settings(fresh)[k]})"
-                                for k in before if before[k] != results.settings(fresh)[k])
-            raise RunError(f"{path}: this run directory holds a run with {differs}; one run trains one way: "
-                           f"choose another --run-id, or --force to replace it")
+            differs = ", ".join(
+                f"{k} {before[k]} (this run: {results.settings(fresh)[k]})"
+                for k in before
+                if before[k] != results.settings(fresh)[k]
+            )
+            raise RunError(
+                f"{path}: this run directory holds a run with {differs}; one run trains one way: "
+                f"choose another --run-id, or --force to replace it"
+            )
         return fresh
     # Resuming: keep the finished rows, record the environment of this session.
-    return {**doc, "schema_version": results.SCHEMA_VERSION, "machine_info": fresh["machine_info"],
-            "software": fresh["software"], "commit_info": fresh["commit_info"], "settings": plan.settings}
+    return {
+        **doc,
+        "schema_version": results.SCHEMA_VERSION,
+        "machine_info": fresh["machine_info"],
+        "software": fresh["software"],
+        "commit_info": fresh["commit_info"],
+        "settings": plan.settings,
+    }
 
 
 def _prepare_data(plan: RunPlan, image_size: int, resize: str, log) -> tuple[CachedData, Dataset]:
@@ -320,8 +382,10 @@ def _prepare_data(plan: RunPlan, image_size: int, resize: str, log) -> tuple[Cac
     for warning in [data.naming_warning] * bool(data.naming_warning) + data.leakage_warnings:
         log(f"warning: data: {warning}")
     if plan.strict_splits and data.leakage_warnings:
-        raise DataError(f"{plan.source.location}: {data.leakage_warnings[0]} (--strict-splits; "
-                        f"{len(data.leakage_warnings)} kind(s) of leakage in all)")
+        raise DataError(
+            f"{plan.source.location}: {data.leakage_warnings[0]} (--strict-splits; "
+            f"{len(data.leakage_warnings)} kind(s) of leakage in all)"
+        )
     return cached, data
 
 
@@ -336,8 +400,10 @@ def _outcome(row: dict) -> str:
         return f"{row['status'].upper()}: {row['reason']}"
     m = row["metrics"]
     auc = "n/a" if m["test_auc"] is None else f"{m['test_auc']:.3f}"  # undefined when the test split has one class
-    return (f"ok  test acc {m['test_acc']:.3f}  AUC {auc}  best val acc {m['best_val_acc']:.3f}  "
-            f"{m['wall_time_s']:.1f}s" + "".join(f"\n    warning: {w}" for w in row.get("warnings", [])))
+    return (
+        f"ok  test acc {m['test_acc']:.3f}  AUC {auc}  best val acc {m['best_val_acc']:.3f}  "
+        f"{m['wall_time_s']:.1f}s" + "".join(f"\n    warning: {w}" for w in row.get("warnings", []))
+    )
 
 
 def _where(worker: dict) -> str:
@@ -346,5 +412,8 @@ def _where(worker: dict) -> str:
         return ""
     gpu = f", {worker['gpu']}" if worker.get("gpu") else ""
     visible = worker.get("cuda_visible_devices")
-    return (f"  [{worker['executor']} {worker['host']} pid {worker['pid']}, {worker['device']}{gpu}"
-            + (f", CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "") + "]")
+    return (
+        f"  [{worker['executor']} {worker['host']} pid {worker['pid']}, {worker['device']}{gpu}"
+        + (f", CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "")
+        + "]"
+    )

@@ -7,10 +7,46 @@ case and the field.
 """
 
 from xraybench.cases.loading import confounded, declared_in, load_case_file, load_cases, override, select
-from xraybench.cases.spec import (AUGMENTATIONS, DEFAULT_CASES_DIR, PROFILES, RANDOM_INIT_NOTE, VIEWS, Case,
-                                  CaseError, DataSpec, ModelSpec, Profile, Reference, Suite, TrainSpec,
-                                  apply_profile, default_profile, with_random_init)
+from xraybench.cases.spec import (
+    AUGMENTATIONS,
+    DEFAULT_CASES_DIR,
+    PROFILES,
+    RANDOM_INIT_NOTE,
+    VIEWS,
+    Case,
+    CaseError,
+    DataSpec,
+    ModelSpec,
+    Profile,
+    Reference,
+    Suite,
+    TrainSpec,
+    apply_profile,
+    default_profile,
+    with_random_init,
+)
 
-__all__ = ["AUGMENTATIONS", "DEFAULT_CASES_DIR", "PROFILES", "RANDOM_INIT_NOTE", "VIEWS", "Case", "CaseError",
-           "DataSpec", "ModelSpec", "Profile", "Reference", "Suite", "TrainSpec", "apply_profile", "confounded",
-           "declared_in", "default_profile", "load_case_file", "load_cases", "override", "select", "with_random_init"]
+__all__ = [
+    "AUGMENTATIONS",
+    "DEFAULT_CASES_DIR",
+    "PROFILES",
+    "RANDOM_INIT_NOTE",
+    "VIEWS",
+    "Case",
+    "CaseError",
+    "DataSpec",
+    "ModelSpec",
+    "Profile",
+    "Reference",
+    "Suite",
+    "TrainSpec",
+    "apply_profile",
+    "confounded",
+    "declared_in",
+    "default_profile",
+    "load_case_file",
+    "load_cases",
+    "override",
+    "select",
+    "with_random_init",
+]

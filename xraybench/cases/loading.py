@@ -17,8 +17,17 @@ from xraybench.cases.validation import check_keys, dotted_field, suggest, typed,
 from xraybench.models import registry
 
 TOP_LEVEL = {"suite", "title", "extends", "tasks", "views", "defaults", "case"}
-DEFAULTS = {"model", "data", "train", "profile_overrides", "seeds", "target_sensitivity", "profiles", "requires_data",
-            "published"}
+DEFAULTS = {
+    "model",
+    "data",
+    "train",
+    "profile_overrides",
+    "seeds",
+    "target_sensitivity",
+    "profiles",
+    "requires_data",
+    "published",
+}
 
 
 def load_cases(paths: list[Path] | None = None) -> tuple[list[Case], dict[str, Suite]]:
@@ -34,7 +43,7 @@ def load_cases(paths: list[Path] | None = None) -> tuple[list[Case], dict[str, S
         suite, file_cases = load_case_file(file, suites)
         suites[suite.name] = suite
         loaded.append((suite, file_cases))
-    replaced = {s.name for s, _ in loaded[len(builtin):]}
+    replaced = {s.name for s, _ in loaded[len(builtin) :]}
     cases: list[Case] = []
     seen: dict[str, str] = {}
     for i, (suite, file_cases) in enumerate(loaded):
@@ -48,8 +57,10 @@ def load_cases(paths: list[Path] | None = None) -> tuple[list[Case], dict[str, S
     for case in cases:
         for other in case.compare:
             if other not in seen:
-                raise CaseError(f"{case.source}: case {case.id!r}: field 'compare': unknown case id {other!r}"
-                                f"{suggest(other, seen)} (xraybench list shows the ids)")
+                raise CaseError(
+                    f"{case.source}: case {case.id!r}: field 'compare': unknown case id {other!r}"
+                    f"{suggest(other, seen)} (xraybench list shows the ids)"
+                )
     return cases, suites
 
 
@@ -69,8 +80,10 @@ def _in_extends_order(files: list[Path]) -> list[Path]:
         if file in ordered:
             return
         if file in chain:
-            raise CaseError(f"{file}: field 'extends': the files extend each other in a circle "
-                            f"({' → '.join(str(f) for f in [*chain, file])})")
+            raise CaseError(
+                f"{file}: field 'extends': the files extend each other in a circle "
+                f"({' → '.join(str(f) for f in [*chain, file])})"
+            )
         base = declared.get(headers[file][1]) if isinstance(headers[file][1], str) else None
         if base is not None and base != file:
             place(base, [*chain, file])
@@ -114,7 +127,7 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
     where = f"{file}"
     check_keys(doc, TOP_LEVEL, where, "")
     if "suite" not in doc:
-        raise CaseError(f"{where}: missing top-level suite = \"NAME\" (before any table; every case id starts with it)")
+        raise CaseError(f'{where}: missing top-level suite = "NAME" (before any table; every case id starts with it)')
     suite_name = typed(doc["suite"], str, where, "suite")
     base = _extended(doc, known or {}, where)
     tasks = {**base.tasks, **typed(doc.get("tasks", {}), dict, where, "tasks")}
@@ -127,9 +140,15 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
     defaults = typed(doc.get("defaults", {}), dict, where, "defaults")
     check_keys(defaults, DEFAULTS, where, "defaults.")
     defaults = _merge({k: v for k, v in base.defaults.items() if k != "published"}, defaults)  # a citation is not
-    suite = Suite(suite_name, typed(doc.get("title", suite_name), str, where, "title"),
-                  {str(k): typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()}, str(file), dict(views),
-                  defaults=defaults, extends=base.name)
+    suite = Suite(
+        suite_name,
+        typed(doc.get("title", suite_name), str, where, "title"),
+        {str(k): typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()},
+        str(file),
+        dict(views),
+        defaults=defaults,
+        extends=base.name,
+    )
     cases = []
     for i, raw in enumerate(typed(doc.get("case", []), list, where, "case")):
         raw = typed(raw, dict, where, f"case[{i}]")
@@ -158,8 +177,10 @@ def _native_size(case: Case, where: str) -> Case:
         return case
     size = registry.native_input_size(case.model.name)
     if size is None:
-        raise CaseError(f"{where}: field 'data.image_size': 0 means the model's own input size, but "
-                        f"{case.model.name} declares none; give a size in pixels")
+        raise CaseError(
+            f"{where}: field 'data.image_size': 0 means the model's own input size, but "
+            f"{case.model.name} declares none; give a size in pixels"
+        )
     return dataclasses.replace(case, data=dataclasses.replace(case.data, image_size=size))
 
 
@@ -182,8 +203,10 @@ def _expand_grid(case: dict, where: str) -> list[dict]:
         sub = {k: dict(v) if isinstance(v, dict) else v for k, v in case.items()}
         for (section, name), value in point.items():
             sub.setdefault(section, {})[name] = value
-        slug = ".".join(f"{_SHORT.get(name, name)}{value:g}" if isinstance(value, float) else f"{_SHORT.get(name, name)}{value}"
-                        for (section, name), value in point.items())
+        slug = ".".join(
+            f"{_SHORT.get(name, name)}{value:g}" if isinstance(value, float) else f"{_SHORT.get(name, name)}{value}"
+            for (section, name), value in point.items()
+        )
         sub["id"] = f"{case.get('id')}.{slug}"
         sub["sweep"] = case.get("id", "")
         sub["sweep_params"] = {f"{section}.{name}": value for (section, name), value in point.items()}
@@ -246,8 +269,10 @@ def select(cases: list[Case], patterns: list[str]) -> list[Case]:
         if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
             close = difflib.get_close_matches(pattern, ids, n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise CaseError(f"no case matches {pattern!r}{hint} (xraybench list shows the {len(ids)} ids; "
-                            f"patterns are shell-style, e.g. 'hw3*')")
+            raise CaseError(
+                f"no case matches {pattern!r}{hint} (xraybench list shows the {len(ids)} ids; "
+                f"patterns are shell-style, e.g. 'hw3*')"
+            )
     return [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
 
 
@@ -277,20 +302,26 @@ def override(cases: list[Case], suites: dict[str, Suite], settings: list[str]) -
     for case in cases:
         where = f"--set (case {case.id!r})"
         for key in set(changes) & set(case.sweep_params):
-            raise CaseError(f"--set {key}: an axis of the sweep {case.sweep!r}, whose points set it each; leave "
-                            f"the sweep out of this run or set another field")
-        declared = {s: {k: list(v) if isinstance(v, tuple) else v
-                        for k, v in dataclasses.asdict(getattr(case, s)).items()} for s in ("data", "train")}
+            raise CaseError(
+                f"--set {key}: an axis of the sweep {case.sweep!r}, whose points set it each; leave "
+                f"the sweep out of this run or set another field"
+            )
+        declared = {
+            s: {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(getattr(case, s)).items()}
+            for s in ("data", "train")
+        }
         raw = _merge(declared, sections)
         built = {section: _build(type(getattr(case, section)), raw[section], where, f"{section}.") for section in raw}
         values = {k: getattr(built[k.split(".")[0]], k.split(".", 1)[1]) for k in dict.fromkeys(keys)}
-        new = dataclasses.replace(case, profile_overrides={p: {**case.profile_overrides.get(p, {}), **values}
-                                                           for p in PROFILES})
+        new = dataclasses.replace(
+            case, profile_overrides={p: {**case.profile_overrides.get(p, {}), **values} for p in PROFILES}
+        )
         validate_case(dataclasses.replace(new, **built), suites[case.suite], where)
         if values.get("data.image_size") == 0:  # the model's own input size, as in a case file
             values["data.image_size"] = _native_size(dataclasses.replace(new, **built), where).data.image_size
-            new = dataclasses.replace(new, profile_overrides={p: {**o, **values}
-                                                               for p, o in new.profile_overrides.items()})
+            new = dataclasses.replace(
+                new, profile_overrides={p: {**o, **values} for p, o in new.profile_overrides.items()}
+            )
         changed.append(new)
     return changed
 
@@ -304,12 +335,16 @@ def confounded(cases: list[Case]) -> list[str]:
     for case in cases:
         for other in (chosen[o] for o in case.compare if o in chosen and chosen[o].source != case.source):
             mine, theirs = (c.config() for c in (case, other))
-            differs = [f"{section}.{key} {mine[section].get(key, '-')} vs {theirs[section].get(key, '-')}"
-                       for section in ("data", "train") for key in sorted({*mine[section], *theirs[section]} - {"seed"})
-                       if mine[section].get(key) != theirs[section].get(key)]
+            differs = [
+                f"{section}.{key} {mine[section].get(key, '-')} vs {theirs[section].get(key, '-')}"
+                for section in ("data", "train")
+                for key in sorted({*mine[section], *theirs[section]} - {"seed"})
+                if mine[section].get(key) != theirs[section].get(key)
+            ]
             if differs:
-                notes.append(f"{case.id} is compared with {other.id} of {Path(other.source).name}, but their settings "
-                             f"differ beyond the model ({'; '.join(differs[:4])}{'; …' * (len(differs) > 4)}); "
-                             f"extends = \"{other.suite}\" starts a file from that suite's defaults")
+                notes.append(
+                    f"{case.id} is compared with {other.id} of {Path(other.source).name}, but their settings "
+                    f"differ beyond the model ({'; '.join(differs[:4])}{'; …' * (len(differs) > 4)}); "
+                    f'extends = "{other.suite}" starts a file from that suite\'s defaults'
+                )
     return notes
-

@@ -109,17 +109,22 @@ class Case:
         """What determines the case's results: model, data and training settings. Settings added after
         cases were first stored are left out at their defaults, which reproduce the earlier behaviour: a
         case that does not use them keeps its hash, and its baseline stays comparable."""
+
         def declared(section: str, spec) -> dict:
             later = LATER_DEFAULTS[section]
             return {k: v for k, v in dataclasses.asdict(spec).items() if later.get(k, ...) != v}
-        return {"model": dataclasses.asdict(self.model), "data": declared("data", self.data),
-                "train": declared("train", self.train)}
+
+        return {
+            "model": dataclasses.asdict(self.model),
+            "data": declared("data", self.data),
+            "train": declared("train", self.train),
+        }
 
     @property
     def config_hash(self) -> str:
         return config_hash(self.config())
 
-    def seed_count(self, profile: "Profile") -> int:
+    def seed_count(self, profile: Profile) -> int:
         return int(self.seeds.get(profile.name, profile.seeds))
 
     @property
@@ -156,12 +161,33 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "seconds per case, for tests", image_size=32, epochs=2,
-                     synthetic_sizes=(192, 64, 64), max_per_split=256, seeds=1),
-    "quick": Profile("quick", "minutes on a CPU", image_size=64, epochs=15,
-                     synthetic_sizes=(1200, 300, 400), max_per_split=None, seeds=3),
-    "full": Profile("full", "the homework settings, for a GPU", image_size=None, epochs=None,
-                    synthetic_sizes=(4000, 500, 624), max_per_split=None, seeds=5),
+    "smoke": Profile(
+        "smoke",
+        "seconds per case, for tests",
+        image_size=32,
+        epochs=2,
+        synthetic_sizes=(192, 64, 64),
+        max_per_split=256,
+        seeds=1,
+    ),
+    "quick": Profile(
+        "quick",
+        "minutes on a CPU",
+        image_size=64,
+        epochs=15,
+        synthetic_sizes=(1200, 300, 400),
+        max_per_split=None,
+        seeds=3,
+    ),
+    "full": Profile(
+        "full",
+        "the homework settings, for a GPU",
+        image_size=None,
+        epochs=None,
+        synthetic_sizes=(4000, 500, 624),
+        max_per_split=None,
+        seeds=5,
+    ),
 }
 
 

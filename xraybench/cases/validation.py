@@ -3,9 +3,8 @@ what implements them (optimisers, schedulers, objectives, profiles, views), what
 
 from __future__ import annotations
 
-import difflib
-
 import dataclasses
+import difflib
 
 from xraybench.cases.spec import AUGMENTATIONS, PROFILES, Case, CaseError, DataSpec, Suite, TrainSpec
 from xraybench.data import medmnist
@@ -39,8 +38,15 @@ def typed(value, expected: type, where: str, name: str):
 
 
 def type_name(t) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table", list: "a list",
-            tuple: "a list"}.get(t, getattr(t, "__name__", str(t)))
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        dict: "a table",
+        list: "a list",
+        tuple: "a list",
+    }.get(t, getattr(t, "__name__", str(t)))
 
 
 def dotted_field(key: str, where: str, table: str) -> tuple[str, str]:
@@ -56,6 +62,7 @@ def dotted_field(key: str, where: str, table: str) -> tuple[str, str]:
 
 def validate_case(case: Case, suite: Suite, where: str) -> None:
     """Checks beyond names and types: known model, options, ranges, names in tables."""
+
     def fail(path: str, message: str):
         raise CaseError(f"{where}: field {path!r}: {message}")
 
@@ -84,13 +91,19 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
     if not 0.0 <= case.target_sensitivity < 1.0:
         fail("target_sensitivity", f"must be a share between 0 and 1 (0: Youden's J), got {case.target_sensitivity}")
     if not suite.tasks:
-        fail("task", f"{case.task!r} is not declared: the file has no [tasks] table; add one (e.g. [tasks] "
-                     f"{case.task or 'A'} = \"what the task asks\") or build on a suite's (extends = \"hw3\")")
+        fail(
+            "task",
+            f"{case.task!r} is not declared: the file has no [tasks] table; add one (e.g. [tasks] "
+            f'{case.task or "A"} = "what the task asks") or build on a suite\'s (extends = "hw3")',
+        )
     if case.task not in suite.tasks:
         fail("task", f"unknown task {case.task!r}{suggest(case.task, suite.tasks)}")
     if not registry.is_model(case.model.name):
-        fail("model.name", f"unknown model {case.model.name!r}{suggest(case.model.name, registry.list_models())}; "
-                           f"your own model? --import its module")
+        fail(
+            "model.name",
+            f"unknown model {case.model.name!r}{suggest(case.model.name, registry.list_models())}; "
+            f"your own model? --import its module",
+        )
     accepted = registry.model_options(case.model.name)
     for key in case.model.options:
         if key not in accepted:
@@ -99,13 +112,15 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
     d, t = case.data, case.train
     if 0 < d.image_size < 8 or d.image_size < 0:
         fail("data.image_size", f"must be at least 8 pixels (or 0: the model's own input size), got {d.image_size}")
-    for path, value, low in [("train.epochs", t.epochs, 1),
-                             ("train.batch_size", t.batch_size, 1)]:
+    for path, value, low in [("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 1)]:
         if value < low:
             fail(path, f"must be at least {low}, got {value}")
     if d.pad_to and d.pad_to < d.image_size:
-        fail("data.pad_to", f"pads {d.image_size}-pixel images up to a larger canvas: give at least "
-                            f"{d.image_size}, or 0 for none; got {d.pad_to}")
+        fail(
+            "data.pad_to",
+            f"pads {d.image_size}-pixel images up to a larger canvas: give at least "
+            f"{d.image_size}, or 0 for none; got {d.pad_to}",
+        )
     if d.resize not in RESAMPLE:
         fail("data.resize", f"unknown interpolation {d.resize!r}; use one of {', '.join(RESAMPLE)}")
     if d.channels not in (1, 3):
@@ -119,9 +134,11 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
         fail("train.lr", f"must be positive, got {t.lr}")
     if t.weight_decay < 0:
         fail("train.weight_decay", f"must not be negative, got {t.weight_decay}")
-    for path, name, table in [("train.optimizer", t.optimizer, optim.OPTIMIZERS),
-                              ("train.scheduler", t.scheduler, optim.SCHEDULERS),
-                              ("train.loss", t.loss, OBJECTIVES)]:
+    for path, name, table in [
+        ("train.optimizer", t.optimizer, optim.OPTIMIZERS),
+        ("train.scheduler", t.scheduler, optim.SCHEDULERS),
+        ("train.loss", t.loss, OBJECTIVES),
+    ]:
         if name not in table:
             fail(path, f"unknown {path.split('.')[1]} {name!r}{suggest(name, table)}")
     for path, problem in selection.check(t.select_by, t.early_stopping):
@@ -151,5 +168,7 @@ def _validate_needs(case: Case, fail) -> None:
     if ref.source and not ref.metrics:
         fail("published", "names a source but no value: give test_acc, test_auc or both")
     if ref.metrics and not (ref.source and ref.table):
-        fail("published.source" if not ref.source else "published.table",
-             "a published value needs its source and the table (or file) it is printed in")
+        fail(
+            "published.source" if not ref.source else "published.table",
+            "a published value needs its source and the table (or file) it is printed in",
+        )

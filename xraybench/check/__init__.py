@@ -22,11 +22,50 @@ regression unless ``allow_missing`` names it. Seeds that trained at a halved bat
 running out of memory are not pooled with the others.
 """
 
-from xraybench.check.baselines import (BASELINE_KIND, BASELINE_SCHEMA, DEFAULT_DIR, SHIPPED_DIR, CheckError,
-                                      default_name, default_path, make_baseline, read_baseline, save, verify)
-from xraybench.check.verdicts import (ONE_SEED, REGRESSIONS, CaseVerdict, MetricVerdict, as_json, comparable, compare,
-                                     environment_warnings, exit_code)
+from xraybench.check.baselines import (
+    BASELINE_KIND,
+    BASELINE_SCHEMA,
+    DEFAULT_DIR,
+    SHIPPED_DIR,
+    CheckError,
+    default_name,
+    default_path,
+    make_baseline,
+    read_baseline,
+    save,
+    verify,
+)
+from xraybench.check.verdicts import (
+    ONE_SEED,
+    REGRESSIONS,
+    CaseVerdict,
+    MetricVerdict,
+    as_json,
+    comparable,
+    compare,
+    environment_warnings,
+    exit_code,
+)
 
-__all__ = ["BASELINE_KIND", "BASELINE_SCHEMA", "DEFAULT_DIR", "ONE_SEED", "REGRESSIONS", "SHIPPED_DIR", "CaseVerdict",
-           "CheckError", "MetricVerdict", "as_json", "comparable", "compare", "default_name", "default_path",
-           "environment_warnings", "exit_code", "make_baseline", "read_baseline", "save", "verify"]
+__all__ = [
+    "BASELINE_KIND",
+    "BASELINE_SCHEMA",
+    "DEFAULT_DIR",
+    "ONE_SEED",
+    "REGRESSIONS",
+    "SHIPPED_DIR",
+    "CaseVerdict",
+    "CheckError",
+    "MetricVerdict",
+    "as_json",
+    "comparable",
+    "compare",
+    "default_name",
+    "default_path",
+    "environment_warnings",
+    "exit_code",
+    "make_baseline",
+    "read_baseline",
+    "save",
+    "verify",
+]

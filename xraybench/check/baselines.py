@@ -16,8 +16,13 @@ from xraybench.results import METRICS
 BASELINE_KIND = "xraybench-baseline"
 BASELINE_SCHEMA = 3  # 2: every seed's metrics, per-epoch times and per-image predictions; 3: a row's OOM retry
 # Recomputed from a row's own predictions when a baseline is read: (metric, split, which images).
-RECOMPUTED = [("test_acc", "test", "all"), ("test_sensitivity", "test", "pneumonia"), ("test_specificity", "test", "normal"),
-              ("best_val_acc", "val", "all"), ("test_auc", "test", "auc")]
+RECOMPUTED = [
+    ("test_acc", "test", "all"),
+    ("test_sensitivity", "test", "pneumonia"),
+    ("test_specificity", "test", "normal"),
+    ("best_val_acc", "val", "all"),
+    ("test_auc", "test", "auc"),
+]
 
 
 # Where baselines live: ``benchmarks/baselines`` of the working directory (what ``baseline save`` writes), else
@@ -37,19 +42,33 @@ def make_baseline(doc: dict, name: str, tolerances: dict[str, str] | None = None
     """A baseline from a run: per case and seed its status, hash, checked metrics, per-epoch times and
     per-image predictions (with the run's image ids and labels, once)."""
     return {
-        "kind": BASELINE_KIND, "schema_version": BASELINE_SCHEMA, "name": name, "created": results.now(),
-        "run_id": doc.get("run_id"), "profile": doc.get("profile"), "machine_info": doc.get("machine_info"),
-        "software": doc.get("software"), "commit_info": doc.get("commit_info"),
+        "kind": BASELINE_KIND,
+        "schema_version": BASELINE_SCHEMA,
+        "name": name,
+        "created": results.now(),
+        "run_id": doc.get("run_id"),
+        "profile": doc.get("profile"),
+        "machine_info": doc.get("machine_info"),
+        "software": doc.get("software"),
+        "commit_info": doc.get("commit_info"),
         "settings": doc.get("settings") or {},
         "data": {k: v for k, v in (doc.get("data") or {}).items() if k != "summary"},
         "tolerances": tolerances or {},
-        "cases": [{"id": r["id"], "seed": r.get("seed"), "hash": r.get("hash"), "status": r["status"],
-                   "metrics": {k: (r.get("metrics") or {}).get(k) for k in (*METRICS, "test_confusion")},
-                   "epoch_times": [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h],
-                   **({"predictions": r["predictions"]} if r.get("predictions") else {}),
-                   **({"retry": r["retry"]} if r.get("retry") else {}),
-                   **({"warnings": r["warnings"]} if r.get("warnings") else {}),
-                   **({"images": r["images"]} if r.get("images") else {})} for r in doc["cases"]],
+        "cases": [
+            {
+                "id": r["id"],
+                "seed": r.get("seed"),
+                "hash": r.get("hash"),
+                "status": r["status"],
+                "metrics": {k: (r.get("metrics") or {}).get(k) for k in (*METRICS, "test_confusion")},
+                "epoch_times": [h["epoch_time_s"] for h in r.get("history", []) if "epoch_time_s" in h],
+                **({"predictions": r["predictions"]} if r.get("predictions") else {}),
+                **({"retry": r["retry"]} if r.get("retry") else {}),
+                **({"warnings": r["warnings"]} if r.get("warnings") else {}),
+                **({"images": r["images"]} if r.get("images") else {}),
+            }
+            for r in doc["cases"]
+        ],
     }
 
 
@@ -69,8 +88,9 @@ def save(doc: dict, folder: Path, name: str, tolerances: dict[str, str], force: 
     (it is what every later check trusts)."""
     path = Path(folder) / f"{name}.json"
     if path.exists() and not force:
-        raise CheckError(f"{path}: a baseline is already stored here; --force replaces it, --name or --dir "
-                         f"stores this one beside it")
+        raise CheckError(
+            f"{path}: a baseline is already stored here; --force replaces it, --name or --dir stores this one beside it"
+        )
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +117,11 @@ def read_baseline(path: Path) -> dict:
     if doc.get("schema_version", 0) > BASELINE_SCHEMA:
         raise CheckError(f"{path}: baseline schema {doc['schema_version']} is newer than this xraybench reads")
     for i, case in enumerate(doc["cases"]):
-        if not isinstance(case, dict) or not isinstance(case.get("id"), str) or not isinstance(case.get("metrics"), dict):
+        if (
+            not isinstance(case, dict)
+            or not isinstance(case.get("id"), str)
+            or not isinstance(case.get("metrics"), dict)
+        ):
             raise CheckError(f"{path}: cases[{i}] needs an 'id' and 'metrics'")
     verify(doc, path)
     return doc
@@ -114,9 +138,11 @@ def verify(doc: dict, path: Path) -> None:
             span = None if stored is None or found is None else _recomputed(images, found[1], found[2])
             if span is not None and not span[0] - 1e-6 <= stored <= span[1] + 1e-6:
                 shown = f"{span[0]:.4f}" if span[0] == span[1] else f"{span[0]:.4f}–{span[1]:.4f}"
-                raise CheckError(f"{path}: case {row['id']} seed {row.get('seed')}: {name} {stored:.4f} is not what "
-                                 f"its own per-image predictions give ({shown}): baseline edited or corrupted; "
-                                 f"store it again with xraybench baseline save")
+                raise CheckError(
+                    f"{path}: case {row['id']} seed {row.get('seed')}: {name} {stored:.4f} is not what "
+                    f"its own per-image predictions give ({shown}): baseline edited or corrupted; "
+                    f"store it again with xraybench baseline save"
+                )
 
 
 def _recomputed(images: str, labels: np.ndarray, probs: np.ndarray) -> tuple[float, float] | None:
@@ -136,5 +162,3 @@ def _recomputed(images: str, labels: np.ndarray, probs: np.ndarray) -> tuple[flo
         return None
     value = float(((probs[keep] >= 0.5) == labels[keep]).mean())
     return value, value
-
-

@@ -57,8 +57,10 @@ def comparable(run: dict, baseline: dict) -> None:
                 sides.append((f"{len(mine[0])} {split} images", f"{len(theirs[0])} other {split} images"))
     if sides:
         this, that = (" and ".join(side[i] for side in sides) for i in (0, 1))
-        raise CheckError(f"cannot compare: this run is on {this}, the baseline on {that}; check a run made like the "
-                         f"baseline, or store a baseline of this kind of run (xraybench baseline save RUN_DIR)")
+        raise CheckError(
+            f"cannot compare: this run is on {this}, the baseline on {that}; check a run made like the "
+            f"baseline, or store a baseline of this kind of run (xraybench baseline save RUN_DIR)"
+        )
 
 
 def _same_data(a: dict, b: dict) -> bool:
@@ -85,8 +87,9 @@ def _images(doc: dict, split: str) -> tuple | None:
     return (tuple(found["ids"]), tuple(found["labels"])) if found else None
 
 
-def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = (),
-            allow_missing: list[str] = ()) -> list[CaseVerdict]:
+def compare(
+    run: dict, baseline: dict, cli_tolerances: list[Tolerance] = (), allow_missing: list[str] = ()
+) -> list[CaseVerdict]:
     """One verdict per case id in the run or the baseline, over all the seeds each side has (after
     ``comparable``). ``allow_missing``: shell-style patterns of case ids that may be missing, skipped or failed now."""
     comparable(run, baseline)
@@ -96,14 +99,22 @@ def compare(run: dict, baseline: dict, cli_tolerances: list[Tolerance] = (),
     verdicts = []
     for case_id in list(current) + [k for k in base if k not in current]:
         verdict = _case_verdict(case_id, base.get(case_id), current.get(case_id), baseline, run, cli_tolerances)
-        if verdict.status in ("missing", "lost", "failed") and any(fnmatch.fnmatchcase(case_id, p) for p in allow_missing):
+        if verdict.status in ("missing", "lost", "failed") and any(
+            fnmatch.fnmatchcase(case_id, p) for p in allow_missing
+        ):
             verdict.status, verdict.note = f"{verdict.status} (allowed)", f"{verdict.note}; --allow-missing"
         verdicts.append(verdict)
     return verdicts
 
 
-def _case_verdict(case_id: str, b_case: CaseResult | None, r_case: CaseResult | None, baseline: dict, run: dict,
-                  cli_tolerances: list[Tolerance]) -> CaseVerdict:
+def _case_verdict(
+    case_id: str,
+    b_case: CaseResult | None,
+    r_case: CaseResult | None,
+    baseline: dict,
+    run: dict,
+    cli_tolerances: list[Tolerance],
+) -> CaseVerdict:
     b, r = b_case and b_case.rows, r_case and r_case.rows
     seeds = f"{len(b or [])} / {len(r or [])}"
     if b is None:
@@ -111,35 +122,57 @@ def _case_verdict(case_id: str, b_case: CaseResult | None, r_case: CaseResult | 
     if r is None:
         return CaseVerdict(case_id, seeds, "missing", "in the baseline, not in this run")
     if not _same_config(b[0], r[0], baseline.get("schema_version", 1), run.get("schema_version", 1)):
-        return CaseVerdict(case_id, seeds, "not comparable", f"configuration changed (hash {b[0].get('hash')} → "
-                                                             f"{r[0].get('hash')})")
+        return CaseVerdict(
+            case_id, seeds, "not comparable", f"configuration changed (hash {b[0].get('hash')} → {r[0].get('hash')})"
+        )
     if any(x["status"] != "ok" for x in r):
         bad = next(x for x in r if x["status"] != "ok")
         was_ok = all(x["status"] == "ok" for x in b)
-        status = ("failed" if bad["status"] == "failed" else "lost") if was_ok else \
-            "still failing" if bad["status"] == "failed" else bad["status"]
+        status = (
+            ("failed" if bad["status"] == "failed" else "lost")
+            if was_ok
+            else "still failing"
+            if bad["status"] == "failed"
+            else bad["status"]
+        )
         return CaseVerdict(case_id, seeds, status, bad.get("reason") or "")
     if any(x["status"] != "ok" for x in b):
         return CaseVerdict(case_id, seeds, "fixed", "was not ok in the baseline")
     tolerances = _tolerances(baseline.get("tolerances", {}), r[0].get("tolerances", {}), cli_tolerances)
-    full_b, full_r = (CaseResult(case_id, [x for x in rows if not x.get("retry")], c.doc)
-                      for rows, c in ((b, b_case), (r, r_case)))
-    retried = [f"{side} seed {x.get('seed')}" for side, rows in (("baseline", b), ("run", r)) for x in rows
-               if x.get("retry")]
+    full_b, full_r = (
+        CaseResult(case_id, [x for x in rows if not x.get("retry")], c.doc) for rows, c in ((b, b_case), (r, r_case))
+    )
+    retried = [
+        f"{side} seed {x.get('seed')}" for side, rows in (("baseline", b), ("run", r)) for x in rows if x.get("retry")
+    ]
     if not full_b.rows or not full_r.rows:
-        return CaseVerdict(case_id, seeds, "not comparable", f"only seeds retried at a halved batch after running "
-                                                             f"out of memory ({', '.join(retried)})")
+        return CaseVerdict(
+            case_id,
+            seeds,
+            "not comparable",
+            f"only seeds retried at a halved batch after running out of memory ({', '.join(retried)})",
+        )
     verdict = _compare_case(case_id, seeds, full_b, full_r, tolerances)
     shares = all((x.get("metrics") or {}).get("test_confusion") or results.predictions(b_case.doc, x) for x in b)
     was, before = {seed for seed, _ in _degenerate(b_case)}, {x.get("seed") for x in b}
-    newly = [f"seed {seed} {why}" for seed, why in _degenerate(r_case, shares)  # the same seed was not; a seed the
-             if seed not in was and (seed in before or not was)]  # baseline lacks, where none of its seeds was
+    newly = [
+        f"seed {seed} {why}"
+        for seed, why in _degenerate(r_case, shares)  # the same seed was not; a seed the
+        if seed not in was and (seed in before or not was)
+    ]  # baseline lacks, where none of its seeds was
     if newly:  # a model no better than one class for every image is worse, however its accuracy moved
         verdict.status = "worse"
         verdict.note = "; ".join(filter(None, [f"newly degenerate: {'; '.join(newly)}", verdict.note]))
     if retried:
-        verdict.note = "; ".join(filter(None, [verdict.note, f"not pooled: {', '.join(retried)} trained at a halved "
-                                                             f"batch after running out of memory"]))
+        verdict.note = "; ".join(
+            filter(
+                None,
+                [
+                    verdict.note,
+                    f"not pooled: {', '.join(retried)} trained at a halved batch after running out of memory",
+                ],
+            )
+        )
     return verdict
 
 
@@ -147,8 +180,11 @@ def _degenerate(case: CaseResult, shares: bool = True) -> list[tuple]:
     """(seed, why) for each degenerate ok seed of a case; without ``shares``, by its AUC alone (a baseline that kept
     neither confusion matrices nor predictions, schema 1, cannot say which class its seeds called)."""
     if not shares:
-        return [(r.get("seed"), why) for r in case.ok
-                if (why := results.degeneracy({**r["metrics"], "test_confusion": None}))]
+        return [
+            (r.get("seed"), why)
+            for r in case.ok
+            if (why := results.degeneracy({**r["metrics"], "test_confusion": None}))
+        ]
     return [(row.get("seed"), why) for row in case.ok if (why := results.row_degeneracy(case.doc, row))]
 
 
@@ -175,7 +211,9 @@ def _tolerances(stored: dict, declared: dict, cli: list[Tolerance]) -> dict[str,
     return amounts
 
 
-def _compare_case(case_id: str, seeds: str, base: CaseResult, new: CaseResult, tolerances: dict[str, float]) -> CaseVerdict:
+def _compare_case(
+    case_id: str, seeds: str, base: CaseResult, new: CaseResult, tolerances: dict[str, float]
+) -> CaseVerdict:
     """Every metric of one case. The quality metrics (accuracy, AUC, loss, …) are one family and the two
     times another: each family is held at α by Holm's adjustment, so that a case is not flagged six times
     as often as one metric is. A metric inside its tolerance is not tested (its p counts as 1)."""
@@ -189,31 +227,51 @@ def _compare_case(case_id: str, seeds: str, base: CaseResult, new: CaseResult, t
         gain = change if metric.higher_is_better else -change
         beyond, worse[name] = abs(gain) > tolerances[name], gain < 0
         test, p = _significance(metric, base, new, worse[name], quality) if beyond else ("", None)
-        verdicts.append(MetricVerdict(name, mean_b, mean_n, f"{change:+.1f} pp" if metric.unit == "pp" else
-                                      f"{change:+.0f} %", "beyond" if beyond else "within tolerance", test, p))
+        verdicts.append(
+            MetricVerdict(
+                name,
+                mean_b,
+                mean_n,
+                f"{change:+.1f} pp" if metric.unit == "pp" else f"{change:+.0f} %",
+                "beyond" if beyond else "within tolerance",
+                test,
+                p,
+            )
+        )
     for family in ("seeds", "times", "none"):
         members = [v for v in verdicts if METRICS[v.metric].test == family]
         held = stats.holm([1.0 if v.p_value is None else v.p_value for v in members])
         for v, p in zip(members, held):
             if v.status == "beyond":  # no test possible (p None): the tolerance alone decides, and the note says so
-                v.status = "not significant" if v.p_value is not None and p > stats.ALPHA else \
-                    "worse" if worse[v.metric] else "better"
+                v.status = (
+                    "not significant"
+                    if v.p_value is not None and p > stats.ALPHA
+                    else "worse"
+                    if worse[v.metric]
+                    else "better"
+                )
     statuses = {v.status for v in verdicts}
     status = "worse" if "worse" in statuses else "better" if "better" in statuses else "within tolerance"
-    notes = [f"{v.metric} {v.change}" + (f" (p = {v.p_value:.2g})" if v.p_value is not None else " (no test)")
-             for v in verdicts if v.status == "worse"]
+    notes = [
+        f"{v.metric} {v.change}" + (f" (p = {v.p_value:.2g})" if v.p_value is not None else " (no test)")
+        for v in verdicts
+        if v.status == "worse"
+    ]
     untested = sorted({v.test for v in verdicts if v.p_value is None and v.test})
     if min(base.seeds, new.seeds) < 2:
         notes.append(ONE_SEED)
     return CaseVerdict(case_id, seeds, status, "; ".join(notes + untested), verdicts, _churn(base, new))
 
 
-ONE_SEED = ("one seed on a side: the seed variation is unknown, so a quality verdict says whether these trained "
-            "models differ, not whether the training did (run --seeds 3 on both sides)")
+ONE_SEED = (
+    "one seed on a side: the seed variation is unknown, so a quality verdict says whether these trained "
+    "models differ, not whether the training did (run --seeds 3 on both sides)"
+)
 
 
-def _significance(metric: Metric, base: CaseResult, new: CaseResult, worse: bool,
-                  family: int) -> tuple[str, float | None]:
+def _significance(
+    metric: Metric, base: CaseResult, new: CaseResult, worse: bool, family: int
+) -> tuple[str, float | None]:
     """(which test, its one-sided p in the direction of the change or None); ``family``: how many quality
     metrics the case's Holm adjustment holds together."""
     higher = metric.higher_is_better if worse else not metric.higher_is_better  # "worse" direction for the test
@@ -221,7 +279,9 @@ def _significance(metric: Metric, base: CaseResult, new: CaseResult, worse: bool
         return "no test for this metric: tolerance only", None
     if metric.test == "times":
         per_seed = "wall time" if metric.name == "wall_time_s" else "median epoch time (first epoch left out)"
-        b, n = (case.values(metric.name) if metric.name == "wall_time_s" else case.epoch_medians() for case in (base, new))
+        b, n = (
+            case.values(metric.name) if metric.name == "wall_time_s" else case.epoch_medians() for case in (base, new)
+        )
         if len(b) < 2 or len(n) < 2:
             return f"fewer than 2 seeds a side ({len(b)} / {len(n)}) to test a time: tolerance only", None
         return f"Welch's t over each seed's {per_seed} ({len(b)} / {len(n)})", stats.welch_worse(b, n, higher)
@@ -235,12 +295,16 @@ def _significance(metric: Metric, base: CaseResult, new: CaseResult, worse: bool
     sb, sn = base.scores(split), new.scores(split)
     if sb is None or sn is None or sb.ids != sn.ids:
         why = "the baseline has" if sb is None else "this run has" if sn is None else "the two sides have"
-        return (f"{why} {'no per-image predictions' if sb is None or sn is None else 'different test images'} and "
-                f"fewer than 3 seeds a side: tolerance only"), None
+        return (
+            f"{why} {'no per-image predictions' if sb is None or sn is None else 'different test images'} and "
+            f"fewer than 3 seeds a side: tolerance only"
+        ), None
     index_n, index_b = stats.pair_seeds(sn.seeds, sb.seeds, shared_only=True)
     if not index_b:  # two different seeds differ on many images: a paired test would call seed noise a change
-        return ("no seed in common and fewer than 3 seeds a side: seed noise cannot be told from a change; "
-                "tolerance only (run --seeds 3)"), None
+        return (
+            "no seed in common and fewer than 3 seeds a side: seed noise cannot be told from a change; "
+            "tolerance only (run --seeds 3)"
+        ), None
     return _paired_test(metric.name, sb.subset(index_b), sn.subset(index_n), higher)
 
 
@@ -274,8 +338,10 @@ def _churn(base: CaseResult, new: CaseResult) -> float | None:
 def environment_warnings(run: dict, baseline: dict) -> list[str]:
     """Differences of machine or software that make times (and maybe numbers) differ."""
     warnings = []
-    for group, keys in (("machine_info", ("machine", "processor", "cpu_count")),
-                        ("software", ("device", "torch", "torchvision", "cuda", "gpu"))):
+    for group, keys in (
+        ("machine_info", ("machine", "processor", "cpu_count")),
+        ("software", ("device", "torch", "torchvision", "cuda", "gpu")),
+    ):
         for key in keys:
             old, new = (baseline.get(group) or {}).get(key), (run.get(group) or {}).get(key)
             if old != new:
@@ -283,8 +349,10 @@ def environment_warnings(run: dict, baseline: dict) -> list[str]:
     old, new = results.settings(baseline), results.settings(run)
     for key in ("precision", "deterministic"):
         if old[key] != new[key]:
-            warnings.append(f"warning: {key} differs: baseline {old[key]}, this run {new[key]} "
-                            f"(numbers and times are expected to move)")
+            warnings.append(
+                f"warning: {key} differs: baseline {old[key]}, this run {new[key]} "
+                f"(numbers and times are expected to move)"
+            )
     return warnings
 
 
@@ -293,5 +361,7 @@ def exit_code(verdicts: list[CaseVerdict]) -> int:
 
 
 def as_json(verdicts: list[CaseVerdict], warnings: list[str]) -> str:
-    return json.dumps({"exit_code": exit_code(verdicts), "warnings": warnings,
-                       "cases": [dataclasses.asdict(v) for v in verdicts]}, indent=1)
+    return json.dumps(
+        {"exit_code": exit_code(verdicts), "warnings": warnings, "cases": [dataclasses.asdict(v) for v in verdicts]},
+        indent=1,
+    )

@@ -12,6 +12,7 @@ from xraybench import check, history, report, results
 from xraybench.report.console import clip, describe, verdict_table
 from xraybench.results import Tolerance
 
+
 def cmd_report(args) -> int:
     html, pdf = report.render(args.run_dir, baseline=args.baseline)
     print(f"report: {pdf}\n        {html}")
@@ -27,8 +28,13 @@ def cmd_check(args) -> int:
     if args.json:
         print(check.as_json(verdicts, warnings))
         return check.exit_code(verdicts)
-    print(clip(f"baseline: {baseline_path} ({baseline.get('name')}, {(baseline.get('created') or '')[:10]}, "
-               f"{describe(baseline)})", args.wide))
+    print(
+        clip(
+            f"baseline: {baseline_path} ({baseline.get('name')}, {(baseline.get('created') or '')[:10]}, "
+            f"{describe(baseline)})",
+            args.wide,
+        )
+    )
     for warning in warnings:
         print(clip(warning, args.wide))
     print(verdict_table(verdicts, wide=args.wide))
@@ -63,9 +69,11 @@ def cmd_history(args) -> int:
 def cmd_baseline(args) -> int:
     run_doc = results.read(args.run_dir)
     if results.settings(run_doc)["random_init"]:
-        raise check.CheckError(f"{args.run_dir}: this run trained its backbones from random initialisation "
-                               f"(--random-init); its numbers are not pretrained results and cannot be a baseline. "
-                               f"Run without --random-init")
+        raise check.CheckError(
+            f"{args.run_dir}: this run trained its backbones from random initialisation "
+            f"(--random-init); its numbers are not pretrained results and cannot be a baseline. "
+            f"Run without --random-init"
+        )
     tolerances = {}
     for spec in args.tolerance:
         t = Tolerance.parse(spec)
@@ -75,7 +83,12 @@ def cmd_baseline(args) -> int:
         raise check.CheckError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
     path = check.save(run_doc, args.dir, name, tolerances, force=args.force)
     found = Path(path).resolve() == check.default_path(run_doc).resolve()
-    print(f"baseline: {path} ({describe(run_doc)})\n" + (
-        f"'xraybench check RUN_DIR', run from this directory, compares a later {run_doc.get('profile')} run with it"
-        if found else f"compare a later run with it: xraybench check RUN_DIR --baseline {path}"))
+    print(
+        f"baseline: {path} ({describe(run_doc)})\n"
+        + (
+            f"'xraybench check RUN_DIR', run from this directory, compares a later {run_doc.get('profile')} run with it"
+            if found
+            else f"compare a later run with it: xraybench check RUN_DIR --baseline {path}"
+        )
+    )
     return 0

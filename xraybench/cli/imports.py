@@ -34,14 +34,17 @@ def _import(name: str) -> None:
     except ModuleNotFoundError as exc:
         if exc.name != name.split(".")[0] and not name.startswith(f"{exc.name}."):  # something the module imports
             raise CaseError(f"--import {name}: it imports {exc.name!r}, which is not installed here") from None
-        raise CaseError(f"--import {name}: no module named {exc.name!r} (looked in the working directory and on "
-                        f"sys.path; give a module name, or the path of a .py file)") from None
+        raise CaseError(
+            f"--import {name}: no module named {exc.name!r} (looked in the working directory and on "
+            f"sys.path; give a module name, or the path of a .py file)"
+        ) from None
     except BaseException as exc:  # the user's module failed (or exited) while importing: say where, in one line
         if isinstance(exc, KeyboardInterrupt):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CaseError(f"--import {name}: importing it failed: {type(exc).__name__}" + (f": {first}" * bool(first))) \
-            from None
+        raise CaseError(
+            f"--import {name}: importing it failed: {type(exc).__name__}" + (f": {first}" * bool(first))
+        ) from None
 
 
 def _import_file(name: str, path: Path) -> None:
@@ -53,8 +56,9 @@ def _import_file(name: str, path: Path) -> None:
     if loaded is not None:
         if getattr(loaded, "__file__", None) == str(path.resolve()):
             return  # imported already (a second command in one process): its models are registered
-        raise CaseError(f"--import {name}: a module named {path.stem!r} is already loaded from elsewhere; rename "
-                        f"the file")
+        raise CaseError(
+            f"--import {name}: a module named {path.stem!r} is already loaded from elsewhere; rename the file"
+        )
     spec = importlib.util.spec_from_file_location(path.stem, path.resolve())
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module

@@ -28,18 +28,30 @@ def cmd_run(args) -> int:
     if args.tensorboard:
         tensorboard_writer_class()  # missing: one line before anything trains
     if args.case_timeout is not None and not 0 < args.case_timeout <= MAX_CASE_TIMEOUT_S:
-        raise CaseError(f"--case-timeout {args.case_timeout:g}: must be a number of seconds above 0 and at most "
-                        f"{MAX_CASE_TIMEOUT_S:,} (30 days)")
+        raise CaseError(
+            f"--case-timeout {args.case_timeout:g}: must be a number of seconds above 0 and at most "
+            f"{MAX_CASE_TIMEOUT_S:,} (30 days)"
+        )
     cases, suites = case_mod.load_cases(args.cases)
     cases = case_mod.select(cases, args.patterns) if args.patterns else case_mod.declared_in(cases, args.cases)
     cases = case_mod.override(cases, suites, args.overrides)
     for note in case_mod.confounded(cases):
         print(clip(f"note: {note}", args.wide))
     options = executors.ExecutorOptions(
-        name=args.executor, device=args.device, max_retries=args.max_retries, gpus_per_case=args.gpus_per_case,
-        cpus_per_case=args.cpus_per_case, address=args.address, placement_timeout=args.placement_timeout,
-        partition=args.partition, account=args.account, time_min=args.time_min,
-        array_parallelism=args.array_parallelism, log_dir=args.log_dir, verbose=args.verbose)
+        name=args.executor,
+        device=args.device,
+        max_retries=args.max_retries,
+        gpus_per_case=args.gpus_per_case,
+        cpus_per_case=args.cpus_per_case,
+        address=args.address,
+        placement_timeout=args.placement_timeout,
+        partition=args.partition,
+        account=args.account,
+        time_min=args.time_min,
+        array_parallelism=args.array_parallelism,
+        log_dir=args.log_dir,
+        verbose=args.verbose,
+    )
     with _hangup_interrupts(), contextlib.closing(executors.create(options)) as executor:
         return _run_on(executor, args, cases, suites)
 
@@ -48,6 +60,7 @@ def cmd_run(args) -> int:
 def _hangup_interrupts():
     """SIGTERM and SIGHUP (a dropped ssh session) stop a run as Ctrl-C does: queued and running cases
     of an executor are cancelled, finished ones stay in results.json."""
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
@@ -79,24 +92,44 @@ def _run_on(executor, args, cases, suites) -> int:
     if elsewhere:
         names = sorted({c.sweep or c.id for c in elsewhere})
         shown = ", ".join(names[:6]) + (f", … ({len(names) - 6} more)" if len(names) > 6 else "")
-        say(f"not in the {profile.name} profile: {len(elsewhere)} case(s) ({shown}); --profile "
-              f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))} runs them")
+        say(
+            f"not in the {profile.name} profile: {len(elsewhere)} case(s) ({shown}); --profile "
+            f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))} runs them"
+        )
         cases = [c for c in cases if c not in elsewhere]
         if not cases:
-            raise CaseError(f"every selected case runs only in other profiles; use --profile "
-                            f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))}")
+            raise CaseError(
+                f"every selected case runs only in other profiles; use --profile "
+                f"{' or '.join(sorted({p for c in elsewhere for p in c.profiles}))}"
+            )
     source = open_source(args.data, profile.synthetic_sizes, args.skip_bad_images, args.val_fraction, args.offline)
-    plan = RunPlan(profile=profile, device=device, source=source, out=args.out, run_id=args.run_id,
-                   seeds=args.seeds, force=args.force, precision=chosen, deterministic=args.deterministic,
-                   random_init=args.random_init, strict_splits=args.strict_splits, offline=args.offline,
-                   case_timeout_s=args.case_timeout, tensorboard=args.tensorboard, overrides=tuple(args.overrides),
-                   environment={k: found[k] for k in ("machine_info", "software") if k in found})
+    plan = RunPlan(
+        profile=profile,
+        device=device,
+        source=source,
+        out=args.out,
+        run_id=args.run_id,
+        seeds=args.seeds,
+        force=args.force,
+        precision=chosen,
+        deterministic=args.deterministic,
+        random_init=args.random_init,
+        strict_splits=args.strict_splits,
+        offline=args.offline,
+        case_timeout_s=args.case_timeout,
+        tensorboard=args.tensorboard,
+        overrides=tuple(args.overrides),
+        environment={k: found[k] for k in ("machine_info", "software") if k in found},
+    )
     try:
         run_dir, doc = run(cases, plan, suites, log=say, executor=executor)
     except KeyboardInterrupt:
         where = args.out / plan.resolved_run_id
-        say(f"\nxraybench: interrupted. Finished cases are saved in {where / 'results.json'}; run the same "
-              f"command again to resume from there (same --run-id {plan.resolved_run_id}).", file=sys.stderr)
+        say(
+            f"\nxraybench: interrupted. Finished cases are saved in {where / 'results.json'}; run the same "
+            f"command again to resume from there (same --run-id {plan.resolved_run_id}).",
+            file=sys.stderr,
+        )
         return 130
     print()
     print(summary_table(doc, wide=args.wide))

@@ -30,7 +30,7 @@ class _IndexedBatches:
         n = self.num_images
         order = torch.randperm(n, generator=self.order_rng).to(self.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            index = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
+            index = slice(start, start + self.batch_size) if order is None else order[start : start + self.batch_size]
             yield self._inputs(index), self.labels[index]
 
     def _inputs(self, index) -> torch.Tensor:
@@ -40,10 +40,21 @@ class _IndexedBatches:
 class BatchLoader(_IndexedBatches):
     """Normalised float batches from a split's uint8 images, grayscale replicated to ``channels``."""
 
-    def __init__(self, split: Split, batch_size: int, *, device: torch.device, channels: int = 1,
-                 mean: float | tuple[float, ...] = 0.5, std: float | tuple[float, ...] = 0.5,
-                 shuffle: bool = False, seed: int = 0, augment: tuple[str, ...] = (), channels_last: bool = False,
-                 pad_to: int = 0):
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        *,
+        device: torch.device,
+        channels: int = 1,
+        mean: float | tuple[float, ...] = 0.5,
+        std: float | tuple[float, ...] = 0.5,
+        shuffle: bool = False,
+        seed: int = 0,
+        augment: tuple[str, ...] = (),
+        channels_last: bool = False,
+        pad_to: int = 0,
+    ):
         device = torch.device(device)
         non_blocking = device.type == "cuda"
         super().__init__(split.labels.to(device, non_blocking=non_blocking), batch_size, shuffle, seed)

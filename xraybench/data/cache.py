@@ -20,7 +20,7 @@ import torch
 
 from xraybench.data.sources import SPLITS, Dataset, Split
 
-FORMAT = 5  # 5: copy markers in names, how many names name a patient; 4: splits carved by patient, leakage recorded; 3: image ids stored; 2: full-scale JPEG decode (1 used a reduced-scale draft)
+FORMAT = 5  # a cache written in another format is decoded again
 
 
 def cache_dir() -> Path:
@@ -35,6 +35,7 @@ def cache_dir() -> Path:
 class CachedData:
     """A decoded dataset on disk: what a worker needs to map it, without the source (a worker on
     another node may not see the raw images, only the cache)."""
+
     entry: Path
     kind: str
     name: str
@@ -44,10 +45,19 @@ class CachedData:
     def open(self) -> Dataset:
         meta = json.loads((self.entry / "meta.json").read_text())
         ids = json.loads((self.entry / "ids.json").read_text())
-        splits = {name: Split(_mmap(self.entry / f"{name}_images.npy"), _mmap(self.entry / f"{name}_labels.npy"),
-                              ids[name]) for name in SPLITS}
-        return Dataset(self.kind, self.name, self.location, self.image_size, splits, list(meta["notes"]),
-                       meta.get("accounting") or {})
+        splits = {
+            name: Split(_mmap(self.entry / f"{name}_images.npy"), _mmap(self.entry / f"{name}_labels.npy"), ids[name])
+            for name in SPLITS
+        }
+        return Dataset(
+            self.kind,
+            self.name,
+            self.location,
+            self.image_size,
+            splits,
+            list(meta["notes"]),
+            meta.get("accounting") or {},
+        )
 
 
 def prepare(source, image_size: int, root: Path | None = None, resample: str = "bilinear") -> CachedData:
@@ -58,8 +68,11 @@ def prepare(source, image_size: int, root: Path | None = None, resample: str = "
     entry = (root / f"{source.kind}-{image_size}px-{key}").absolute()
     if not (entry / "meta.json").exists():
         splits, notes, accounting = source.decode(image_size, resample)
-        _write(entry, splits, {"source": source.fingerprint(), "image_size": image_size, "notes": notes,
-                               "accounting": accounting})
+        _write(
+            entry,
+            splits,
+            {"source": source.fingerprint(), "image_size": image_size, "notes": notes, "accounting": accounting},
+        )
     return CachedData(entry, source.kind, source.name, source.location, image_size)
 
 

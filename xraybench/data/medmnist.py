@@ -32,8 +32,10 @@ def catalogue(flag: str) -> tuple[dict, Path]:
     try:
         from medmnist.info import INFO, get_default_root
     except ImportError:
-        raise DataError("--data pneumoniamnist: needs the medmnist package: pip install 'xraybench[medmnist]' "
-                        "(or pass the path of a MedMNIST .npz you have)") from None
+        raise DataError(
+            "--data pneumoniamnist: needs the medmnist package: pip install 'xraybench[medmnist]' "
+            "(or pass the path of a MedMNIST .npz you have)"
+        ) from None
     return INFO[flag], Path(get_default_root() or Path.home() / ".medmnist")
 
 
@@ -63,12 +65,16 @@ def open_by_name(data: str, *, offline: bool = False, timeout: float = download.
     if path.exists():
         found = download.file_digest(path, "md5")
         if found != md5:
-            raise DataError(f"{path}: MD5 {found} is not MedMNIST's {md5}; the file is damaged or not the "
-                            f"original: delete it (it is fetched again) or {place}")
+            raise DataError(
+                f"{path}: MD5 {found} is not MedMNIST's {md5}; the file is damaged or not the "
+                f"original: delete it (it is fetched again) or {place}"
+            )
         return NpzSource(path)
     if download.offline(offline):
-        raise DataError(f"--data {data}: {path.name} is not in {root} and downloading is off (--offline or "
-                        f"{download.OFFLINE_ENV}); {place}")
+        raise DataError(
+            f"--data {data}: {path.name} is not in {root} and downloading is off (--offline or "
+            f"{download.OFFLINE_ENV}); {place}"
+        )
     print(f"data: fetching {url} → {path}")
     try:
         download.download(url, path, md5=md5, timeout=timeout)
@@ -106,8 +112,9 @@ def _side(path: Path) -> int:
     """The side of the training images, from the array's header alone (the archive is not decompressed)."""
     try:
         with zipfile.ZipFile(path) as archive, archive.open("train_images.npy") as member:
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(member)]
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[
+                np.lib.format.read_magic(member)
+            ]
             shape = read_header(member)[0]
     except (KeyError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: no readable train_images array in this .npz ({exc})") from None
@@ -127,6 +134,6 @@ def _official_name(md5: str) -> str:
 
 
 def canonical(name: str) -> str:
-    """"PneumoniaMNIST" → "pneumoniamnist@28": the name with its size; "" for no MedMNIST name."""
+    """ "PneumoniaMNIST" → "pneumoniamnist@28": the name with its size; "" for no MedMNIST name."""
     match = NAME.match(name or "")
     return f"{match['flag'].lower()}@{int(match['size'] or 28)}" if match else ""

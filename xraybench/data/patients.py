@@ -30,12 +30,17 @@ class PatientRule:
 
 # The file-name stem decides; the first rule that matches gives the patient id (its group 1).
 PATIENT_RULES = (
-    PatientRule(re.compile(r"^(person\d+)_(?:bacteria|virus)_\d+$", re.IGNORECASE),
-                "person1946_bacteria_4874", "Kermany pneumonia: person<patient>_<bacteria|virus>_<image>"),
-    PatientRule(re.compile(r"^(NORMAL2-IM-\d+)-\d+$", re.IGNORECASE),
-                "NORMAL2-IM-1427-0001", "Kermany normal (second batch): NORMAL2-IM-<patient>-<image>"),
-    PatientRule(re.compile(r"^(IM-\d+)-\d+$", re.IGNORECASE),
-                "IM-0001-0001", "Kermany normal: IM-<patient>-<image>"),
+    PatientRule(
+        re.compile(r"^(person\d+)_(?:bacteria|virus)_\d+$", re.IGNORECASE),
+        "person1946_bacteria_4874",
+        "Kermany pneumonia: person<patient>_<bacteria|virus>_<image>",
+    ),
+    PatientRule(
+        re.compile(r"^(NORMAL2-IM-\d+)-\d+$", re.IGNORECASE),
+        "NORMAL2-IM-1427-0001",
+        "Kermany normal (second batch): NORMAL2-IM-<patient>-<image>",
+    ),
+    PatientRule(re.compile(r"^(IM-\d+)-\d+$", re.IGNORECASE), "IM-0001-0001", "Kermany normal: IM-<patient>-<image>"),
 )
 UNKNOWN_RULE = "any other name: one image is one patient"
 
@@ -76,9 +81,11 @@ def naming_warning(found: dict) -> str | None:
     if not images or named / images >= MIN_NAMED_SHARE:
         return None
     rules = "; ".join(rule.example for rule in PATIENT_RULES)
-    return (f"patients: {images - named} of {images} file names ({(images - named) / images:.0%}) name no patient "
-            f"(e.g. {', '.join(found['examples'])}; rules: {rules}): each such image counts as its own patient, so "
-            f"validation is carved by image there and a patient shared across splits goes unseen")
+    return (
+        f"patients: {images - named} of {images} file names ({(images - named) / images:.0%}) name no patient "
+        f"(e.g. {', '.join(found['examples'])}; rules: {rules}): each such image counts as its own patient, so "
+        f"validation is carved by image there and a patient shared across splits goes unseen"
+    )
 
 
 def carve_by_patient(ids: list[str], labels: torch.Tensor, fraction: float, seed: int = 0) -> list[int]:
@@ -93,14 +100,15 @@ def carve_by_patient(ids: list[str], labels: torch.Tensor, fraction: float, seed
     g = torch.Generator().manual_seed(seed)
     chosen: list[int] = []
     for label in (0, 1):
-        members = [key for key, idx in sorted(groups.items())
-                   if round(float(labels[idx].float().mean())) == label]
+        members = [key for key, idx in sorted(groups.items()) if round(float(labels[idx].float().mean())) == label]
         if len(members) < 2:
-            raise ValueError(f"train has {len(members)} patient(s) of class {CLASSES[label]}; "
-                             f"at least 2 are needed to carve a validation split by patient")
+            raise ValueError(
+                f"train has {len(members)} patient(s) of class {CLASSES[label]}; "
+                f"at least 2 are needed to carve a validation split by patient"
+            )
         target = max(1, round(sum(len(groups[k]) for k in members) * fraction))
         taken = 0
-        for position in torch.randperm(len(members), generator=g).tolist()[:len(members) - 1]:  # keep one for train
+        for position in torch.randperm(len(members), generator=g).tolist()[: len(members) - 1]:  # keep one for train
             if taken >= target:
                 break
             chosen += groups[members[position]]
@@ -108,8 +116,11 @@ def carve_by_patient(ids: list[str], labels: torch.Tensor, fraction: float, seed
     return sorted(chosen)
 
 
-def leakage(split_ids: dict[str, list[str]], file_digests: dict[str, str] | None = None,
-            pixel_digests: dict[str, str] | None = None) -> dict:
+def leakage(
+    split_ids: dict[str, list[str]],
+    file_digests: dict[str, str] | None = None,
+    pixel_digests: dict[str, str] | None = None,
+) -> dict:
     """What the splits share: patients (by file name), byte-identical files, pixel-identical images.
 
     Returns {"patients": {...}, "identical_files": {...}, "identical_pixels": {...}}, each mapping
@@ -129,18 +140,20 @@ def leakage(split_ids: dict[str, list[str]], file_digests: dict[str, str] | None
                     by_split[s].setdefault(digests[i], i)
         found[kind] = {}
         for a_pos, a in enumerate(names):
-            for b in names[a_pos + 1:]:
+            for b in names[a_pos + 1 :]:
                 common = sorted(set(by_split[a]) & set(by_split[b]), key=lambda d: by_split[a][d])
                 if common:
-                    found[kind][f"{a}/{b}"] = {"count": len(common), "examples": [
-                        f"{by_split[a][d]} = {by_split[b][d]}" for d in common[:EXAMPLES]]}
+                    found[kind][f"{a}/{b}"] = {
+                        "count": len(common),
+                        "examples": [f"{by_split[a][d]} = {by_split[b][d]}" for d in common[:EXAMPLES]],
+                    }
     return found
 
 
 def _shared(names: list[str], sets: dict[str, set[str]]) -> dict:
     out = {}
     for a_pos, a in enumerate(names):
-        for b in names[a_pos + 1:]:
+        for b in names[a_pos + 1 :]:
             common = sorted(sets[a] & sets[b])
             if common:
                 out[f"{a}/{b}"] = {"count": len(common), "examples": common[:EXAMPLES]}
@@ -149,8 +162,11 @@ def _shared(names: list[str], sets: dict[str, set[str]]) -> dict:
 
 def warnings(found: dict) -> list[str]:
     """One line per kind of leakage and pair of splits, naming the first few."""
-    what = {"patients": "patient(s) in both", "identical_files": "byte-identical file(s) in both",
-            "identical_pixels": "pixel-identical image(s) in both"}
+    what = {
+        "patients": "patient(s) in both",
+        "identical_files": "byte-identical file(s) in both",
+        "identical_pixels": "pixel-identical image(s) in both",
+    }
     lines = []
     for kind, pairs in found.items():
         for pair, hit in (pairs or {}).items():

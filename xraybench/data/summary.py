@@ -28,12 +28,22 @@ def summarize(data: Dataset, samples_per_class: int = 4, sample_size: int = 96) 
             counts = torch.histc(images.float(), bins=BINS, min=0, max=256) if len(members) else torch.zeros(BINS)
             total = float(counts.sum()) or 1.0
             histograms[name][cls.lower()] = [round(float(c) / total, 6) for c in counts]
-            samples[name][cls.lower()] = [_png(images[i, 0], sample_size) for i in range(min(samples_per_class, len(members)))]
+            samples[name][cls.lower()] = [
+                _png(images[i, 0], sample_size) for i in range(min(samples_per_class, len(members)))
+            ]
     test = data.splits.get("test")
-    thumbnails = [_png(test.images[i, 0], THUMBNAIL) for i in range(len(test))] \
-        if test is not None and len(test) <= MAX_THUMBNAILS else None
-    return {"histogram_bins": BINS, "histograms": histograms, "samples": samples, "image_size": data.image_size,
-            "test_thumbnails": thumbnails}
+    thumbnails = (
+        [_png(test.images[i, 0], THUMBNAIL) for i in range(len(test))]
+        if test is not None and len(test) <= MAX_THUMBNAILS
+        else None
+    )
+    return {
+        "histogram_bins": BINS,
+        "histograms": histograms,
+        "samples": samples,
+        "image_size": data.image_size,
+        "test_thumbnails": thumbnails,
+    }
 
 
 def _png(image: torch.Tensor, size: int) -> str:

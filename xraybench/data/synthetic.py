@@ -36,10 +36,26 @@ class Acquisition:
     prevalence: float  # fraction of pneumonia
 
 
-TRAIN_SITE = Acquisition(contrast=(0.9, 1.1), brightness=(-0.04, 0.04), gamma=(0.9, 1.1), noise=(0.02, 0.045),
-                         patient_scale=(0.85, 1.0), rotation_deg=(-4, 4), heel=(-0.03, 0.03), prevalence=0.74)
-TEST_SITE = Acquisition(contrast=(0.7, 0.95), brightness=(0.0, 0.1), gamma=(1.1, 1.4), noise=(0.04, 0.07),
-                        patient_scale=(0.92, 1.08), rotation_deg=(-8, 8), heel=(0.0, 0.08), prevalence=0.625)
+TRAIN_SITE = Acquisition(
+    contrast=(0.9, 1.1),
+    brightness=(-0.04, 0.04),
+    gamma=(0.9, 1.1),
+    noise=(0.02, 0.045),
+    patient_scale=(0.85, 1.0),
+    rotation_deg=(-4, 4),
+    heel=(-0.03, 0.03),
+    prevalence=0.74,
+)
+TEST_SITE = Acquisition(
+    contrast=(0.7, 0.95),
+    brightness=(0.0, 0.1),
+    gamma=(1.1, 1.4),
+    noise=(0.04, 0.07),
+    patient_scale=(0.92, 1.08),
+    rotation_deg=(-8, 8),
+    heel=(0.0, 0.08),
+    prevalence=0.625,
+)
 SITES = {"train": TRAIN_SITE, "val": TRAIN_SITE, "test": TEST_SITE}
 SPLIT_SALT = {"train": 1, "val": 2, "test": 3}
 
@@ -101,13 +117,14 @@ def _draw(n: int, s: int, site: Acquisition, g: torch.Generator) -> tuple[torch.
     left_lung = _ellipse(x, y, 0.37 * width, lung_y, lung_w * 0.95, lung_h * 0.97)
     lungs = torch.maximum(right_lung, left_lung)
     mediastinum = _ellipse(x, y, 0, 0.0, 0.13 * width, 0.8 * scale, 6)
-    heart = _ellipse(x, y, 0.1 * width * u((0.6, 1.4)), 0.22 * scale, 0.24 * width * u((0.85, 1.2)),
-                     0.19 * scale * u((0.9, 1.15)))
+    heart = _ellipse(
+        x, y, 0.1 * width * u((0.6, 1.4)), 0.22 * scale, 0.24 * width * u((0.85, 1.2)), 0.19 * scale * u((0.9, 1.15))
+    )
     thorax = _ellipse(x, y, 0, lung_y, 0.62 * width, 0.6 * scale, 8)
 
     # Posterior ribs: arched bands across the thorax.
     rib_freq = u((5.5, 6.5)) * 2 * math.pi / scale
-    rib_wave = 0.5 + 0.5 * torch.sin((y + 0.35 * x ** 2) * rib_freq + u((0, 2 * math.pi)))
+    rib_wave = 0.5 + 0.5 * torch.sin((y + 0.35 * x**2) * rib_freq + u((0, 2 * math.pi)))
     ribs = ((rib_wave - 0.65) / 0.35).clamp(0, 1) * thorax
 
     markings = _smooth_noise(g, n, 10, s) * 0.6 + _smooth_noise(g, n, 28, s) * 0.4

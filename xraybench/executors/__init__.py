@@ -9,9 +9,10 @@ Ray and submitit are optional extras, imported only when chosen.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from xraybench.train import worker
 from xraybench.train.worker import Job
@@ -26,6 +27,7 @@ class ExecutorError(ValueError):
 @dataclass(frozen=True)
 class ExecutorOptions:
     """The command line's executor flags. None: not given (each executor has its default)."""
+
     name: str = "local"
     device: str = "auto"  # --device: with cpu, no GPU is requested per case
     max_retries: int | None = None
@@ -45,7 +47,10 @@ class ExecutorOptions:
         return [f"--{f.replace('_', '-')}" for f in fields if getattr(self, f) is not None]
 
 
-ONLY = {"ray": ("address", "placement_timeout"), "slurm": ("partition", "account", "time_min", "array_parallelism", "log_dir")}
+ONLY = {
+    "ray": ("address", "placement_timeout"),
+    "slurm": ("partition", "account", "time_min", "array_parallelism", "log_dir"),
+}
 REMOTE = ("max_retries", "gpus_per_case", "cpus_per_case")
 
 
@@ -62,6 +67,7 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """One case after another in this process (the default): nothing to install, nothing to isolate."""
+
     name = "local"
     progress = True
 
@@ -92,23 +98,37 @@ def validate(options: ExecutorOptions) -> None:
         raise ExecutorError(f"--executor {options.name}: expected one of {', '.join(NAMES)}")
     for name, fields in ONLY.items():
         if options.name != name and (misplaced := options.flags(*fields)):
-            raise ExecutorError(f"{misplaced[0]} is an option of --executor {name} (this run: --executor {options.name})")
+            raise ExecutorError(
+                f"{misplaced[0]} is an option of --executor {name} (this run: --executor {options.name})"
+            )
     if options.name == "local" and (misplaced := options.flags(*REMOTE)):
-        raise ExecutorError(f"{misplaced[0]} applies to --executor ray or slurm; the local executor runs every case "
-                            f"in this process on the one device")
-    for field, low in (("max_retries", 0), ("gpus_per_case", 0), ("cpus_per_case", 1), ("time_min", 1),
-                       ("array_parallelism", 1), ("placement_timeout", 0)):
+        raise ExecutorError(
+            f"{misplaced[0]} applies to --executor ray or slurm; the local executor runs every case "
+            f"in this process on the one device"
+        )
+    for field, low in (
+        ("max_retries", 0),
+        ("gpus_per_case", 0),
+        ("cpus_per_case", 1),
+        ("time_min", 1),
+        ("array_parallelism", 1),
+        ("placement_timeout", 0),
+    ):
         value = getattr(options, field)
         if value is not None and value < low:
             raise ExecutorError(f"--{field.replace('_', '-')} {value}: must be at least {low}")
     if options.gpus_per_case is not None and options.gpus_per_case > 1:
-        raise ExecutorError(f"--gpus-per-case {options.gpus_per_case:g}: a case trains on one GPU; use 1, 0 (the CPU) "
-                            f"or, on Ray, a fraction to share a GPU between cases")
+        raise ExecutorError(
+            f"--gpus-per-case {options.gpus_per_case:g}: a case trains on one GPU; use 1, 0 (the CPU) "
+            f"or, on Ray, a fraction to share a GPU between cases"
+        )
     if options.name == "slurm" and options.gpus_per_case not in (None, 0, 1):
         raise ExecutorError(f"--gpus-per-case {options.gpus_per_case:g}: Slurm hands out whole GPUs; use 0 or 1")
     if options.name == "slurm" and options.log_dir is None:
-        raise ExecutorError("--executor slurm needs --log-dir DIR: a folder on a filesystem that every node "
-                            "reads and writes (job scripts, pickled jobs, logs)")
+        raise ExecutorError(
+            "--executor slurm needs --log-dir DIR: a folder on a filesystem that every node "
+            "reads and writes (job scripts, pickled jobs, logs)"
+        )
 
 
 def device_for(device: str, gpus: float) -> str:
@@ -117,8 +137,10 @@ def device_for(device: str, gpus: float) -> str:
     if gpus:
         return device
     if device == "cuda":
-        raise ExecutorError("--device cuda with --gpus-per-case 0: a case with no GPU of its own trains on the "
-                            "CPU; give each case a GPU (--gpus-per-case 1) or use --device cpu")
+        raise ExecutorError(
+            "--device cuda with --gpus-per-case 0: a case with no GPU of its own trains on the "
+            "CPU; give each case a GPU (--gpus-per-case 1) or use --device cpu"
+        )
     return "cpu"
 
 
@@ -127,9 +149,11 @@ def create(options: ExecutorOptions) -> Executor:
     validate(options)
     if options.name == "ray":
         from xraybench.executors.ray_executor import RayExecutor
+
         return RayExecutor(options)
     if options.name == "slurm":
         from xraybench.executors.slurm_executor import SlurmExecutor
+
         return SlurmExecutor(options)
     return LocalExecutor()
 
@@ -141,7 +165,9 @@ def require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ExecutorError(f"--executor {extra} needs the {module} package: pip install 'xraybench[{extra}]'") from None
+        raise ExecutorError(
+            f"--executor {extra} needs the {module} package: pip install 'xraybench[{extra}]'"
+        ) from None
 
 
 def pickle_by_value(builders: dict, cloudpickle) -> None:

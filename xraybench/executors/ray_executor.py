@@ -19,13 +19,13 @@ falls back to the CPU; ``auto`` trains on CPUs only where the cluster has no GPU
 
 from __future__ import annotations
 
-import logging
 import dataclasses
+import logging
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
-from xraybench.train import worker
 from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pickle_by_value, require
+from xraybench.train import worker
 from xraybench.train.worker import Job
 
 DIED = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ActorDiedError")
@@ -36,8 +36,11 @@ PROBE_RUN_S = 120.0  # the probe's own run (a fresh worker imports torch), on to
 
 def fitting_nodes(nodes: list[dict], gpus: float, cpus: float) -> list[dict]:
     """The live nodes (``ray.nodes()``) with at least ``gpus`` GPUs and ``cpus`` CPUs of their own."""
-    return [n for n in nodes if n.get("Alive") and n["Resources"].get("GPU", 0) >= gpus
-            and n["Resources"].get("CPU", 0) >= cpus]
+    return [
+        n
+        for n in nodes
+        if n.get("Alive") and n["Resources"].get("GPU", 0) >= gpus and n["Resources"].get("CPU", 0) >= cpus
+    ]
 
 
 def offer(nodes: list[dict]) -> str:
@@ -56,14 +59,21 @@ class RayExecutor:
         self.initialised_here = False
         if not ray.is_initialized():
             try:
-                ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
-                         logging_level=logging.INFO if options.verbose else logging.ERROR)
+                ray.init(
+                    address=options.address,
+                    include_dashboard=False,
+                    log_to_driver=options.verbose,
+                    logging_level=logging.INFO if options.verbose else logging.ERROR,
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ExecutorError(f"--address {options.address}: cannot reach a Ray cluster "
-                                    f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                raise ExecutorError(
+                    f"--address {options.address}: cannot reach a Ray cluster "
+                    f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                ) from None
             self.initialised_here = True
-        self.placement_timeout_s = DEFAULT_PLACEMENT_TIMEOUT_S if options.placement_timeout is None \
-            else options.placement_timeout
+        self.placement_timeout_s = (
+            DEFAULT_PLACEMENT_TIMEOUT_S if options.placement_timeout is None else options.placement_timeout
+        )
         try:
             self._place(options)
         except BaseException:  # a refusal, Ctrl-C while waiting, or Ray failing: stop what this started
@@ -71,8 +81,13 @@ class RayExecutor:
             raise
         self.max_retries = 1 if options.max_retries is None else options.max_retries
         # Ray itself retries nothing: its OOM killer would retry without limit. The driver resubmits.
-        self._task = ray.remote(num_gpus=self.gpus, num_cpus=self.cpus, max_retries=0, retry_exceptions=False,
-                                max_calls=1 if self.gpus else 0)(worker.run_job)
+        self._task = ray.remote(
+            num_gpus=self.gpus,
+            num_cpus=self.cpus,
+            max_retries=0,
+            retry_exceptions=False,
+            max_calls=1 if self.gpus else 0,
+        )(worker.run_job)
         self._pending: dict = {}  # object ref → (job, attempt)
 
     def _place(self, options: ExecutorOptions) -> None:
@@ -86,19 +101,25 @@ class RayExecutor:
         else:
             self.gpus = 1 if self.cluster_gpus and options.device != "cpu" else 0
             if not self.gpus and options.device == "auto":
-                print("ray: the cluster has no GPU now, so cases train on CPUs (--device cuda waits up to "
-                      "--placement-timeout for the autoscaler to start a GPU node)")
+                print(
+                    "ray: the cluster has no GPU now, so cases train on CPUs (--device cuda waits up to "
+                    "--placement-timeout for the autoscaler to start a GPU node)"
+                )
         self.cpus = options.cpus_per_case or 1
         deadline, asked = time.monotonic() + self.placement_timeout_s, False
         try:
             while not fitting_nodes(nodes := self.ray.nodes(), self.gpus, self.cpus):
                 if time.monotonic() >= deadline:
-                    raise ExecutorError(f"ray: no node can take a case asking for {self.gpus:g} GPU and {self.cpus} "
-                                        f"CPU (--gpus-per-case, --cpus-per-case) within --placement-timeout "
-                                        f"{self.placement_timeout_s:g} s; the cluster offers {offer(nodes)}")
+                    raise ExecutorError(
+                        f"ray: no node can take a case asking for {self.gpus:g} GPU and {self.cpus} "
+                        f"CPU (--gpus-per-case, --cpus-per-case) within --placement-timeout "
+                        f"{self.placement_timeout_s:g} s; the cluster offers {offer(nodes)}"
+                    )
                 if not asked:
-                    print(f"ray: no node has {self.gpus:g} GPU and {self.cpus} CPU yet ({offer(nodes)}); asking the "
-                          f"autoscaler for one and waiting up to {self.placement_timeout_s:g} s")
+                    print(
+                        f"ray: no node has {self.gpus:g} GPU and {self.cpus} CPU yet ({offer(nodes)}); asking the "
+                        f"autoscaler for one and waiting up to {self.placement_timeout_s:g} s"
+                    )
                     self._ask_autoscaler([{"GPU": self.gpus, "CPU": self.cpus}] if self.gpus else [{"CPU": self.cpus}])
                     asked = True
                 time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
@@ -113,6 +134,7 @@ class RayExecutor:
         the cluster does not autoscale; a client connection may not offer the call)."""
         try:
             from ray.autoscaler.sdk import request_resources
+
             request_resources(bundles=bundles)
         except Exception:  # a hint only
             pass
@@ -126,10 +148,12 @@ class RayExecutor:
             return self.ray.get(ref, timeout=self.placement_timeout_s + PROBE_RUN_S)
         except self.ray.exceptions.GetTimeoutError:
             self.ray.cancel(ref, force=True)
-            raise ExecutorError(f"ray: the probe task ({self.gpus:g} GPU, {self.cpus} CPU) did not return within "
-                                f"--placement-timeout {self.placement_timeout_s:g} s + {PROBE_RUN_S:g} s; the "
-                                f"cluster offers "
-                                f"{offer(self.ray.nodes())}") from None
+            raise ExecutorError(
+                f"ray: the probe task ({self.gpus:g} GPU, {self.cpus} CPU) did not return within "
+                f"--placement-timeout {self.placement_timeout_s:g} s + {PROBE_RUN_S:g} s; the "
+                f"cluster offers "
+                f"{offer(self.ray.nodes())}"
+            ) from None
 
     def submit(self, job: Job, attempt: int = 1) -> None:
         pickle_by_value(job.builders, self.ray.cloudpickle)
@@ -146,31 +170,41 @@ class RayExecutor:
             try:
                 row = self.ray.get(ref)
             except self.ray.exceptions.RayTaskError as exc:  # run_job raised (it returns a case's own errors)
-                row = worker.crash_row(job, f"{type(exc.cause).__name__}: {exc.cause} (in a Ray worker)",
-                                       {"log": self._logs()})
+                row = worker.crash_row(
+                    job, f"{type(exc.cause).__name__}: {exc.cause} (in a Ray worker)", {"log": self._logs()}
+                )
             except self.ray.exceptions.RayError as exc:  # the worker process or its node died, or Ray gave up
                 if type(exc).__name__ in DIED and attempt <= self.max_retries:
                     self.submit(job, attempt + 1)
                     continue
                 first_line = next((line for line in str(exc).splitlines() if line.strip()), "").strip()
                 what = "the Ray worker died" if type(exc).__name__ in DIED else "Ray could not run the case"
-                row = worker.crash_row(job, f"{type(exc).__name__}: {what}, {attempt} attempt(s) ({first_line}); "
-                                            f"worker logs: {self._logs()}", {"log": self._logs()})
+                row = worker.crash_row(
+                    job,
+                    f"{type(exc).__name__}: {what}, {attempt} attempt(s) ({first_line}); worker logs: {self._logs()}",
+                    {"log": self._logs()},
+                )
             yield job, row
 
     def _logs(self) -> str:
         try:
             from ray._private import worker as ray_worker
+
             return ray_worker._global_node.get_logs_dir_path() + " (python-core-worker-*.log, worker-*.err)"
         except Exception:  # a client connection, or the private API moved
             return "/tmp/ray/session_latest/logs on the node that ran it"
 
     def describe(self) -> str:
-        where = f"cluster at {self.options.address}" if self.options.address else \
-            ("local instance" if self.initialised_here else "the Ray instance of this process")
-        return (f"ray ({where}: {self.cluster_gpus:g} GPU(s), {self.cluster_cpus:g} CPU(s); per case {self.gpus:g} "
-                f"GPU, {self.cpus} CPU; up to {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'} "
-                f"of a dead worker)")
+        where = (
+            f"cluster at {self.options.address}"
+            if self.options.address
+            else ("local instance" if self.initialised_here else "the Ray instance of this process")
+        )
+        return (
+            f"ray ({where}: {self.cluster_gpus:g} GPU(s), {self.cluster_cpus:g} CPU(s); per case {self.gpus:g} "
+            f"GPU, {self.cpus} CPU; up to {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'} "
+            f"of a dead worker)"
+        )
 
     def close(self) -> None:
         for ref in getattr(self, "_pending", {}):
@@ -179,4 +213,3 @@ class RayExecutor:
         if self.initialised_here:
             self.ray.shutdown()
             self.initialised_here = False
-

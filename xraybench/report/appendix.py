@@ -11,7 +11,6 @@ from xraybench.report.tables import Table
 from xraybench.report.tasks import test_intervals_of
 from xraybench.results import CaseResult
 
-
 PER_SEED_HEADERS = ["case", "seed", "test acc", "sensitivity", "specificity", "AUC", "F1"]
 
 
@@ -22,8 +21,11 @@ def problems(cases: dict[str, CaseResult]) -> list[dict]:
     for case in cases.values():
         bad = [r for r in case.rows if r["status"] != "ok"]
         if bad:
-            seeds = "" if len(bad) == len(case.rows) else \
-                f" (seed{'s' if len(bad) > 1 else ''} {', '.join(str(r.get('seed')) for r in bad)})"
+            seeds = (
+                ""
+                if len(bad) == len(case.rows)
+                else f" (seed{'s' if len(bad) > 1 else ''} {', '.join(str(r.get('seed')) for r in bad)})"
+            )
             grouped.setdefault((bad[0]["status"], bad[0].get("reason") or ""), []).append(case.id + seeds)
     return [{"case": ", ".join(ids), "status": status, "reason": reason} for (status, reason), ids in grouped.items()]
 
@@ -34,11 +36,17 @@ def per_seed_table(cases: dict[str, CaseResult]) -> Table | None:
         for r in case.ok:
             m = r["metrics"]
             ci = test_intervals_of(r)
-            rows.append([case.id, str(r.get("seed")), f"{pct(m['test_acc'])} {interval(ci.get('acc'))}",
-                         f"{pct(m['test_sensitivity'])} {interval(ci.get('sensitivity'))}",
-                         f"{pct(m['test_specificity'])} {interval(ci.get('specificity'))}",
-                         "n/a" if m.get("test_auc") is None else f"{m['test_auc']:.3f} {interval(ci.get('auc'), '.3f', 1)}",
-                         f"{pct(m['test_f1'])} {interval(ci.get('f1'))}" if m.get("test_f1") is not None else "n/a"])
+            rows.append(
+                [
+                    case.id,
+                    str(r.get("seed")),
+                    f"{pct(m['test_acc'])} {interval(ci.get('acc'))}",
+                    f"{pct(m['test_sensitivity'])} {interval(ci.get('sensitivity'))}",
+                    f"{pct(m['test_specificity'])} {interval(ci.get('specificity'))}",
+                    "n/a" if m.get("test_auc") is None else f"{m['test_auc']:.3f} {interval(ci.get('auc'), '.3f', 1)}",
+                    f"{pct(m['test_f1'])} {interval(ci.get('f1'))}" if m.get("test_f1") is not None else "n/a",
+                ]
+            )
     return Table(PER_SEED_HEADERS, rows, numeric_from=2) if rows else None
 
 
@@ -59,12 +67,17 @@ def configurations(cases: dict[str, CaseResult]) -> dict:
             seeds = [r.get("seed") for r in c.rows]
             changes = [f"{k} = {v}" for k, v in flat[c.id].items() if k != "train.seed" and common.get(k) != v]
             statuses = ", ".join(f"{n} {s}" for s, n in Counter(r["status"] for r in c.rows).items())
-            rows.append([c.id, c.first.get("hash", ""), ", ".join(str(s) for s in seeds), statuses,
-                         "; ".join(changes) or "–"])
-    return {"shared": shared,
-            "table": Table(["case", "hash", "seeds", "status", "differs from the shared settings"], rows, numeric_from=99),
-            "full": [{"case": c.id, "config": json.dumps(c.first.get("config", {}), indent=2, sort_keys=True)}
-                     for c in cases.values()]}
+            rows.append(
+                [c.id, c.first.get("hash", ""), ", ".join(str(s) for s in seeds), statuses, "; ".join(changes) or "–"]
+            )
+    return {
+        "shared": shared,
+        "table": Table(["case", "hash", "seeds", "status", "differs from the shared settings"], rows, numeric_from=99),
+        "full": [
+            {"case": c.id, "config": json.dumps(c.first.get("config", {}), indent=2, sort_keys=True)}
+            for c in cases.values()
+        ],
+    }
 
 
 def _flatten(config: dict, prefix: str = "") -> dict[str, str]:
@@ -93,9 +106,19 @@ def workers(rows: list[dict]) -> Table | None:
     for row in rows:
         w = row.get("worker")
         if w and "host" in w and w.get("executor") != "local":
-            counts[(w["executor"], w["host"], w["device"], w.get("gpu") or "–",
-                    w.get("cuda_visible_devices") if w.get("cuda_visible_devices") is not None else "–")] += 1
+            counts[
+                (
+                    w["executor"],
+                    w["host"],
+                    w["device"],
+                    w.get("gpu") or "–",
+                    w.get("cuda_visible_devices") if w.get("cuda_visible_devices") is not None else "–",
+                )
+            ] += 1
     if not counts:
         return None
-    return Table(["executor", "host", "device", "GPU", "CUDA_VISIBLE_DEVICES", "trainings"],
-                 [[*key, n] for key, n in sorted(counts.items())], numeric_from=5)
+    return Table(
+        ["executor", "host", "device", "GPU", "CUDA_VISIBLE_DEVICES", "trainings"],
+        [[*key, n] for key, n in sorted(counts.items())],
+        numeric_from=5,
+    )

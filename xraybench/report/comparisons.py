@@ -12,7 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from xraybench import stats
-from xraybench.report.formatting import p_is, pp as points
+from xraybench.report.formatting import p_is
+from xraybench.report.formatting import pp as points
 from xraybench.results import CaseResult
 
 
@@ -36,17 +37,23 @@ class Comparison:
     def sentence(self) -> str:
         acc = self.accuracy
         if not acc.testable:
-            return (f"{self.a} vs {self.b}: not tested across seeds — with {acc.seeds_a} and {acc.seeds_b} seed(s) the "
-                    f"seed-to-seed variation is unknown (Δ = {points(acc.difference)}; these trained models: sign test "
-                    f"{p_is(self.models_p)}); no winner is named.")
+            return (
+                f"{self.a} vs {self.b}: not tested across seeds — with {acc.seeds_a} and {acc.seeds_b} seed(s) the "
+                f"seed-to-seed variation is unknown (Δ = {points(acc.difference)}; these trained models: sign test "
+                f"{p_is(self.models_p)}); no winner is named."
+            )
         held_acc, held_auc = self.result.held_p
         if self.winner:  # the difference as the winner's lead
             loser = self.b if self.winner == self.a else self.a
-            text = (f"{self.winner} has a higher test accuracy than {loser} "
-                    f"({difference(_lead(acc, self.result.direction), held_acc)}; {acc.seeds_a} and {acc.seeds_b} seeds).")
+            text = (
+                f"{self.winner} has a higher test accuracy than {loser} "
+                f"({difference(_lead(acc, self.result.direction), held_acc)}; {acc.seeds_a} and {acc.seeds_b} seeds)."
+            )
         else:
-            text = (f"{self.a} vs {self.b}: no detectable difference in test accuracy ({difference(acc, held_acc)}; "
-                    f"{acc.seeds_a} and {acc.seeds_b} seeds).")
+            text = (
+                f"{self.a} vs {self.b}: no detectable difference in test accuracy ({difference(acc, held_acc)}; "
+                f"{acc.seeds_a} and {acc.seeds_b} seeds)."
+            )
         if self.auc is not None:
             if self.result.auc_direction:
                 higher = self.a if self.result.auc_direction > 0 else self.b
@@ -65,7 +72,7 @@ def _lead(d: stats.Difference, direction: int) -> stats.Difference:
 
 
 def difference(d: stats.Difference, held_p: float | None = None, auc: bool = False) -> str:
-    """"Δ = +3.1 pp [+0.4 pp, +5.8 pp], t(7) p = 0.031, Holm p = 0.062" (AUC: "Δ = +0.021 [-0.004, +0.046], …");
+    """ "Δ = +3.1 pp [+0.4 pp, +5.8 pp], t(7) p = 0.031, Holm p = 0.062" (AUC: "Δ = +0.021 [-0.004, +0.046], …");
     ``held_p``: the p once the comparison's claims are held together (shown where it differs)."""
     fmt = (lambda x: f"{x:+.3f}") if auc else points
     held = f", Holm {p_is(held_p)}" if held_p is not None and held_p != d.p_value else ""

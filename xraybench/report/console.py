@@ -13,9 +13,13 @@ from xraybench.check import ONE_SEED, CaseVerdict, MetricVerdict
 from xraybench.report.formatting import mean_sd, plural
 from xraybench.results import DEGENERATE_AUC, DEGENERATE_SHARE, by_case
 
-NARROW = [("test acc %", "test_acc", ".1f", 100), ("test AUC", "test_auc", ".2f", 1),
-          ("sens. %", "test_sensitivity", ".1f", 100), ("spec. %", "test_specificity", ".1f", 100),
-          ("time (s)", "wall_time_s", ".1f", 1)]
+NARROW = [
+    ("test acc %", "test_acc", ".1f", 100),
+    ("test AUC", "test_auc", ".2f", 1),
+    ("sens. %", "test_sensitivity", ".1f", 100),
+    ("spec. %", "test_specificity", ".1f", 100),
+    ("time (s)", "wall_time_s", ".1f", 1),
+]
 WIDE = [("train acc %", "train_acc", ".1f", 100), ("best val acc %", "best_val_acc", ".1f", 100), *NARROW]
 
 
@@ -33,13 +37,29 @@ def summary_table(doc: dict, wide: bool = False) -> str:
         rows.append([case.id, status, *(mean_sd(case.values(m), spec, scale) for _, m, spec, scale in columns)])
         degenerate += [f"{case.id} seed {r.get('seed')}" for r in case.ok if r.get("warnings")]
         trainings += len(case.ok)
-        notes += [f"{case.id} seed {r.get('seed')} failed: {r.get('reason')}" for r in case.rows if r["status"] == "failed"]
-    lines = [tabulate(rows, headers=["case", "status", *(c[0] for c in columns)], tablefmt="simple",
-                      disable_numparse=True, maxcolwidths=None if wide else [24, 8, 10, 11, 11, 11, 9])] if rows else []
+        notes += [
+            f"{case.id} seed {r.get('seed')} failed: {r.get('reason')}" for r in case.rows if r["status"] == "failed"
+        ]
+    lines = (
+        [
+            tabulate(
+                rows,
+                headers=["case", "status", *(c[0] for c in columns)],
+                tablefmt="simple",
+                disable_numparse=True,
+                maxcolwidths=None if wide else [24, 8, 10, 11, 11, 11, 9],
+            )
+        ]
+        if rows
+        else []
+    )
     if degenerate:
-        notes.insert(0, f"warning: {len(degenerate)} of {trainings} trainings are degenerate, no better than one class "
-                        f"for every image (≥ {100 * DEGENERATE_SHARE:.0f} % of the test images one class, or test AUC "
-                        f"≤ {DEGENERATE_AUC}): {_few(degenerate, 6)}; the report's findings name each")
+        notes.insert(
+            0,
+            f"warning: {len(degenerate)} of {trainings} trainings are degenerate, no better than one class "
+            f"for every image (≥ {100 * DEGENERATE_SHARE:.0f} % of the test images one class, or test AUC "
+            f"≤ {DEGENERATE_AUC}): {_few(degenerate, 6)}; the report's findings name each",
+        )
     lines += [clip(text, wide) for text in notes]
     for reason, ids in skipped.items():
         lines.append(clip(f"skipped {plural(len(ids), 'case')} ({_few(ids)}): {reason}", wide))
@@ -55,16 +75,19 @@ def describe(doc: dict) -> str:
     skipped = sum(r["status"] == "skipped" for r in doc["cases"])
     low, high = min(seeds), max(seeds)
     shape = f" × {plural(low, 'seed')}" if low == high else f", {low}–{high} seeds"
-    return f"{plural(len(seeds), 'case')}{shape} ({plural(sum(seeds) - skipped, 'training')}" + \
-        (f", {skipped} skipped)" if skipped else ")")
+    return f"{plural(len(seeds), 'case')}{shape} ({plural(sum(seeds) - skipped, 'training')}" + (
+        f", {skipped} skipped)" if skipped else ")"
+    )
 
 
 def _fix(row: dict) -> str:
     """What a skipped row needs, as one sentence shared by every case that needs the same."""
     needs = row.get("needs", "")
     if needs == "weights":
-        return ("weight files not on disk; 'xraybench weights' lists them and where each belongs, 'xraybench weights "
-                "fetch' gets them where a network exists")
+        return (
+            "weight files not on disk; 'xraybench weights' lists them and where each belongs, 'xraybench weights "
+            "fetch' gets them where a network exists"
+        )
     if needs.startswith("--data "):
         return f"they need {needs}; xraybench run '{row.get('suite', '')}*' {needs} fetches it and runs them"
     return row.get("reason") or ""
@@ -78,8 +101,12 @@ def clip(text: str, wide: bool = False, width: int = 100) -> str:
     """``text`` in lines of at most ``width`` characters (continuations indented), or as it is with ``wide``."""
     if wide:
         return text
-    return "\n".join(textwrap.fill(line, width, subsequent_indent="    ", break_on_hyphens=False,
-                                   break_long_words=False) if line else "" for line in text.split("\n"))
+    return "\n".join(
+        textwrap.fill(line, width, subsequent_indent="    ", break_on_hyphens=False, break_long_words=False)
+        if line
+        else ""
+        for line in text.split("\n")
+    )
 
 
 OBVIOUS = {"missing": "in the baseline, not in this run", "new": "not in the baseline"}  # what the status says
@@ -91,22 +118,30 @@ def verdict_rows(verdicts: list[CaseVerdict]) -> list[list[str]]:
     first (with the test's p), then the test accuracy. The note keeps what the changes do not already say."""
     rows = []
     for v in verdicts:
-        shown = [m for m in v.metrics if m.status != "within tolerance"] or \
-                [m for m in v.metrics if m.metric == "test_acc"]
+        shown = [m for m in v.metrics if m.status != "within tolerance"] or [
+            m for m in v.metrics if m.metric == "test_acc"
+        ]
         changes = ", ".join(f"{m.metric} {m.change} ({m.status}{_p(m)})" for m in shown)
         churn = "–" if v.churn is None else f"{100 * v.churn:.1f} %"
         said = {f"{m.metric} {m.change}" for m in shown}
-        note = "; ".join(part for part in v.note.split("; ") if part and part not in (ONE_SEED, OBVIOUS.get(v.status))
-                         and not any(part.startswith(s) for s in said))
+        note = "; ".join(
+            part
+            for part in v.note.split("; ")
+            if part and part not in (ONE_SEED, OBVIOUS.get(v.status)) and not any(part.startswith(s) for s in said)
+        )
         rows.append([v.id, v.seeds, v.status, changes, churn, note])
     return rows
 
 
 def verdict_table(verdicts: list[CaseVerdict], wide: bool = False) -> str:
     """The check's table for a terminal: 100 columns unless ``wide`` (one-seed notes are counted below it)."""
-    return tabulate(verdict_rows(verdicts), headers=["case", "seeds", "status", "changes", "churn", "note"],
-                    tablefmt="simple", disable_numparse=True,
-                    maxcolwidths=None if wide else [22, None, 12, 26, None, 14])
+    return tabulate(
+        verdict_rows(verdicts),
+        headers=["case", "seeds", "status", "changes", "churn", "note"],
+        tablefmt="simple",
+        disable_numparse=True,
+        maxcolwidths=None if wide else [22, None, 12, 26, None, 14],
+    )
 
 
 def _p(m: MetricVerdict) -> str:

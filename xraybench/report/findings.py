@@ -20,15 +20,19 @@ def spread(values: list[float], fmt=pp) -> str:
     return f"{fmt(summary.mean)} ± {fmt(summary.sd).lstrip('+')}"
 
 
-def task_findings(cases: list[CaseResult], comparisons: list[Comparison], untested: list[tuple[str, str]] = ()) -> list[str]:
+def task_findings(
+    cases: list[CaseResult], comparisons: list[Comparison], untested: list[tuple[str, str]] = ()
+) -> list[str]:
     """Sentences about the finished cases of one task and the comparisons declared between them."""
     cases = [c for c in cases if c.ok]
     if not cases:
         return ["No case of this task finished."]
     out = degenerate_findings(cases)  # first: they say what the accuracies and comparisons below are worth
     out += [c.sentence() for c in comparisons]
-    out += [f"{a} vs {b}: not tested (these results hold no per-image predictions); no winner is named."
-            for a, b in untested]
+    out += [
+        f"{a} vs {b}: not tested (these results hold no per-image predictions); no winner is named."
+        for a, b in untested
+    ]
     gaps = "; ".join(f"{c.id} {spread([h['train_acc'] - h['val_acc'] for h in _last(c)])}" for c in cases)
     out.append(f"Train minus validation accuracy at the last epoch (mean ± sd over seeds): {gaps}.")
     loss_gaps = "; ".join(f"{c.id} {spread([h['val_loss'] - h['train_loss'] for h in _last(c)], _loss)}" for c in cases)
@@ -48,8 +52,10 @@ def degenerate_findings(cases: list[CaseResult]) -> list[str]:
         if not found:
             continue
         details = "; ".join(f"seed {seed}: {str(why).replace('; ', ', ')}" for seed, why in found.items())
-        out.append(f"{case.id}: {len(found)} of {plural(len(case.ok), 'seed')} "
-                   f"{'are' if len(found) > 1 else 'is'} degenerate ({details}): {_worth(found)}.")
+        out.append(
+            f"{case.id}: {len(found)} of {plural(len(case.ok), 'seed')} "
+            f"{'are' if len(found) > 1 else 'is'} degenerate ({details}): {_worth(found)}."
+        )
     return out
 
 
@@ -60,8 +66,10 @@ def _worth(found: dict) -> str:
     both, parts = called and ranked, []
     if called:
         labels = set(called.values())
-        parts.append(f"no better than predicting {labels.pop() if len(labels) == 1 else 'one class'} for every image"
-                     + (f" ({_seeds(called)})" if both else ""))
+        parts.append(
+            f"no better than predicting {labels.pop() if len(labels) == 1 else 'one class'} for every image"
+            + (f" ({_seeds(called)})" if both else "")
+        )
     if ranked:
         which = _seeds(ranked) + ", " if both else ""
         values = ", ".join(f"{found[seed].auc:.3f}" for seed in ranked)
@@ -88,13 +96,17 @@ def _time_findings(cases: list[CaseResult]) -> list[str]:
     ratio = f"{mean_time[slow.id] / mean_time[fast.id]:.1f}×"
     b, n = fast.epoch_medians(), slow.epoch_medians()
     if len(b) < 2 or len(n) < 2:
-        return [f"{slow.id} took {ratio} the time per epoch of {fast.id} ({times}; fewer than 2 seeds a side: "
-                f"a measurement, not a tested difference)."]
+        return [
+            f"{slow.id} took {ratio} the time per epoch of {fast.id} ({times}; fewer than 2 seeds a side: "
+            f"a measurement, not a tested difference)."
+        ]
     p = stats.welch_worse(b, n, higher_is_better=False)
     if p >= stats.ALPHA:
         return [f"No detectable difference in time per epoch between {slow.id} and {fast.id} ({times})."]
-    return [f"{slow.id} took {ratio} the time per epoch of {fast.id} ({times}; Welch's t over each seed's median "
-            f"epoch time, {p_is(p)})."]
+    return [
+        f"{slow.id} took {ratio} the time per epoch of {fast.id} ({times}; Welch's t over each seed's median "
+        f"epoch time, {p_is(p)})."
+    ]
 
 
 def _last(case: CaseResult) -> list[dict]:

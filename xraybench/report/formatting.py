@@ -8,7 +8,7 @@ METRIC_LABELS = {"test_acc": "ACC", "test_auc": "AUC"}  # the short names of the
 
 
 def plural(n: int, word: str) -> str:
-    """"1 case", "2 cases": a count and its noun, agreeing."""
+    """ "1 case", "2 cases": a count and its noun, agreeing."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -25,12 +25,12 @@ def p_value(p: float) -> str:
 
 
 def p_is(p: float) -> str:
-    """"p < 0.001" or "p = 0.042", for sentences."""
+    """ "p < 0.001" or "p = 0.042", for sentences."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def mean_sd(values: list[float], spec: str = ".3f", scale: float = 1.0) -> str:
-    """"m ± sd" over seeds, the value alone with one seed, "–" with none."""
+    """ "m ± sd" over seeds, the value alone with one seed, "–" with none."""
     summary = stats.across_seeds(values)
     if summary is None:
         return "–"

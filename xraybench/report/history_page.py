@@ -11,18 +11,27 @@ from xraybench.report.formatting import METRIC_LABELS, interval, p_value, plural
 from xraybench.report.render import write_pages
 from xraybench.report.tables import Table
 
-CHANGE_HEADERS = ["case", "profile", "metric", "latest run", "recent runs (pooled)", "latest − recent [95% interval]",
-                  "p (Holm)", "verdict"]
+CHANGE_HEADERS = [
+    "case",
+    "profile",
+    "metric",
+    "latest run",
+    "recent runs (pooled)",
+    "latest − recent [95% interval]",
+    "p (Holm)",
+    "verdict",
+]
 
 
 def render(docs: list[dict], series: list[history.Series], out: Path, lookback: int) -> tuple[Path, Path]:
     """Write history.html and history.pdf into ``out``."""
-    return write_pages(context(docs, series, lookback), "history.html.j2", Path(out), "history",
-                       docs[-1].get("datetime"))
+    return write_pages(
+        context(docs, series, lookback), "history.html.j2", Path(out), "history", docs[-1].get("datetime")
+    )
 
 
 def summary(docs: list[dict], series: list[history.Series]) -> str:
-    """"6 runs, 1 case": the page's title and the console's first line say the same."""
+    """ "6 runs, 1 case": the page's title and the console's first line say the same."""
     return f"{plural(len(docs), 'run')}, {plural(len({s.case for s in series}), 'case')}"
 
 
@@ -36,25 +45,30 @@ def context(docs: list[dict], series: list[history.Series], lookback: int) -> di
         "title": f"xraybench history: {summary(docs, series)}",
         "runs": runs_table(docs, labels),
         "changes": changes_table(series),
-        "method": (f"Each point is a run's mean over seeds with its 95% interval (seeds' spread and test images), "
-                   f"labelled by the run's commit and date (and its name where runs share both). A case run under "
-                   f"two profiles is two experiments (image size, epochs): each profile is its own series and line. "
-                   f"Each run is tested against the pooled seeds of up to {plural(lookback, 'earlier run')} of the "
-                   f"same configuration on the same test images (conbench's lookback): the difference of the means, "
-                   f"with each side's seed spread and the test images' sampling, on Welch's t; a case's accuracy and "
-                   f"AUC held together by Holm at α = 0.05. A flagged run is drawn red-orange (worse) or green "
-                   f"(better). Runs are ordered by commit date, then run date. The intervals drawn count the sampling "
-                   f"of the test images, which runs on the same images share; the test does not need to, so it sees "
-                   f"changes smaller than the overlap of two intervals suggests. A case the latest run lacks is drawn "
-                   f"and listed but is no regression of that run."),
-        "cases": [{"case": case, "figure": plots.metric_history(group, labels, profiles)}
-                  for case, group in by_case.items()],
+        "method": (
+            f"Each point is a run's mean over seeds with its 95% interval (seeds' spread and test images), "
+            f"labelled by the run's commit and date (and its name where runs share both). A case run under "
+            f"two profiles is two experiments (image size, epochs): each profile is its own series and line. "
+            f"Each run is tested against the pooled seeds of up to {plural(lookback, 'earlier run')} of the "
+            f"same configuration on the same test images (conbench's lookback): the difference of the means, "
+            f"with each side's seed spread and the test images' sampling, on Welch's t; a case's accuracy and "
+            f"AUC held together by Holm at α = 0.05. A flagged run is drawn red-orange (worse) or green "
+            f"(better). Runs are ordered by commit date, then run date. The intervals drawn count the sampling "
+            f"of the test images, which runs on the same images share; the test does not need to, so it sees "
+            f"changes smaller than the overlap of two intervals suggests. A case the latest run lacks is drawn "
+            f"and listed but is no regression of that run."
+        ),
+        "cases": [
+            {"case": case, "figure": plots.metric_history(group, labels, profiles)} for case, group in by_case.items()
+        ],
     }
 
 
 def runs_table(docs: list[dict], labels: list[str]) -> Table:
-    rows = [[str(i + 1), label, history.run_name(d), history.when(d)[:19], d.get("profile") or "", d["_source"]]
-            for i, (d, label) in enumerate(zip(docs, labels))]
+    rows = [
+        [str(i + 1), label, history.run_name(d), history.when(d)[:19], d.get("profile") or "", d["_source"]]
+        for i, (d, label) in enumerate(zip(docs, labels))
+    ]
     return Table(["#", "label (the figures' axis)", "run", "date", "profile", "file"], rows, numeric_from=99)
 
 
@@ -74,8 +88,9 @@ def changes_table(series: list[history.Series]) -> Table:
         recent = f"{100 * (p.mean - d.difference):.1f} ({plural(p.window, 'run')}, {plural(d.seeds_b, 'seed')})"
         diff = f"{100 * d.difference:+.1f}" + (f" [{100 * d.low:+.1f}, {100 * d.high:+.1f}]" if d.testable else "")
         rows.append([*first, latest, recent, _unbroken(diff), p_value(p.held_p) if d.testable else "–", p.status])
-    return Table(CHANGE_HEADERS, rows, numeric_from=3, title="The latest run against its recent history",
-                 css_class="comparisons")  # case names unbroken, long verdicts wrap
+    return Table(
+        CHANGE_HEADERS, rows, numeric_from=3, title="The latest run against its recent history", css_class="comparisons"
+    )  # case names unbroken, long verdicts wrap
 
 
 def _unbroken(text: str) -> str:

@@ -7,20 +7,24 @@ from xraybench import results
 from xraybench.data import patients
 from xraybench.results import CaseResult
 
-INTENDED = ("Teaching and benchmarking: comparing training set-ups for NORMAL vs PNEUMONIA classification of "
-            "chest radiographs, as in a course's homework, with the uncertainty of every number stated.")
-OUT_OF_SCOPE = ("Diagnosis or triage of patients, or any clinical decision. These models were not validated "
-                "clinically, on external sites or across patient groups, and their thresholds were not set for a "
-                "clinical operating point.")
+INTENDED = (
+    "Teaching and benchmarking: comparing training set-ups for NORMAL vs PNEUMONIA classification of "
+    "chest radiographs, as in a course's homework, with the uncertainty of every number stated."
+)
+OUT_OF_SCOPE = (
+    "Diagnosis or triage of patients, or any clinical decision. These models were not validated "
+    "clinically, on external sites or across patient groups, and their thresholds were not set for a "
+    "clinical operating point."
+)
 LIMITATIONS = {
     "synthetic": "The built-in images are synthetic radiographs drawn by xraybench; results on them say how the "
-                 "set-ups compare on a controlled task, nothing about performance on real patients. The test split "
-                 "is drawn with a shifted acquisition to show a validation-to-test gap.",
+    "set-ups compare on a controlled task, nothing about performance on real patients. The test split "
+    "is drawn with a shifted acquisition to show a validation-to-test gap.",
     "folder": "A Kermany-layout folder. If it is the Kermany et al. (2018) set: paediatric patients aged one to "
-              "five, from one centre (Guangzhou Women and Children's Medical Center), with a test split whose class "
-              "balance differs from training; results need not transfer to adults or to other hospitals.",
+    "five, from one centre (Guangzhou Women and Children's Medical Center), with a test split whose class "
+    "balance differs from training; results need not transfer to adults or to other hospitals.",
     "npz": "A MedMNIST-style .npz. PneumoniaMNIST is derived from the Kermany et al. (2018) images (paediatric, one "
-           "centre) and downsampled, which removes fine detail.",
+    "centre) and downsampled, which removes fine detail.",
 }
 
 
@@ -33,26 +37,37 @@ def model_card(doc: dict, cases: list[CaseResult]) -> list[tuple[str, str]]:
     ok = [r for r in rows if r["status"] == "ok"]
     hours = sum(r["metrics"].get("wall_time_s") or 0 for r in ok) / 3600
     gpu = (software.get("gpu") or {}).get("name")
-    compute = (f"{len(ok)} of {len(rows)} trainings finished on {gpu or software.get('device', 'an unrecorded device')} "
-               f"in {_duration(hours)} of training in all, in {settings['precision']}"
-               f"{', deterministic algorithms only' if settings['deterministic'] else ''}"
-               f"{', backbones from random initialisation (not pretrained)' if settings['random_init'] else ''}.")
-    return [("Intended use", INTENDED), ("Out of scope", OUT_OF_SCOPE),
-            ("Data", _data_accounting(data)), ("Compute", compute),
-            ("Limitations", LIMITATIONS.get(data.get("kind"), "The data source is not one xraybench knows.")
-             + " Model selection used the validation split only; the test split was evaluated once per seed.")]
+    compute = (
+        f"{len(ok)} of {len(rows)} trainings finished on {gpu or software.get('device', 'an unrecorded device')} "
+        f"in {_duration(hours)} of training in all, in {settings['precision']}"
+        f"{', deterministic algorithms only' if settings['deterministic'] else ''}"
+        f"{', backbones from random initialisation (not pretrained)' if settings['random_init'] else ''}."
+    )
+    return [
+        ("Intended use", INTENDED),
+        ("Out of scope", OUT_OF_SCOPE),
+        ("Data", _data_accounting(data)),
+        ("Compute", compute),
+        (
+            "Limitations",
+            LIMITATIONS.get(data.get("kind"), "The data source is not one xraybench knows.")
+            + " Model selection used the validation split only; the test split was evaluated once per seed.",
+        ),
+    ]
 
 
 def _data_accounting(data: dict) -> str:
     if not data:
         return "No data was recorded."
-    splits = "; ".join(f"{name} {s['images']} ({s['normal']} normal, {s['pneumonia']} pneumonia)"
-                       for name, s in (data.get("splits") or {}).items())
-    notes = "".join(f" {note[0].upper()}{note[1:]}." for note in data.get("notes", [])
-                    if note != data.get("splitting"))
+    splits = "; ".join(
+        f"{name} {s['images']} ({s['normal']} normal, {s['pneumonia']} pneumonia)"
+        for name, s in (data.get("splits") or {}).items()
+    )
+    notes = "".join(f" {note[0].upper()}{note[1:]}." for note in data.get("notes", []) if note != data.get("splitting"))
     how = f" Splits: {data['splitting']}." if data.get("splitting") else ""
-    shared = leakage_sentence(data["leakage"], data.get("patient_names")) if "leakage" in data else \
-        patient_overlap(data)
+    shared = (
+        leakage_sentence(data["leakage"], data.get("patient_names")) if "leakage" in data else patient_overlap(data)
+    )
     return f"{data.get('name')} ({data.get('kind')}; {data.get('location', '')}): {splits}.{how}{notes} {shared}"
 
 
@@ -79,13 +94,17 @@ def patient_overlap(data: dict) -> str:
     if data.get("kind") == "synthetic":
         return "Patient overlap: none (every synthetic image is an independent draw)."
     images = data.get("images") or {}
-    ids = {split: {p for i in images.get(split, {}).get("ids", []) if (p := patients.patient_id(i))}
-           for split in ("val", "test")}
+    ids = {
+        split: {p for i in images.get(split, {}).get("ids", []) if (p := patients.patient_id(i))}
+        for split in ("val", "test")
+    }
     if not ids["val"] or not ids["test"]:
         return "Patient overlap: unknown (the file names do not name patients)."
     shared = ids["val"] & ids["test"]
-    return (f"Patient overlap between validation and test, from file names: {len(shared)} of {len(ids['test'])} "
-            f"test patients also appear in validation (training not recorded).")
+    return (
+        f"Patient overlap between validation and test, from file names: {len(shared)} of {len(ids['test'])} "
+        f"test patients also appear in validation (training not recorded)."
+    )
 
 
 def _duration(hours: float) -> str:

@@ -12,18 +12,28 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 TRAIN, VAL, TEST = "#0072B2", "#E69F00", "#009E73"
 PALETTE = [TRAIN, VAL, TEST, "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 SPLIT_COLOURS = {"train": TRAIN, "val": VAL, "test": TEST}
 
-plt.rcParams.update({
-    "svg.hashsalt": "xraybench", "svg.fonttype": "path", "font.size": 9, "axes.titlesize": 10,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-    "legend.frameon": False, "figure.dpi": 100, "axes.prop_cycle": plt.cycler(color=PALETTE),
-})
+plt.rcParams.update(
+    {
+        "svg.hashsalt": "xraybench",
+        "svg.fonttype": "path",
+        "font.size": 9,
+        "axes.titlesize": 10,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "legend.frameon": False,
+        "figure.dpi": 100,
+        "axes.prop_cycle": plt.cycler(color=PALETTE),
+    }
+)
 
 
 def to_data_uri(fig) -> str:
@@ -58,8 +68,15 @@ def val_vs_test(names: list[str], val: list[list[float]], test: list[list[float]
     for offset, values, colour, label in ((-0.2, val, VAL, "best validation"), (0.2, test, TEST, "test")):
         means = np.array([np.mean(v) for v in values])
         spread = np.array([[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]])
-        ax.barh(y + offset, means, height=0.38, color=colour, label=label, xerr=spread,
-                error_kw={"elinewidth": 0.8, "capsize": 1.5})
+        ax.barh(
+            y + offset,
+            means,
+            height=0.38,
+            color=colour,
+            label=label,
+            xerr=spread,
+            error_kw={"elinewidth": 0.8, "capsize": 1.5},
+        )
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set(xlabel="accuracy (mean over seeds; whiskers: min–max)", xlim=(0, 1))
@@ -73,7 +90,7 @@ def confusion_matrices(named: list[tuple[str, dict]]) -> str:
     cols = min(4, len(named))
     rows = -(-len(named) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows), squeeze=False)
-    for ax in axes.flat[len(named):]:
+    for ax in axes.flat[len(named) :]:
         ax.axis("off")
     for ax, (name, c) in zip(axes.flat, named):
         m = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
@@ -131,10 +148,24 @@ def operating_curves(cases: list) -> str:
             ax.plot(GRID, curve.mean(axis=0), color=colour, lw=1.2, label=case.case)
             if len(curve) > 1:
                 ax.fill_between(GRID, curve.min(axis=0), curve.max(axis=0), color=colour, alpha=0.15, lw=0)
-        roc.plot(np.mean([1 - s.specificity_at_threshold for s in case.seeds]),
-                 np.mean([s.sensitivity_at_threshold for s in case.seeds]), "o", color=colour, ms=4, mec="black", mew=0.5)
-        pr.plot(np.mean([s.sensitivity_at_threshold for s in case.seeds]),
-                np.mean([s.precision_at_threshold for s in case.seeds]), "o", color=colour, ms=4, mec="black", mew=0.5)
+        roc.plot(
+            np.mean([1 - s.specificity_at_threshold for s in case.seeds]),
+            np.mean([s.sensitivity_at_threshold for s in case.seeds]),
+            "o",
+            color=colour,
+            ms=4,
+            mec="black",
+            mew=0.5,
+        )
+        pr.plot(
+            np.mean([s.sensitivity_at_threshold for s in case.seeds]),
+            np.mean([s.precision_at_threshold for s in case.seeds]),
+            "o",
+            color=colour,
+            ms=4,
+            mec="black",
+            mew=0.5,
+        )
         predicted, observed = case.reliability()
         rel.plot(predicted, observed, marker="o", ms=3, color=colour, lw=1.2)
     roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
@@ -142,10 +173,20 @@ def operating_curves(cases: list) -> str:
     pr.axhline(prevalence, color="grey", lw=0.8, ls=":")
     rel.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
     roc.set(title="(a) ROC (test)", xlabel="1 − specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
-    pr.set(title="(b) Precision–recall (test)", xlabel="recall (sensitivity)", ylabel="precision", xlim=(0, 1),
-           ylim=(0, 1.02))
-    rel.set(title="(c) Reliability (test)", xlabel="mean P(pneumonia)", ylabel="observed pneumonia rate",
-            xlim=(0, 1), ylim=(0, 1.02))
+    pr.set(
+        title="(b) Precision–recall (test)",
+        xlabel="recall (sensitivity)",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    rel.set(
+        title="(c) Reliability (test)",
+        xlabel="mean P(pneumonia)",
+        ylabel="observed pneumonia rate",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     handles, labels = roc.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, len(labels)), fontsize=8)
     fig.tight_layout()
@@ -176,8 +217,7 @@ def sweep_figure(effects: dict[str, list[tuple[object, float]]], expected: list[
         x = {v: i for i, v in enumerate(values)}
         ax.plot([x[v] for v, _ in points], [a for _, a in points], "o", ms=3, color=VAL, alpha=0.7)
         ax.plot(range(len(values)), [np.mean([a for v2, a in points if v2 == v]) for v in values], color=TRAIN)
-        ax.set_xticks(range(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values],
-                      fontsize=7)
+        ax.set_xticks(range(len(values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in values], fontsize=7)
         ax.set(title=name, xlabel=name)
     axes[0][0].set_ylabel("best val acc")
     last = axes[0][-1]
@@ -213,8 +253,11 @@ def metric_history(series: list, labels: list[str], profiles: list[str]) -> str:
     its place in ``profiles`` (the history's), so that it looks the same in every case's figure."""
     metrics = list(dict.fromkeys(s.metric for s in series))
     drawn_profiles = {s.profile for s in series}
-    styles = {profile: PROFILE_STYLES[i % len(PROFILE_STYLES)] for i, profile in enumerate(profiles)
-              if profile in drawn_profiles}
+    styles = {
+        profile: PROFILE_STYLES[i % len(PROFILE_STYLES)]
+        for i, profile in enumerate(profiles)
+        if profile in drawn_profiles
+    }
     drawn = {p.label for s in series for p in s.points}
     shown = [label for label in labels if label in drawn]
     x = {label: i for i, label in enumerate(shown)}
@@ -223,14 +266,20 @@ def metric_history(series: list, labels: list[str], profiles: list[str]) -> str:
     for ax, metric in zip(axes[0], metrics):
         for s in (s for s in series if s.metric == metric):
             _history_line(ax, s, x, *styles[s.profile])
-        ax.set_xticks(range(0, len(shown), step), shown[::step], rotation=40, ha="right", rotation_mode="anchor",
-                      fontsize=7)
+        ax.set_xticks(
+            range(0, len(shown), step), shown[::step], rotation=40, ha="right", rotation_mode="anchor", fontsize=7
+        )
         ax.set_xlim(-0.5, len(shown) - 0.5)
         ax.margins(y=0.1)  # the intervals' caps clear the axes
         ax.set(title={"test_acc": "test accuracy (%)", "test_auc": "test AUC (×100)"}.get(metric, metric))
     flagged = {p.status for s in series for p in s.points} & set(FLAGS)
-    fig.legend(handles=_history_legend(styles, sorted(flagged, reverse=True)), loc="lower center",
-               bbox_to_anchor=(0.5, 1.0), ncol=len(styles) + len(flagged), fontsize=8)
+    fig.legend(
+        handles=_history_legend(styles, sorted(flagged, reverse=True)),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=len(styles) + len(flagged),
+        fontsize=8,
+    )
     fig.tight_layout()
     return to_data_uri(fig)
 
@@ -241,15 +290,26 @@ def _history_line(ax, s, x: dict[str, int], colour: str, marker: str) -> None:
     ax.plot(xs, [100 * p.mean for p in s.points], color=colour, lw=0.8, alpha=0.6)
     for i, p in zip(xs, s.points):
         low, high = p.interval or (p.mean, p.mean)
-        ax.errorbar(i, 100 * p.mean, yerr=[[100 * (p.mean - low)], [100 * (high - p.mean)]], fmt=marker, ms=4.5,
-                    color=FLAGS.get(p.status, colour), capsize=2, lw=1)
+        ax.errorbar(
+            i,
+            100 * p.mean,
+            yerr=[[100 * (p.mean - low)], [100 * (high - p.mean)]],
+            fmt=marker,
+            ms=4.5,
+            color=FLAGS.get(p.status, colour),
+            capsize=2,
+            lw=1,
+        )
 
 
 def _history_legend(styles: dict[str, tuple[str, str]], flags: list[str]) -> list:
     """A line per profile, then a dot per flag drawn (the figure's legend, above the panels: it hides no point)."""
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=colour, marker=marker, ms=4.5, lw=0.8, label=f"profile {profile or '?'}")
-               for profile, (colour, marker) in styles.items()]
-    return handles + [Line2D([], [], color=FLAGS[f], marker="o", ms=4.5, lw=0, label=f"{f} than the recent runs")
-                      for f in flags]
+    handles = [
+        Line2D([], [], color=colour, marker=marker, ms=4.5, lw=0.8, label=f"profile {profile or '?'}")
+        for profile, (colour, marker) in styles.items()
+    ]
+    return handles + [
+        Line2D([], [], color=FLAGS[f], marker="o", ms=4.5, lw=0, label=f"{f} than the recent runs") for f in flags
+    ]

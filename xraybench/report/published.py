@@ -29,15 +29,21 @@ def published_section(doc: dict, members: list[CaseResult]) -> dict | None:
     for case in ran:
         rows += _rows(doc, case)
         deviations.append({"case": case.id, "differences": differences(doc, case)})
-    sources = dict.fromkeys(f"{c.first['published']['source']} — {c.first['published']['table']}; protocol: "
-                            f"{c.first['published']['protocol']}" for c in cited)
+    sources = dict.fromkeys(
+        f"{c.first['published']['source']} — {c.first['published']['table']}; protocol: "
+        f"{c.first['published']['protocol']}"
+        for c in cited
+    )
     return {
         "table": Table(HEADERS, rows, numeric_from=2, caption=_caption(doc)) if rows else None,
         "deviations": deviations,
         "sources": list(sources),
-        "not_run": [f"{len(ids)} case(s) need --data {need} (this run's data is {_data_name(doc)}): "
-                    f"xraybench run '{_suite(cited)}*' --data {need} --profile {REPRODUCTION_PROFILE} fetches it "
-                    f"and runs them" for need, ids in not_run.items()],
+        "not_run": [
+            f"{len(ids)} case(s) need --data {need} (this run's data is {_data_name(doc)}): "
+            f"xraybench run '{_suite(cited)}*' --data {need} --profile {REPRODUCTION_PROFILE} fetches it "
+            f"and runs them"
+            for need, ids in not_run.items()
+        ],
     }
 
 
@@ -54,10 +60,12 @@ def _rows(doc: dict, case: CaseResult) -> list[list[str]]:
         runs = int(ref.get("runs") or 1)
         result = stats.against_published(values, published, sd, runs)
         ours = f"{100 * result.ours:.1f} {interval(case.mean_interval(metric))}"
-        theirs = f"{100 * published:.1f}" + (f" ± {100 * sd:.1f} (sd, {runs} runs)" if sd else
-                                             f" ({runs} run{'s' * (runs > 1)}, no sd)")
+        theirs = f"{100 * published:.1f}" + (
+            f" ± {100 * sd:.1f} (sd, {runs} runs)" if sd else f" ({runs} run{'s' * (runs > 1)}, no sd)"
+        )
         diff = f"{100 * result.difference:+.1f}" + (
-            f" [{100 * result.low:+.1f}, {100 * result.high:+.1f}]" if result.testable else "")
+            f" [{100 * result.low:+.1f}, {100 * result.high:+.1f}]" if result.testable else ""
+        )
         rows.append([case.id, label, ours, theirs, diff, block or _verdict(result)])
     return rows
 
@@ -97,8 +105,10 @@ def differences(doc: dict, case: CaseResult) -> list[str]:
     found = []
     if doc.get("profile") != REPRODUCTION_PROFILE:
         train, data = config.get("train", {}), config.get("data", {})
-        found.append(f"profile {doc.get('profile')}: {train.get('epochs')} epochs at {data.get('image_size')} px"
-                     f"{_limit(doc)}, a shortened protocol")
+        found.append(
+            f"profile {doc.get('profile')}: {train.get('epochs')} epochs at {data.get('image_size')} px"
+            f"{_limit(doc)}, a shortened protocol"
+        )
     if not _on_published_file(doc, case):
         data = doc.get("data") or {}
         md5 = (data.get("medmnist") or {}).get("md5", "unknown")
@@ -113,8 +123,9 @@ def differences(doc: dict, case: CaseResult) -> list[str]:
         found.append(f"{settings['precision']} autocast (published: fp32)")
     software = doc.get("software") or {}
     gpu = (software.get("gpu") or {}).get("name")
-    found.append(f"hardware: {gpu or software.get('device', 'unknown device').upper()}, torch "
-                 f"{software.get('torch', '?')}")
+    found.append(
+        f"hardware: {gpu or software.get('device', 'unknown device').upper()}, torch {software.get('torch', '?')}"
+    )
     return found + list(ref.get("deviations") or [])
 
 
@@ -124,13 +135,16 @@ def _limit(doc: dict) -> str:
 
 
 def _caption(doc: dict) -> str:
-    return ("Ours: the mean over seeds and its 95% interval counting the seeds' spread and the sampling of the "
-            "test images (Wilson or DeLong with one seed). Published: its mean, with its sd over runs where "
-            "published. The verdict tests ours − published (two-sided t, α = 0.05) with the seed spread of both "
-            "sides — the published sd where given, else ours, as a reproduction would have it; the test images "
-            "are the same, so their sampling cancels. benchmarks/stat_calibration.py shows it calls a faithful "
-            "reproduction different in 3.5–5.9% of simulated runs (4.6% pooled). A verdict is given only for the full profile on "
-            "MedMNIST's own file.")
+    return (
+        "Ours: the mean over seeds and its 95% interval counting the seeds' spread and the sampling of the "
+        "test images (Wilson or DeLong with one seed). Published: its mean, with its sd over runs where "
+        "published. The verdict tests ours − published (two-sided t, α = 0.05) with the seed spread of both "
+        "sides — the published sd where given, else ours, as a reproduction would have it; the test images "
+        "are the same, so their sampling cancels. benchmarks/stat_calibration.py shows it calls a faithful "
+        "reproduction different in 3.5–5.9% of simulated runs (4.6% pooled). "
+        "A verdict is given only for the full profile on "
+        "MedMNIST's own file."
+    )
 
 
 def _data_name(doc: dict) -> str:

@@ -31,9 +31,12 @@ from xraybench.results import CaseResult, by_case
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
-RANDOM_INIT_BANNER = ("Random initialisation — not a pretrained result. This run built its ImageNet backbones from "
-                      "random weights (xraybench run --random-init) to exercise the code; its transfer-learning "
-                      "numbers say nothing about pretrained models.")
+RANDOM_INIT_BANNER = (
+    "Random initialisation — not a pretrained result. This run built its ImageNet backbones from "
+    "random weights (xraybench run --random-init) to exercise the code; its transfer-learning "
+    "numbers say nothing about pretrained models."
+)
+
 
 def render(run_dir: Path, baseline: Path | None = None) -> tuple[Path, Path]:
     """Write report.html and report.pdf into ``run_dir`` from its results.json (and, given a
@@ -60,17 +63,18 @@ def write_pages(context: dict, template: str, out: Path, stem: str, date: str | 
         weasyprint.HTML(string=render_html(context, template), base_url=str(TEMPLATES)).write_pdf(pdf_path)
     return html_path, pdf_path
 
+
 @contextlib.contextmanager
 def _source_date(iso: str | None):
     """SOURCE_DATE_EPOCH = the run's date while the PDF is written: the font subsetter
     (fontTools) stamps embedded fonts with it instead of the current time."""
     saved = os.environ.get("SOURCE_DATE_EPOCH")
     try:
-        stamp = dt.datetime.fromisoformat(iso) if iso else dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+        stamp = dt.datetime.fromisoformat(iso) if iso else dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     except ValueError:
-        stamp = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+        stamp = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+        stamp = stamp.replace(tzinfo=dt.UTC)
     os.environ["SOURCE_DATE_EPOCH"] = str(int(stamp.timestamp()))
     try:
         yield
@@ -80,13 +84,24 @@ def _source_date(iso: str | None):
         else:
             os.environ["SOURCE_DATE_EPOCH"] = saved
 
+
 def render_html(context: dict, template: str = "report.html.j2", screen: bool = False) -> str:
     """The page for print (what the PDF is made of), or with ``screen`` for a browser."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     css, screen_css = ((TEMPLATES / name).read_text(encoding="utf-8") for name in ("print.css", "screen.css"))
-    return env.get_template(template).render(**context, css=markupsafe.Markup(css), screen=screen,  # our own files
-                                             screen_css=markupsafe.Markup(screen_css))
+    return env.get_template(template).render(
+        **context,
+        css=markupsafe.Markup(css),
+        screen=screen,  # our own files
+        screen_css=markupsafe.Markup(screen_css),
+    )
+
 
 def build_context(doc: dict) -> dict:
     rows = doc["cases"]
@@ -115,14 +130,22 @@ def build_context(doc: dict) -> dict:
 
 
 # Where the browser's table of contents leads: the report's fixed sections (a suite's and a task's are theirs).
-ANCHORS = {"method": "how-to-read", "analysis": "test-set-analysis", "check": "regression-check", "problems": "problems",
-           "per_seed": "appendix-seeds", "appendix": "appendix-configurations", "checklist": "appendix-checklist",
-           "environment": "appendix-environment"}
+ANCHORS = {
+    "method": "how-to-read",
+    "analysis": "test-set-analysis",
+    "check": "regression-check",
+    "problems": "problems",
+    "per_seed": "appendix-seeds",
+    "appendix": "appendix-configurations",
+    "checklist": "appendix-checklist",
+    "environment": "appendix-environment",
+}
 
 
 def table_of_contents(context: dict) -> list[dict]:
     """The report's sections, tasks and their findings, in page order, with the anchors their headings carry on
     screen."""
+
     def entry(anchor: str, label: str, level: int = 2) -> dict:
         return {"anchor": anchor, "label": label, "level": level}
 
@@ -144,29 +167,46 @@ def table_of_contents(context: dict) -> list[dict]:
     entries.append(entry(ANCHORS["problems"], "Skipped and failed cases"))
     if context["per_seed"]:
         entries.append(entry(ANCHORS["per_seed"], "Appendix: per-seed test metrics"))
-    return entries + [entry(ANCHORS["appendix"], "Appendix: case configurations"),
-                      entry(ANCHORS["checklist"], "Appendix: reporting checklist"),
-                      entry(ANCHORS["environment"], "Appendix: environment")]
+    return [
+        *entries,
+        entry(ANCHORS["appendix"], "Appendix: case configurations"),
+        entry(ANCHORS["checklist"], "Appendix: reporting checklist"),
+        entry(ANCHORS["environment"], "Appendix: environment"),
+    ]
+
 
 def _check_section(doc: dict, baseline_path: Path) -> dict:
     baseline = check.read_baseline(baseline_path)
     try:
         verdicts = check.compare(doc, baseline)
     except check.CheckError as exc:  # another profile, data or test images: the report says so and compares nothing
-        return {"baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
-                "table": None, "warnings": [str(exc)],
-                "verdict": "not compared"}
-    return {"baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
-            "table": Table(console.VERDICT_HEADERS, console.verdict_rows(verdicts), numeric_from=99),
-            "warnings": check.environment_warnings(doc, baseline) + [
-                f"{n} case(s) with {check.ONE_SEED}" for n in [sum(check.ONE_SEED in v.note for v in verdicts)] if n],
-            "verdict": "regression" if check.exit_code(verdicts) else "no regression"}
+        return {
+            "baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
+            "table": None,
+            "warnings": [str(exc)],
+            "verdict": "not compared",
+        }
+    return {
+        "baseline": f"{baseline.get('name')} ({baseline_path.name}, {baseline.get('created')})",
+        "table": Table(console.VERDICT_HEADERS, console.verdict_rows(verdicts), numeric_from=99),
+        "warnings": check.environment_warnings(doc, baseline)
+        + [f"{n} case(s) with {check.ONE_SEED}" for n in [sum(check.ONE_SEED in v.note for v in verdicts)] if n],
+        "verdict": "regression" if check.exit_code(verdicts) else "no regression",
+    }
+
 
 def _suites(doc: dict, rows: list[dict]) -> dict:
     declared = doc.get("suites") or {}
     names = list(dict.fromkeys(r.get("suite", "") for r in rows))
-    return {n: {"title": declared.get(n, {}).get("title", n.upper()), "tasks": declared.get(n, {}).get("tasks", {}),
-                "views": declared.get(n, {}).get("views", {})} for n in names}
+    return {
+        n: {
+            "title": declared.get(n, {}).get("title", n.upper()),
+            "tasks": declared.get(n, {}).get("tasks", {}),
+            "views": declared.get(n, {}).get("views", {}),
+        }
+        for n in names
+    }
+
 
 def _facts(doc: dict, software: dict) -> list[tuple[str, str]]:
     commit = doc.get("commit_info") or {}
@@ -175,19 +215,26 @@ def _facts(doc: dict, software: dict) -> list[tuple[str, str]]:
     if gpu:
         device += f" ({gpu['name']}, {gpu['memory_gb']} GB)"
     versions = ", ".join(f"{k} {software[k]}" for k in ("xraybench", "torch", "torchvision", "cuda") if software.get(k))
-    return [("Run", doc.get("run_id", "")), ("Date", doc.get("datetime", "")), ("Profile", doc.get("profile", "")),
-            ("Device", device), ("Precision", _precision(doc)),
-            ("Deterministic", _deterministic(doc, software)),
-            ("Software", versions),
-            ("Commit", (commit.get("id") or "unknown")[:12] + (" (uncommitted changes)" if commit.get("dirty") else ""))]
+    return [
+        ("Run", doc.get("run_id", "")),
+        ("Date", doc.get("datetime", "")),
+        ("Profile", doc.get("profile", "")),
+        ("Device", device),
+        ("Precision", _precision(doc)),
+        ("Deterministic", _deterministic(doc, software)),
+        ("Software", versions),
+        ("Commit", (commit.get("id") or "unknown")[:12] + (" (uncommitted changes)" if commit.get("dirty") else "")),
+    ]
+
 
 def _deterministic(doc: dict, software: dict) -> str:
     if results.settings(doc)["deterministic"]:
         return "yes (deterministic algorithms only)"
     return "no (cuDNN autotuning)" if software.get("device") == "cuda" else "no"
 
+
 def _precision(doc: dict) -> str:
-    recorded = ((doc.get("settings") or {}).get("precision") or {})
+    recorded = (doc.get("settings") or {}).get("precision") or {}
     name = results.settings(doc)["precision"]
     if name == "fp32":
         text = "fp32"
@@ -195,38 +242,54 @@ def _precision(doc: dict) -> str:
         text = f"{name} autocast (output layer and loss in fp32{', loss scaling' if name == 'fp16' else ''})"
     return text + (f"; {recorded['reason']}" if recorded.get("reason") else "")
 
+
 def _dataset(data: dict | None) -> dict:
     if not data:
         return {"name": "no data recorded", "location": "", "notes": [], "table": None}
     splits = data.get("splits", {})
-    table = Table(["split", "images", "normal", "pneumonia", "pneumonia share"],
-                  [[name, s["images"], s["normal"], s["pneumonia"], pct(s["pneumonia"] / max(s["images"], 1))]
-                   for name, s in splits.items()])
-    return {"name": f"{data.get('name')} ({data.get('kind')})", "location": data.get("location", ""),
-            "notes": data.get("notes", []), "table": table}
+    table = Table(
+        ["split", "images", "normal", "pneumonia", "pneumonia share"],
+        [
+            [name, s["images"], s["normal"], s["pneumonia"], pct(s["pneumonia"] / max(s["images"], 1))]
+            for name, s in splits.items()
+        ],
+    )
+    return {
+        "name": f"{data.get('name')} ({data.get('kind')})",
+        "location": data.get("location", ""),
+        "notes": data.get("notes", []),
+        "table": table,
+    }
+
 
 def _method(doc: dict, cases: dict[str, CaseResult]) -> list[str]:
     """How to read the numbers: seeds, intervals, tests."""
     counts = sorted({len(c.rows) for c in cases.values() if c.ok})
     seeds = " or ".join(str(n) for n in counts) or "no"
-    text = [f"Each case ran with {seeds} seed(s) (a seed sets initialisation, data order, dropout and augmentation). "
-            "Numbers are means ± sd over seeds. A 95% interval of a mean over seeds counts the seeds' spread and "
-            "the sampling of the test images; a case with one seed gets the interval on its test images (Wilson for "
-            "proportions, DeLong for AUC, BCa bootstrap for F1).",
-            f"A sentence names a better case only when a test of the two training procedures rejects at α = "
-            f"{stats.ALPHA}: the difference of their mean test accuracy (or AUC) over seeds, with a standard error "
-            "that counts each side's seed-to-seed spread and the sampling of the test images, referred to a t "
-            "distribution with Welch–Satterthwaite degrees of freedom, the reference of the difference's 95% "
-            "interval too. A comparison's accuracy and AUC claims are held together (Holm), and so are the pairs a "
-            "view tests at once; the adjusted p is shown where it differs. With one seed a side the seed variation "
-            "is unknown and nothing is tested. The sign test on per-image correctness (exact McNemar per seed) is shown too, as a statement "
-            "about these trained networks only. A simulation in benchmarks/stat_calibration.py shows that these "
-            "tests keep their 5% level when seeds vary."]
+    text = [
+        f"Each case ran with {seeds} seed(s) (a seed sets initialisation, data order, dropout and augmentation). "
+        "Numbers are means ± sd over seeds. A 95% interval of a mean over seeds counts the seeds' spread and "
+        "the sampling of the test images; a case with one seed gets the interval on its test images (Wilson for "
+        "proportions, DeLong for AUC, BCa bootstrap for F1).",
+        f"A sentence names a better case only when a test of the two training procedures rejects at α = "
+        f"{stats.ALPHA}: the difference of their mean test accuracy (or AUC) over seeds, with a standard error "
+        "that counts each side's seed-to-seed spread and the sampling of the test images, referred to a t "
+        "distribution with Welch–Satterthwaite degrees of freedom, the reference of the difference's 95% "
+        "interval too. A comparison's accuracy and AUC claims are held together (Holm), and so are the pairs a "
+        "view tests at once; the adjusted p is shown where it differs. With one seed a side the seed variation "
+        "is unknown and nothing is tested. The sign test on per-image correctness (exact McNemar per seed) "
+        "is shown too, as a statement "
+        "about these trained networks only. A simulation in benchmarks/stat_calibration.py shows that these "
+        "tests keep their 5% level when seeds vary.",
+    ]
     if len(counts) > 1:
         fewer = [c.id for c in cases.values() if c.ok and len(c.rows) == counts[0]]
-        text.append(f"Cases with {counts[0]} seed(s) here: the profile runs fewer seeds for them to keep the run "
-                    f"short ({', '.join(fewer[:6])}{', …' if len(fewer) > 6 else ''}); their intervals are wider.")
+        text.append(
+            f"Cases with {counts[0]} seed(s) here: the profile runs fewer seeds for them to keep the run "
+            f"short ({', '.join(fewer[:6])}{', …' if len(fewer) > 6 else ''}); their intervals are wider."
+        )
     return text
+
 
 def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
     rows = list(doc["cases"])
@@ -238,9 +301,17 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
     for suite, meta in suites.items():
         suite_cases = [c for c in cases.values() if c.first.get("suite") == suite]
         if not any(c.ok for c in suite_cases):  # nothing to show but why: one line, and the published block
-            sections.append(_section(suite, meta["title"], [], published_section(doc, suite_cases), None,
-                                     f"No case of this suite finished ({len(suite_cases)} case(s)); the reasons "
-                                     f"are under “Skipped and failed cases”."))
+            sections.append(
+                _section(
+                    suite,
+                    meta["title"],
+                    [],
+                    published_section(doc, suite_cases),
+                    None,
+                    f"No case of this suite finished ({len(suite_cases)} case(s)); the reasons "
+                    f"are under “Skipped and failed cases”.",
+                )
+            )
             continue
         task_keys = sorted(set(meta["tasks"]) | {t for (s, t) in by_task if s == suite})
         tasks = []
@@ -254,16 +325,34 @@ def _sections(doc: dict, cases: dict[str, CaseResult]) -> list[dict]:
             else:
                 continue  # a declared task none of whose cases ran
             anchor = f"suite-{suite}-{key}"
-            tasks.append({"key": key, "title": meta["tasks"].get(key, ""), "anchor": anchor,
-                          "findings_anchor": f"{anchor}-findings", **content})
-        sections.append(_section(suite, meta["title"], tasks, published_section(doc, suite_cases),
-                                 model_card(doc, suite_cases)))
+            tasks.append(
+                {
+                    "key": key,
+                    "title": meta["tasks"].get(key, ""),
+                    "anchor": anchor,
+                    "findings_anchor": f"{anchor}-findings",
+                    **content,
+                }
+            )
+        sections.append(
+            _section(suite, meta["title"], tasks, published_section(doc, suite_cases), model_card(doc, suite_cases))
+        )
     return sections
 
 
-def _section(suite: str, title: str, tasks: list[dict], published: dict | None, card: dict | None,
-             note: str = "") -> dict:
+def _section(
+    suite: str, title: str, tasks: list[dict], published: dict | None, card: dict | None, note: str = ""
+) -> dict:
     """A suite's part of the report, with the anchors its headings carry (the table of contents links them)."""
     anchor = f"suite-{suite}"
-    return {"suite": suite, "title": title, "tasks": tasks, "published": published, "card": card, "note": note,
-            "anchor": anchor, "published_anchor": f"{anchor}-published", "card_anchor": f"{anchor}-card"}
+    return {
+        "suite": suite,
+        "title": title,
+        "tasks": tasks,
+        "published": published,
+        "card": card,
+        "note": note,
+        "anchor": anchor,
+        "published_anchor": f"{anchor}-published",
+        "card_anchor": f"{anchor}-card",
+    }

@@ -22,24 +22,44 @@ def sweep_section(members: list[CaseResult], not_finished: list[str]) -> dict:
     rows = []
     for c in ordered:
         done = c.id in val
-        rows.append([c.id, *(f"{c.first['sweep_params'].get(k, '')}" for k in keys), str(c.seeds),
-                     percent_sd(c.values("best_val_acc")) if done else c.first["status"],
-                     percent_sd(c.values("test_acc")) if done else "–",
-                     mean_sd(c.values("test_loss"), ".4f") if done else "–",
-                     mean_sd(c.values("wall_time_s"), ".1f") if done else "–"])
-    table = Table(["case", *(k.split(".", 1)[1] for k in keys), "seeds", "best val acc", "test acc", "test loss",
-                   "training time (s)"], rows,
-                  caption=f"Sweep of {members[0].first['sweep']}: one row per point of the grid, best validation "
-                          f"accuracy first (mean ± sd over seeds).")
+        rows.append(
+            [
+                c.id,
+                *(f"{c.first['sweep_params'].get(k, '')}" for k in keys),
+                str(c.seeds),
+                percent_sd(c.values("best_val_acc")) if done else c.first["status"],
+                percent_sd(c.values("test_acc")) if done else "–",
+                mean_sd(c.values("test_loss"), ".4f") if done else "–",
+                mean_sd(c.values("wall_time_s"), ".1f") if done else "–",
+            ]
+        )
+    table = Table(
+        [
+            "case",
+            *(k.split(".", 1)[1] for k in keys),
+            "seeds",
+            "best val acc",
+            "test acc",
+            "test loss",
+            "training time (s)",
+        ],
+        rows,
+        caption=f"Sweep of {members[0].first['sweep']}: one row per point of the grid, best validation "
+        f"accuracy first (mean ± sd over seeds).",
+    )
     figures = []
     if ok:
         effects = {k.split(".", 1)[1]: [(c.first["sweep_params"][k], val[c.id]) for c in ok] for k in keys}
         curve = stats.expected_max(list(val.values()))
-        figures.append({"src": plots.sweep_figure(effects, curve),
-                        "caption": "(left) Each hyperparameter's effect: every point of the grid (dots) and the "
-                                   "mean per value (line), best validation accuracy, mean over seeds. (right) "
-                                   "Expected best validation accuracy of n points of the grid "
-                                   "drawn at random with replacement (Dodge et al. 2019)."})
+        figures.append(
+            {
+                "src": plots.sweep_figure(effects, curve),
+                "caption": "(left) Each hyperparameter's effect: every point of the grid (dots) and the "
+                "mean per value (line), best validation accuracy, mean over seeds. (right) "
+                "Expected best validation accuracy of n points of the grid "
+                "drawn at random with replacement (Dodge et al. 2019).",
+            }
+        )
     return task(tables=[table], findings=_findings(members, ok, val), not_finished=not_finished, figures=figures)
 
 
@@ -52,11 +72,13 @@ def _findings(members: list[CaseResult], ok: list[CaseResult], val: dict[str, fl
     gain = curve[-1] - curve[0]
     half = next((n for n, e in enumerate(curve, 1) if e >= curve[0] + 0.5 * gain), len(curve))
     where = f"half of that gain comes within {half} point(s)" if gain > 1e-9 else "trying more points gains nothing"
-    return [f"{len(ok)} of {len(members)} points finished. The best validation accuracy "
-            f"({percent_sd(best.values('best_val_acc'))}) came with {params}: a selection on validation point "
-            f"estimates, not a tested difference between points; its test accuracy is "
-            f"{percent_sd(best.values('test_acc'))}.",
-            f"Expected best validation accuracy of n points drawn at random from the grid, with replacement "
-            f"(Dodge et al. 2019): {100 * curve[0]:.1f} % for n = 1, {100 * curve[-1]:.1f} % for n = {len(curve)} "
-            f"(not the best of the whole grid: draws repeat); {where}. "
-            f"Spread of the points' validation accuracy: {mean_sd(list(val.values()), '.3f')}."]
+    return [
+        f"{len(ok)} of {len(members)} points finished. The best validation accuracy "
+        f"({percent_sd(best.values('best_val_acc'))}) came with {params}: a selection on validation point "
+        f"estimates, not a tested difference between points; its test accuracy is "
+        f"{percent_sd(best.values('test_acc'))}.",
+        f"Expected best validation accuracy of n points drawn at random from the grid, with replacement "
+        f"(Dodge et al. 2019): {100 * curve[0]:.1f} % for n = 1, {100 * curve[-1]:.1f} % for n = {len(curve)} "
+        f"(not the best of the whole grid: draws repeat); {where}. "
+        f"Spread of the points' validation accuracy: {mean_sd(list(val.values()), '.3f')}.",
+    ]

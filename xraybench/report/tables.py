@@ -19,9 +19,17 @@ class Table:
     css_class: str = ""
 
 
-def task(settings: Table | None = None, models=(), tables=(), findings=(), not_finished=(), analysis=None,
-         figures=()) -> dict:
+def task(
+    settings: Table | None = None, models=(), tables=(), findings=(), not_finished=(), analysis=None, figures=()
+) -> dict:
     """The parts a task section may have; the template shows those that are not empty. ``figures``:
     {"src", "caption"} shown after the tables."""
-    return {"settings": settings, "models": list(models), "tables": list(tables), "findings": list(findings),
-            "not_finished": list(not_finished), "analysis": analysis, "figures": list(figures)}
+    return {
+        "settings": settings,
+        "models": list(models),
+        "tables": list(tables),
+        "findings": list(findings),
+        "not_finished": list(not_finished),
+        "analysis": analysis,
+        "figures": list(figures),
+    }

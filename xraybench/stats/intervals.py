@@ -62,8 +62,16 @@ def bootstrap_interval(statistic, *samples: np.ndarray, n_resamples: int = 2000,
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():  # a degenerate BCa (e.g. F1 of 1.0) is handled below
             warnings.simplefilter("ignore")
-            result = stats.bootstrap(samples, statistic, paired=True, vectorized=True, n_resamples=n_resamples,
-                                     confidence_level=CONFIDENCE, method=method, rng=np.random.default_rng(seed))
+            result = stats.bootstrap(
+                samples,
+                statistic,
+                paired=True,
+                vectorized=True,
+                n_resamples=n_resamples,
+                confidence_level=CONFIDENCE,
+                method=method,
+                rng=np.random.default_rng(seed),
+            )
         low, high = result.confidence_interval
         if math.isfinite(low) and math.isfinite(high):
             return [float(low), float(high)]
@@ -72,8 +80,11 @@ def bootstrap_interval(statistic, *samples: np.ndarray, n_resamples: int = 2000,
 
 def confusion_intervals(tn: int, fp: int, fn: int, tp: int) -> dict[str, list[float] | None]:
     """Wilson intervals of accuracy, sensitivity and specificity from a confusion matrix."""
-    return {"acc": wilson(tn + tp, tn + fp + fn + tp), "sensitivity": wilson(tp, tp + fn),
-            "specificity": wilson(tn, tn + fp)}
+    return {
+        "acc": wilson(tn + tp, tn + fp + fn + tp),
+        "sensitivity": wilson(tp, tp + fn),
+        "specificity": wilson(tn, tn + fp),
+    }
 
 
 def test_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, list[float] | None]:
@@ -84,8 +95,11 @@ def test_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5
     positives, negatives = labels == 1, labels == 0
     tp, fn = int(predicted[positives].sum()), int((1 - predicted[positives]).sum())
     tn, fp = int((1 - predicted[negatives]).sum()), int(predicted[negatives].sum())
-    out = {**confusion_intervals(tn, fp, fn, tp), "auc": delong_interval(labels, probs),
-           "f1": bootstrap_interval(_f1, labels.astype(float), predicted.astype(float))}
+    out = {
+        **confusion_intervals(tn, fp, fn, tp),
+        "auc": delong_interval(labels, probs),
+        "f1": bootstrap_interval(_f1, labels.astype(float), predicted.astype(float)),
+    }
     return {k: None if v is None else [rounded(x) for x in v] for k, v in out.items()}
 
 
@@ -163,14 +177,13 @@ def welch_t(difference, parts) -> dict:
     freedom): standard error, Welch–Satterthwaite degrees of freedom, 95% interval and two-sided p.
     Vectorised: each variance may be an array of the difference's shape."""
     variance = sum(v for v, _ in parts)
-    denominator = sum(v ** 2 / d for v, d in parts)
+    denominator = sum(v**2 / d for v, d in parts)
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = np.where(denominator > 0, variance ** 2 / denominator, np.inf)
+        df = np.where(denominator > 0, variance**2 / denominator, np.inf)
         se = np.sqrt(variance)
         t = np.where(se > 0, np.abs(difference) / se, np.where(difference == 0, 0.0, np.inf))
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
-    return {"se": se, "df": df, "low": difference - half, "high": difference + half,
-            "p_value": 2 * stats.t.sf(t, df)}
+    return {"se": se, "df": df, "low": difference - half, "high": difference + half, "p_value": 2 * stats.t.sf(t, df)}
 
 
 def detectable_difference(se: float) -> float:

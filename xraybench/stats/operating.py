@@ -62,12 +62,17 @@ def rates(labels: np.ndarray, probs: np.ndarray, threshold: float) -> tuple[floa
     predicted = probs >= threshold
     positive = labels == 1
     precision = float(positive[predicted].mean()) if predicted.any() else 1.0  # no positive call: no false one
-    return (float((predicted == positive).mean()), float(predicted[positive].mean()),
-            float((~predicted[~positive]).mean()), precision)
+    return (
+        float((predicted == positive).mean()),
+        float(predicted[positive].mean()),
+        float((~predicted[~positive]).mean()),
+        precision,
+    )
 
 
-def squared_calibration_error(labels: np.ndarray, probs: np.ndarray, weights: np.ndarray | None = None,
-                              bins: int = CALIBRATION_BINS) -> np.ndarray:
+def squared_calibration_error(
+    labels: np.ndarray, probs: np.ndarray, weights: np.ndarray | None = None, bins: int = CALIBRATION_BINS
+) -> np.ndarray:
     """Kumar, Liang and Ma (2019)'s debiased estimate of the binned squared calibration error, per row of ``probs``.
 
     Σ over equal-width bins of (share of images in the bin) × [(observed rate − mean P)² − ȳ(1 − ȳ)/(n_b − 1)]:
@@ -112,8 +117,11 @@ class SeedPoint:
 
 
 def seed_point(val_labels, val_probs, test_labels, test_probs, target_sensitivity: float = 0.0) -> SeedPoint:
-    threshold = threshold_for_sensitivity(val_labels, val_probs, target_sensitivity) if target_sensitivity \
+    threshold = (
+        threshold_for_sensitivity(val_labels, val_probs, target_sensitivity)
+        if target_sensitivity
         else youden_threshold(val_labels, val_probs)
+    )
     at_threshold = rates(test_labels, test_probs, threshold)
     at_spec = {}
     for target in SPECIFICITY_TARGETS:
@@ -123,10 +131,16 @@ def seed_point(val_labels, val_probs, test_labels, test_probs, target_sensitivit
     precision, recall, _ = precision_recall_curve(test_labels, test_probs)
     # Interpolated precision: the best precision at this recall or more (a step curve, never rising).
     interpolated = np.array([precision[recall >= r].max() for r in GRID])
-    return SeedPoint(threshold, rates(test_labels, test_probs, 0.5)[0], *at_threshold, at_spec,
-                     float(brier_score_loss(test_labels, test_probs)),
-                     float(squared_calibration_error(test_labels, test_probs)[0, 0]),
-                     np.interp(GRID, fpr, tpr), interpolated)
+    return SeedPoint(
+        threshold,
+        rates(test_labels, test_probs, 0.5)[0],
+        *at_threshold,
+        at_spec,
+        float(brier_score_loss(test_labels, test_probs)),
+        float(squared_calibration_error(test_labels, test_probs)[0, 0]),
+        np.interp(GRID, fpr, tpr),
+        interpolated,
+    )
 
 
 @dataclass
@@ -177,12 +191,14 @@ class CaseOperatingPoints:
         return predicted, observed
 
 
-def case_operating_points(case: str, val: SeedScores, test: SeedScores,
-                          target_sensitivity: float = 0.0) -> CaseOperatingPoints | None:
+def case_operating_points(
+    case: str, val: SeedScores, test: SeedScores, target_sensitivity: float = 0.0
+) -> CaseOperatingPoints | None:
     """Per seed of ``case``, from its validation and test scores; None with one class in a split."""
     if len(np.unique(val.labels)) < 2 or len(np.unique(test.labels)) < 2:
         return None
     seeds = [seed_point(val.labels, v, test.labels, t, target_sensitivity) for v, t in zip(val.probs, test.probs)]
     rule = f"sensitivity ≥ {100 * target_sensitivity:g}%" if target_sensitivity else "Youden"
-    return CaseOperatingPoints(case, rule, seeds, test.labels, test.probs, int(test.labels.sum()),
-                               int((test.labels == 0).sum()))
+    return CaseOperatingPoints(
+        case, rule, seeds, test.labels, test.probs, int(test.labels.sum()), int((test.labels == 0).sum())
+    )

@@ -37,7 +37,7 @@ class SeedScores:
         """[seeds, images]: True where a seed's model labels the image right at ``threshold``."""
         return (self.probs >= threshold) == self.labels
 
-    def subset(self, index: list[int]) -> "SeedScores":
+    def subset(self, index: list[int]) -> SeedScores:
         """The seeds at ``index`` (positions, as ``pair_seeds`` gives them)."""
         return SeedScores([self.seeds[i] for i in index], self.ids, self.labels, self.probs[index])
 
@@ -98,12 +98,14 @@ def paired_accuracy(correct_a: np.ndarray, correct_b: np.ndarray, alternative: s
     per_image = correct_a.mean(axis=0) - correct_b.mean(axis=0)
     n = per_image.shape[0]
     test_variance = per_image.var(ddof=1) / n if n > 1 else 0.0
-    seed_variance = sum(acc.var(ddof=1) / len(acc) for acc in (correct_a.mean(axis=1), correct_b.mean(axis=1))
-                        if len(acc) > 1)
+    seed_variance = sum(
+        acc.var(ddof=1) / len(acc) for acc in (correct_a.mean(axis=1), correct_b.mean(axis=1)) if len(acc) > 1
+    )
     se = math.sqrt(test_variance + seed_variance)
     diff = float(per_image.mean())
-    return PairedAccuracy(diff, diff - Z * se, diff + Z * se, se, sign_test(per_image, alternative), len(correct_a),
-                          len(correct_b), n)
+    return PairedAccuracy(
+        diff, diff - Z * se, diff + Z * se, se, sign_test(per_image, alternative), len(correct_a), len(correct_b), n
+    )
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
@@ -118,14 +120,15 @@ class PairedAuc:
     p_value: float  # two-sided unless asked otherwise
 
 
-def paired_auc(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray,
-               alternative: str = "two-sided") -> PairedAuc:
+def paired_auc(
+    labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, alternative: str = "two-sided"
+) -> PairedAuc:
     """DeLong's test per matched pair of seeds, combined: the mean difference, with a variance of
     the pairs' mean DeLong variance (they share the test images, so averaging removes none of it)
     plus the spread of the differences over seeds. With one seed a side: DeLong's test itself."""
     pairs = [delong.compare(labels, a, b) for a, b in zip(np.atleast_2d(probs_a), np.atleast_2d(probs_b))]
     differences = np.array([p.difference for p in pairs])
-    variance = float(np.mean([p.se ** 2 for p in pairs]))
+    variance = float(np.mean([p.se**2 for p in pairs]))
     if len(pairs) > 1:
         variance += float(differences.var(ddof=1)) / len(pairs)
     diff, se = float(differences.mean()), math.sqrt(variance)
@@ -149,6 +152,7 @@ def _normal_p(diff: float, se: float, alternative: str) -> float:
 def paired_loss(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, alternative: str = "two-sided") -> float:
     """Wilcoxon's signed-rank p on the per-image cross-entropy of A minus B, seeds pooled per image
     (probabilities clipped to [1e-4, 1 − 1e-4], as stored); 1.0 when every image's loss is equal."""
+
     def loss(probs):
         p = np.clip(probs, 1e-4, 1 - 1e-4)
         return -(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean(axis=0)

@@ -19,8 +19,14 @@ import numpy as np
 
 from xraybench.stats import delong
 from xraybench.stats.intervals import ALPHA, welch_t
-from xraybench.stats.paired import (BeatProbability, SeedScores, beat_probability, mcnemar_exact, pair_seeds,
-                                    paired_accuracy)
+from xraybench.stats.paired import (
+    BeatProbability,
+    SeedScores,
+    beat_probability,
+    mcnemar_exact,
+    pair_seeds,
+    paired_accuracy,
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,9 @@ class Difference:
         return self.testable and self.p_value < ALPHA
 
 
-def _difference(seed_a: np.ndarray, seed_b: np.ndarray, image_variance: np.ndarray,
-                image_df: float) -> dict[str, np.ndarray]:
+def _difference(
+    seed_a: np.ndarray, seed_b: np.ndarray, image_variance: np.ndarray, image_df: float
+) -> dict[str, np.ndarray]:
     """Vectorised over leading axes: ``seed_a`` [..., k_a] and ``seed_b`` [..., k_b] per-seed values,
     ``image_variance`` [...] the variance of the difference from sampling the test images."""
     k_a, k_b = seed_a.shape[-1], seed_b.shape[-1]
@@ -57,8 +64,11 @@ def _difference(seed_a: np.ndarray, seed_b: np.ndarray, image_variance: np.ndarr
     if k_a < 2 or k_b < 2:
         nan = np.full_like(diff, np.nan)
         return {"difference": diff, "se": nan, "df": nan, "low": nan, "high": nan, "p_value": np.ones_like(diff)}
-    parts = [(seed_a.var(axis=-1, ddof=1) / k_a, k_a - 1), (seed_b.var(axis=-1, ddof=1) / k_b, k_b - 1),
-             (image_variance, image_df)]
+    parts = [
+        (seed_a.var(axis=-1, ddof=1) / k_a, k_a - 1),
+        (seed_b.var(axis=-1, ddof=1) / k_b, k_b - 1),
+        (image_variance, image_df),
+    ]
     return {"difference": diff, **welch_t(diff, parts)}
 
 
@@ -96,8 +106,7 @@ def auc_parts(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray) -> d
     d10 = v10_a.reshape(*batch, k_a, m).mean(axis=-2) - v10_b.reshape(*batch, k_b, m).mean(axis=-2)
     d01 = v01_a.reshape(*batch, k_a, negatives).mean(axis=-2) - v01_b.reshape(*batch, k_b, negatives).mean(axis=-2)
     image_variance = d10.var(axis=-1, ddof=1) / m + d01.var(axis=-1, ddof=1) / negatives
-    return _difference(auc_a.reshape(*batch, k_a), auc_b.reshape(*batch, k_b), image_variance,
-                       m + negatives - 2)
+    return _difference(auc_a.reshape(*batch, k_a), auc_b.reshape(*batch, k_b), image_variance, m + negatives - 2)
 
 
 def auc_difference(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray) -> Difference:
@@ -168,12 +177,21 @@ def compare(a: SeedScores, b: SeedScores, accuracy_a, accuracy_b) -> Comparison 
     index_a, index_b = pair_seeds(a.seeds, b.seeds)
     paired_a, paired_b = a.subset(index_a), b.subset(index_b)
     correct_a, correct_b = paired_a.correct(), paired_b.correct()
-    mcnemar = {sa: mcnemar_exact(ca, cb) for sa, sb, ca, cb in
-               zip(paired_a.seeds, paired_b.seeds, correct_a, correct_b) if sa == sb}
+    mcnemar = {
+        sa: mcnemar_exact(ca, cb)
+        for sa, sb, ca, cb in zip(paired_a.seeds, paired_b.seeds, correct_a, correct_b)
+        if sa == sb
+    }
     enough = min(len(accuracy_a), len(accuracy_b)) >= BEAT_MIN_SEEDS
-    by_class = [accuracy_difference(a.correct()[:, labels == c], b.correct()[:, labels == c]) if both_classes
-                else None for c in (1, 0)]
-    return Comparison(accuracy_difference(a.correct(), b.correct()),
-                      auc_difference(labels, a.probs, b.probs) if both_classes else None, *by_class,
-                      paired_accuracy(correct_a, correct_b).p_value, mcnemar,
-                      beat_probability(accuracy_a, accuracy_b) if enough else None)
+    by_class = [
+        accuracy_difference(a.correct()[:, labels == c], b.correct()[:, labels == c]) if both_classes else None
+        for c in (1, 0)
+    ]
+    return Comparison(
+        accuracy_difference(a.correct(), b.correct()),
+        auc_difference(labels, a.probs, b.probs) if both_classes else None,
+        *by_class,
+        paired_accuracy(correct_a, correct_b).p_value,
+        mcnemar,
+        beat_probability(accuracy_a, accuracy_b) if enough else None,
+    )

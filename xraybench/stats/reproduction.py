@@ -54,13 +54,23 @@ def against_published(values, published: float, published_sd: float = 0.0, runs:
     if len(values) == 0:
         return None
     n, mean = len(values), float(values.mean())
-    untestable = Reproduction(mean, published, mean - published, None, None, 1.0, 0.0, n, runs,
-                              "published" if published_sd > 0 and runs > 1 else "ours")
+    untestable = Reproduction(
+        mean,
+        published,
+        mean - published,
+        None,
+        None,
+        1.0,
+        0.0,
+        n,
+        runs,
+        "published" if published_sd > 0 and runs > 1 else "ours",
+    )
     if n < 2:
         return untestable
     ours_var = float(values.var(ddof=1)) / n
     if published_sd > 0 and runs > 1:
-        parts = [(ours_var, n - 1), (published_sd ** 2 / runs, runs - 1)]
+        parts = [(ours_var, n - 1), (published_sd**2 / runs, runs - 1)]
     else:  # the published runs' spread taken as ours: n − 1 degrees of freedom
         parts = [(ours_var * (1 + n / runs), n - 1)]
     if sum(v for v, _ in parts) <= 0:
@@ -68,5 +78,15 @@ def against_published(values, published: float, published_sd: float = 0.0, runs:
     d = mean - published
     t = {k: float(v) for k, v in welch_t(d, parts).items()}
     # Metrics here are shares: ours lies in [0, 1], so the difference in [−published, 1 − published].
-    return Reproduction(mean, published, d, max(t["low"], -published), min(t["high"], 1 - published), t["p_value"],
-                        t["df"], n, runs, untestable.spread_from)
+    return Reproduction(
+        mean,
+        published,
+        d,
+        max(t["low"], -published),
+        min(t["high"], 1 - published),
+        t["p_value"],
+        t["df"],
+        n,
+        runs,
+        untestable.spread_from,
+    )

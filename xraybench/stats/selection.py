@@ -12,4 +12,4 @@ def expected_max(values: list[float]) -> list[float]:
     v = np.sort(np.asarray(values, dtype=float))
     k = len(v)
     share = np.arange(1, k + 1) / k
-    return [float(np.sum(v * (share ** n - (share - 1 / k) ** n))) for n in range(1, k + 1)]
+    return [float(np.sum(v * (share**n - (share - 1 / k) ** n))) for n in range(1, k + 1)]

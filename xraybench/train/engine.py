@@ -13,8 +13,9 @@ import copy
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -44,10 +45,17 @@ class Evaluation:
     labels: torch.Tensor
 
 
-def train_one_epoch(model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module,
-                    optimizer: torch.optim.Optimizer, *, precision: Precision = FP32,
-                    scaler: torch.amp.GradScaler | None = None,
-                    on_batch: Callable[[], None] | None = None) -> tuple[float, float]:
+def train_one_epoch(
+    model: nn.Module,
+    loader: BatchLoader,
+    objective: Objective,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    precision: Precision = FP32,
+    scaler: torch.amp.GradScaler | None = None,
+    on_batch: Callable[[], None] | None = None,
+) -> tuple[float, float]:
     """One pass over the training batches; returns (mean loss, accuracy).
 
     ``scaler`` scales fp16 losses (pass the same one every epoch: it learns its scale)."""
@@ -73,8 +81,9 @@ def train_one_epoch(model: nn.Module, loader: BatchLoader, objective: Objective,
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module, *,
-             precision: Precision = FP32) -> Evaluation:
+def evaluate(
+    model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module, *, precision: Precision = FP32
+) -> Evaluation:
     """Loss, accuracy and per-image probabilities over one split, in eval mode."""
     model.eval()
     total_loss = torch.zeros((), device=loader.device)
@@ -91,9 +100,16 @@ def evaluate(model: nn.Module, loader: BatchLoader, objective: Objective, loss_f
     return Evaluation(total_loss.item() / loader.num_images, acc, probs_cpu, labels_cpu)
 
 
-def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_size: int = 256,
-               precision: Precision = FP32, on_batch: Callable[[], None] | None = None,
-               on_epoch: Callable[[dict], None] | None = None) -> dict:
+def train_case(
+    case: Case,
+    data: Dataset,
+    device: torch.device,
+    *,
+    eval_batch_size: int = 256,
+    precision: Precision = FP32,
+    on_batch: Callable[[], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> dict:
     """Train ``case`` on ``data`` and test its best-on-validation weights.
 
     Returns {"history": [per-epoch dict], "metrics": {...}, "predictions": {"val": [...],
@@ -103,18 +119,25 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     tr, dspec = case.train, case.data
     torch.manual_seed(tr.seed)
     objective = OBJECTIVES[tr.loss]
-    model = registry.create_model(case.model.name, in_channels=dspec.channels, image_size=dspec.input_size,
-                                  num_outputs=objective.num_outputs, **case.model.options).to(device)
+    model = registry.create_model(
+        case.model.name,
+        in_channels=dspec.channels,
+        image_size=dspec.input_size,
+        num_outputs=objective.num_outputs,
+        **case.model.options,
+    ).to(device)
     loss_fn = objective.make_loss()
     model, channels_last = speedups.prepare(model)
     if precision.autocast_dtype is not None:
         final_layer_in_fp32(model)
     # Pretrained backbones bring the normalisation of their weights.
     mean, std = getattr(model, "normalization", None) or (dspec.mean, dspec.std)
-    batches = dict(device=device, channels=dspec.channels, mean=mean, std=std, channels_last=channels_last,
-                   pad_to=dspec.pad_to)
-    train_loader = BatchLoader(data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed,
-                               augment=dspec.augment, **batches)
+    batches = dict(
+        device=device, channels=dspec.channels, mean=mean, std=std, channels_last=channels_last, pad_to=dspec.pad_to
+    )
+    train_loader = BatchLoader(
+        data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed, augment=dspec.augment, **batches
+    )
     val_loader = BatchLoader(data.splits["val"], eval_batch_size, **batches)
     test_loader = BatchLoader(data.splits["test"], eval_batch_size, **batches)
 
@@ -126,16 +149,23 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         # A frozen backbone gives the same features every epoch: compute them once, train the head.
         t0 = time.perf_counter()
         in_order = BatchLoader(data.splits["train"], eval_batch_size, **batches)  # features must match labels
-        train_loader = _feature_loader(model.backbone, in_order, tr.batch_size, shuffle=True, seed=tr.seed,
-                                       precision=precision)
-        val_loader, test_loader = (_feature_loader(model.backbone, loader, eval_batch_size, shuffle=False,
-                                                   seed=tr.seed, precision=precision)
-                                   for loader in (val_loader, test_loader))
+        train_loader = _feature_loader(
+            model.backbone, in_order, tr.batch_size, shuffle=True, seed=tr.seed, precision=precision
+        )
+        val_loader, test_loader = (
+            _feature_loader(model.backbone, loader, eval_batch_size, shuffle=False, seed=tr.seed, precision=precision)
+            for loader in (val_loader, test_loader)
+        )
         synchronize(device)
         net, feature_pass_s = model.head, time.perf_counter() - t0
 
-    optimizer = optim.build_optimizer(tr.optimizer, [p for p in net.parameters() if p.requires_grad], lr=tr.lr,
-                                      weight_decay=tr.weight_decay, options=tr.optimizer_options)
+    optimizer = optim.build_optimizer(
+        tr.optimizer,
+        [p for p in net.parameters() if p.requires_grad],
+        lr=tr.lr,
+        weight_decay=tr.weight_decay,
+        options=tr.optimizer_options,
+    )
     scheduler = optim.build_scheduler(tr.scheduler, optimizer, epochs=tr.epochs, options=tr.scheduler_options)
     scaler = precision.grad_scaler(device)
 
@@ -144,17 +174,26 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     for epoch in range(1, tr.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(net, train_loader, objective, loss_fn, optimizer,
-                                                precision=precision, scaler=scaler, on_batch=on_batch)
+        train_loss, train_acc = train_one_epoch(
+            net, train_loader, objective, loss_fn, optimizer, precision=precision, scaler=scaler, on_batch=on_batch
+        )
         t1 = time.perf_counter()  # .item() in train_one_epoch already synchronised
         if not math.isfinite(train_loss):
             raise Diverged(f"diverged at epoch {epoch}: training loss is {train_loss}")
         val = evaluate(net, val_loader, objective, loss_fn, precision=precision)
         if scheduler is not None:
             scheduler.step()
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val.loss,
-               "val_acc": val.acc, "val_auc": auc(val.labels.numpy(), val.probs.numpy()), "lr": lr,
-               "train_time_s": t1 - t0, "epoch_time_s": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val.loss,
+            "val_acc": val.acc,
+            "val_auc": auc(val.labels.numpy(), val.probs.numpy()),
+            "lr": lr,
+            "train_time_s": t1 - t0,
+            "epoch_time_s": time.perf_counter() - t0,
+        }
         history.append(row)
         if best is None or kept_by(row) > kept_by(best):
             best, best_state, best_val_probs = row, copy.deepcopy(net.state_dict()), val.probs
@@ -170,10 +209,15 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
     metrics = {
         **{f"test_{k}": v for k, v in binary_metrics(test.labels.numpy(), test.probs.numpy()).items()},
         "test_loss": test.loss,
-        "train_loss": history[-1]["train_loss"], "train_acc": history[-1]["train_acc"],
-        "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "best_val_loss": best["val_loss"],
+        "train_loss": history[-1]["train_loss"],
+        "train_acc": history[-1]["train_acc"],
+        "best_epoch": best["epoch"],
+        "best_val_acc": best["val_acc"],
+        "best_val_loss": best["val_loss"],
         "min_val_loss": min(r["val_loss"] for r in history),
-        "wall_time_s": wall, "s_per_epoch": wall / len(history), "epochs_run": len(history),
+        "wall_time_s": wall,
+        "s_per_epoch": wall / len(history),
+        "epochs_run": len(history),
         # The median epoch: the first carries one-time costs (cuDNN autotuning, lazy allocations).
         "train_images_per_s": train_loader.num_images / statistics.median(r["train_time_s"] for r in history),
         "feature_pass_s": feature_pass_s,
@@ -182,13 +226,17 @@ def train_case(case: Case, data: Dataset, device: torch.device, *, eval_batch_si
         **memory_meter.read(),
         "precision": precision.name,
     }
-    return {"history": history, "metrics": metrics,
-            "predictions": {"val": best_val_probs.tolist(), "test": test.probs.tolist()}}
+    return {
+        "history": history,
+        "metrics": metrics,
+        "predictions": {"val": best_val_probs.tolist(), "test": test.probs.tolist()},
+    }
 
 
 @torch.no_grad()  # not inference_mode: the head trains on these tensors with autograd
-def _feature_loader(backbone: nn.Module, loader: BatchLoader, batch_size: int, *, shuffle: bool, seed: int,
-                    precision: Precision) -> TensorLoader:
+def _feature_loader(
+    backbone: nn.Module, loader: BatchLoader, batch_size: int, *, shuffle: bool, seed: int, precision: Precision
+) -> TensorLoader:
     """The backbone's output for every image, in the shape the head takes: a vector for most heads,
     a feature map for SqueezeNet's convolutional head and ConvNeXt's LayerNorm2d."""
     assert not getattr(loader, "shuffle", False), "features are paired with labels in order"

@@ -15,8 +15,14 @@ import csv
 from pathlib import Path
 
 LOGS, TENSORBOARD = "logs", "tb"
-SCALARS = {"loss/train": "train_loss", "loss/val": "val_loss", "accuracy/train": "train_acc",
-           "accuracy/val": "val_acc", "auc/val": "val_auc", "lr": "lr"}  # TensorBoard tag → history column
+SCALARS = {
+    "loss/train": "train_loss",
+    "loss/val": "val_loss",
+    "accuracy/train": "train_acc",
+    "accuracy/val": "val_acc",
+    "auc/val": "val_auc",
+    "lr": "lr",
+}  # TensorBoard tag → history column
 
 
 class TensorBoardMissing(RuntimeError):
@@ -28,8 +34,9 @@ def tensorboard_writer_class():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise TensorBoardMissing("--tensorboard needs the tensorboard package: pip install 'xraybench[tensorboard]'"
-                                 ) from None
+        raise TensorBoardMissing(
+            "--tensorboard needs the tensorboard package: pip install 'xraybench[tensorboard]'"
+        ) from None
     return SummaryWriter
 
 
@@ -64,7 +71,7 @@ class EpochLog:
 
     def _open(self) -> None:
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.csv_path, "w", newline="", encoding="utf-8")
+        self._file = open(self.csv_path, "w", newline="", encoding="utf-8")  # noqa: SIM115 (open across epochs)
         self._csv = None
         if self.tb_dir is not None:
             self.tb_dir.mkdir(parents=True, exist_ok=True)

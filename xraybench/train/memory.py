@@ -28,7 +28,7 @@ class PeakMeter:
     start_mb: float | None
 
     @classmethod
-    def start(cls, device: torch.device) -> "PeakMeter":
+    def start(cls, device: torch.device) -> PeakMeter:
         """Start measuring a new peak on ``device``."""
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)

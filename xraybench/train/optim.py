@@ -7,8 +7,8 @@ arguments, checked against its signature when the case is loaded.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch.optim import lr_scheduler
@@ -36,8 +36,9 @@ SCHEDULERS: dict[str, SchedulerKind] = {
     "exponential": SchedulerKind(lr_scheduler.ExponentialLR),
     # MedMNIST v2's schedule: ×0.1 at half and at three quarters of the epochs (50 and 75 of 100), so a
     # profile that shortens the training shortens the schedule with it.
-    "multistep": SchedulerKind(lr_scheduler.MultiStepLR,
-                               defaults=lambda e: {"milestones": [e // 2, 3 * e // 4], "gamma": 0.1}),
+    "multistep": SchedulerKind(
+        lr_scheduler.MultiStepLR, defaults=lambda e: {"milestones": [e // 2, 3 * e // 4], "gamma": 0.1}
+    ),
 }
 
 
@@ -73,4 +74,3 @@ def build_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int,
     if kind.cls is None:
         return None
     return kind.cls(optimizer, **{**kind.defaults(epochs), **options})
-

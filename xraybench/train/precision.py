@@ -77,8 +77,9 @@ def choose(requested: str, device: torch.device) -> Precision:
         major, minor = cuda_capability(device)
         if major >= 8:
             return Precision("bf16", f"auto: CUDA compute capability {major}.{minor} has native bf16")
-        return Precision("fp16", f"auto: CUDA compute capability {major}.{minor} has no native bf16; "
-                                 f"fp16 with loss scaling")
+        return Precision(
+            "fp16", f"auto: CUDA compute capability {major}.{minor} has no native bf16; fp16 with loss scaling"
+        )
     if device.type == "cpu":
         native = sorted(set(CPU_BF16_FLAGS) & cpu_flags())
         if native:
@@ -97,14 +98,18 @@ def slow_warning(precision: Precision, device: torch.device) -> str | None:
     if device.type == "cpu":
         native = CPU_BF16_FLAGS if precision.name == "bf16" else CPU_FP16_FLAGS
         if not set(native) & cpu_flags():
-            return (f"warning: --precision {precision.name} on a CPU without {precision.name} instructions "
-                    f"({' or '.join(native)}) is emulated (bf16 measured 5× slower than fp32 on such a CPU); "
-                    f"--precision auto picks what this CPU computes natively")
+            return (
+                f"warning: --precision {precision.name} on a CPU without {precision.name} instructions "
+                f"({' or '.join(native)}) is emulated (bf16 measured 5× slower than fp32 on such a CPU); "
+                f"--precision auto picks what this CPU computes natively"
+            )
     elif device.type == "cuda" and precision.name == "bf16":
         major, minor = cuda_capability(device)
         if major < 8:
-            return (f"warning: --precision bf16 on CUDA compute capability {major}.{minor} is emulated (native from "
-                    f"8.0); --precision auto picks fp16 with loss scaling here")
+            return (
+                f"warning: --precision bf16 on CUDA compute capability {major}.{minor} is emulated (native from "
+                f"8.0); --precision auto picks fp16 with loss scaling here"
+            )
     return None
 
 

@@ -7,7 +7,7 @@ names its rule (``train.select_by``) and, if it wants one, ``train.early_stoppin
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 # A history row → a key where larger is better; accuracy and AUC break ties by the lower loss.
 SELECT_BY: dict[str, Callable[[dict], tuple]] = {
@@ -47,10 +47,16 @@ def check(select_by: str, early_stopping: dict) -> list[tuple[str, str]]:
             problems.append((f"train.early_stopping.{key}", f"not a setting; use {' and '.join(EARLY_STOPPING_KEYS)}"))
     patience = early_stopping.get("patience")
     if "patience" in early_stopping and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
-        problems.append(("train.early_stopping.patience", f"must be a whole number of epochs, at least 1, got {patience!r}"))
+        problems.append(
+            ("train.early_stopping.patience", f"must be a whole number of epochs, at least 1, got {patience!r}")
+        )
     if "metric" in early_stopping and early_stopping["metric"] not in SELECT_BY:
-        problems.append(("train.early_stopping.metric",
-                         f"unknown metric {early_stopping['metric']!r}; use one of {', '.join(SELECT_BY)}"))
+        problems.append(
+            (
+                "train.early_stopping.metric",
+                f"unknown metric {early_stopping['metric']!r}; use one of {', '.join(SELECT_BY)}",
+            )
+        )
     if early_stopping and "patience" not in early_stopping:
         problems.append(("train.early_stopping", "needs a patience, e.g. { patience = 5 }"))
     return problems

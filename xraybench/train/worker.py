@@ -22,8 +22,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -68,9 +69,11 @@ class Job:
     def identity(self) -> str:
         """What makes two jobs the same training: run, case, seed, configuration, data, device, precision,
         determinism."""
-        return (f"{self.run}|{self.case.id}|seed {self.case.train.seed}|{self.case.config_hash}|"
-                f"{getattr(self.data, 'entry', '')}|{self.device}|{self.precision.name}|"
-                f"deterministic {self.deterministic}|max {self.max_per_split}")
+        return (
+            f"{self.run}|{self.case.id}|seed {self.case.train.seed}|{self.case.config_hash}|"
+            f"{getattr(self.data, 'entry', '')}|{self.device}|{self.precision.name}|"
+            f"deterministic {self.deterministic}|max {self.max_per_split}"
+        )
 
 
 def run_job(job: Job) -> dict:
@@ -85,13 +88,24 @@ def run_job(job: Job) -> dict:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
-        return {**crash_row(job, f"{type(exc).__name__}: {exc} (on the worker, before training)",
-                            worker_info(job.executor, None)), "traceback": traceback.format_exc(limit=-4)}
+        return {
+            **crash_row(
+                job, f"{type(exc).__name__}: {exc} (on the worker, before training)", worker_info(job.executor, None)
+            ),
+            "traceback": traceback.format_exc(limit=-4),
+        }
     try:
         with time_limit(job.timeout_s):
             log = EpochLog(job.run, job.case.id, job.case.train.seed, tensorboard=job.tensorboard) if job.run else None
-            row = train_one(job.case, data, device, precision=job.precision, eval_batch_size=job.eval_batch_size,
-                            progress=job.progress, log=log)
+            row = train_one(
+                job.case,
+                data,
+                device,
+                precision=job.precision,
+                eval_batch_size=job.eval_batch_size,
+                progress=job.progress,
+                log=log,
+            )
     except CaseTimeout as exc:
         return crash_row(job, f"timed out: {exc}", {**worker_info(job.executor, device), "started_unix": started})
     row["worker"] = {**worker_info(job.executor, device), "started_unix": started, "finished_unix": time.time()}
@@ -134,9 +148,14 @@ def probe(device: str, precision: str) -> dict:
         chosen = precision_mod.choose(precision, resolved)
     except ValueError as exc:  # DeviceError, PrecisionError: the user's to fix
         return {"error": str(exc)}
-    return {"device": resolved.type, "precision": chosen, "slow_warning": precision_mod.slow_warning(chosen, resolved),
-            "worker": worker_info("probe", resolved), "machine_info": environment.machine_info(),
-            "software": environment.software_info(resolved)}
+    return {
+        "device": resolved.type,
+        "precision": chosen,
+        "slow_warning": precision_mod.slow_warning(chosen, resolved),
+        "worker": worker_info("probe", resolved),
+        "machine_info": environment.machine_info(),
+        "software": environment.software_info(resolved),
+    }
 
 
 @functools.lru_cache(maxsize=4)
@@ -149,48 +168,91 @@ def open_dataset(data: CachedData, max_per_split: int | None) -> Dataset:
 def worker_info(executor: str, device: torch.device | None) -> dict:
     """Which process and device ran a case (the report lists them)."""
     gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
-    return {"executor": executor, "host": socket.gethostname() or platform.node(), "pid": os.getpid(),
-            "device": str(device) if device is not None else "unknown", "gpu": gpu,
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    return {
+        "executor": executor,
+        "host": socket.gethostname() or platform.node(),
+        "pid": os.getpid(),
+        "device": str(device) if device is not None else "unknown",
+        "gpu": gpu,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
 
 
 def case_row(case: Case) -> dict:
     """The part of a row that says which case and configuration it is."""
-    return {"id": case.id, "suite": case.suite, "task": case.task, "title": case.title, "seed": case.train.seed,
-            "description": case.description, "compare": list(case.compare), "mode": case.mode,
-            "sweep": case.sweep, "sweep_params": case.sweep_params, "tolerances": case.tolerances,
-            "target_sensitivity": case.target_sensitivity,
-            "hash": case.config_hash, "config": case.config(), "status": "ok", "reason": None,
-            "started": results.now(), "history": [], "metrics": {},
-            **({"requires_data": case.requires_data} if case.requires_data else {}),
-            **({"published": dataclasses.asdict(case.published)} if case.published.source else {})}
+    return {
+        "id": case.id,
+        "suite": case.suite,
+        "task": case.task,
+        "title": case.title,
+        "seed": case.train.seed,
+        "description": case.description,
+        "compare": list(case.compare),
+        "mode": case.mode,
+        "sweep": case.sweep,
+        "sweep_params": case.sweep_params,
+        "tolerances": case.tolerances,
+        "target_sensitivity": case.target_sensitivity,
+        "hash": case.config_hash,
+        "config": case.config(),
+        "status": "ok",
+        "reason": None,
+        "started": results.now(),
+        "history": [],
+        "metrics": {},
+        **({"requires_data": case.requires_data} if case.requires_data else {}),
+        **({"published": dataclasses.asdict(case.published)} if case.published.source else {}),
+    }
 
 
 def crash_row(job: Job, reason: str, worker: dict) -> dict:
     """The row of a job whose process died (or could not run): failed, with the engine's reason."""
-    return {**case_row(job.case), "status": "failed", "reason": reason, "finished": results.now(),
-            "worker": {"executor": job.executor, **worker}}
+    return {
+        **case_row(job.case),
+        "status": "failed",
+        "reason": reason,
+        "finished": results.now(),
+        "worker": {"executor": job.executor, **worker},
+    }
 
 
-def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Precision = FP32,
-              eval_batch_size: int = 256, progress: bool = True, log: EpochLog | None = None) -> dict:
+def train_one(
+    case: Case,
+    data: Dataset,
+    device: torch.device,
+    *,
+    precision: Precision = FP32,
+    eval_batch_size: int = 256,
+    progress: bool = True,
+    log: EpochLog | None = None,
+) -> dict:
     """Train and test one case (one seed); a failure is a row, not an exception. ``log`` receives every
     epoch's row as it happens (the live CSV and TensorBoard files)."""
     row = case_row(case)
     try:
-        row["model_info"] = model_info(case, device, num_outputs=OBJECTIVES[case.train.loss].num_outputs,
-                                       autocast=precision.autocast)
+        row["model_info"] = model_info(
+            case, device, num_outputs=OBJECTIVES[case.train.loss].num_outputs, autocast=precision.autocast
+        )
     except Exception as exc:  # costs are extra information; the case still runs
         row["model_info"] = {"error": f"{type(exc).__name__}: {exc}"}
     steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)
-    bar = tqdm(total=steps, desc=case.id, unit="step", leave=False, dynamic_ncols=True,
-               disable=None if progress else True, file=sys.stderr)
+    bar = tqdm(
+        total=steps,
+        desc=case.id,
+        unit="step",
+        leave=False,
+        dynamic_ncols=True,
+        disable=None if progress else True,
+        file=sys.stderr,
+    )
 
     def on_epoch(epoch_row: dict) -> None:
         if log is not None:
             log.write(epoch_row)
-        bar.set_postfix_str(f"ep {epoch_row['epoch']}/{case.train.epochs} loss {epoch_row['train_loss']:.3f} "
-                            f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}")
+        bar.set_postfix_str(
+            f"ep {epoch_row['epoch']}/{case.train.epochs} loss {epoch_row['train_loss']:.3f} "
+            f"acc {epoch_row['train_acc']:.3f} val {epoch_row['val_acc']:.3f}"
+        )
 
     def record_op(op: str) -> None:
         row["nondeterministic_ops"] = sorted({*row.get("nondeterministic_ops", []), op})
@@ -199,8 +261,15 @@ def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Pre
         if log is not None:
             log.start()  # afresh: an out-of-memory retry starts its epochs over
         with environment.keep_freed_memory(), environment.nondeterministic_ops(record_op):
-            return train_case(case, data, device, eval_batch_size=eval_batch_size, precision=precision,
-                              on_batch=lambda: bar.update(1), on_epoch=on_epoch)
+            return train_case(
+                case,
+                data,
+                device,
+                eval_batch_size=eval_batch_size,
+                precision=precision,
+                on_batch=lambda: bar.update(1),
+                on_epoch=on_epoch,
+            )
 
     def retry_smaller(case: Case) -> dict:
         half = max(1, case.train.batch_size // 2)
@@ -213,8 +282,9 @@ def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Pre
     try:
         outcome = _with_oom_retry(lambda: attempt(case, eval_batch_size), lambda: retry_smaller(case))
         row.update(outcome)
-        row["predictions"] = {split: [results.stored_probability(p) for p in probs]
-                              for split, probs in row["predictions"].items()}
+        row["predictions"] = {
+            split: [results.stored_probability(p) for p in probs] for split, probs in row["predictions"].items()
+        }
         degenerate = results.degeneracy(row["metrics"])
         if degenerate:  # a model no better than one class for every image: said wherever the row is read
             row["warnings"] = [f"degenerate: {degenerate}"]
@@ -223,8 +293,7 @@ def train_one(case: Case, data: Dataset, device: torch.device, *, precision: Pre
     except WeightsMissing as exc:  # never train a "pretrained" case from random weights
         row.update(status="skipped", reason=str(exc), needs="weights")
     except Exception as exc:  # a failing case is a result, not the end of the suite
-        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
-                   traceback=traceback.format_exc(limit=-4))
+        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=-4))
     finally:
         bar.close()
         if log is not None:
