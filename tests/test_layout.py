@@ -185,3 +185,11 @@ def test_no_module_grows_past_one_screenful_of_jobs(module, path):
     """~350 lines is where a module starts holding two jobs (cases.py reached 440 and became a package:
     the records and profiles in ``spec``, reading and checking files in ``loading``)."""
     assert len(path.read_text().splitlines()) <= 350
+
+
+@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]], ids=["check", "format"])
+def test_ruff_holds_the_code(command):
+    """ruff's lint rules and its formatting (settings in pyproject.toml) hold on every file, so CI keeps them."""
+    root = PACKAGE.parent
+    done = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
