@@ -3,8 +3,8 @@ import json
 import pytest
 from conftest import KERMANY, NAN_AND_OK_CASES, NPZ
 
-from xraybench import runner
 from xraybench.cli import main
+from xraybench.runner import jobs
 from xraybench.train import engine, worker
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
@@ -153,7 +153,7 @@ def test_run_directory_of_another_profile_is_not_mixed(tmp_path, capsys):
 
 def test_progress_line_when_auc_is_undefined():
     row = {"status": "ok", "metrics": {"test_acc": 1.0, "test_auc": None, "best_val_acc": 0.5, "wall_time_s": 1.0}}
-    assert "AUC n/a" in runner._one_line(row)
+    assert "AUC n/a" in jobs._one_line(row)
 
 
 def test_rows_of_an_edited_case_are_dropped_not_pooled(tmp_path, write_cases, capsys):

@@ -13,11 +13,12 @@ from typing import ClassVar
 import pytest
 from conftest import NPZ
 
-from xraybench import download, runner
+from xraybench import download
 from xraybench.cli import main
 from xraybench.data import medmnist
 from xraybench.models import weights
 from xraybench.models.weights import WeightsFile
+from xraybench.runner import jobs
 
 PAYLOAD = os.urandom(200_000)
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32", "--no-report"]
@@ -151,7 +152,7 @@ def test_without_network_the_other_files_are_not_tried(tmp_path, online):
 
 def test_run_fetches_what_its_cases_need_and_offline_forbids_it(server, tmp_path, monkeypatch, online, capsys):
     needed = weights_file(server, tmp_path / "hub", "hw3_mlp")
-    monkeypatch.setattr(runner, "required_weights", lambda model, options: needed)  # as if the MLP were pretrained
+    monkeypatch.setattr(jobs, "required_weights", lambda model, options: needed)  # as if the MLP were pretrained
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path), "--offline"]) == 0
     assert Handler.requests == [] and not needed.present
     assert "not downloading (--offline" in capsys.readouterr().out

@@ -19,11 +19,12 @@ import torch
 from conftest import KERMANY
 from PIL import Image
 
-from xraybench import results, runner
+from xraybench import results
 from xraybench.cli import main
 from xraybench.data.images import read_image
 from xraybench.data.sources import FolderSource
 from xraybench.models import weights
+from xraybench.runner import rundir
 from xraybench.train import worker
 from xraybench.train.engine import train_case as real_train_case
 
@@ -114,7 +115,7 @@ def test_a_run_directory_that_cannot_be_locked_is_refused_in_one_line(tmp_path, 
     def no_locks(*_):
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 
-    monkeypatch.setattr(runner.fcntl, "flock", no_locks)
+    monkeypatch.setattr(rundir.fcntl, "flock", no_locks)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path / "nfs")]) == 2
     err = capsys.readouterr().err
     assert "cannot lock the run directory (No locks available" in err and len(err.strip().splitlines()) == 1

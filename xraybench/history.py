@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from xraybench import results, stats
-from xraybench.results import CaseResult, by_case
+from xraybench.results import Baseline, CaseResult, Run, by_case
 
 LOOKBACK = 5
 TRACKED = ("test_acc", "test_auc")
@@ -67,23 +67,23 @@ class Series:
         return self.points[-1]
 
 
-def load(paths: list[Path]) -> list[dict]:
+def load(paths: list[Path]) -> list[Run]:
     """Results files (a run directory or its results.json) and baselines (a .json file, or every .json in a
     folder), ordered by commit date, then run date."""
-    from xraybench.check import BASELINE_KIND, read_baseline
+    from xraybench.check import CheckError, verify
 
-    docs = []
+    runs = []
     for path in _expand(paths):
         try:
-            kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-            raise HistoryError(f"{path}: not a readable results file or baseline ({exc})") from None
-        doc = read_baseline(path) if kind == BASELINE_KIND else results.read(path)
-        doc["_source"] = str(path)
-        docs.append(doc)
-    if len(docs) < 2:
-        raise HistoryError(f"a history needs at least two runs; got {len(docs)} ({', '.join(map(str, paths))})")
-    return sorted(docs, key=lambda d: (when(d), d.get("datetime") or d.get("created") or ""))
+            run = results.read(path)
+            if run.is_baseline:
+                verify(run, path)
+        except (results.ResultsError, CheckError) as exc:
+            raise HistoryError(str(exc)) from None
+        runs.append(run)
+    if len(runs) < 2:
+        raise HistoryError(f"a history needs at least two runs; got {len(runs)} ({', '.join(map(str, paths))})")
+    return sorted(runs, key=lambda r: (when(r), r.datetime or _created(r)))
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -100,17 +100,21 @@ def _expand(paths: list[Path]) -> list[Path]:
     return found
 
 
-def when(doc: dict) -> str:
+def when(run: Run) -> str:
     """A run's place in the history: its commit date, else its run (or baseline) date."""
-    return (doc.get("commit_info") or {}).get("time") or doc.get("datetime") or doc.get("created") or ""
+    return run.commit_info.get("time") or run.datetime or _created(run)
 
 
-def run_name(doc: dict) -> str:
+def _created(run: Run) -> str:
+    return (run.created if isinstance(run, Baseline) else None) or ""
+
+
+def run_name(run: Run) -> str:
     """A baseline's name, else the run id, else the run's folder."""
-    return doc.get("name") or doc.get("run_id") or Path(doc["_source"]).parent.name
+    return (run.name if isinstance(run, Baseline) else None) or run.run_id or Path(run.source).parent.name
 
 
-def labels(docs: list[dict]) -> list[str]:
+def labels(docs: list[Run]) -> list[str]:
     """Each run's label: commit (8 characters) and date; runs that share both add their name, and a counter
     where even that repeats, so that no two runs of a history are drawn or listed under one label."""
     base = [" ".join(filter(None, [_commit(d)[:8], when(d)[:10]])) for d in docs]
@@ -118,10 +122,10 @@ def labels(docs: list[dict]) -> list[str]:
     return [n if named.count(n) == 1 else f"{n} #{named[: i + 1].count(n)}" for i, n in enumerate(named)]
 
 
-def build(docs: list[dict], lookback: int = LOOKBACK) -> list[Series]:
+def build(docs: list[Run], lookback: int = LOOKBACK) -> list[Series]:
     """Every case of every run, each profile's series of each tracked metric across ``docs`` (in order), each
     point tested against the ``lookback`` comparable runs before it."""
-    runs = [by_case(doc, [r for r in doc["cases"] if r["status"] == "ok"]) for doc in docs]
+    runs = [by_case(doc, [r for r in doc.cases if r.ok]) for doc in docs]
     names = labels(docs)
     series = []
     for case_id, profile in _keys(docs, runs):
@@ -144,8 +148,8 @@ def build(docs: list[dict], lookback: int = LOOKBACK) -> list[Series]:
     return series
 
 
-def profile_of(doc: dict) -> str:
-    return doc.get("profile") or ""
+def profile_of(run: Run) -> str:
+    return run.profile or ""
 
 
 def _keys(docs: list[dict], runs: list[dict]) -> list[tuple[str, str]]:
@@ -154,18 +158,18 @@ def _keys(docs: list[dict], runs: list[dict]) -> list[tuple[str, str]]:
     return list(dict.fromkeys((case_id, profile_of(doc)) for doc, run in newest_first for case_id in run))
 
 
-def _commit(doc: dict) -> str:
-    return (doc.get("commit_info") or {}).get("id") or ""
+def _commit(run: Run) -> str:
+    return run.commit_info.get("id") or ""
 
 
-def _point(doc: dict, label: str, case: CaseResult, metric: str) -> Point:
+def _point(doc: Run, label: str, case: CaseResult, metric: str) -> Point:
     values = case.values(metric)
     return Point(
         run=run_name(doc),
         label=label,
         commit=_commit(doc)[:8],
         when=when(doc)[:19],
-        config_hash=case.first.get("hash", ""),
+        config_hash=case.first.hash or "",
         mean=float(np.mean(values)) if values else float("nan"),
         interval=case.mean_interval(metric),
         seeds=len(values),
@@ -182,7 +186,7 @@ def _test(cases: list[CaseResult], scores: list, i: int, points: list[Point], lo
         return
     window = []
     for case, earlier in zip(reversed(cases[:i]), reversed(scores[:i])):
-        if case.first.get("hash") == cases[i].first.get("hash") and earlier is not None and earlier.ids == current.ids:
+        if case.first.hash == cases[i].first.hash and earlier is not None and earlier.ids == current.ids:
             window.append(earlier)
         if len(window) == lookback:
             break

@@ -113,7 +113,9 @@ class SlurmExecutor:
                 return None
             if sjob.paths.result_pickle.exists():
                 outcome, row = self.submitit.core.utils.pickle_load(sjob.paths.result_pickle)
-                return sjob if outcome == "success" and row.get("status") == "ok" else None
+                return (
+                    sjob if outcome == "success" and getattr(row, "ok", False) else None
+                )  # a dict: an older driver's row
         except Exception:  # a missing or unreadable pickle: nothing to adopt
             return None
         if isinstance(sjob, self.submitit.local.local.LocalJob):  # it knows its process only in its own driver

@@ -35,6 +35,7 @@ from xraybench.data.sources import Dataset
 from xraybench.models import registry
 from xraybench.models.info import model_info
 from xraybench.models.weights import WeightsMissing
+from xraybench.results import Epoch, Metrics, ModelInfo, Row
 from xraybench.train.engine import train_case
 from xraybench.train.logs import EpochLog
 from xraybench.train.objectives import OBJECTIVES
@@ -76,7 +77,7 @@ class Job:
         )
 
 
-def run_job(job: Job) -> dict:
+def run_job(job: Job) -> Row:
     """Train ``job.case`` and return its row (status ok, failed or skipped); never raises for a case's
     own errors, nor for the worker's (a cache not on a shared filesystem, a model it cannot import)."""
     started = time.time()
@@ -88,12 +89,11 @@ def run_job(job: Job) -> dict:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
-        return {
-            **crash_row(
-                job, f"{type(exc).__name__}: {exc} (on the worker, before training)", worker_info(job.executor, None)
-            ),
-            "traceback": traceback.format_exc(limit=-4),
-        }
+        row = crash_row(
+            job, f"{type(exc).__name__}: {exc} (on the worker, before training)", worker_info(job.executor, None)
+        )
+        row.traceback = traceback.format_exc(limit=-4)
+        return row
     try:
         with time_limit(job.timeout_s):
             log = EpochLog(job.run, job.case.id, job.case.train.seed, tensorboard=job.tensorboard) if job.run else None
@@ -108,7 +108,7 @@ def run_job(job: Job) -> dict:
             )
     except CaseTimeout as exc:
         return crash_row(job, f"timed out: {exc}", {**worker_info(job.executor, device), "started_unix": started})
-    row["worker"] = {**worker_info(job.executor, device), "started_unix": started, "finished_unix": time.time()}
+    row.worker = {**worker_info(job.executor, device), "started_unix": started, "finished_unix": time.time()}
     return row
 
 
@@ -178,42 +178,9 @@ def worker_info(executor: str, device: torch.device | None) -> dict:
     }
 
 
-def case_row(case: Case) -> dict:
-    """The part of a row that says which case and configuration it is."""
-    return {
-        "id": case.id,
-        "suite": case.suite,
-        "task": case.task,
-        "title": case.title,
-        "seed": case.train.seed,
-        "description": case.description,
-        "compare": list(case.compare),
-        "mode": case.mode,
-        "sweep": case.sweep,
-        "sweep_params": case.sweep_params,
-        "tolerances": case.tolerances,
-        "target_sensitivity": case.target_sensitivity,
-        "hash": case.config_hash,
-        "config": case.config(),
-        "status": "ok",
-        "reason": None,
-        "started": results.now(),
-        "history": [],
-        "metrics": {},
-        **({"requires_data": case.requires_data} if case.requires_data else {}),
-        **({"published": dataclasses.asdict(case.published)} if case.published.source else {}),
-    }
-
-
-def crash_row(job: Job, reason: str, worker: dict) -> dict:
+def crash_row(job: Job, reason: str, worker: dict) -> Row:
     """The row of a job whose process died (or could not run): failed, with the engine's reason."""
-    return {
-        **case_row(job.case),
-        "status": "failed",
-        "reason": reason,
-        "finished": results.now(),
-        "worker": {"executor": job.executor, **worker},
-    }
+    return results.crash_row(job.case, job.executor, reason, worker)
 
 
 def train_one(
@@ -225,16 +192,17 @@ def train_one(
     eval_batch_size: int = 256,
     progress: bool = True,
     log: EpochLog | None = None,
-) -> dict:
+) -> Row:
     """Train and test one case (one seed); a failure is a row, not an exception. ``log`` receives every
     epoch's row as it happens (the live CSV and TensorBoard files)."""
-    row = case_row(case)
+    row = results.case_row(case)
     try:
-        row["model_info"] = model_info(
+        costs = model_info(
             case, device, num_outputs=OBJECTIVES[case.train.loss].num_outputs, autocast=precision.autocast
         )
     except Exception as exc:  # costs are extra information; the case still runs
-        row["model_info"] = {"error": f"{type(exc).__name__}: {exc}"}
+        costs = {"error": f"{type(exc).__name__}: {exc}"}
+    row.model_info = ModelInfo.model_validate(costs)
     steps = case.train.epochs * -(-len(data.splits["train"]) // case.train.batch_size)
     bar = tqdm(
         total=steps,
@@ -255,7 +223,7 @@ def train_one(
         )
 
     def record_op(op: str) -> None:
-        row["nondeterministic_ops"] = sorted({*row.get("nondeterministic_ops", []), op})
+        row.nondeterministic_ops = sorted({*row.nondeterministic_ops, op})
 
     def attempt(case: Case, eval_batch_size: int) -> dict:
         if log is not None:
@@ -273,34 +241,36 @@ def train_one(
 
     def retry_smaller(case: Case) -> dict:
         half = max(1, case.train.batch_size // 2)
-        row["retry"] = f"CUDA out of memory at batch size {case.train.batch_size}; retried with {half}"
+        row.retry = f"CUDA out of memory at batch size {case.train.batch_size}; retried with {half}"
         bar.reset(total=case.train.epochs * -(-len(data.splits["train"]) // half))
         case = dataclasses.replace(case, train=dataclasses.replace(case.train, batch_size=half))
-        row["config"] = case.config()
+        row.config = case.config()
         return attempt(case, max(1, eval_batch_size // 2))
 
     try:
         outcome = _with_oom_retry(lambda: attempt(case, eval_batch_size), lambda: retry_smaller(case))
-        row.update(outcome)
-        row["predictions"] = {
-            split: [results.stored_probability(p) for p in probs] for split, probs in row["predictions"].items()
+        row.history = [Epoch.model_validate(epoch) for epoch in outcome["history"]]
+        row.metrics = Metrics.model_validate(outcome["metrics"])
+        row.predictions = {
+            split: [results.stored_probability(p) for p in probs] for split, probs in outcome["predictions"].items()
         }
-        degenerate = results.degeneracy(row["metrics"])
+        degenerate = results.degeneracy(row.metrics)
         if degenerate:  # a model no better than one class for every image: said wherever the row is read
-            row["warnings"] = [f"degenerate: {degenerate}"]
+            row.warnings = [f"degenerate: {degenerate}"]
     except (KeyboardInterrupt, SystemExit):
         raise
     except WeightsMissing as exc:  # never train a "pretrained" case from random weights
-        row.update(status="skipped", reason=str(exc), needs="weights")
+        row.status, row.reason, row.needs = "skipped", str(exc), "weights"
     except Exception as exc:  # a failing case is a result, not the end of the suite
-        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=-4))
+        row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}"
+        row.traceback = traceback.format_exc(limit=-4)
     finally:
         bar.close()
         if log is not None:
             log.close()
             if log.error:
-                row["log_error"] = log.error
-    row["finished"] = results.now()
+                row.log_error = log.error
+    row.finished = results.now()
     return row
 
 

@@ -1,0 +1,118 @@
+"""results.json: the one file a run produces and the report and the check read — and a stored baseline, read the
+same way.
+
+``schema`` declares both files (pydantic models, their JSON Schemas, ``upgrade`` for older versions); ``store``
+reads and writes them; ``rows`` builds a row and reads its predictions; ``seeds`` groups the rows of a case over its
+seeds (``CaseResult``, ``by_case``); ``metrics`` is the catalogue of checked metrics (``METRICS``, ``Tolerance``).
+
+Per-image predictions (schema 2): the run's ``data.images`` holds, for the validation and test splits, each image's
+stable id and label once; every ok row holds ``predictions``, its P(pneumonia) per image in that order. Schema 1
+files have neither and still read.
+"""
+
+from xraybench.results.metrics import ALIASES, METRICS, Metric, Tolerance, ToleranceError
+from xraybench.results.rows import (
+    DEGENERATE_AUC,
+    DEGENERATE_SHARE,
+    PREDICTED_SPLITS,
+    PROBABILITY_DIGITS,
+    THRESHOLD,
+    Degenerate,
+    case_row,
+    confusion,
+    crash_row,
+    degeneracy,
+    image_table,
+    predictions,
+    row_degeneracy,
+    stored_probability,
+)
+from xraybench.results.schema import (
+    BASELINE_KIND,
+    BASELINE_SCHEMA,
+    SCHEMA_VERSION,
+    STATUSES,
+    Baseline,
+    Confusion,
+    DataInfo,
+    Epoch,
+    Metrics,
+    ModelInfo,
+    Row,
+    Run,
+    Settings,
+    SplitCounts,
+    SplitImages,
+    json_schema,
+    upgrade,
+)
+from xraybench.results.seeds import CaseResult, by_case
+from xraybench.results.store import (
+    FILENAME,
+    ResultsError,
+    coerce,
+    config_hash,
+    find,
+    legacy_config_hash,
+    new_run,
+    now,
+    parse,
+    read,
+    settings,
+    upsert,
+    write,
+)
+
+__all__ = [
+    "ALIASES",
+    "BASELINE_KIND",
+    "BASELINE_SCHEMA",
+    "DEGENERATE_AUC",
+    "DEGENERATE_SHARE",
+    "FILENAME",
+    "METRICS",
+    "PREDICTED_SPLITS",
+    "PROBABILITY_DIGITS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "THRESHOLD",
+    "Baseline",
+    "CaseResult",
+    "Confusion",
+    "DataInfo",
+    "Degenerate",
+    "Epoch",
+    "Metric",
+    "Metrics",
+    "ModelInfo",
+    "ResultsError",
+    "Row",
+    "Run",
+    "Settings",
+    "SplitCounts",
+    "SplitImages",
+    "Tolerance",
+    "ToleranceError",
+    "by_case",
+    "case_row",
+    "coerce",
+    "config_hash",
+    "confusion",
+    "crash_row",
+    "degeneracy",
+    "find",
+    "image_table",
+    "json_schema",
+    "legacy_config_hash",
+    "new_run",
+    "now",
+    "parse",
+    "predictions",
+    "read",
+    "row_degeneracy",
+    "settings",
+    "stored_probability",
+    "upgrade",
+    "upsert",
+    "write",
+]
