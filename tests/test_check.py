@@ -176,7 +176,7 @@ def test_committed_smoke_baseline_passes(tmp_path):
 def test_make_baseline_keeps_only_checked_metrics():
     doc = json.loads(RUN.read_text())
     baseline = make_baseline(doc, "x")
-    assert set(baseline["cases"][0]["metrics"]) == {
+    assert set(baseline.cases[0].metrics.dump()) == {
         "test_acc",
         "test_auc",
         "test_sensitivity",
@@ -249,7 +249,7 @@ def test_one_seed_baseline_falls_back_to_the_paired_test_on_predictions():
 def test_old_baseline_without_predictions_compares_on_the_tolerance_and_says_so():
     from test_comparisons import doc_with
 
-    old = make_baseline(doc_with({"a": [0.92]}), "b")
+    old = make_baseline(doc_with({"a": [0.92]}), "b").dump()  # as the file holds it
     for case in old["cases"]:
         del case["predictions"]
     old["schema_version"] = 1
@@ -295,10 +295,10 @@ def test_a_schema_1_run_checks_against_a_new_baseline(run_dir, tmp_path, capsys)
 
     doc = json.loads((run_dir / "results.json").read_text())
     baseline = make_baseline(doc, "new")
-    for case in baseline["cases"]:  # as a schema-2 baseline hashes: without the seed
-        config = copy.deepcopy(next(r for r in doc["cases"] if r["id"] == case["id"])["config"])
+    for case in baseline.cases:  # as a schema-2 baseline hashes: without the seed
+        config = copy.deepcopy(next(r for r in doc["cases"] if r["id"] == case.id)["config"])
         config["train"].pop("seed")
-        case["hash"] = results.config_hash(config)
+        case.hash = results.config_hash(config)
     verdicts = compare(doc, baseline)
     assert {v.status for v in verdicts} == {"within tolerance"}
 

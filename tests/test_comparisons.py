@@ -52,6 +52,7 @@ def doc_with(cases: dict[str, list[float]], y=None, compare=None) -> dict:
                 }
             )
     return {
+        "schema_version": 2,
         "data": {
             "images": {"test": {"ids": [f"test/{i}" for i in range(N)], "labels": y.tolist()}},
             "splits": {"test": {"images": N, "pneumonia": int(y.sum()), "normal": int(N - y.sum())}},
@@ -132,12 +133,12 @@ def test_majority_class_and_resolution():
 
 
 def test_predictions_are_read_from_the_run_and_a_row_may_carry_its_own_images():
-    doc = doc_with({"a": [0.9]})
-    ids, y, probs = results.predictions(doc, doc["cases"][0])
+    run = results.parse(doc_with({"a": [0.9]}), "a run")
+    ids, y, probs = results.predictions(run, run.cases[0])
     assert ids[0] == "test/0" and len(y) == len(probs) == N
-    doc["cases"][0]["images"] = {"test": {"ids": ["x"] * N, "labels": y.tolist()}}
-    assert results.predictions(doc, doc["cases"][0])[0][0] == "x"
-    assert results.predictions(doc, {"status": "ok"}) is None
+    run.cases[0].images = {"test": results.SplitImages(ids=["x"] * N, labels=y.tolist())}
+    assert results.predictions(run, run.cases[0])[0][0] == "x"
+    assert results.predictions(run, results.Row(id="b", status="ok")) is None
 
 
 def test_stored_probabilities_never_cross_the_threshold():

@@ -14,7 +14,7 @@ from conftest import NPZ
 
 from xraybench.check import SHIPPED_DIR
 from xraybench.cli import main
-from xraybench.results import degeneracy
+from xraybench.results import Metrics, degeneracy
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
 OWN_MODEL = """
@@ -260,15 +260,29 @@ def test_import_names_what_it_could_not_find(capsys):
 
 
 def test_degenerate_rule():
-    one_class = {"test_confusion": {"tn": 0, "fp": 234, "fn": 0, "tp": 390}, "test_auc": 0.8}
+    one_class = Metrics.model_validate({"test_confusion": {"tn": 0, "fp": 234, "fn": 0, "tp": 390}, "test_auc": 0.8})
     assert str(degeneracy(one_class)) == "predicts PNEUMONIA for 100 % of the test images"
     assert degeneracy(one_class).called == "PNEUMONIA" and degeneracy(one_class).auc is None
-    normal = degeneracy({"test_confusion": {"tn": 233, "fp": 1, "fn": 388, "tp": 2}, "test_auc": 0.7})
+    normal = degeneracy(
+        Metrics.model_validate({"test_confusion": {"tn": 233, "fp": 1, "fn": 388, "tp": 2}, "test_auc": 0.7})
+    )
     assert normal.called == "NORMAL" and str(normal).startswith("predicts NORMAL for 100 %")  # 99.5 %
-    chance = degeneracy({"test_confusion": {"tn": 100, "fp": 134, "fn": 90, "tp": 300}, "test_auc": 0.52})
+    chance = degeneracy(
+        Metrics.model_validate({"test_confusion": {"tn": 100, "fp": 134, "fn": 90, "tp": 300}, "test_auc": 0.52})
+    )
     assert chance.called is None and str(chance) == "test AUC 0.520 ≤ 0.55"
-    assert degeneracy({"test_confusion": {"tn": 200, "fp": 34, "fn": 30, "tp": 360}, "test_auc": 0.95}) is None
-    assert degeneracy({"test_confusion": {"tn": 7, "fp": 227, "fn": 0, "tp": 390}, "test_auc": 0.9}) is None  # 98.9 %
+    assert (
+        degeneracy(
+            Metrics.model_validate({"test_confusion": {"tn": 200, "fp": 34, "fn": 30, "tp": 360}, "test_auc": 0.95})
+        )
+        is None
+    )
+    assert (
+        degeneracy(
+            Metrics.model_validate({"test_confusion": {"tn": 7, "fp": 227, "fn": 0, "tp": 390}, "test_auc": 0.9})
+        )
+        is None
+    )  # 98.9 %
 
 
 def test_a_newly_degenerate_seed_is_worse_in_check(tmp_path, capsys):

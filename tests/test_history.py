@@ -13,7 +13,7 @@ import pytest
 from pypdf import PdfReader
 from sklearn.metrics import roc_auc_score
 
-from xraybench import history
+from xraybench import history, results
 from xraybench.cli import main
 from xraybench.report import history_page, plots
 
@@ -156,7 +156,9 @@ def test_runs_of_one_commit_get_distinct_labels_in_the_figures_and_the_run_table
     assert [t.get_text() for t in figures[0].axes[0].get_xticklabels()] == labels
     assert [row[1] for row in page["runs"].rows] == labels
     plt.close("all")
-    twice = [{"run_id": "x", "commit_info": docs[0]["commit_info"], "_source": "x/results.json"}] * 2
+    twice = [
+        results.parse({"schema_version": 2, "run_id": "x", "commit_info": docs[0].commit_info, "cases": []}, "x")
+    ] * 2
     assert history.labels(twice) == ["abcdef12 2026-11-01 x #1", "abcdef12 2026-11-01 x #2"]
 
 

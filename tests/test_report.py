@@ -12,8 +12,9 @@ from pypdf import PdfReader
 from xraybench import report, stats
 from xraybench.cli import main
 from xraybench.report import tasks
+from xraybench.report.context import table_of_contents
 from xraybench.report.formatting import pct
-from xraybench.report.render import TEMPLATES, table_of_contents
+from xraybench.report.render import TEMPLATES
 
 FIXTURE = FIXTURES / "results-hw3-smoke.json"
 SWEEP_FIXTURE = FIXTURES / "results-hw3-sweep-smoke.json"  # schema 2: predictions, comparisons, a sweep

@@ -12,7 +12,7 @@ from xraybench import report
 from xraybench.cli import main
 from xraybench.report.model_card import patient_overlap
 from xraybench.report.views import compare_modes
-from xraybench.results import by_case
+from xraybench.results import DataInfo, SplitImages, by_case
 from xraybench.stats import expected_max
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--precision", "fp32"]
@@ -50,15 +50,23 @@ def test_model_card_states_use_data_and_compute(task_run):
 
 
 def test_patient_overlap_from_kermany_file_names():
-    data = {
-        "kind": "folder",
-        "images": {
-            "val": {"ids": ["val/NORMAL/IM-0001-0001.jpeg", "val/PNEUMONIA/person7_bacteria_1.jpeg"]},
-            "test": {"ids": ["test/PNEUMONIA/person7_virus_2.jpeg", "test/NORMAL/NORMAL2-IM-0009-0001.jpeg"]},
-        },
-    }
+    data = DataInfo.model_validate(
+        {
+            "kind": "folder",
+            "images": {
+                "val": {
+                    "ids": ["val/NORMAL/IM-0001-0001.jpeg", "val/PNEUMONIA/person7_bacteria_1.jpeg"],
+                    "labels": [0, 1],
+                },
+                "test": {
+                    "ids": ["test/PNEUMONIA/person7_virus_2.jpeg", "test/NORMAL/NORMAL2-IM-0009-0001.jpeg"],
+                    "labels": [1, 0],
+                },
+            },
+        }
+    )
     assert "1 of 2 test patients also appear in validation" in patient_overlap(data)
-    data["images"]["test"]["ids"] = ["test/NORMAL/IM-0001.jpeg"]
+    data.images["test"] = SplitImages(ids=["test/NORMAL/IM-0001.jpeg"], labels=[0])
     assert "unknown" in patient_overlap(data)
 
 

@@ -167,13 +167,13 @@ def test_precision_is_in_results_baseline_and_check_warns(tmp_path, capsys):
         )
         == 0
     )
-    doc = results.read(out / "smoke-cpu-synthetic")
-    assert doc["settings"] == {
+    run = results.read(out / "smoke-cpu-synthetic")
+    assert run.settings.dump() == {
         "precision": {"name": "bf16", "reason": "requested"},
         "deterministic": True,
         "random_init": False,
     }
-    assert doc["cases"][0]["metrics"]["precision"] == "bf16"
+    assert run.cases[0].metrics.precision == "bf16"
     assert "precision: bf16 (requested)" in capsys.readouterr().out
     # Resuming the same run directory in another precision would mix two ways of training.
     assert (
@@ -199,14 +199,18 @@ def test_precision_is_in_results_baseline_and_check_warns(tmp_path, capsys):
     assert main(["baseline", "save", str(out / "smoke-cpu-synthetic"), "--dir", str(tmp_path / "b")]) == 0
     baseline = json.loads((tmp_path / "b" / "smoke-cpu.json").read_text())
     assert baseline["settings"]["precision"]["name"] == "bf16"
-    fp32_run = {**doc, "settings": {"precision": {"name": "fp32", "reason": "requested"}, "deterministic": False}}
+    fp32_run = {
+        **run.dump(),
+        "settings": {"precision": {"name": "fp32", "reason": "requested"}, "deterministic": False},
+    }
     assert [w for w in environment_warnings(fp32_run, baseline) if "precision" in w or "deterministic" in w] == [
         "warning: precision differs: baseline bf16, this run fp32 (numbers and times are expected to move)",
         "warning: deterministic differs: baseline True, this run False (numbers and times are expected to move)",
     ]
     # Files from before settings were recorded: fp32 on a CPU, the GPU's autocast where it was noted.
-    assert results.settings({"software": {"autocast": "bf16"}})["precision"] == "bf16"
-    assert results.settings({})["precision"] == "fp32"
+    older = {"schema_version": 1, "cases": []}
+    assert results.parse({**older, "software": {"autocast": "bf16"}}, "old").settings.precision.name == "bf16"
+    assert results.parse(older, "old").settings.precision.name == "fp32"
 
 
 def test_deterministic_mode_is_set_for_training_and_ops_without_one_are_recorded(tmp_path, monkeypatch):

@@ -70,7 +70,7 @@ def _in_extends_order(files: list[Path]) -> list[Path]:
     for file in files:
         try:
             doc = tomllib.loads(Path(file).read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, OSError):
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
             doc = {}  # load_case_file says what is wrong with it
         headers[file] = (doc.get("suite"), doc.get("extends"))
     declared = {suite: file for file, (suite, _) in headers.items() if isinstance(suite, str)}
@@ -124,6 +124,10 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
         doc = tomllib.loads(Path(file).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(f"{file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CaseError(f"{file}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except OSError as exc:
+        raise CaseError(f"{file}: cannot read it ({exc.strerror or exc})") from None
     where = f"{file}"
     check_keys(doc, TOP_LEVEL, where, "")
     if "suite" not in doc:
@@ -194,7 +198,10 @@ def _expand_grid(case: dict, where: str) -> list[dict]:
     axes = []
     for key, values in grid.items():
         section, name = dotted_field(key, where, "grid")
-        axes.append((section, name, typed(values, list, where, f"grid.{key}")))
+        typed(case.get(section, {}), dict, where, section)
+        if not typed(values, list, where, f"grid.{key}"):
+            raise CaseError(f"{where}: field 'grid.{key}': an empty list gives no case; list at least one value")
+        axes.append((section, name, values))
     points = [{}]
     for section, name, values in axes:
         points = [{**p, (section, name): v} for p in points for v in values]

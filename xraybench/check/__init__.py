@@ -20,6 +20,12 @@ configuration hash makes a case "not comparable" rather than "worse", as asv doe
 edited benchmark; a case that was ok in the baseline and is skipped now is "lost", a
 regression unless ``allow_missing`` names it. Seeds that trained at a halved batch after
 running out of memory are not pooled with the others.
+
+The modules: ``baselines`` (made, saved, read and verified), ``comparability`` (a run and a baseline
+refused across profiles, data or images; machine and software differences as warnings),
+``metric_verdicts`` (each metric of a case: its tolerance, its test, Holm) and ``verdicts`` (each case,
+and the exit code). ``compare``, ``comparable`` and ``environment_warnings`` take the run and the baseline as read
+(``results.Run``, ``results.Baseline``) or as the plain dicts of their files.
 """
 
 from xraybench.check.baselines import (
@@ -35,17 +41,9 @@ from xraybench.check.baselines import (
     save,
     verify,
 )
-from xraybench.check.verdicts import (
-    ONE_SEED,
-    REGRESSIONS,
-    CaseVerdict,
-    MetricVerdict,
-    as_json,
-    comparable,
-    compare,
-    environment_warnings,
-    exit_code,
-)
+from xraybench.check.comparability import comparable, environment_warnings
+from xraybench.check.metric_verdicts import MetricVerdict
+from xraybench.check.verdicts import ONE_SEED, REGRESSIONS, CaseVerdict, as_json, compare, exit_code
 
 __all__ = [
     "BASELINE_KIND",

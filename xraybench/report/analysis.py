@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from xraybench import stats
+from xraybench import results, stats
 from xraybench.report import plots
 from xraybench.report.formatting import interval, mean_sd, pct, percent_sd
 from xraybench.report.tables import Table
-from xraybench.results import CaseResult
+from xraybench.results import THRESHOLD, CaseResult, Confusion, DataInfo, Run
 from xraybench.stats.operating import CALIBRATION_BINS, SPECIFICITY_TARGETS, CaseOperatingPoints, case_operating_points
 
 THRESHOLD_HEADERS = [
@@ -33,9 +33,10 @@ FIXED_SPEC_HEADERS = [
 GALLERY_SIZE = 6
 
 
-def operating_section(doc: dict, done: list[CaseResult]) -> dict | None:
+def operating_section(run: Run, done: list[CaseResult]) -> dict | None:
     """Tables, figure and error gallery for the cases of a task that stored per-image predictions;
     None if none did."""
+    run = results.coerce(run)
     points = [p for p in (operating_points(c) for c in done) if p is not None]
     if not points:
         return None
@@ -88,39 +89,41 @@ def operating_section(doc: dict, done: list[CaseResult]) -> dict | None:
             ),
         ],
         "figure": plots.operating_curves(points),
-        "gallery": error_gallery(doc, [c for c in done if c.id in {p.case for p in points}]),
+        "gallery": error_gallery(run, [c for c in done if c.id in {p.case for p in points}]),
     }
 
 
-def error_gallery(doc: dict, done: list[CaseResult]) -> dict | None:
+def error_gallery(run: Run, done: list[CaseResult]) -> dict | None:
     """The task's best case — by mean validation accuracy, never by test — and its most confident errors on
     the test images (mean P(pneumonia) over seeds), and the images whose predicted label differs between
     seeds. Needs the test thumbnails of results.json (written since schema 2's thumbnails)."""
-    summary = (doc.get("data") or {}).get("summary") or {}
-    thumbnails, ids = summary.get("test_thumbnails"), ((doc.get("data") or {}).get("images") or {}).get("test")
-    if not done or not thumbnails or not ids or len(thumbnails) != len(ids["ids"]):
+    summary = (run.data.summary if run.data else None) or {}
+    thumbnails, ids = summary.get("test_thumbnails"), run.images("test")
+    if not done or not thumbnails or not ids or len(thumbnails) != len(ids.ids):
         return None
     best = max(done, key=lambda c: np.mean(c.values("best_val_acc")))
     found = best.scores("test")
     if found is None:
         return None
     image_ids, labels, probs = found.ids, found.labels, found.probs
-    position = {image_id: i for i, image_id in enumerate(ids["ids"])}
+    position = {image_id: i for i, image_id in enumerate(ids.ids)}
     mean = probs.mean(axis=0)
 
     def items(indices) -> list[tuple[str, str]]:
         return [(thumbnails[position[image_ids[i]]], f"P = {mean[i]:.2f}") for i in indices]
 
-    false_pos = [i for i in np.argsort(-mean) if labels[i] == 0 and mean[i] >= 0.5][:GALLERY_SIZE]
-    false_neg = [i for i in np.argsort(mean) if labels[i] == 1 and mean[i] < 0.5][:GALLERY_SIZE]
-    predicted = probs >= 0.5
+    false_pos = [i for i in np.argsort(-mean) if labels[i] == 0 and mean[i] >= THRESHOLD][:GALLERY_SIZE]
+    false_neg = [i for i in np.argsort(mean) if labels[i] == 1 and mean[i] < THRESHOLD][:GALLERY_SIZE]
+    predicted = probs >= THRESHOLD
     flips = np.flatnonzero(predicted.any(axis=0) & ~predicted.all(axis=0))
+    all_false_pos = int(((mean >= THRESHOLD) & (labels == 0)).sum())
+    all_false_neg = int(((mean < THRESHOLD) & (labels == 1)).sum())
     rows = [
-        (f"most confident\nfalse positives\n({int(((mean >= 0.5) & (labels == 0)).sum())} in all)", items(false_pos)),
-        (f"most confident\nfalse negatives\n({int(((mean < 0.5) & (labels == 1)).sum())} in all)", items(false_neg)),
+        (f"most confident\nfalse positives\n({all_false_pos} in all)", items(false_pos)),
+        (f"most confident\nfalse negatives\n({all_false_neg} in all)", items(false_neg)),
     ]
     if len(probs) > 1:
-        closest = flips[np.argsort(np.abs(mean[flips] - 0.5))][:GALLERY_SIZE]
+        closest = flips[np.argsort(np.abs(mean[flips] - THRESHOLD))][:GALLERY_SIZE]
         rows.append((f"label flips\nacross seeds\n({len(flips)} in all)", items(closest)))
     rows = [(title, shown) for title, shown in rows if shown]
     flipped = (
@@ -152,12 +155,14 @@ def operating_points(case: CaseResult) -> CaseOperatingPoints | None:
     val, test = case.scores("val"), case.scores("test")
     if val is None or test is None:
         return None
-    return case_operating_points(case.id, val, test, float(case.first.get("target_sensitivity") or 0.0))
+    return case_operating_points(case.id, val, test, float(case.first.target_sensitivity or 0.0))
 
 
-def test_set_analysis(data: dict | None, ok: list[CaseResult]) -> dict:
+def test_set_analysis(data: DataInfo | dict | None, ok: list[CaseResult]) -> dict:
     """The run's closing analysis: validation vs test accuracy, confusion matrices, the images per split."""
-    summary = (data or {}).get("summary") or {}
+    if isinstance(data, dict):  # a caller not yet on Run: results.json's dict
+        data = DataInfo.model_validate(data)
+    summary = (data.summary if data else None) or {}
     table = Table(
         ["case", "seeds", "best val acc", "test acc", "test − val", "test AUC"],
         [
@@ -166,7 +171,7 @@ def test_set_analysis(data: dict | None, ok: list[CaseResult]) -> dict:
                 str(c.seeds),
                 percent_sd(c.values("best_val_acc")),
                 percent_sd(c.values("test_acc")),
-                mean_sd([r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in c.ok], "+.1f", 100) + " pp",
+                mean_sd([g for r in c.ok if (g := r.metrics.test_val_gap) is not None], "+.1f", 100) + " pp",
                 mean_sd(c.values("test_auc"), ".3f") if c.values("test_auc") else "n/a",
             ]
             for c in ok
@@ -188,5 +193,11 @@ def test_set_analysis(data: dict | None, ok: list[CaseResult]) -> dict:
     }
 
 
-def _summed_confusion(case: CaseResult) -> dict:
-    return {k: sum(r["metrics"]["test_confusion"][k] for r in case.ok) for k in ("tn", "fp", "fn", "tp")}
+def _summed_confusion(case: CaseResult) -> Confusion:
+    found = [r.metrics.test_confusion for r in case.ok]
+    return Confusion(
+        tn=sum(c.tn for c in found),
+        fp=sum(c.fp for c in found),
+        fn=sum(c.fn for c in found),
+        tp=sum(c.tp for c in found),
+    )

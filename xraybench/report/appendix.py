@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from xraybench import results
 from xraybench.report.formatting import interval, pct
 from xraybench.report.tables import Table
 from xraybench.report.tasks import test_intervals_of
-from xraybench.results import CaseResult
+from xraybench.results import CaseResult, Row, Run
 
 PER_SEED_HEADERS = ["case", "seed", "test acc", "sensitivity", "specificity", "AUC", "F1"]
 
@@ -19,14 +20,14 @@ def problems(cases: dict[str, CaseResult]) -> list[dict]:
     the cases, with their seeds where not all of them stopped, and the status."""
     grouped: dict[tuple[str, str], list[str]] = {}
     for case in cases.values():
-        bad = [r for r in case.rows if r["status"] != "ok"]
+        bad = [r for r in case.rows if not r.ok]
         if bad:
             seeds = (
                 ""
                 if len(bad) == len(case.rows)
-                else f" (seed{'s' if len(bad) > 1 else ''} {', '.join(str(r.get('seed')) for r in bad)})"
+                else f" (seed{'s' if len(bad) > 1 else ''} {', '.join(str(r.seed) for r in bad)})"
             )
-            grouped.setdefault((bad[0]["status"], bad[0].get("reason") or ""), []).append(case.id + seeds)
+            grouped.setdefault((bad[0].status, bad[0].reason or ""), []).append(case.id + seeds)
     return [{"case": ", ".join(ids), "status": status, "reason": reason} for (status, reason), ids in grouped.items()]
 
 
@@ -34,17 +35,17 @@ def per_seed_table(cases: dict[str, CaseResult]) -> Table | None:
     rows = []
     for case in cases.values():
         for r in case.ok:
-            m = r["metrics"]
+            m = r.metrics
             ci = test_intervals_of(r)
             rows.append(
                 [
                     case.id,
-                    str(r.get("seed")),
-                    f"{pct(m['test_acc'])} {interval(ci.get('acc'))}",
-                    f"{pct(m['test_sensitivity'])} {interval(ci.get('sensitivity'))}",
-                    f"{pct(m['test_specificity'])} {interval(ci.get('specificity'))}",
-                    "n/a" if m.get("test_auc") is None else f"{m['test_auc']:.3f} {interval(ci.get('auc'), '.3f', 1)}",
-                    f"{pct(m['test_f1'])} {interval(ci.get('f1'))}" if m.get("test_f1") is not None else "n/a",
+                    str(r.seed),
+                    f"{pct(m.test_acc)} {interval(ci.get('acc'))}",
+                    f"{pct(m.test_sensitivity)} {interval(ci.get('sensitivity'))}",
+                    f"{pct(m.test_specificity)} {interval(ci.get('specificity'))}",
+                    "n/a" if m.test_auc is None else f"{m.test_auc:.3f} {interval(ci.get('auc'), '.3f', 1)}",
+                    f"{pct(m.test_f1)} {interval(ci.get('f1'))}" if m.test_f1 is not None else "n/a",
                 ]
             )
     return Table(PER_SEED_HEADERS, rows, numeric_from=2) if rows else None
@@ -54,28 +55,27 @@ def configurations(cases: dict[str, CaseResult]) -> dict:
     """Configurations as one compact table: per suite, the settings most of its cases share, once; per case,
     what differs from them, its hash and seeds. The full configurations are in results.json (and in the HTML
     report, hidden in print)."""
-    flat = {c.id: _flatten(c.first.get("config", {})) for c in cases.values()}
+    flat = {c.id: _flatten(c.first.config) for c in cases.values()}
     shared, rows = {}, []
-    for suite in dict.fromkeys(c.first.get("suite", "") for c in cases.values()):
-        members = [c for c in cases.values() if c.first.get("suite", "") == suite]
+    for suite in dict.fromkeys(c.first.suite or "" for c in cases.values()):
+        members = [c for c in cases.values() if (c.first.suite or "") == suite]
         keys = dict.fromkeys(k for c in members for k in flat[c.id])
         # A key most cases lack (an option of one model) is not shared: the cases that set it show it.
         common = {k: Counter(flat[c.id].get(k) for c in members).most_common(1)[0][0] for k in keys}
         common = {k: v for k, v in common.items() if v is not None and k != "train.seed"}  # seeds: a column
         shared[suite] = ", ".join(f"{k} = {v}" for k, v in common.items())
         for c in members:
-            seeds = [r.get("seed") for r in c.rows]
+            seeds = [r.seed for r in c.rows]
             changes = [f"{k} = {v}" for k, v in flat[c.id].items() if k != "train.seed" and common.get(k) != v]
-            statuses = ", ".join(f"{n} {s}" for s, n in Counter(r["status"] for r in c.rows).items())
+            statuses = ", ".join(f"{n} {s}" for s, n in Counter(r.status for r in c.rows).items())
             rows.append(
-                [c.id, c.first.get("hash", ""), ", ".join(str(s) for s in seeds), statuses, "; ".join(changes) or "–"]
+                [c.id, c.first.hash or "", ", ".join(str(s) for s in seeds), statuses, "; ".join(changes) or "–"]
             )
     return {
         "shared": shared,
         "table": Table(["case", "hash", "seeds", "status", "differs from the shared settings"], rows, numeric_from=99),
         "full": [
-            {"case": c.id, "config": json.dumps(c.first.get("config", {}), indent=2, sort_keys=True)}
-            for c in cases.values()
+            {"case": c.id, "config": json.dumps(c.first.config, indent=2, sort_keys=True)} for c in cases.values()
         ],
     }
 
@@ -90,21 +90,30 @@ def _flatten(config: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def environment(doc: dict) -> list[tuple[str, str]]:
+def environment(run: Run) -> list[tuple[str, str]]:
+    """The machine, software, settings and commit the run recorded, as ``group.key`` and its value (settings as
+    results.json holds them)."""
+    run = results.coerce(run)
+    groups = {
+        "machine_info": run.machine_info,
+        "software": run.software,
+        "settings": run.settings.dump(),
+        "commit_info": run.commit_info,
+    }
     pairs = []
-    for group in ("machine_info", "software", "settings", "commit_info"):
-        for key, value in (doc.get(group) or {}).items():
+    for group, recorded in groups.items():
+        for key, value in recorded.items():
             pairs.append((f"{group}.{key}", json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
     return pairs
 
 
-def workers(rows: list[dict]) -> Table | None:
+def workers(rows: list[Row]) -> Table | None:
     """Who trained the cases, when an executor spread them (Ray, Slurm): one line per executor, host, device
     and GPU, with the trainings it ran. None for the local executor (the environment says its device) and
     for results from before executors recorded it."""
     counts = Counter()
     for row in rows:
-        w = row.get("worker")
+        w = (row if isinstance(row, Row) else Row.model_validate(row)).worker  # a dict: a caller not yet on Run
         if w and "host" in w and w.get("executor") != "local":
             counts[
                 (

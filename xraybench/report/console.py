@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from xraybench.check import ONE_SEED, CaseVerdict, MetricVerdict
 from xraybench.report.formatting import mean_sd, plural
-from xraybench.results import DEGENERATE_AUC, DEGENERATE_SHARE, by_case
+from xraybench.results import DEGENERATE_AUC, DEGENERATE_SHARE, Row, Run, by_case, coerce
 
 NARROW = [
     ("test acc %", "test_acc", ".1f", 100),
@@ -23,23 +23,21 @@ NARROW = [
 WIDE = [("train acc %", "train_acc", ".1f", 100), ("best val acc %", "best_val_acc", ".1f", 100), *NARROW]
 
 
-def summary_table(doc: dict, wide: bool = False) -> str:
+def summary_table(run: Run, wide: bool = False) -> str:
     """The run's trained cases, one line each (mean ± sd over finished seeds; ``wide`` adds training and validation
     accuracy); skipped cases are summarised once per reason below, failed and degenerate seeds named."""
     columns = WIDE if wide else NARROW
     rows, skipped, notes, degenerate, trainings = [], {}, [], [], 0
-    for case in by_case(doc).values():
-        if all(r["status"] == "skipped" for r in case.rows):
+    for case in by_case(run).values():
+        if all(r.status == "skipped" for r in case.rows):
             skipped.setdefault(_fix(case.rows[0]), []).append(case.id)
             continue
-        statuses = Counter(r["status"] for r in case.rows)
+        statuses = Counter(r.status for r in case.rows)
         status = ", ".join(f"{n} {s}" if len(case.rows) > 1 else s for s, n in statuses.items())
         rows.append([case.id, status, *(mean_sd(case.values(m), spec, scale) for _, m, spec, scale in columns)])
-        degenerate += [f"{case.id} seed {r.get('seed')}" for r in case.ok if r.get("warnings")]
+        degenerate += [f"{case.id} seed {r.seed}" for r in case.ok if r.warnings]
         trainings += len(case.ok)
-        notes += [
-            f"{case.id} seed {r.get('seed')} failed: {r.get('reason')}" for r in case.rows if r["status"] == "failed"
-        ]
+        notes += [f"{case.id} seed {r.seed} failed: {r.reason}" for r in case.rows if r.status == "failed"]
     lines = (
         [
             tabulate(
@@ -66,13 +64,14 @@ def summary_table(doc: dict, wide: bool = False) -> str:
     return "\n".join(lines)
 
 
-def describe(doc: dict) -> str:
+def describe(run: Run) -> str:
     """What a run or baseline holds, e.g. '2 cases × 3 seeds (6 trainings)', '27 cases × 3 seeds (21 trainings, 60
     skipped)' or '5 cases, 1–3 seeds (9 trainings)'."""
-    seeds = [len(case.rows) for case in by_case(doc).values()]
+    run = coerce(run)
+    seeds = [len(case.rows) for case in by_case(run).values()]
     if not seeds:
         return "no cases"
-    skipped = sum(r["status"] == "skipped" for r in doc["cases"])
+    skipped = sum(r.status == "skipped" for r in run.cases)
     low, high = min(seeds), max(seeds)
     shape = f" × {plural(low, 'seed')}" if low == high else f", {low}–{high} seeds"
     return f"{plural(len(seeds), 'case')}{shape} ({plural(sum(seeds) - skipped, 'training')}" + (
@@ -80,17 +79,17 @@ def describe(doc: dict) -> str:
     )
 
 
-def _fix(row: dict) -> str:
+def _fix(row: Row) -> str:
     """What a skipped row needs, as one sentence shared by every case that needs the same."""
-    needs = row.get("needs", "")
+    needs = row.needs or ""
     if needs == "weights":
         return (
             "weight files not on disk; 'xraybench weights' lists them and where each belongs, 'xraybench weights "
             "fetch' gets them where a network exists"
         )
     if needs.startswith("--data "):
-        return f"they need {needs}; xraybench run '{row.get('suite', '')}*' {needs} fetches it and runs them"
-    return row.get("reason") or ""
+        return f"they need {needs}; xraybench run '{row.suite or ''}*' {needs} fetches it and runs them"
+    return row.reason or ""
 
 
 def _few(ids: list[str], shown: int = 3) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from xraybench import results, stats
 from xraybench.report.comparisons import Comparison
 from xraybench.report.formatting import p_is, plural, pp
-from xraybench.results import CaseResult
+from xraybench.results import CaseResult, Epoch
 
 
 def spread(values: list[float], fmt=pp) -> str:
@@ -33,12 +33,12 @@ def task_findings(
         f"{a} vs {b}: not tested (these results hold no per-image predictions); no winner is named."
         for a, b in untested
     ]
-    gaps = "; ".join(f"{c.id} {spread([h['train_acc'] - h['val_acc'] for h in _last(c)])}" for c in cases)
+    gaps = "; ".join(f"{c.id} {spread([h.train_acc - h.val_acc for h in _last(c)])}" for c in cases)
     out.append(f"Train minus validation accuracy at the last epoch (mean ± sd over seeds): {gaps}.")
-    loss_gaps = "; ".join(f"{c.id} {spread([h['val_loss'] - h['train_loss'] for h in _last(c)], _loss)}" for c in cases)
+    loss_gaps = "; ".join(f"{c.id} {spread([h.val_loss - h.train_loss for h in _last(c)], _loss)}" for c in cases)
     out.append(f"Validation minus training loss at the last epoch: {loss_gaps}.")
     out += _time_findings(cases)
-    drops = [r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for c in cases for r in c.ok]
+    drops = [gap for c in cases for r in c.ok if (gap := r.metrics.test_val_gap) is not None]
     out.append(f"Test accuracy is {_span(drops)} relative to the best validation accuracy (every seed of every case).")
     return out
 
@@ -48,7 +48,7 @@ def degenerate_findings(cases: list[CaseResult]) -> list[str]:
     may be one class called for every image."""
     out = []
     for case in cases:
-        found = {r.get("seed"): why for r in case.ok if (why := results.row_degeneracy(case.doc, r))}
+        found = {r.seed: why for r in case.ok if (why := results.row_degeneracy(case.run, r))}
         if not found:
             continue
         details = "; ".join(f"seed {seed}: {str(why).replace('; ', ', ')}" for seed, why in found.items())
@@ -109,8 +109,9 @@ def _time_findings(cases: list[CaseResult]) -> list[str]:
     ]
 
 
-def _last(case: CaseResult) -> list[dict]:
-    return [r["history"][-1] for r in case.ok if r.get("history")]
+def _last(case: CaseResult) -> list[Epoch]:
+    """Each ok seed's last epoch (seeds without a history left out)."""
+    return [r.history[-1] for r in case.ok if r.history]
 
 
 def _loss(x: float) -> str:

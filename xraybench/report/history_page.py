@@ -10,6 +10,7 @@ from xraybench.report import plots
 from xraybench.report.formatting import METRIC_LABELS, interval, p_value, plural
 from xraybench.report.render import write_pages
 from xraybench.report.tables import Table
+from xraybench.results import Run
 
 CHANGE_HEADERS = [
     "case",
@@ -23,27 +24,25 @@ CHANGE_HEADERS = [
 ]
 
 
-def render(docs: list[dict], series: list[history.Series], out: Path, lookback: int) -> tuple[Path, Path]:
+def render(runs: list[Run], series: list[history.Series], out: Path, lookback: int) -> tuple[Path, Path]:
     """Write history.html and history.pdf into ``out``."""
-    return write_pages(
-        context(docs, series, lookback), "history.html.j2", Path(out), "history", docs[-1].get("datetime")
-    )
+    return write_pages(context(runs, series, lookback), "history.html.j2", Path(out), "history", runs[-1].datetime)
 
 
-def summary(docs: list[dict], series: list[history.Series]) -> str:
+def summary(runs: list[Run], series: list[history.Series]) -> str:
     """ "6 runs, 1 case": the page's title and the console's first line say the same."""
-    return f"{plural(len(docs), 'run')}, {plural(len({s.case for s in series}), 'case')}"
+    return f"{plural(len(runs), 'run')}, {plural(len({s.case for s in series}), 'case')}"
 
 
-def context(docs: list[dict], series: list[history.Series], lookback: int) -> dict:
+def context(runs: list[Run], series: list[history.Series], lookback: int) -> dict:
     by_case: dict[str, list[history.Series]] = {}
     for s in series:
         by_case.setdefault(s.case, []).append(s)
-    labels = history.labels(docs)
-    profiles = list(dict.fromkeys(history.profile_of(d) for d in docs))
+    labels = history.labels(runs)
+    profiles = list(dict.fromkeys(history.profile_of(run) for run in runs))
     return {
-        "title": f"xraybench history: {summary(docs, series)}",
-        "runs": runs_table(docs, labels),
+        "title": f"xraybench history: {summary(runs, series)}",
+        "runs": runs_table(runs, labels),
         "changes": changes_table(series),
         "method": (
             f"Each point is a run's mean over seeds with its 95% interval (seeds' spread and test images), "
@@ -64,10 +63,10 @@ def context(docs: list[dict], series: list[history.Series], lookback: int) -> di
     }
 
 
-def runs_table(docs: list[dict], labels: list[str]) -> Table:
+def runs_table(runs: list[Run], labels: list[str]) -> Table:
     rows = [
-        [str(i + 1), label, history.run_name(d), history.when(d)[:19], d.get("profile") or "", d["_source"]]
-        for i, (d, label) in enumerate(zip(docs, labels))
+        [str(i + 1), label, history.run_name(run), history.when(run)[:19], run.profile or "", run.source]
+        for i, (run, label) in enumerate(zip(runs, labels))
     ]
     return Table(["#", "label (the figures' axis)", "run", "date", "profile", "file"], rows, numeric_from=99)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from xraybench import results
 from xraybench.data import patients
-from xraybench.results import CaseResult
+from xraybench.results import CaseResult, DataInfo, Run
 
 INTENDED = (
     "Teaching and benchmarking: comparing training set-ups for NORMAL vs PNEUMONIA classification of "
@@ -28,20 +28,19 @@ LIMITATIONS = {
 }
 
 
-def model_card(doc: dict, cases: list[CaseResult]) -> list[tuple[str, str]]:
+def model_card(run: Run, cases: list[CaseResult]) -> list[tuple[str, str]]:
     """(heading, text) pairs for one suite's cases."""
-    data = doc.get("data") or {}
-    settings = results.settings(doc)
-    software = doc.get("software") or {}
+    run = results.coerce(run)
+    data, settings, software = run.data, run.settings, run.software
     rows = [r for c in cases for r in c.rows]
-    ok = [r for r in rows if r["status"] == "ok"]
-    hours = sum(r["metrics"].get("wall_time_s") or 0 for r in ok) / 3600
+    ok = [r for r in rows if r.ok]
+    hours = sum(r.metrics.wall_time_s or 0 for r in ok) / 3600
     gpu = (software.get("gpu") or {}).get("name")
     compute = (
         f"{len(ok)} of {len(rows)} trainings finished on {gpu or software.get('device', 'an unrecorded device')} "
-        f"in {_duration(hours)} of training in all, in {settings['precision']}"
-        f"{', deterministic algorithms only' if settings['deterministic'] else ''}"
-        f"{', backbones from random initialisation (not pretrained)' if settings['random_init'] else ''}."
+        f"in {_duration(hours)} of training in all, in {settings.precision.name}"
+        f"{', deterministic algorithms only' if settings.deterministic else ''}"
+        f"{', backbones from random initialisation (not pretrained)' if settings.random_init else ''}."
     )
     return [
         ("Intended use", INTENDED),
@@ -50,25 +49,22 @@ def model_card(doc: dict, cases: list[CaseResult]) -> list[tuple[str, str]]:
         ("Compute", compute),
         (
             "Limitations",
-            LIMITATIONS.get(data.get("kind"), "The data source is not one xraybench knows.")
+            LIMITATIONS.get(data.kind if data else None, "The data source is not one xraybench knows.")
             + " Model selection used the validation split only; the test split was evaluated once per seed.",
         ),
     ]
 
 
-def _data_accounting(data: dict) -> str:
-    if not data:
+def _data_accounting(data: DataInfo | None) -> str:
+    if data is None:
         return "No data was recorded."
     splits = "; ".join(
-        f"{name} {s['images']} ({s['normal']} normal, {s['pneumonia']} pneumonia)"
-        for name, s in (data.get("splits") or {}).items()
+        f"{name} {s.images} ({s.normal} normal, {s.pneumonia} pneumonia)" for name, s in data.splits.items()
     )
-    notes = "".join(f" {note[0].upper()}{note[1:]}." for note in data.get("notes", []) if note != data.get("splitting"))
-    how = f" Splits: {data['splitting']}." if data.get("splitting") else ""
-    shared = (
-        leakage_sentence(data["leakage"], data.get("patient_names")) if "leakage" in data else patient_overlap(data)
-    )
-    return f"{data.get('name')} ({data.get('kind')}; {data.get('location', '')}): {splits}.{how}{notes} {shared}"
+    notes = "".join(f" {note[0].upper()}{note[1:]}." for note in data.notes if note != data.splitting)
+    how = f" Splits: {data.splitting}." if data.splitting else ""
+    shared = leakage_sentence(data.leakage, data.patient_names) if data.leakage_recorded else patient_overlap(data)
+    return f"{data.name} ({data.kind}; {data.location or ''}): {splits}.{how}{notes} {shared}"
 
 
 def leakage_sentence(leakage: dict | None, named: dict | None = None) -> str:
@@ -88,14 +84,14 @@ def leakage_sentence(leakage: dict | None, named: dict | None = None) -> str:
     return "Leakage across splits: " + "; ".join(w.removeprefix("leakage: ") for w in found) + f" ({source})."
 
 
-def patient_overlap(data: dict) -> str:
+def patient_overlap(data: DataInfo) -> str:
     """For results recorded before the leakage check: patients shared by the validation and test splits,
     where file names carry a patient id (``data.patients``' rules); the training split's ids are not stored."""
-    if data.get("kind") == "synthetic":
+    if data.kind == "synthetic":
         return "Patient overlap: none (every synthetic image is an independent draw)."
-    images = data.get("images") or {}
+    images = data.images or {}
     ids = {
-        split: {p for i in images.get(split, {}).get("ids", []) if (p := patients.patient_id(i))}
+        split: {p for i in (images[split].ids if split in images else []) if (p := patients.patient_id(i))}
         for split in ("val", "test")
     }
     if not ids["val"] or not ids["test"]:

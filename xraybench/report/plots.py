@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+if TYPE_CHECKING:
+    from xraybench.results import Confusion, Epoch
 
 TRAIN, VAL, TEST = "#0072B2", "#E69F00", "#009E73"
 PALETTE = [TRAIN, VAL, TEST, "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -43,15 +47,15 @@ def to_data_uri(fig) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def training_curves(histories: list[list[dict]]) -> str:
+def training_curves(histories: list[list[Epoch]]) -> str:
     """(a) accuracy and (b) loss per epoch, train vs validation, as in the homework reports; with
     several seeds, the mean per epoch and a band from the lowest to the highest seed."""
     length = min(len(h) for h in histories)
-    epochs = [r["epoch"] for r in histories[0][:length]]
+    epochs = [r.epoch for r in histories[0][:length]]
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(7.2, 2.6))
     for ax, key, title in ((acc, "acc", "(a) Model accuracy evolution"), (loss, "loss", "(b) Model loss evolution")):
         for split, colour, marker, name in (("train", TRAIN, "o", "train"), ("val", VAL, "s", "validation")):
-            values = np.array([[r[f"{split}_{key}"] for r in h[:length]] for h in histories])
+            values = np.array([[getattr(r, f"{split}_{key}") for r in h[:length]] for h in histories])
             ax.plot(epochs, values.mean(axis=0), marker=marker, ms=3, color=colour, label=name)
             if len(histories) > 1:
                 ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=colour, alpha=0.2, lw=0)
@@ -85,7 +89,7 @@ def val_vs_test(names: list[str], val: list[list[float]], test: list[list[float]
     return to_data_uri(fig)
 
 
-def confusion_matrices(named: list[tuple[str, dict]]) -> str:
+def confusion_matrices(named: list[tuple[str, Confusion]]) -> str:
     """One small confusion matrix per case (rows: truth, columns: prediction)."""
     cols = min(4, len(named))
     rows = -(-len(named) // cols)
@@ -93,7 +97,7 @@ def confusion_matrices(named: list[tuple[str, dict]]) -> str:
     for ax in axes.flat[len(named) :]:
         ax.axis("off")
     for ax, (name, c) in zip(axes.flat, named):
-        m = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+        m = np.array([[c.tn, c.fp], [c.fn, c.tp]])
         ax.imshow(m, cmap="Blues", vmin=0)
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")

@@ -15,7 +15,7 @@ from xraybench.results import CaseResult
 
 
 def sweep_section(members: list[CaseResult], not_finished: list[str]) -> dict:
-    keys = list(dict.fromkeys(k for c in members for k in c.first.get("sweep_params", {})))
+    keys = list(dict.fromkeys(k for c in members for k in _params(c)))
     ok = [c for c in members if c.ok]
     val = {c.id: float(np.mean(c.values("best_val_acc"))) for c in ok}
     ordered = sorted(members, key=lambda c: -val.get(c.id, -1.0))
@@ -25,9 +25,9 @@ def sweep_section(members: list[CaseResult], not_finished: list[str]) -> dict:
         rows.append(
             [
                 c.id,
-                *(f"{c.first['sweep_params'].get(k, '')}" for k in keys),
+                *(f"{_params(c).get(k, '')}" for k in keys),
                 str(c.seeds),
-                percent_sd(c.values("best_val_acc")) if done else c.first["status"],
+                percent_sd(c.values("best_val_acc")) if done else c.first.status,
                 percent_sd(c.values("test_acc")) if done else "–",
                 mean_sd(c.values("test_loss"), ".4f") if done else "–",
                 mean_sd(c.values("wall_time_s"), ".1f") if done else "–",
@@ -44,12 +44,12 @@ def sweep_section(members: list[CaseResult], not_finished: list[str]) -> dict:
             "training time (s)",
         ],
         rows,
-        caption=f"Sweep of {members[0].first['sweep']}: one row per point of the grid, best validation "
+        caption=f"Sweep of {members[0].first.sweep}: one row per point of the grid, best validation "
         f"accuracy first (mean ± sd over seeds).",
     )
     figures = []
     if ok:
-        effects = {k.split(".", 1)[1]: [(c.first["sweep_params"][k], val[c.id]) for c in ok] for k in keys}
+        effects = {k.split(".", 1)[1]: [(_params(c)[k], val[c.id]) for c in ok] for k in keys}
         curve = stats.expected_max(list(val.values()))
         figures.append(
             {
@@ -67,7 +67,7 @@ def _findings(members: list[CaseResult], ok: list[CaseResult], val: dict[str, fl
     if not ok:
         return [f"None of the {len(members)} points of the sweep finished."]
     best = max(ok, key=lambda c: val[c.id])
-    params = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in best.first["sweep_params"].items())
+    params = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in _params(best).items())
     curve = stats.expected_max(list(val.values()))
     gain = curve[-1] - curve[0]
     half = next((n for n, e in enumerate(curve, 1) if e >= curve[0] + 0.5 * gain), len(curve))
@@ -82,3 +82,8 @@ def _findings(members: list[CaseResult], ok: list[CaseResult], val: dict[str, fl
         f"(not the best of the whole grid: draws repeat); {where}. "
         f"Spread of the points' validation accuracy: {mean_sd(list(val.values()), '.3f')}.",
     ]
+
+
+def _params(case: CaseResult) -> dict:
+    """The point of the grid a case trained: its sweep parameters (none for a case outside a sweep)."""
+    return case.first.sweep_params or {}

@@ -15,21 +15,20 @@ from xraybench.results import CaseResult
 def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict:
     seen, rows = set(), []
     for case in suite:
-        r = case.first
-        info, model = r.get("model_info") or {}, r.get("config", {}).get("model", {}).get("name", "")
-        if model in seen or "params" not in info:
+        info, model = case.first.model_info, case.first.model_name or ""
+        if model in seen or info is None or info.params is None:
             continue
         seen.add(model)
         rows.append(
             [
                 model,
-                info.get("weights") or "–",
-                info["input"],
-                f"{info['params'] / 1e6:.2f}",
-                f"{info['flops'] / 1e9:.2f}",
-                _opt(info.get("file_size_mb"), ".1f"),
-                _opt(info.get("imagenet_acc1"), ".1f"),
-                f"{info['latency_ms']:.1f}",
+                info.weights or "–",
+                info.input,
+                f"{info.params / 1e6:.2f}",
+                f"{info.flops / 1e9:.2f}",
+                _opt(info.file_size_mb, ".1f"),
+                _opt(info.imagenet_acc1, ".1f"),
+                f"{info.latency_ms:.1f}",
             ]
         )
     table = Table(
@@ -73,8 +72,8 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
     pairs = [
         (everything[c], case)
         for case in suite
-        for c in case.first.get("compare", [])
-        if c in everything and everything[c].first.get("mode") != case.first.get("mode")
+        for c in case.first.compare
+        if c in everything and everything[c].first.mode != case.first.mode
     ]
     pairs = [(a, b) for a, b in pairs if a.ok and b.ok]
     comparisons = [compare(a, b) for a, b in pairs]
@@ -95,8 +94,8 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
             verdict = f"{which} higher ({p_is(comparison.accuracy.p_value)})"
         rows.append(
             [
-                a.first.get("config", {}).get("model", {}).get("name", a.id),
-                f"{a.first['mode']} / {b.first['mode']}",
+                a.model_name,
+                f"{a.first.mode} / {b.first.mode}",
                 f"{a.seeds} / {b.seeds}",
                 f"{percent_sd(a.values('test_acc'))} / {percent_sd(b.values('test_acc'))}",
                 f"{mean_sd(a.values('s_per_epoch'), '.2f')} / {mean_sd(b.values('s_per_epoch'), '.2f')}",
@@ -176,7 +175,7 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
         f"Test accuracy is between {100 * min(gaps):+.1f} and {100 * max(gaps):+.1f} pp from the best "
         f"validation accuracy (mean {100 * sum(gaps) / len(gaps):+.1f} pp over every seed)."
     ]
-    scratch = [c for c in everything.values() if c.ok and c.first.get("mode") == "from scratch"]
+    scratch = [c for c in everything.values() if c.ok and c.first.mode == "from scratch"]
     if scratch:
         best = max(scratch, key=lambda c: _mean(c.values("best_val_acc")))  # chosen on validation, never on test
         comparisons = [compare(c, best) for c in ok]
@@ -206,7 +205,8 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
 
 
 def _gaps(case: CaseResult) -> list[float]:
-    return [r["metrics"]["test_acc"] - r["metrics"]["best_val_acc"] for r in case.ok]
+    """Each ok seed's test accuracy minus its best validation accuracy."""
+    return [gap for r in case.ok if (gap := r.metrics.test_val_gap) is not None]
 
 
 def _mean(values: list[float]) -> float:
@@ -216,7 +216,7 @@ def _mean(values: list[float]) -> float:
 def _oscillation(case: CaseResult) -> float:
     per_seed = []
     for r in case.ok:
-        val = [h["val_acc"] for h in r.get("history", [])]
+        val = [h.val_acc for h in r.history]
         steps = [abs(b - a) for a, b in itertools.pairwise(val)]
         per_seed.append(100 * sum(steps) / len(steps) if steps else 0.0)
     return _mean(per_seed) if per_seed else 0.0

@@ -43,6 +43,7 @@ from xraybench.results.schema import (
     Settings,
     SplitCounts,
     SplitImages,
+    SuiteInfo,
     json_schema,
     upgrade,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "Settings",
     "SplitCounts",
     "SplitImages",
+    "SuiteInfo",
     "Tolerance",
     "ToleranceError",
     "by_case",

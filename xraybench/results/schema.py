@@ -238,6 +238,14 @@ class DataInfo(Record):
         return "leakage" in self.model_fields_set
 
 
+class SuiteInfo(Record):
+    """A suite as the run recorded it, for the report, which reads results.json alone."""
+
+    title: str = ""
+    tasks: dict[str, str] = {}
+    views: dict[str, str] = {}
+
+
 class Run(Record):
     """results.json: an envelope like pytest-benchmark's (schema version, dates, machine, software, commit) around
     the run's profile, settings, data and one row per case and seed."""
@@ -251,7 +259,7 @@ class Run(Record):
     software: dict[str, Any] = {}
     commit_info: dict[str, Any] = {}
     settings: Settings = Settings()
-    suites: dict[str, dict[str, Any]] = {}
+    suites: dict[str, SuiteInfo] = {}
     data: DataInfo | None = None
     cases: list[Row]
     _source: str = PrivateAttr("")  # the file it was read from, if any
@@ -266,6 +274,12 @@ class Run(Record):
 
     def images(self, split: str) -> SplitImages | None:
         return (self.data.images or {}).get(split) if self.data else None
+
+    def to_frame(self):
+        """One record per case and seed — metrics and declared settings as columns — as a pandas DataFrame."""
+        from xraybench.results.table import to_frame
+
+        return to_frame(self)
 
 
 class Baseline(Run):
@@ -284,13 +298,13 @@ class Baseline(Run):
 
 def upgrade(doc: dict) -> dict:
     """A file of an older schema version in today's shape; the one place that knows what older versions lacked.
-    Runs written before ``settings`` was recorded trained in fp32 on a CPU and in bf16 autocast on a GPU (then
-    recorded as ``software.autocast``), not deterministically, from pretrained weights."""
-    if "settings" not in doc or not isinstance(doc.get("settings"), dict) or "precision" not in doc["settings"]:
-        software = doc.get("software") if isinstance(doc.get("software"), dict) else {}
-        autocast = software.get("autocast") if isinstance(software.get("autocast"), str) else None
-        recorded = doc.get("settings") if isinstance(doc.get("settings"), dict) else {}
-        doc = {**doc, "settings": {**recorded, "precision": {"name": autocast or "fp32"}}}
+    Runs written before ``settings`` was recorded trained in fp32 on a CPU (``Settings``' defaults) and in bf16
+    autocast on a GPU, then recorded as ``software.autocast``; not deterministically, from pretrained weights."""
+    software = doc.get("software") if isinstance(doc.get("software"), dict) else {}
+    recorded = doc.get("settings") if isinstance(doc.get("settings"), dict) else {}
+    autocast = software.get("autocast")
+    if isinstance(autocast, str) and "precision" not in recorded:
+        doc = {**doc, "settings": {**recorded, "precision": {"name": autocast}}}
     return doc
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from xraybench import environment, results
 from xraybench.cases import Case, Suite
 from xraybench.executors import Executor, LocalExecutor
-from xraybench.results import Run
+from xraybench.results import Run, SuiteInfo
 from xraybench.runner import jobs, rundir
 from xraybench.runner.plan import RunError, RunPlan, announce, trainings
 
@@ -41,7 +41,7 @@ def run(
 def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> tuple[Path, Run]:
     results_path = run_dir / results.FILENAME
     run = rundir.open_results(results_path, plan)
-    titles = {s.name: {"title": s.title, "tasks": s.tasks, "views": s.views} for s in (suites or {}).values()}
+    titles = {s.name: SuiteInfo(title=s.title, tasks=s.tasks, views=s.views) for s in (suites or {}).values()}
     run.suites = {**run.suites, **titles}  # for the report, which reads results.json alone
     rundir.save(results_path, run)
 

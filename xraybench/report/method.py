@@ -1,0 +1,92 @@
+"""The report's method, before any result: how the run was made (machine, precision, determinism, software,
+commit), the data it read, and how to read the numbers (seeds, intervals, the tests behind a verdict)."""
+
+from __future__ import annotations
+
+from xraybench import stats
+from xraybench.report.formatting import pct
+from xraybench.report.tables import Table
+from xraybench.results import CaseResult, DataInfo, Run, Settings
+
+
+def facts(run: Run) -> list[tuple[str, str]]:
+    software, commit = run.software, run.commit_info
+    gpu = software.get("gpu")
+    device = str(software.get("device", ""))
+    if isinstance(gpu, dict):
+        device += f" ({gpu.get('name', 'a GPU')}, {gpu.get('memory_gb', '?')} GB)"
+    elif gpu:
+        device += f" ({gpu})"
+    versions = ", ".join(f"{k} {software[k]}" for k in ("xraybench", "torch", "torchvision", "cuda") if software.get(k))
+    return [
+        ("Run", run.run_id or ""),
+        ("Date", run.datetime or ""),
+        ("Profile", run.profile or ""),
+        ("Device", device),
+        ("Precision", _precision(run.settings)),
+        ("Deterministic", _deterministic(run.settings, software)),
+        ("Software", versions),
+        ("Commit", str(commit.get("id") or "unknown")[:12] + (" (uncommitted changes)" if commit.get("dirty") else "")),
+    ]
+
+
+def _deterministic(settings: Settings, software: dict) -> str:
+    if settings.deterministic:
+        return "yes (deterministic algorithms only)"
+    return "no (cuDNN autotuning)" if software.get("device") == "cuda" else "no"
+
+
+def _precision(settings: Settings) -> str:
+    name, reason = settings.precision.name, settings.precision.reason
+    if name == "fp32":
+        text = "fp32"
+    else:
+        text = f"{name} autocast (output layer and loss in fp32{', loss scaling' if name == 'fp16' else ''})"
+    return text + (f"; {reason}" if reason else "")
+
+
+def dataset(data: DataInfo | None) -> dict:
+    if not data:
+        return {"name": "no data recorded", "location": "", "notes": [], "table": None}
+    table = Table(
+        ["split", "images", "normal", "pneumonia", "pneumonia share"],
+        [
+            [name, s.images, s.normal, s.pneumonia, pct(s.pneumonia / max(s.images, 1))]
+            for name, s in data.splits.items()
+        ],
+    )
+    return {
+        "name": f"{data.name} ({data.kind})",
+        "location": data.location or "",
+        "notes": data.notes,
+        "table": table,
+    }
+
+
+def method(cases: dict[str, CaseResult]) -> list[str]:
+    """How to read the numbers: seeds, intervals, tests."""
+    counts = sorted({len(c.rows) for c in cases.values() if c.ok})
+    seeds = " or ".join(str(n) for n in counts) or "no"
+    text = [
+        f"Each case ran with {seeds} seed(s) (a seed sets initialisation, data order, dropout and augmentation). "
+        "Numbers are means ± sd over seeds. A 95% interval of a mean over seeds counts the seeds' spread and "
+        "the sampling of the test images; a case with one seed gets the interval on its test images (Wilson for "
+        "proportions, DeLong for AUC, BCa bootstrap for F1).",
+        f"A sentence names a better case only when a test of the two training procedures rejects at α = "
+        f"{stats.ALPHA}: the difference of their mean test accuracy (or AUC) over seeds, with a standard error "
+        "that counts each side's seed-to-seed spread and the sampling of the test images, referred to a t "
+        "distribution with Welch–Satterthwaite degrees of freedom, the reference of the difference's 95% "
+        "interval too. A comparison's accuracy and AUC claims are held together (Holm), and so are the pairs a "
+        "view tests at once; the adjusted p is shown where it differs. With one seed a side the seed variation "
+        "is unknown and nothing is tested. The sign test on per-image correctness (exact McNemar per seed) "
+        "is shown too, as a statement "
+        "about these trained networks only. A simulation in benchmarks/stat_calibration.py shows that these "
+        "tests keep their 5% level when seeds vary.",
+    ]
+    if len(counts) > 1:
+        fewer = [c.id for c in cases.values() if c.ok and len(c.rows) == counts[0]]
+        text.append(
+            f"Cases with {counts[0]} seed(s) here: the profile runs fewer seeds for them to keep the run "
+            f"short ({', '.join(fewer[:6])}{', …' if len(fewer) > 6 else ''}); their intervals are wider."
+        )
+    return text
