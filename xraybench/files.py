@@ -5,6 +5,7 @@ the mode any new file of the user's would have (0666 less the umask)."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -19,3 +20,17 @@ def publish(tmp: str | Path, path: Path) -> None:
     """Give the finished temporary file the user's default mode and move it into place atomically."""
     os.chmod(tmp, umask_mode())
     os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (the folder is made if missing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -12,7 +12,11 @@ import inspect
 
 import pydantic
 
-from xraybench.cases import loading, spec, validation
+from xraybench.cases import loading, spec
+from xraybench.data.images import RESAMPLE
+from xraybench.models import registry
+from xraybench.train.choices import LOSSES, OPTIMIZERS, SCHEDULERS
+from xraybench.train.selection import SELECT_BY
 
 # Fields of a case that its file does not declare: the suite is the file's, the rest is derived.
 DERIVED = {"suite", "source", "sweep", "sweep_params"}
@@ -73,12 +77,14 @@ def _vocabularies(defs: dict) -> None:
     """Closed vocabularies as enums (what the loader would suggest a near name from); model names as examples,
     since a user's registered models are valid too."""
     data, train = defs["DataSpec"]["properties"], defs["TrainSpec"]["properties"]
-    data["resize"]["enum"] = list(validation.RESAMPLE)
+    data["resize"]["enum"] = list(RESAMPLE)
     data["augment"]["items"]["enum"] = list(spec.AUGMENTATIONS)
-    train["optimizer"]["enum"] = list(validation.optim.OPTIMIZERS)
-    train["scheduler"]["enum"] = list(validation.optim.SCHEDULERS)
-    train["loss"]["enum"] = list(validation.OBJECTIVES)
-    defs["ModelSpec"]["properties"]["name"]["examples"] = validation.registry.list_models()
+    train["optimizer"]["enum"] = list(OPTIMIZERS)
+    train["scheduler"]["enum"] = list(SCHEDULERS)
+    train["loss"]["enum"] = list(LOSSES)
+    train["select_by"]["enum"] = list(SELECT_BY)
+    built_in = [name for name in registry.list_models() if registry.origin(name) == "built-in"]
+    defs["ModelSpec"]["properties"]["name"]["examples"] = built_in
     comments = _field_comments()
     for record in (spec.DataSpec, spec.TrainSpec, spec.ModelSpec, spec.Reference):
         described = defs[record.__name__]

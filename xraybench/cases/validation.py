@@ -7,12 +7,12 @@ import dataclasses
 import difflib
 
 from xraybench.cases.spec import AUGMENTATIONS, PROFILES, Case, CaseError, DataSpec, Suite, TrainSpec
-from xraybench.data import medmnist
+from xraybench.data import medmnist_names
 from xraybench.data.images import RESAMPLE
 from xraybench.models import registry
 from xraybench.results import Tolerance, ToleranceError
-from xraybench.train import optim, selection
-from xraybench.train.objectives import OBJECTIVES
+from xraybench.train import selection
+from xraybench.train.choices import LOSSES, OPTIMIZERS, SCHEDULERS
 
 
 def suggest(word: str, choices) -> str:
@@ -135,28 +135,40 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
     if t.weight_decay < 0:
         fail("train.weight_decay", f"must not be negative, got {t.weight_decay}")
     for path, name, table in [
-        ("train.optimizer", t.optimizer, optim.OPTIMIZERS),
-        ("train.scheduler", t.scheduler, optim.SCHEDULERS),
-        ("train.loss", t.loss, OBJECTIVES),
+        ("train.optimizer", t.optimizer, OPTIMIZERS),
+        ("train.scheduler", t.scheduler, SCHEDULERS),
+        ("train.loss", t.loss, LOSSES),
     ]:
         if name not in table:
             fail(path, f"unknown {path.split('.')[1]} {name!r}{suggest(name, table)}")
     for path, problem in selection.check(t.select_by, t.early_stopping):
         fail(path, problem)
-    for path, owner, options, accepted in [
-        ("train.optimizer_options", t.optimizer, t.optimizer_options, optim.optimizer_options(t.optimizer)),
-        ("train.scheduler_options", t.scheduler, t.scheduler_options, optim.scheduler_options(t.scheduler)),
+    for path, owner, options, declared in [
+        ("train.optimizer_options", t.optimizer, t.optimizer_options, OPTIMIZERS[t.optimizer].options),
+        ("train.scheduler_options", t.scheduler, t.scheduler_options, SCHEDULERS[t.scheduler].options),
     ]:
         for key in options:
+            if key in declared:
+                continue
+            accepted = _signature_options(path, owner)
             if key not in accepted:
                 hint = suggest(key, accepted) if accepted else " (it takes none)"
                 fail(f"{path}.{key}", f"not an option of {owner!r}{hint}")
 
 
+def _signature_options(path: str, owner: str) -> list[str]:
+    """Every option the installed torch's constructor takes (``optim.optimizer_options`` for
+    train.optimizer_options, ``optim.scheduler_options`` for train.scheduler_options). Asked, and torch imported,
+    only for an option ``choices`` does not list: a misspelt one, or one a newer torch added."""
+    from xraybench.train import optim
+
+    return getattr(optim, path.removeprefix("train."))(owner)
+
+
 def _validate_needs(case: Case, fail) -> None:
     """The data a case requires, and the published result it reproduces."""
     if case.requires_data:
-        problem = medmnist.name_problem(case.requires_data)
+        problem = medmnist_names.name_problem(case.requires_data)
         if problem:
             fail("requires_data", problem)
     ref = case.published

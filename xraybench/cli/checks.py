@@ -20,11 +20,11 @@ def cmd_report(args) -> int:
 
 
 def cmd_check(args) -> int:
-    run_doc = results.read(args.run_dir)
-    baseline_path = args.baseline or check.default_path(run_doc)
+    run = results.read(args.run_dir)
+    baseline_path = args.baseline or check.default_path(run)
     baseline = check.read_baseline(baseline_path)
-    verdicts = check.compare(run_doc, baseline, [Tolerance.parse(t) for t in args.tolerance], args.allow_missing)
-    warnings = check.environment_warnings(run_doc, baseline)
+    verdicts = check.compare(run, baseline, [Tolerance.parse(t) for t in args.tolerance], args.allow_missing)
+    warnings = check.environment_warnings(run, baseline)
     if args.json:
         print(check.as_json(verdicts, warnings))
         return check.exit_code(verdicts)
@@ -67,8 +67,8 @@ def cmd_history(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    run_doc = results.read(args.run_dir)
-    if results.settings(run_doc)["random_init"]:
+    run = results.read(args.run_dir)
+    if run.settings.random_init:
         raise check.CheckError(
             f"{args.run_dir}: this run trained its backbones from random initialisation "
             f"(--random-init); its numbers are not pretrained results and cannot be a baseline. "
@@ -78,15 +78,15 @@ def cmd_baseline(args) -> int:
     for spec in args.tolerance:
         t = Tolerance.parse(spec)
         tolerances[t.metric] = spec.split(":", 1)[1].strip()
-    name = args.name or check.default_name(run_doc)
+    name = args.name or check.default_name(run)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise check.CheckError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
-    path = check.save(run_doc, args.dir, name, tolerances, force=args.force)
-    found = Path(path).resolve() == check.default_path(run_doc).resolve()
+    path = check.save(run, args.dir, name, tolerances, force=args.force)
+    found = Path(path).resolve() == check.default_path(run).resolve()
     print(
-        f"baseline: {path} ({describe(run_doc)})\n"
+        f"baseline: {path} ({describe(run)})\n"
         + (
-            f"'xraybench check RUN_DIR', run from this directory, compares a later {run_doc.get('profile')} run with it"
+            f"'xraybench check RUN_DIR', run from this directory, compares a later {run.profile} run with it"
             if found
             else f"compare a later run with it: xraybench check RUN_DIR --baseline {path}"
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
 from collections import Counter
 
 from tabulate import tabulate
@@ -111,10 +114,30 @@ def _grouped_table(cases, suites, profile) -> str:
 
 
 def default_profile() -> str:
-    """The profile ``run`` picks here when none is named (by whether torch sees a GPU)."""
-    import torch
+    """The profile ``run`` picks here when none is named (by whether torch sees a GPU). Without a GPU driver torch
+    can see none, and is not loaded to be asked: ``list`` stays without torch on a machine without a GPU."""
+    gpu = "torch" in sys.modules or _gpu_driver()
+    if gpu:
+        import torch
 
-    return case_mod.default_profile("cuda" if torch.cuda.is_available() else "cpu").name
+        gpu = torch.cuda.is_available()
+    return case_mod.default_profile("cuda" if gpu else "cpu").name
+
+
+def _gpu_driver() -> bool:
+    """Whether a driver through which torch might see a GPU is installed: CUDA's (libcuda; nvcuda.dll on Windows)
+    or ROCm's (/dev/kfd). macOS has neither."""
+    if sys.platform == "darwin":
+        return False
+    if os.path.exists("/dev/kfd"):
+        return True
+    for library in ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so"):
+        try:
+            ctypes.CDLL(library)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _runnable(case, profile) -> bool:

@@ -122,7 +122,7 @@ def _run_on(executor, args, cases, suites) -> int:
         environment={k: found[k] for k in ("machine_info", "software") if k in found},
     )
     try:
-        run_dir, doc = run(cases, plan, suites, log=say, executor=executor)
+        run_dir, finished = run(cases, plan, suites, log=say, executor=executor)
     except KeyboardInterrupt:
         where = args.out / plan.resolved_run_id
         say(
@@ -132,9 +132,9 @@ def _run_on(executor, args, cases, suites) -> int:
         )
         return 130
     print()
-    print(summary_table(doc, wide=args.wide))
+    print(summary_table(finished, wide=args.wide))
     print(f"\nresults: {run_dir / 'results.json'}")
     if not args.no_report:
         _, pdf = report.render(run_dir, baseline=args.baseline)
         print(f"report:  {pdf}")
-    return 1 if any(r["status"] == "failed" for r in doc["cases"]) else 0
+    return 1 if any(r.status == "failed" for r in finished.cases) else 0

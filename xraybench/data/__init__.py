@@ -1,7 +1,28 @@
 """Data: the built-in synthetic radiographs, real sources (Kermany folder, MedMNIST .npz),
-the uint8 tensor cache they are decoded into, and batching from tensors."""
+the uint8 tensor cache they are decoded into, and batching from tensors.
 
-from xraybench.data.batches import BatchLoader
-from xraybench.data.sources import DataError, Dataset, Split, open_source
+The names below are imported when first used, so that the modules of this package that need no torch
+(``medmnist_names``, ``images``, ``patients``) import without the sources and batches, which do: case files are
+checked against MedMNIST's names, and the report reads patients, without torch."""
 
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "BatchLoader": "xraybench.data.batches",
+    "DataError": "xraybench.data.sources",
+    "Dataset": "xraybench.data.sources",
+    "Split": "xraybench.data.sources",
+    "open_source": "xraybench.data.sources",
+}
 __all__ = ["BatchLoader", "DataError", "Dataset", "Split", "open_source"]
+
+if TYPE_CHECKING:
+    from xraybench.data.batches import BatchLoader
+    from xraybench.data.sources import DataError, Dataset, Split, open_source
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

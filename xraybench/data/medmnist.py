@@ -4,12 +4,13 @@ The archive's address and MD5 come from the ``medmnist`` package (the optional e
 ``xraybench[medmnist]``); the file lives where that package keeps it (``~/.medmnist``, its
 ``get_default_root``), under its own name (``pneumoniamnist_64.npz``; 28 px has no suffix).
 A file already there is checked against the MD5 before use; a missing one is downloaded
-(xraybench/download.py) unless offline, where the error names the file to place and where.
+(xraybench/download.py) unless offline, where the error names the file to place and where. The names
+themselves (``is_name``, ``name_problem``, ``canonical``, importable from here too) live in ``medmnist_names``,
+which case files are checked with and which needs no torch.
 """
 
 from __future__ import annotations
 
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from xraybench import download
+from xraybench.data.medmnist_names import NAME, SIZES, canonical, is_name, name_problem  # noqa: F401 (is_name)
 from xraybench.data.sources import DataError, NpzSource
-
-NAME = re.compile(r"^(?P<flag>pneumoniamnist)(?:@(?P<size>\d+))?$", re.IGNORECASE)
-SIZES = (28, 64, 128, 224)
-
-
-def is_name(data: str) -> bool:
-    return bool(NAME.match(str(data)))
 
 
 def catalogue(flag: str) -> tuple[dict, Path]:
@@ -37,17 +32,6 @@ def catalogue(flag: str) -> tuple[dict, Path]:
             "(or pass the path of a MedMNIST .npz you have)"
         ) from None
     return INFO[flag], Path(get_default_root() or Path.home() / ".medmnist")
-
-
-def name_problem(data: str) -> str | None:
-    """Why ``data`` is not a MedMNIST name with a size MedMNIST offers (None: it is one)."""
-    match = NAME.match(str(data))
-    if not match:
-        return f"expected a MedMNIST name such as pneumoniamnist@28, got {data!r}"
-    size = int(match["size"] or 28)
-    if size not in SIZES:
-        return f"size {size} is not one MedMNIST offers; use {match['flag'].lower()}@" + "|".join(map(str, SIZES))
-    return None
 
 
 def open_by_name(data: str, *, offline: bool = False, timeout: float = download.TIMEOUT_S) -> NpzSource:
@@ -131,9 +115,3 @@ def _official_name(md5: str) -> str:
             if info.get("MD5" + ("" if size == 28 else f"_{size}")) == md5:
                 return f"{flag}@{size}"
     return ""
-
-
-def canonical(name: str) -> str:
-    """ "PneumoniaMNIST" → "pneumoniamnist@28": the name with its size; "" for no MedMNIST name."""
-    match = NAME.match(name or "")
-    return f"{match['flag'].lower()}@{int(match['size'] or 28)}" if match else ""

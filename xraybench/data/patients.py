@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 EXAMPLES = 5  # ids named in a warning
@@ -94,6 +96,8 @@ def carve_by_patient(ids: list[str], labels: torch.Tensor, fraction: float, seed
     Patients are stratified by their (majority) class, shuffled with ``seed``, and taken until
     the class's share is reached; every image of a chosen patient goes to validation.
     """
+    import torch  # here: the report reads patients without torch
+
     groups: dict[str, list[int]] = {}
     for index, key in enumerate(patients(ids)):
         groups.setdefault(key, []).append(index)

@@ -10,43 +10,31 @@ which differs from ``frozen`` where the classifier has hidden layers: AlexNet, V
 ``pretrained``. The model carries the normalisation of its weights, which the engine uses
 instead of the case's; built without weights (``pretrained = false``: MedMNIST v2 trains
 torchvision's ResNets from scratch), it carries none and the case's applies.
+
+This module declares them, as timm's and torchvision's registries do: the name, the weights, their file and
+input size, the options. Building one (``transfer``) imports torch, torchvision or timm; declaring them imports
+none of these, so case files load without them. The file name and input size of each backbone's weights are
+written here as torchvision (timm for Lite0) gives them, and asked of that library instead wherever it is
+already loaded; tests/test_imports.py checks that the two agree.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-
-import torchvision
-from torch import nn
+from typing import TYPE_CHECKING
 
 from xraybench.models import weights as weights_mod
 from xraybench.models.registry import register_model
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from xraybench.models.transfer import TransferModel
+
 MODES = ("finetune", "frozen", "linear_probe")
-
-
-class TransferModel(nn.Module):
-    """A backbone whose classifier was removed, and a new head for ``num_outputs``."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module, mode: str, mean, std):
-        super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        self.backbone, self.head, self.mode = backbone, head, mode
-        # The weights' normalisation; None without weights (from scratch), where the case's applies.
-        self.normalization = None if mean is None else (tuple(mean), tuple(std))
-        self.backbone_frozen = mode != "finetune"  # the engine may then compute its features once
-        if self.backbone_frozen:
-            self.backbone.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.backbone_frozen:
-            self.backbone.eval()  # BatchNorm running statistics must not drift
-        return self
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
+TORCHVISION_URL = "https://download.pytorch.org/models/"  # where torchvision's weight files are published
+LITE0_INPUT_SIZE = 224  # timm's input size for tf_efficientnet_lite0
 
 
 @dataclass(frozen=True)
@@ -54,87 +42,69 @@ class TorchvisionBackbone:
     name: str
     weights: str  # the torchvision Weights enum entry
     head: str  # attribute of the classifier that is replaced
+    file: str  # the weights' file name (the last part of the enum entry's URL)
+    crop_size: int = 224  # the crop size of the weights' own evaluation transforms
     min_input_size: int | None = None  # where the feature stack needs more than a small input
 
     def weights_enum(self):
+        import torchvision
+
         return torchvision.models.get_weight(self.weights)
 
     def weights_file(self) -> weights_mod.WeightsFile:
-        return weights_mod.hub_checkpoint(self.name, self.weights_enum().url)
+        url = self.weights_enum().url if "torchvision" in sys.modules else TORCHVISION_URL + self.file
+        return weights_mod.hub_checkpoint(self.name, url)
 
     def input_size(self) -> int:
         """The crop size of the weights' own evaluation transforms."""
-        return int(self.weights_enum().transforms().crop_size[0])
+        if "torchvision" in sys.modules:
+            return int(self.weights_enum().transforms().crop_size[0])
+        return self.crop_size
 
     def build(self, *, in_channels: int, num_outputs: int, mode: str, pretrained: bool) -> TransferModel:
-        _check_rgb(in_channels, self.name)
-        w = self.weights_enum()
-        extra = (
-            {"aux_logits": False, "init_weights": False, "transform_input": pretrained}
-            if self.name == "googlenet"
-            else {}
+        from xraybench.models import transfer
+
+        return transfer.build_torchvision(
+            self, in_channels=in_channels, num_outputs=num_outputs, mode=mode, pretrained=pretrained
         )
-        model = torchvision.models.get_model(self.name, weights=None, num_classes=len(w.meta["categories"]), **extra)
-        if pretrained:
-            state = weights_mod.load_state_dict(self.weights_file())
-            if self.name == "googlenet":  # the auxiliary classifiers are not built
-                state = {k: v for k, v in state.items() if not k.startswith("aux")}
-            model.load_state_dict(state)
-        transforms = w.transforms()
-        head = _new_head(getattr(model, self.head), num_outputs)
-        setattr(model, self.head, nn.Identity())
-        # SqueezeNet's forward flattens after its (conv) classifier: keep only its feature stack.
-        backbone = model.features if isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Flatten) else model
-        if mode == "linear_probe" and isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Linear):
-            backbone, head = nn.Sequential(backbone, *list(head)[:-1]), head[-1]  # hidden layers join the backbone
-        if not pretrained:
-            return TransferModel(backbone, head, mode, None, None)
-        return TransferModel(backbone, head, mode, transforms.mean, transforms.std)
 
 
 TORCHVISION_BACKBONES = [
-    TorchvisionBackbone("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "fc"),
-    TorchvisionBackbone("resnet34", "ResNet34_Weights.IMAGENET1K_V1", "fc"),
-    TorchvisionBackbone("resnet50", "ResNet50_Weights.IMAGENET1K_V2", "fc"),
-    TorchvisionBackbone("densenet121", "DenseNet121_Weights.IMAGENET1K_V1", "classifier"),
-    TorchvisionBackbone("mobilenet_v3_large", "MobileNet_V3_Large_Weights.IMAGENET1K_V2", "classifier"),
-    TorchvisionBackbone("googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", "fc"),
-    TorchvisionBackbone("efficientnet_b0", "EfficientNet_B0_Weights.IMAGENET1K_V1", "classifier"),
-    TorchvisionBackbone("squeezenet1_0", "SqueezeNet1_0_Weights.IMAGENET1K_V1", "classifier"),
-    TorchvisionBackbone("convnext_small", "ConvNeXt_Small_Weights.IMAGENET1K_V1", "classifier"),
-    TorchvisionBackbone("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "classifier", min_input_size=63),
-    TorchvisionBackbone("vgg16", "VGG16_Weights.IMAGENET1K_V1", "classifier", min_input_size=32),
-    TorchvisionBackbone("efficientnet_b4", "EfficientNet_B4_Weights.IMAGENET1K_V1", "classifier"),
+    TorchvisionBackbone("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "fc", "resnet18-f37072fd.pth"),
+    TorchvisionBackbone("resnet34", "ResNet34_Weights.IMAGENET1K_V1", "fc", "resnet34-b627a593.pth"),
+    TorchvisionBackbone("resnet50", "ResNet50_Weights.IMAGENET1K_V2", "fc", "resnet50-11ad3fa6.pth"),
+    TorchvisionBackbone("densenet121", "DenseNet121_Weights.IMAGENET1K_V1", "classifier", "densenet121-a639ec97.pth"),
+    TorchvisionBackbone(
+        "mobilenet_v3_large",
+        "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
+        "classifier",
+        "mobilenet_v3_large-5c1a4163.pth",
+    ),
+    TorchvisionBackbone("googlenet", "GoogLeNet_Weights.IMAGENET1K_V1", "fc", "googlenet-1378be20.pth"),
+    TorchvisionBackbone(
+        "efficientnet_b0",
+        "EfficientNet_B0_Weights.IMAGENET1K_V1",
+        "classifier",
+        "efficientnet_b0_rwightman-7f5810bc.pth",
+    ),
+    TorchvisionBackbone(
+        "squeezenet1_0", "SqueezeNet1_0_Weights.IMAGENET1K_V1", "classifier", "squeezenet1_0-b66bff10.pth"
+    ),
+    TorchvisionBackbone(
+        "convnext_small", "ConvNeXt_Small_Weights.IMAGENET1K_V1", "classifier", "convnext_small-0c510722.pth"
+    ),
+    TorchvisionBackbone(
+        "alexnet", "AlexNet_Weights.IMAGENET1K_V1", "classifier", "alexnet-owt-7be5be79.pth", min_input_size=63
+    ),
+    TorchvisionBackbone("vgg16", "VGG16_Weights.IMAGENET1K_V1", "classifier", "vgg16-397923af.pth", min_input_size=32),
+    TorchvisionBackbone(
+        "efficientnet_b4",
+        "EfficientNet_B4_Weights.IMAGENET1K_V1",
+        "classifier",
+        "efficientnet_b4_rwightman-23ab8bcd.pth",
+        crop_size=380,
+    ),
 ]
-
-
-def _new_head(classifier: nn.Module, num_outputs: int) -> nn.Module:
-    """The model's classifier with its last Linear (or 1×1 Conv, SqueezeNet) resized to ``num_outputs``."""
-    last_name, last = None, None
-    for name, module in classifier.named_modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            last_name, last = name, module
-    if last is None:
-        raise ValueError(f"no Linear or Conv2d layer in the classifier {classifier}")
-    if isinstance(last, nn.Linear):
-        new = nn.Linear(last.in_features, num_outputs)
-    else:
-        new = nn.Conv2d(last.in_channels, num_outputs, kernel_size=1)
-    if last_name == "":
-        return new
-    parent = classifier.get_submodule(last_name.rpartition(".")[0]) if "." in last_name else classifier
-    setattr(parent, last_name.rpartition(".")[2], new)
-    if isinstance(last, nn.Conv2d):  # SqueezeNet: conv head → pooled map → flatten to logits
-        return nn.Sequential(classifier, nn.Flatten())
-    return classifier
-
-
-def _check_rgb(in_channels: int, name: str) -> None:
-    if in_channels != 3:
-        raise ValueError(f"{name} takes 3-channel input (grayscale is replicated): set data.channels = 3")
-
-
-# --------------------------------------------------------------------------- EfficientNet-Lite0
 
 
 def lite0_weights_file() -> weights_mod.WeightsFile:
@@ -149,44 +119,27 @@ def lite0_weights_file() -> weights_mod.WeightsFile:
     return weights_mod.WeightsFile("efficientnet_lite0", path, None)
 
 
-def lite0_imagenet() -> nn.Module:
-    """timm's tf_efficientnet_lite0 with the packaged ImageNet weights, loaded strictly.
+def _lite0_input_size() -> int:
+    if "timm" in sys.modules:
+        import timm
 
-    The file is a state dict in lukemelas' key naming; its 296 tensors match timm's in
-    order and shape, so keys are mapped by position after checking every shape."""
-    import timm
-
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    source = weights_mod.load_state_dict(lite0_weights_file())
-    target = model.state_dict()
-    if len(source) != len(target):
-        raise ValueError(f"EfficientNet-Lite0 weights hold {len(source)} tensors, the model {len(target)}")
-    mapped = {}
-    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
-        if tensor.shape != expected.shape:
-            raise ValueError(
-                f"EfficientNet-Lite0 weights: {src_key} {tuple(tensor.shape)} does not fit "
-                f"{dst_key} {tuple(expected.shape)}"
-            )
-        mapped[dst_key] = tensor
-    model.load_state_dict(mapped, strict=True)
-    return model
-
-
-def _timm_input_size(name: str) -> int:
-    import timm
-
-    return int(timm.get_pretrained_cfg(name).input_size[-1])
+        return int(timm.get_pretrained_cfg("tf_efficientnet_lite0").input_size[-1])
+    return LITE0_INPUT_SIZE
 
 
 def _build_lite0(*, in_channels: int, num_outputs: int, mode: str, pretrained: bool) -> TransferModel:
-    import timm
+    from xraybench.models import transfer
 
-    _check_rgb(in_channels, "efficientnet_lite0")
-    model = lite0_imagenet() if pretrained else timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    head = nn.Linear(model.num_features, num_outputs)
-    model.reset_classifier(0)  # the backbone now returns pooled features
-    return TransferModel(model, head, mode, mean=(0.5, 0.5, 0.5) if pretrained else None, std=(0.5, 0.5, 0.5))
+    return transfer.build_lite0(in_channels=in_channels, num_outputs=num_outputs, mode=mode, pretrained=pretrained)
+
+
+def __getattr__(name: str):
+    """What building a backbone uses (``TransferModel``, ``lite0_imagenet``), reachable from here as before."""
+    if name in ("TransferModel", "lite0_imagenet"):
+        from xraybench.models import transfer
+
+        return getattr(transfer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------------------- registration
@@ -215,4 +168,4 @@ def _register(name: str, build, input_size, min_input_size: int | None = None) -
 
 for _backbone in TORCHVISION_BACKBONES:
     _register(_backbone.name, _backbone.build, _backbone.input_size, _backbone.min_input_size)
-_register("efficientnet_lite0", _build_lite0, lambda: _timm_input_size("tf_efficientnet_lite0"))
+_register("efficientnet_lite0", _build_lite0, _lite0_input_size)

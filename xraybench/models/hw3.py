@@ -1,17 +1,23 @@
 """The HW3 models of seed 004: the baseline CNN, the MLP and the global-average-pooling CNNs.
 
 Each builder works for any square input size: the flatten head's width is computed from
-``image_size`` (the seed hard-codes 32·32·32 for 256×256 inputs).
+``image_size`` (the seed hard-codes 32·32·32 for 256×256 inputs). Each imports torch when called:
+registering them (importing this module) does not.
 """
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from xraybench.models.registry import register_model
 
+if TYPE_CHECKING:
+    from torch import nn
+
 
 def _conv_block(cin: int, cout: int) -> list[nn.Module]:
+    from torch import nn
+
     return [nn.Conv2d(cin, cout, kernel_size=3, padding="same"), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
 
 
@@ -26,6 +32,8 @@ def hw3_cnn(*, in_channels: int, image_size: int, num_outputs: int, dropout: flo
 
     ``dropout`` > 0 adds Dropout after conv3 and after fc1, as in HW3 task A.
     """
+    from torch import nn
+
     _check_size(image_size)
     side = image_size // 8
     conv3 = _conv_block(32, 32)
@@ -53,6 +61,8 @@ def hw3_mlp(
     dropout: tuple[float, ...] = (0.9, 0.9, 0.8),
 ) -> nn.Module:
     """Flatten → (Linear + BatchNorm1d + ReLU + Dropout) per hidden layer → output (HW3 task B)."""
+    from torch import nn
+
     if len(hidden) != len(dropout):
         raise ValueError(f"hidden has {len(hidden)} layers but dropout has {len(dropout)} rates")
     layers: list[nn.Module] = [nn.Flatten()]
@@ -72,6 +82,8 @@ def hw3_gap_cnn(
 
     ``conv3_channels=128, head_hidden=128`` is the seed's widened variant.
     """
+    from torch import nn
+
     _check_size(image_size)
     head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     if head_hidden:

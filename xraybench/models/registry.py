@@ -7,6 +7,10 @@ case may set; ``model_options`` checks a case's options against them.
 Models come from xraybench itself, from a module the user imports (``--import``), or from an
 installed package's ``xraybench.models`` entry points (a module that registers models, or one
 builder), loaded with the built-in ones; ``origin`` says which.
+
+Registering is declaring: this module, and the modules that register the built-in models, import no torch;
+a builder imports what it builds with when it is called. So reading and checking case files (model names,
+their options, input sizes) never loads torch.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import inspect
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-ModelBuilder = Callable[..., nn.Module]
+ModelBuilder = Callable[..., "nn.Module"]
 
 _BUILDERS: dict[str, ModelBuilder] = {}
 _ENTRY_POINTS: dict[str, str] = {}  # model name → the installed package whose entry point registered it

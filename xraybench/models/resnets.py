@@ -3,18 +3,23 @@
 The ImageNet stem (7×7 convolution with stride 2, then a 3×3 max-pool) shrinks a 28-pixel image to
 7 pixels before the first block; the CIFAR stem (He et al. 2016, §4.2; the MedMNIST/experiments
 repository's ``models.py``) is one 3×3 convolution with stride 1 and no pooling, so the blocks see
-28, 14, 7 and 4 pixels. The blocks are torchvision's, so the parameters match the published models.
+28, 14, 7 and 4 pixels. The blocks are torchvision's, so the parameters match the published models
+(imported when a model is built: registering them imports neither torch nor torchvision).
 """
 
 from __future__ import annotations
 
-from torch import nn
-from torchvision.models import resnet18, resnet50
+from typing import TYPE_CHECKING
 
 from xraybench.models.registry import register_model
 
+if TYPE_CHECKING:
+    from torch import nn
+
 
 def _cifar_stem(model: nn.Module, in_channels: int) -> nn.Module:
+    from torch import nn
+
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
@@ -23,10 +28,14 @@ def _cifar_stem(model: nn.Module, in_channels: int) -> nn.Module:
 @register_model
 def resnet18_cifar(*, in_channels: int, image_size: int, num_outputs: int) -> nn.Module:
     """ResNet-18 from random weights with the CIFAR stem (MedMNIST v2's 28-pixel ResNet-18)."""
+    from torchvision.models import resnet18
+
     return _cifar_stem(resnet18(weights=None, num_classes=num_outputs), in_channels)
 
 
 @register_model
 def resnet50_cifar(*, in_channels: int, image_size: int, num_outputs: int) -> nn.Module:
     """ResNet-50 from random weights with the CIFAR stem (MedMNIST v2's 28-pixel ResNet-50)."""
+    from torchvision.models import resnet50
+
     return _cifar_stem(resnet50(weights=None, num_classes=num_outputs), in_channels)

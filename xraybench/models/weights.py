@@ -4,16 +4,17 @@ loading it only after its hash has been checked.
 torchvision's files live in the torch hub cache ($TORCH_HOME/hub/checkpoints, default
 ~/.cache/torch/hub/checkpoints) under the name in the weights' URL, whose suffix is a
 prefix of the file's SHA-256. Nothing here downloads unless ``fetch`` or ``fetch_missing`` is
-called (``run`` calls the latter unless ``--offline``; xraybench/download.py says how).
+called (``run`` calls the latter unless ``--offline``; xraybench/download.py says how). Where a file
+belongs is known without torch (``xraybench list`` shows it); loading one imports torch.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from xraybench import download
 
@@ -54,7 +55,19 @@ class WeightsFile:
 
 def hub_checkpoint(model: str, url: str) -> WeightsFile:
     """A torchvision weight file in the torch hub cache."""
-    return WeightsFile(model, Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name, url)
+    return WeightsFile(model, hub_dir() / "checkpoints" / Path(url).name, url)
+
+
+def hub_dir() -> Path:
+    """``torch.hub.get_dir()``, without importing torch where it is not loaded: $TORCH_HOME/hub, where
+    $TORCH_HOME defaults to $XDG_CACHE_HOME/torch and that to ~/.cache. Where torch is loaded, torch answers
+    (``torch.hub.set_dir`` may have moved it; it cannot have without torch)."""
+    if "torch" in sys.modules:
+        import torch.hub
+
+        return Path(torch.hub.get_dir())
+    cache = os.getenv("XDG_CACHE_HOME", "~/.cache")
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))) / "hub"
 
 
 def load_state_dict(weights: WeightsFile) -> dict:
@@ -70,6 +83,8 @@ def load_state_dict(weights: WeightsFile) -> dict:
                 f"{expected} from its name; the file is damaged or not the original: delete it and "
                 f"place the original (not loaded)"
             )
+    import torch
+
     return torch.load(weights.path, map_location="cpu", weights_only=True)
 
 

@@ -4,42 +4,42 @@ protocol itself; every way the run differs from the published protocol is listed
 
 from __future__ import annotations
 
-from xraybench import results, stats
-from xraybench.data import medmnist
+from xraybench import stats
+from xraybench.data import medmnist_names as medmnist
 from xraybench.report.formatting import METRIC_LABELS, interval, p_is
 from xraybench.report.tables import Table
-from xraybench.results import CaseResult
+from xraybench.results import CaseResult, Run
 
 HEADERS = ["case", "metric", "ours: mean [95% interval]", "published", "ours − published [95% interval]", "verdict"]
 SHORTENED = "protocol shortened — not a reproduction"
 REPRODUCTION_PROFILE = "full"  # the profile that runs a protocol as declared: no caps, no overrides
 
 
-def published_section(doc: dict, members: list[CaseResult]) -> dict | None:
+def published_section(run: Run, members: list[CaseResult]) -> dict | None:
     """The section for one suite's cases that carry a published reference; None when none does."""
-    cited = [c for c in members if c.first.get("published")]
+    cited = [c for c in members if c.first.published]
     if not cited:
         return None
     ran = [c for c in cited if c.ok]
     not_run: dict[str, list[str]] = {}
     for c in cited:
-        if not c.ok and c.first.get("requires_data"):
-            not_run.setdefault(c.first["requires_data"], []).append(c.id)
+        if not c.ok and c.first.requires_data:
+            not_run.setdefault(c.first.requires_data, []).append(c.id)
     rows, deviations = [], []
     for case in ran:
-        rows += _rows(doc, case)
-        deviations.append({"case": case.id, "differences": differences(doc, case)})
+        rows += _rows(run, case)
+        deviations.append({"case": case.id, "differences": differences(run, case)})
     sources = dict.fromkeys(
-        f"{c.first['published']['source']} — {c.first['published']['table']}; protocol: "
-        f"{c.first['published']['protocol']}"
+        f"{c.first.published['source']} — {c.first.published['table']}; protocol: "
+        f"{c.first.published['protocol']}"
         for c in cited
     )
     return {
-        "table": Table(HEADERS, rows, numeric_from=2, caption=_caption(doc)) if rows else None,
+        "table": Table(HEADERS, rows, numeric_from=2, caption=_caption(run)) if rows else None,
         "deviations": deviations,
         "sources": list(sources),
         "not_run": [
-            f"{len(ids)} case(s) need --data {need} (this run's data is {_data_name(doc)}): "
+            f"{len(ids)} case(s) need --data {need} (this run's data is {_data_name(run)}): "
             f"xraybench run '{_suite(cited)}*' --data {need} --profile {REPRODUCTION_PROFILE} fetches it "
             f"and runs them"
             for need, ids in not_run.items()
@@ -47,9 +47,9 @@ def published_section(doc: dict, members: list[CaseResult]) -> dict | None:
     }
 
 
-def _rows(doc: dict, case: CaseResult) -> list[list[str]]:
-    ref = case.first["published"]
-    block = _why_no_verdict(doc, case)
+def _rows(run: Run, case: CaseResult) -> list[list[str]]:
+    ref = case.first.published  # the case's published reference, as its file declared it
+    block = _why_no_verdict(run, case)
     rows = []
     for metric, label in METRIC_LABELS.items():
         published = ref.get(metric) or 0.0
@@ -77,64 +77,64 @@ def _verdict(result: stats.Reproduction) -> str:
     return f"{words} ({p_is(result.p_value)})"
 
 
-def _why_no_verdict(doc: dict, case: CaseResult) -> str | None:
+def _why_no_verdict(run: Run, case: CaseResult) -> str | None:
     """A verdict compares the published protocol with ours: not for a shortened run, nor from random weights,
     nor on other data."""
-    if doc.get("profile") != REPRODUCTION_PROFILE:
+    if run.profile != REPRODUCTION_PROFILE:
         return SHORTENED
-    if results.settings(doc)["random_init"]:
+    if run.settings.random_init:
         return "random initialisation — no verdict"
-    if not _on_published_file(doc, case):
+    if not _on_published_file(run, case):
         return "not MedMNIST's own file — no verdict"  # which file, and its MD5: in the differences below
     return None
 
 
-def _on_published_file(doc: dict, case: CaseResult) -> bool:
+def _on_published_file(run: Run, case: CaseResult) -> bool:
     """Whether the run read MedMNIST's own file of the size the case requires (a case that names none never
     does: nothing says which file its published value was measured on)."""
-    need = case.first.get("requires_data", "")
-    official = ((doc.get("data") or {}).get("medmnist") or {}).get("official", "")
+    need = case.first.requires_data or ""
+    official = ((run.data.medmnist if run.data else None) or {}).get("official", "")
     return bool(need) and official == medmnist.canonical(need)
 
 
-def differences(doc: dict, case: CaseResult) -> list[str]:
+def differences(run: Run, case: CaseResult) -> list[str]:
     """Every way this run differs from the published protocol: the run's own (profile, data, seeds, precision,
     hardware), then those the case declares."""
-    ref, first = case.first["published"], case.ok[0]
-    config = first.get("config", {})
+    ref, first = case.first.published, case.ok[0]
+    config = first.config
     found = []
-    if doc.get("profile") != REPRODUCTION_PROFILE:
+    if run.profile != REPRODUCTION_PROFILE:
         train, data = config.get("train", {}), config.get("data", {})
         found.append(
-            f"profile {doc.get('profile')}: {train.get('epochs')} epochs at {data.get('image_size')} px"
-            f"{_limit(doc)}, a shortened protocol"
+            f"profile {run.profile}: {train.get('epochs')} epochs at {data.get('image_size')} px"
+            f"{_limit(run)}, a shortened protocol"
         )
-    if not _on_published_file(doc, case):
-        data = doc.get("data") or {}
-        md5 = (data.get("medmnist") or {}).get("md5", "unknown")
+    if not _on_published_file(run, case):
+        md5 = ((run.data.medmnist if run.data else None) or {}).get("md5", "unknown")
         found.append(f"data: {data.get('name')}, not MedMNIST's file (MD5 {md5[:12]}…)")
     runs = int(ref.get("runs") or 1)
     if case.seeds != runs:
         found.append(f"{case.seeds} seed{'s' * (case.seeds > 1)} (published: {runs} run{'s' * (runs > 1)})")
-    settings = results.settings(doc)
-    if settings["random_init"]:
+    settings = run.settings
+    if settings.random_init:
         found.append("--random-init: pretrained backbones started from random weights")
-    if settings["precision"] != "fp32":
-        found.append(f"{settings['precision']} autocast (published: fp32)")
-    software = doc.get("software") or {}
-    gpu = (software.get("gpu") or {}).get("name")
+    if settings.precision.name != "fp32":
+        found.append(f"{settings.precision.name} autocast (published: fp32)")
+    software = run.software
+    gpu = software.get("gpu")
+    gpu = gpu.get("name") if isinstance(gpu, dict) else gpu
     found.append(
         f"hardware: {gpu or software.get('device', 'unknown device').upper()}, torch {software.get('torch', '?')}"
     )
     return found + list(ref.get("deviations") or [])
 
 
-def _limit(doc: dict) -> str:
-    notes = (doc.get("data") or {}).get("notes") or []
+def _limit(run: Run) -> str:
+    notes = run.data.notes if run.data else []
     return "".join(f", {n}" for n in notes if "per split" in n)
 
 
-def _caption(doc: dict) -> str:
+def _caption(run: Run) -> str:
     return (
         "Ours: the mean over seeds and its 95% interval counting the seeds' spread and the sampling of the "
         "test images (Wilson or DeLong with one seed). Published: its mean, with its sd over runs where "
@@ -147,9 +147,9 @@ def _caption(doc: dict) -> str:
     )
 
 
-def _data_name(doc: dict) -> str:
-    return (doc.get("data") or {}).get("name") or "another source"
+def _data_name(run: Run) -> str:
+    return (run.data.name if run.data else None) or "another source"
 
 
 def _suite(cases: list[CaseResult]) -> str:
-    return cases[0].first.get("suite", "")
+    return cases[0].first.suite or ""

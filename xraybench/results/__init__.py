@@ -59,7 +59,6 @@ from xraybench.results.store import (
     now,
     parse,
     read,
-    settings,
     upsert,
     write,
 )
@@ -112,7 +111,6 @@ __all__ = [
     "predictions",
     "read",
     "row_degeneracy",
-    "settings",
     "stored_probability",
     "upgrade",
     "upsert",

@@ -18,40 +18,8 @@ BASELINE_KIND = "xraybench-baseline"
 STATUSES = ("ok", "failed", "skipped")
 
 
-class MigrationDictAccess:
-    """TEMPORARY (issue 32's migration): lets readers not yet converted to attributes read a record like the dict it
-    was. Removed once no reader uses it; tests/test_schema.py fails while it exists."""
-
-    def _has(self, key: str) -> bool:
-        return key in type(self).model_fields or key in (self.model_extra or {})
-
-    def __getitem__(self, key: str):
-        if not self._has(key):
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value) -> None:
-        setattr(self, key, value)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.model_fields_set or key in (self.model_extra or {})
-
-    def get(self, key: str, default=None):
-        return getattr(self, key) if key in self else default
-
-    def keys(self):
-        return [k for k in [*type(self).model_fields, *(self.model_extra or {})] if k in self]
-
-    def items(self):
-        return [(k, getattr(self, k)) for k in self.keys()]
-
-    def update(self, other=(), **more) -> None:
-        for key, value in {**dict(other), **more}.items():
-            setattr(self, key, value)
-
-
-class Record(MigrationDictAccess, BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow", populate_by_name=True, validate_assignment=False)
+class Record(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", populate_by_name=True)
 
     def dump(self) -> dict:
         """What the file holds: the fields that were read or set, in declaration order, unknown ones after."""

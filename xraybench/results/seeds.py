@@ -25,11 +25,6 @@ class CaseResult:
     _scores: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
-    def doc(self) -> Run:
-        """TEMPORARY (issue 32's migration): the old name of ``run``."""
-        return self.run
-
-    @property
     def ok(self) -> list[Row]:
         return [r for r in self.rows if r.ok]
 

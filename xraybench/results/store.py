@@ -126,11 +126,6 @@ def coerce(run: Run | dict, path: str = "the results given") -> Run:
     return run if isinstance(run, Run) else parse(run, path)
 
 
-def settings(run: Run | dict) -> dict:
-    """TEMPORARY (issue 32's migration): ``run.settings.compared()`` for readers not yet converted."""
-    return coerce(run).settings.compared()
-
-
 def describe(exc: pydantic.ValidationError) -> str:
     """The first problem of a validation error as one line: the field's path, what was wrong, what was found."""
     error = exc.errors()[0]

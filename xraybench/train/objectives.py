@@ -1,4 +1,5 @@
-"""Loss functions and how logits become probabilities: one logit with BCE, or two classes with CE."""
+"""Loss functions and how logits become probabilities: one logit with BCE, or two classes with CE (the names a
+case gives, ``choices.LOSSES``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from xraybench.train.choices import BCE, CE
 
 
 @dataclass(frozen=True)
@@ -18,13 +21,13 @@ class Objective:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "bce": Objective(
+    BCE: Objective(
         num_outputs=1,
         make_loss=nn.BCEWithLogitsLoss,
         target=lambda y: y.float().unsqueeze(1),
         pneumonia_prob=lambda logits: torch.sigmoid(logits.float()).squeeze(1),
     ),
-    "ce": Objective(
+    CE: Objective(
         num_outputs=2,
         make_loss=nn.CrossEntropyLoss,
         target=lambda y: y.long(),

@@ -1,7 +1,8 @@
 """Optimizers and learning-rate schedulers by name: tables, not if/elif chains.
 
-Cases name an optimizer and a scheduler; their options are the constructor's keyword
-arguments, checked against its signature when the case is loaded.
+Cases name an optimizer and a scheduler (the names, and the options a case may give, are declared in
+``choices``, which needs no torch); their options are the constructor's keyword arguments, whose signature
+the case validation asks for an option ``choices`` does not list.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from dataclasses import dataclass, field
 import torch
 from torch.optim import lr_scheduler
 
+from xraybench.train import choices
+
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
+    name: getattr(torch.optim, choice.implementation) for name, choice in choices.OPTIMIZERS.items()
 }
+
+
+def _no_defaults(epochs: int) -> dict:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -26,19 +30,21 @@ class SchedulerKind:
     """A scheduler class and defaults that depend on the number of epochs."""
 
     cls: type | None
-    defaults: Callable[[int], dict] = field(default=lambda epochs: {})
+    defaults: Callable[[int], dict] = field(default=_no_defaults)
 
 
-SCHEDULERS: dict[str, SchedulerKind] = {
-    "none": SchedulerKind(None),
-    "step": SchedulerKind(lr_scheduler.StepLR),
-    "cosine": SchedulerKind(lr_scheduler.CosineAnnealingLR, defaults=lambda e: {"T_max": e}),
-    "exponential": SchedulerKind(lr_scheduler.ExponentialLR),
+_EPOCH_DEFAULTS: dict[str, Callable[[int], dict]] = {
+    "cosine": lambda e: {"T_max": e},
     # MedMNIST v2's schedule: ×0.1 at half and at three quarters of the epochs (50 and 75 of 100), so a
     # profile that shortens the training shortens the schedule with it.
-    "multistep": SchedulerKind(
-        lr_scheduler.MultiStepLR, defaults=lambda e: {"milestones": [e // 2, 3 * e // 4], "gamma": 0.1}
-    ),
+    "multistep": lambda e: {"milestones": [e // 2, 3 * e // 4], "gamma": 0.1},
+}
+SCHEDULERS: dict[str, SchedulerKind] = {
+    name: SchedulerKind(
+        getattr(lr_scheduler, choice.implementation) if choice.implementation else None,
+        _EPOCH_DEFAULTS.get(name, _no_defaults),
+    )
+    for name, choice in choices.SCHEDULERS.items()
 }
 
 
