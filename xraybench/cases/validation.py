@@ -76,8 +76,11 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
     for name, overrides in case.profile_overrides.items():
         if name not in PROFILES:
             fail(f"profile_overrides.{name}", f"unknown profile {name!r}{suggest(name, PROFILES)}")
-        for key in typed(overrides, dict, where, f"profile_overrides.{name}"):
-            dotted_field(key, where, f"profile_overrides.{name}")
+        for key, value in typed(overrides, dict, where, f"profile_overrides.{name}").items():
+            section, field = dotted_field(key, where, f"profile_overrides.{name}")
+            expected = type(getattr(getattr(case, section), field))  # the declared value's type
+            if expected in (int, float, str, bool):
+                typed(value, expected, where, f"profile_overrides.{name}.{key}")
     for name, count in case.seeds.items():
         if name not in PROFILES:
             fail(f"seeds.{name}", f"unknown profile {name!r}{suggest(name, PROFILES)}")

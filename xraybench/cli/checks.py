@@ -23,15 +23,18 @@ def cmd_check(args) -> int:
     run = results.read(args.run_dir)
     baseline_path = args.baseline or check.default_path(run)
     baseline = check.read_baseline(baseline_path)
-    verdicts = check.compare(run, baseline, [Tolerance.parse(t) for t in args.tolerance], args.allow_missing)
+    tolerances = [Tolerance.parse(t) for t in args.tolerance]
+    try:
+        verdicts = check.compare(run, baseline, tolerances, args.allow_missing)
+    except check.CheckError as exc:  # refused: said with the two files it was about
+        raise check.CheckError(f"{args.run_dir} against {baseline_path}: {exc}") from None
     warnings = check.environment_warnings(run, baseline)
     if args.json:
         print(check.as_json(verdicts, warnings))
         return check.exit_code(verdicts)
     print(
         clip(
-            f"baseline: {baseline_path} ({baseline.get('name')}, {(baseline.get('created') or '')[:10]}, "
-            f"{describe(baseline)})",
+            f"baseline: {baseline_path} ({baseline.name}, {(baseline.created or '')[:10]}, {describe(baseline)})",
             args.wide,
         )
     )

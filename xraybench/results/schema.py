@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, with_config
+from typing_extensions import TypedDict
 
 SCHEMA_VERSION = 2  # results.json
 BASELINE_SCHEMA = 3  # a stored baseline
@@ -24,6 +25,36 @@ class Record(BaseModel):
     def dump(self) -> dict:
         """What the file holds: the fields that were read or set, in declaration order, unknown ones after."""
         return self.model_dump(mode="python", exclude_unset=True, by_alias=True)
+
+
+# What the run was measured on: tables a reader reads as dicts (the report lists them whole), with the fields
+# xraybench writes typed, so that a reader can trust them; fields another version adds are kept.
+@with_config(ConfigDict(extra="allow"))
+class Gpu(TypedDict, total=False):
+    name: str
+    memory_gb: float
+    capability: str
+
+
+@with_config(ConfigDict(extra="allow"))
+class Software(TypedDict, total=False):
+    xraybench: str
+    torch: str
+    torchvision: str
+    cuda: str | None
+    cudnn: int | None
+    torch_threads: int
+    device: str
+    gpu: Gpu | None
+    autocast: str | None  # older runs: the autocast a GPU run used
+
+
+@with_config(ConfigDict(extra="allow"))
+class Commit(TypedDict, total=False):
+    id: str | None
+    branch: str | None
+    dirty: bool | None
+    time: str | None
 
 
 class Confusion(Record):
@@ -123,7 +154,7 @@ class Row(Record):
     requires_data: str | None = None
     published: dict[str, Any] | None = None
     hash: str | None = None
-    config: dict[str, Any] = {}  # the case as it trained (its fields are the case file's: xraybench schema case)
+    config: dict[str, dict[str, Any]] = {}  # the case as it trained (its fields are the case file's: xraybench schema case)
     status: Literal["ok", "failed", "skipped"]
     reason: str | None = None
     needs: str | None = None
@@ -224,8 +255,8 @@ class Run(Record):
     updated: str | None = None
     profile: str | None = None
     machine_info: dict[str, Any] = {}
-    software: dict[str, Any] = {}
-    commit_info: dict[str, Any] = {}
+    software: Software = {}
+    commit_info: Commit = {}
     settings: Settings = Settings()
     suites: dict[str, SuiteInfo] = {}
     data: DataInfo | None = None

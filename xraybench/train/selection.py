@@ -50,7 +50,8 @@ def check(select_by: str, early_stopping: dict) -> list[tuple[str, str]]:
         problems.append(
             ("train.early_stopping.patience", f"must be a whole number of epochs, at least 1, got {patience!r}")
         )
-    if "metric" in early_stopping and early_stopping["metric"] not in SELECT_BY:
+    metric = early_stopping.get("metric")
+    if "metric" in early_stopping and not (isinstance(metric, str) and metric in SELECT_BY):
         problems.append(
             (
                 "train.early_stopping.metric",
