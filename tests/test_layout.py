@@ -90,6 +90,7 @@ ALLOWED = {
         "train.optim",  # only for an option train.choices does not list (it imports torch)
         "train.selection",
         "data.images",
+        "data.augmentations",
         "data.medmnist_names",
     },
     "train": {"train", "data", "models", "environment", "results", "stats"},

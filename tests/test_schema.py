@@ -152,3 +152,14 @@ def test_no_reader_uses_a_row_as_a_dict():
         if chained.search(line)
     ]
     assert not found, found
+
+
+def test_each_vocabulary_is_implemented_as_named():
+    """The names a case file may use are the names of what implements them: the report's views, the loader's
+    augmentations."""
+    from xraybench.data.augmentations import AUGMENTATIONS
+    from xraybench.data.batches import AUGMENT
+    from xraybench.report.views import VIEWS
+
+    assert list(VIEWS) == list(results.VIEWS)
+    assert list(AUGMENT) == list(AUGMENTATIONS)

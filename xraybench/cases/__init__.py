@@ -1,4 +1,6 @@
-"""Benchmark cases: the Case record and profiles (``spec``), reading and checking case files (``loading``).
+"""Benchmark cases: the Case record and profiles (``spec``), reading and checking case files (``loading``,
+``validation``), what a run takes of them and how ``--set`` changes them (``choosing``), and the case file's JSON
+Schema (``schema``).
 
 A case file (TOML, in benchmarks/cases/) declares one suite: its tasks, defaults shared by
 its cases, and the cases themselves. Every field is checked when the file is loaded, so a
@@ -6,13 +8,12 @@ misspelt field or an unknown model fails before any training starts, naming the 
 case and the field.
 """
 
-from xraybench.cases.loading import confounded, declared_in, load_case_file, load_cases, override, select
+from xraybench.cases.choosing import confounded, override, select
+from xraybench.cases.loading import declared_in, load_case_file, load_cases
 from xraybench.cases.spec import (
-    AUGMENTATIONS,
     DEFAULT_CASES_DIR,
     PROFILES,
     RANDOM_INIT_NOTE,
-    VIEWS,
     Case,
     CaseError,
     DataSpec,
@@ -25,6 +26,8 @@ from xraybench.cases.spec import (
     default_profile,
     with_random_init,
 )
+from xraybench.data.augmentations import AUGMENTATIONS  # what data.augment may name
+from xraybench.results import VIEWS  # what a suite's views may name
 
 __all__ = [
     "AUGMENTATIONS",

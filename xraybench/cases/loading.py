@@ -5,16 +5,15 @@ the file, the case and the field, with the closest valid name."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import fnmatch
 import tomllib
 import types
 import typing
 from pathlib import Path
 
-from xraybench.cases.spec import DEFAULT_CASES_DIR, PROFILES, VIEWS, Case, CaseError, Suite
+from xraybench.cases.spec import DEFAULT_CASES_DIR, Case, CaseError, Suite
 from xraybench.cases.validation import check_keys, dotted_field, suggest, typed, validate_case
 from xraybench.models import registry
+from xraybench.results import VIEWS
 
 TOP_LEVEL = {"suite", "title", "extends", "tasks", "views", "defaults", "case"}
 DEFAULTS = {
@@ -143,7 +142,7 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
             raise CaseError(f"{where}: field 'views.{task}': unknown view {view!r}{suggest(str(view), VIEWS)}")
     defaults = typed(doc.get("defaults", {}), dict, where, "defaults")
     check_keys(defaults, DEFAULTS, where, "defaults.")
-    defaults = _merge({k: v for k, v in base.defaults.items() if k != "published"}, defaults)  # a citation is not
+    defaults = merge({k: v for k, v in base.defaults.items() if k != "published"}, defaults)  # a citation is not
     suite = Suite(
         suite_name,
         typed(doc.get("title", suite_name), str, where, "title"),
@@ -157,11 +156,11 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
     for i, raw in enumerate(typed(doc.get("case", []), list, where, "case")):
         raw = typed(raw, dict, where, f"case[{i}]")
         case_where = f"{file}: case {raw.get('id', f'#{i + 1}')!r}"
-        merged = {**_merge(defaults, raw), "suite": suite_name, "source": str(file)}
+        merged = {**merge(defaults, raw), "suite": suite_name, "source": str(file)}
         for point in _expand_grid(merged, case_where):
-            case = _build(Case, point, case_where, "")
+            case = build(Case, point, case_where, "")
             validate_case(case, suite, case_where)
-            cases.append(_native_size(case, case_where))
+            cases.append(native_size(case, case_where))
     return suite, cases
 
 
@@ -175,7 +174,7 @@ def _extended(doc: dict, known: dict[str, Suite], where: str) -> Suite:
     return known[name]
 
 
-def _native_size(case: Case, where: str) -> Case:
+def native_size(case: Case, where: str) -> Case:
     """Resolve ``image_size = 0`` to the model's own input size (e.g. its weights' crop size)."""
     if case.data.image_size != 0:
         return case
@@ -224,7 +223,7 @@ def _expand_grid(case: dict, where: str) -> list[dict]:
 _SHORT = {"lr": "lr", "batch_size": "bs", "epochs": "ep", "weight_decay": "wd", "image_size": "px"}
 
 
-def _merge(defaults: dict, case: dict) -> dict:
+def merge(defaults: dict, case: dict) -> dict:
     """Case values over the defaults, one level of tables deep. Options belong to their optimiser or scheduler:
     naming another one without its options drops the inherited ones (StepLR's step_size would not fit cosine)."""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in defaults.items()}
@@ -240,7 +239,7 @@ def _merge(defaults: dict, case: dict) -> dict:
     return merged
 
 
-def _build(cls, data: dict, where: str, prefix: str):
+def build(cls, data: dict, where: str, prefix: str):
     """Construct a (nested) dataclass from a dict, checking names and types of every field."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -258,7 +257,7 @@ def _build(cls, data: dict, where: str, prefix: str):
 
 def _convert(hint, value, where: str, path: str):
     if dataclasses.is_dataclass(hint):
-        return _build(hint, typed(value, dict, where, path), where, path + ".")
+        return build(hint, typed(value, dict, where, path), where, path + ".")
     origin = typing.get_origin(hint)
     if origin is tuple:  # tuple[X, ...]
         item = typing.get_args(hint)[0]
@@ -266,92 +265,3 @@ def _convert(hint, value, where: str, path: str):
     if origin in (types.UnionType, typing.Union):
         raise TypeError(f"unsupported field type {hint}")  # no optional fields in cases
     return typed(value, hint, where, path)
-
-
-def select(cases: list[Case], patterns: list[str]) -> list[Case]:
-    """Cases whose id matches any shell-style pattern, in declaration order. Every pattern must match
-    something: a typo among several ids would otherwise run the others and hide it."""
-    ids = [c.id for c in cases]
-    for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
-            close = difflib.get_close_matches(pattern, ids, n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise CaseError(
-                f"no case matches {pattern!r}{hint} (xraybench list shows the {len(ids)} ids; "
-                f"patterns are shell-style, e.g. 'hw3*')"
-            )
-    return [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
-
-
-def override(cases: list[Case], suites: dict[str, Suite], settings: list[str]) -> list[Case]:
-    """The cases with ``--set KEY=VALUE`` applied (``train.epochs=5``, ``data.augment=["hflip"]``): the value is read as
-    TOML (a bare word as a string), checked as a case file's would be, and applied after the profile's caps, so a
-    one-off experiment gets what it asked for; the configuration hash records it."""
-    if not settings:
-        return cases
-    changes = {}
-    for setting in settings:
-        key, sep, text = setting.partition("=")
-        if not sep or not text.strip():
-            raise CaseError(f"--set {setting!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
-        dotted_field(key.strip(), "--set", "")
-        try:
-            value = tomllib.loads(f"value = {text.strip()}")["value"]
-        except tomllib.TOMLDecodeError:
-            value = text.strip()
-        changes[key.strip()] = value
-    sections: dict[str, dict] = {}
-    for key, value in changes.items():
-        section, name = key.split(".", 1)
-        sections.setdefault(section, {})[name] = value
-    keys = [*changes, *(f"train.{o}_options" for o in ("optimizer", "scheduler") if f"train.{o}" in changes)]
-    changed = []
-    for case in cases:
-        where = f"--set (case {case.id!r})"
-        for key in set(changes) & set(case.sweep_params):
-            raise CaseError(
-                f"--set {key}: an axis of the sweep {case.sweep!r}, whose points set it each; leave "
-                f"the sweep out of this run or set another field"
-            )
-        declared = {
-            s: {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(getattr(case, s)).items()}
-            for s in ("data", "train")
-        }
-        raw = _merge(declared, sections)
-        built = {section: _build(type(getattr(case, section)), raw[section], where, f"{section}.") for section in raw}
-        values = {k: getattr(built[k.split(".")[0]], k.split(".", 1)[1]) for k in dict.fromkeys(keys)}
-        new = dataclasses.replace(
-            case, profile_overrides={p: {**case.profile_overrides.get(p, {}), **values} for p in PROFILES}
-        )
-        validate_case(dataclasses.replace(new, **built), suites[case.suite], where)
-        if values.get("data.image_size") == 0:  # the model's own input size, as in a case file
-            values["data.image_size"] = _native_size(dataclasses.replace(new, **built), where).data.image_size
-            new = dataclasses.replace(
-                new, profile_overrides={p: {**o, **values} for p, o in new.profile_overrides.items()}
-            )
-        changed.append(new)
-    return changed
-
-
-def confounded(cases: list[Case]) -> list[str]:
-    """Comparisons across case files whose data or training settings differ beyond the model: a user's case without
-    the suite's defaults (no StepLR, other epochs) would be compared with a built-in one, and the difference
-    credited to the model. One line per such pair; cases of one file are declared together and left alone."""
-    chosen = {c.id: c for c in cases}
-    notes = []
-    for case in cases:
-        for other in (chosen[o] for o in case.compare if o in chosen and chosen[o].source != case.source):
-            mine, theirs = (c.config() for c in (case, other))
-            differs = [
-                f"{section}.{key} {mine[section].get(key, '-')} vs {theirs[section].get(key, '-')}"
-                for section in ("data", "train")
-                for key in sorted({*mine[section], *theirs[section]} - {"seed"})
-                if mine[section].get(key) != theirs[section].get(key)
-            ]
-            if differs:
-                notes.append(
-                    f"{case.id} is compared with {other.id} of {Path(other.source).name}, but their settings "
-                    f"differ beyond the model ({'; '.join(differs[:4])}{'; …' * (len(differs) > 4)}); "
-                    f'extends = "{other.suite}" starts a file from that suite\'s defaults'
-                )
-    return notes

@@ -13,8 +13,10 @@ import inspect
 import pydantic
 
 from xraybench.cases import loading, spec
+from xraybench.data.augmentations import AUGMENTATIONS
 from xraybench.data.images import RESAMPLE
 from xraybench.models import registry
+from xraybench.results import VIEWS
 from xraybench.train.choices import LOSSES, OPTIMIZERS, SCHEDULERS
 from xraybench.train.selection import SELECT_BY
 
@@ -55,7 +57,7 @@ def case_file_schema() -> dict:
             "title": {"type": "string"},
             "extends": {"type": "string", "description": "a suite whose defaults and tasks this file builds on"},
             "tasks": {"type": "object", "additionalProperties": {"type": "string"}},
-            "views": {"type": "object", "additionalProperties": {"enum": list(spec.VIEWS)}},
+            "views": {"type": "object", "additionalProperties": {"enum": list(VIEWS)}},
             "defaults": defaults,
             "case": {"type": "array", "items": case},
         },
@@ -78,7 +80,7 @@ def _vocabularies(defs: dict) -> None:
     since a user's registered models are valid too."""
     data, train = defs["DataSpec"]["properties"], defs["TrainSpec"]["properties"]
     data["resize"]["enum"] = list(RESAMPLE)
-    data["augment"]["items"]["enum"] = list(spec.AUGMENTATIONS)
+    data["augment"]["items"]["enum"] = list(AUGMENTATIONS)
     train["optimizer"]["enum"] = list(OPTIMIZERS)
     train["scheduler"]["enum"] = list(SCHEDULERS)
     train["loss"]["enum"] = list(LOSSES)

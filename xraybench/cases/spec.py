@@ -11,7 +11,6 @@ from xraybench.models import registry
 from xraybench.results import config_hash
 
 DEFAULT_CASES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "cases"
-AUGMENTATIONS = ("hflip", "brightness")
 
 
 # Training settings added after cases were first hashed, with the default that behaves as before.
@@ -141,9 +140,6 @@ class Suite:
     views: dict[str, str] = field(default_factory=dict)  # task → a report view computed across the suite
     defaults: dict = field(default_factory=dict)  # the [defaults] its cases start from (a file extending it too)
     extends: str = ""  # the suite whose defaults and tasks it builds on
-
-
-VIEWS = ("model_selection", "compare_modes", "test_gap")  # rendered by xraybench.report
 
 
 @dataclass(frozen=True)

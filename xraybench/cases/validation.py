@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from xraybench.cases.spec import AUGMENTATIONS, PROFILES, Case, CaseError, DataSpec, Suite, TrainSpec
+from xraybench.cases.spec import PROFILES, Case, CaseError, DataSpec, Suite, TrainSpec
 from xraybench.data import medmnist_names
+from xraybench.data.augmentations import AUGMENTATIONS
 from xraybench.data.images import RESAMPLE
 from xraybench.models import registry
 from xraybench.results import Tolerance, ToleranceError

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from xraybench.data.augmentations import AUGMENTATIONS
 from xraybench.data.sources import Split
 
 
@@ -80,13 +81,21 @@ class BatchLoader(_IndexedBatches):
         return x.contiguous(memory_format=self.memory_format)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        if "hflip" in self.augment:
-            flip = torch.rand(b, 1, 1, 1, device=x.device, generator=self.augment_rng) < 0.5
-            x = torch.where(flip, x.flip(-1), x)
-        if "brightness" in self.augment:  # on the 0–255 scale, before normalisation
-            x = x + 51.0 * (torch.rand(b, 1, 1, 1, device=x.device, generator=self.augment_rng) - 0.5)
+        for name in AUGMENTATIONS:  # in their declared order, each drawing from the loader's stream
+            if name in self.augment:
+                x = AUGMENT[name](x, torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=self.augment_rng))
         return x
+
+
+def _hflip(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    return torch.where(u < 0.5, x.flip(-1), x)
+
+
+def _brightness(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    return x + 51.0 * (u - 0.5)  # on the 0–255 scale, before normalisation
+
+
+AUGMENT = {"hflip": _hflip, "brightness": _brightness}  # what each of AUGMENTATIONS does (data/augmentations.py)
 
 
 class TensorLoader(_IndexedBatches):

@@ -11,7 +11,6 @@ import torch
 
 from xraybench.data import patients
 
-CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1
 SPLITS = ("train", "val", "test")
 
 

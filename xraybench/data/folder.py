@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from xraybench.data import patients
-from xraybench.data.dataset import CLASSES, SPLITS, DataError, Split
+from xraybench.data.dataset import SPLITS, DataError, Split
 from xraybench.data.images import IMAGE_SUFFIXES, strict_pil, try_decode
+from xraybench.data.labels import CLASSES
 
 IGNORED_FILES = {"Thumbs.db", "desktop.ini"}  # operating-system droppings, not data
 VAL_FRACTION = 0.1

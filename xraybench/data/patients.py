@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from xraybench.data.labels import CLASSES
+
 if TYPE_CHECKING:
     import torch
 
-CLASSES = ("NORMAL", "PNEUMONIA")
 EXAMPLES = 5  # ids named in a warning
 MIN_NAMED_SHARE = 0.95  # below this share of names matching a rule, the carve is mostly by image: say so
 COPY_MARKER = re.compile(r" \(\d+\)$")  # "person1_virus_6 (1)": a copy of person1's file, as downloads name it

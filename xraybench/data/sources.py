@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xraybench.data import synthetic
-from xraybench.data.dataset import CLASSES, SPLITS, DataError, Dataset, Split, indexed
+from xraybench.data.dataset import SPLITS, DataError, Dataset, Split, indexed
 from xraybench.data.folder import VAL_FRACTION, FolderSource
+from xraybench.data.labels import CLASSES
 from xraybench.data.npz import NpzSource
 
 __all__ = [

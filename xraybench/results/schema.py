@@ -154,7 +154,9 @@ class Row(Record):
     requires_data: str | None = None
     published: dict[str, Any] | None = None
     hash: str | None = None
-    config: dict[str, dict[str, Any]] = {}  # the case as it trained (its fields are the case file's: xraybench schema case)
+    config: dict[
+        str, dict[str, Any]
+    ] = {}  # the case as it trained (its fields are the case file's: xraybench schema case)
     status: Literal["ok", "failed", "skipped"]
     reason: str | None = None
     needs: str | None = None
@@ -237,12 +239,17 @@ class DataInfo(Record):
         return "leakage" in self.model_fields_set
 
 
+# The views a suite may give a task instead of its cases' own section: computed across the suite's results by
+# xraybench.report.views (its VIEWS implements each; tests/test_schema.py holds the two equal).
+VIEWS = ("model_selection", "compare_modes", "test_gap")
+
+
 class SuiteInfo(Record):
     """A suite as the run recorded it, for the report, which reads results.json alone."""
 
     title: str = ""
     tasks: dict[str, str] = {}
-    views: dict[str, str] = {}
+    views: dict[str, Literal[VIEWS]] = {}  # task → the view that is its section
 
 
 class Run(Record):
