@@ -51,6 +51,7 @@ from xraybench.data.sources import FolderSource
 from xraybench.data.synthetic import generate_split
 from xraybench.environment import keep_freed_memory
 from xraybench.models.registry import create_model
+from xraybench.report.formatting import mean_sd
 from xraybench.train import optim
 from xraybench.train.engine import train_case
 from xraybench.train.objectives import OBJECTIVES
@@ -143,13 +144,12 @@ def one_seed(case: Case, root: Path, data, size: int, noise_floor: bool, precisi
     )
 
 
-def spread(values: list[float], fmt: str) -> str:
-    """A value, or mean ± sd over seeds."""
-    text = format(statistics.mean(values), fmt)
-    return text + (f" ± {statistics.stdev(values):{fmt.lstrip('+')}}" if len(values) > 1 else "")
+def signed(x: float) -> str:
+    """A difference in points, as the table writes it (its sd unsigned: ``mean_sd``)."""
+    return f"{x:+.1f}"
 
 
-def compare(
+def row_against_reference(
     case: Case, root: Path, data, size: int, seeds: int, noise_floor: bool, precision: Precision, cheap_decode: bool
 ) -> list:
     """One table row: seconds per epoch, test accuracies and their differences in points (± sd over seeds)."""
@@ -172,12 +172,12 @@ def compare(
         f"{ours_s:.2f}",
         f"{ref_s / ours_s:.1f}×",
         f"≥ {target(case, size, precision, cheap_decode):.0f}×",
-        spread([r.reference_acc for r in runs], ".3f"),
-        spread([r.ours_acc for r in runs], ".3f"),
-        spread([100 * (r.ours_acc - r.reference_acc) for r in runs], "+.1f"),
+        mean_sd([r.reference_acc for r in runs], ".3f"),
+        mean_sd([r.ours_acc for r in runs], ".3f"),
+        mean_sd([100 * (r.ours_acc - r.reference_acc) for r in runs], write=signed),
     ]
     if noise_floor:
-        row.append(spread([100 * (r.twin_acc - r.reference_acc) for r in runs], "+.1f"))
+        row.append(mean_sd([100 * (r.twin_acc - r.reference_acc) for r in runs], write=signed))
     return row
 
 
@@ -227,7 +227,11 @@ def main() -> None:
                 data=dataclasses.replace(case.data, image_size=args.size),
                 train=dataclasses.replace(case.train, epochs=args.epochs or case.train.epochs),
             )
-            rows.append(compare(case, root, data, args.size, args.seeds, args.noise_floor, precision, cheap_decode))
+            rows.append(
+                row_against_reference(
+                    case, root, data, args.size, args.seeds, args.noise_floor, precision, cheap_decode
+                )
+            )
             print(f"  done: {case_id}", file=sys.stderr)
     print(
         f"{args.size}×{args.size} px input; folder of {sum(args.splits)} grayscale {args.format.upper()}s at "

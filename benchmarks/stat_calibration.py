@@ -159,8 +159,8 @@ def evaluate(rng: np.random.Generator, repeats: int, cell: Cell, with_check: boo
 def report_trials(rng: np.random.Generator, trials: int, cell: Cell) -> Rate:
     """End to end: two cases of a results document whose seeds' per-image predictions come from the simulation,
     compared and worded as the report does; how often a sentence names a winner (test accuracy or AUC)."""
-    from xraybench.report.comparisons import compare
-    from xraybench.results import by_case
+    from xraybench.report.comparisons import compare_cases
+    from xraybench.results import SCHEMA_VERSION, by_case
 
     labels, probs_a, probs_b, _, _ = simulate(rng, trials, cell)
     named = 0
@@ -177,6 +177,7 @@ def report_trials(rng: np.random.Generator, trials: int, cell: Cell) -> Rate:
             for seed, p in enumerate(probs)
         ]
         doc = {
+            "schema_version": SCHEMA_VERSION,
             "data": {
                 "images": {
                     "test": {"ids": [f"test/{i}" for i in range(len(labels))], "labels": labels.astype(int).tolist()}
@@ -185,7 +186,7 @@ def report_trials(rng: np.random.Generator, trials: int, cell: Cell) -> Rate:
             "cases": rows,
         }
         cases = by_case(doc)
-        sentence = compare(cases["a"], cases["b"]).sentence()
+        sentence = compare_cases(cases["a"], cases["b"]).sentence()
         named += "has a higher test accuracy" in sentence or "AUC is higher" in sentence
     return Rate(named, trials)
 

@@ -3,6 +3,7 @@ import json
 import pytest
 from conftest import KERMANY, NAN_AND_OK_CASES, NPZ
 
+from xraybench import results
 from xraybench.cli import main
 from xraybench.runner import jobs
 from xraybench.train import engine, worker
@@ -152,7 +153,8 @@ def test_run_directory_of_another_profile_is_not_mixed(tmp_path, capsys):
 
 
 def test_progress_line_when_auc_is_undefined():
-    row = {"status": "ok", "metrics": {"test_acc": 1.0, "test_auc": None, "best_val_acc": 0.5, "wall_time_s": 1.0}}
+    metrics = {"test_acc": 1.0, "test_auc": None, "best_val_acc": 0.5, "wall_time_s": 1.0}
+    row = results.Row(id="hw3-x", status="ok", metrics=results.Metrics(**metrics))
     assert "AUC n/a" in jobs._one_line(row)
 
 

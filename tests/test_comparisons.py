@@ -64,7 +64,7 @@ def doc_with(cases: dict[str, list[float]], y=None, compare=None) -> dict:
 def test_difference_inside_the_noise_is_no_detectable_difference():
     doc = doc_with({"a": [0.86, 0.85, 0.87], "b": [0.85, 0.86, 0.85]})
     cases = results.by_case(doc)
-    result = comparisons.compare(cases["a"], cases["b"])
+    result = comparisons.compare_cases(cases["a"], cases["b"])
     assert result.winner is None and result.accuracy.low < 0 < result.accuracy.high and result.accuracy.p_value >= 0.05
     sentences = findings.task_findings(list(cases.values()), [result])
     assert sentences[0].startswith("a vs b: no detectable difference in test accuracy (Δ = ")
@@ -74,7 +74,7 @@ def test_difference_inside_the_noise_is_no_detectable_difference():
 def test_a_clear_difference_names_the_winner():
     doc = doc_with({"strong": [0.95, 0.94, 0.95], "weak": [0.75, 0.76, 0.74]})
     cases = results.by_case(doc)
-    result = comparisons.compare(cases["weak"], cases["strong"])
+    result = comparisons.compare_cases(cases["weak"], cases["strong"])
     assert result.winner == "strong" and result.accuracy.p_value < 0.01 and result.accuracy.high < 0
     assert result.beat is None  # P(A beats B) only from 10 seeds a side
     assert result.sentence().startswith("strong has a higher test accuracy than weak (Δ = +")  # the winner's lead
@@ -86,7 +86,7 @@ def test_seed_noise_alone_names_no_winner_though_the_sign_test_rejects():
     the settings do not (the procedure-level test) — and the sentence does not say they do."""
     doc = doc_with({"a": [0.90, 0.80, 0.86], "b": [0.81, 0.89, 0.83]})
     cases = results.by_case(doc)
-    result = comparisons.compare(cases["a"], cases["b"])
+    result = comparisons.compare_cases(cases["a"], cases["b"])
     assert min(result.mcnemar_per_seed.values()) < 0.05 and result.winner is None
     assert "no detectable difference" in result.sentence()
 
@@ -99,14 +99,14 @@ def test_ten_seeds_a_side_show_the_probability_of_beating():
         }
     )
     cases = results.by_case(doc)
-    result = comparisons.compare(cases["weak"], cases["strong"])
+    result = comparisons.compare_cases(cases["weak"], cases["strong"])
     assert result.beat.p == 0.0 and result.beat.high < 0.5
 
 
 def test_one_seed_each_tests_nothing_across_seeds_and_says_so():
     doc = doc_with({"a": [0.98], "b": [0.70]})
     cases = results.by_case(doc)
-    result = comparisons.compare(cases["a"], cases["b"])
+    result = comparisons.compare_cases(cases["a"], cases["b"])
     assert result.beat is None and result.models_p == result.mcnemar_per_seed[0] < 0.001
     assert not result.accuracy.testable and result.winner is None
     assert "not tested across seeds" in result.sentence() and "no winner is named" in result.sentence()
@@ -117,7 +117,7 @@ def test_rows_without_predictions_are_not_compared():
     for row in doc["cases"]:
         del row["predictions"]
     cases = results.by_case(doc)
-    assert comparisons.compare(cases["a"], cases["b"]) is None
+    assert comparisons.compare_cases(cases["a"], cases["b"]) is None
     sentences = findings.task_findings(list(cases.values()), [], [("a", "b")])
     assert "not tested" in sentences[0] and "no winner" in sentences[0]
 

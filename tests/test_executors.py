@@ -67,7 +67,7 @@ def ray_two_gpus():
 
 
 def rows_of(out: Path, run_id: str = "smoke-cpu-synthetic") -> dict:
-    return {(r["id"], r["seed"]): r for r in results.read(out / run_id)["cases"]}
+    return {(r.id, r.seed): r for r in results.read(out / run_id).cases}
 
 
 def test_ray_gives_the_rows_of_the_local_executor(tmp_path, ray_two_gpus, capsys):
@@ -101,11 +101,13 @@ def test_ray_gives_the_rows_of_the_local_executor(tmp_path, ray_two_gpus, capsys
     local, on_ray = rows_of(tmp_path / "local"), rows_of(tmp_path / "ray")
     assert list(local) == list(on_ray) and len(local) == 5  # the same rows, in the plan's order
     for key, row in on_ray.items():
-        assert row["status"] == "ok" and row["hash"] == local[key]["hash"]
-        assert {m: row["metrics"][m] for m in COMPARED} == {m: local[key]["metrics"][m] for m in COMPARED}, key
-        assert row["predictions"] == local[key]["predictions"]
-        assert row["worker"]["executor"] == "ray" and row["worker"]["pid"] != os.getpid()
-    assert local[("hw3-a-cnn", 0)]["worker"]["pid"] == os.getpid()  # the local executor: this process
+        assert row.status == "ok" and row.hash == local[key].hash
+        assert {m: getattr(row.metrics, m) for m in COMPARED} == {
+            m: getattr(local[key].metrics, m) for m in COMPARED
+        }, key
+        assert row.predictions == local[key].predictions
+        assert row.worker["executor"] == "ray" and row.worker["pid"] != os.getpid()
+    assert local[("hw3-a-cnn", 0)].worker["pid"] == os.getpid()  # the local executor: this process
     assert "submitted 5 training(s) to ray" in out and "[ray " in out and "CUDA_VISIBLE_DEVICES=" in out
     logs = tmp_path / "ray" / "smoke-cpu-synthetic" / "logs"  # written by the Ray workers, as the epochs end
     assert sorted(p.parent.name for p in logs.glob("*/seed-0.csv")) == sorted(case for case, _ in on_ray)
@@ -124,7 +126,7 @@ def test_a_case_without_a_gpu_trains_on_the_cpu(tmp_path, ray_two_gpus, capsys):
     assert main([*argv, "--device", "cuda", "--gpus-per-case", "0"]) == 2
     assert "--device cuda with --gpus-per-case 0" in capsys.readouterr().err
     assert main([*argv, "--gpus-per-case", "0"]) == 0
-    assert rows_of(tmp_path)[("hw3-b-mlp", 0)]["worker"]["device"] == "cpu"
+    assert rows_of(tmp_path)[("hw3-b-mlp", 0)].worker["device"] == "cpu"
 
 
 def test_a_case_uses_device_0_of_the_gpus_it_sees(monkeypatch):
@@ -172,7 +174,7 @@ model = {{ name = "slow_model", options = {{ seconds = 1.0 }} }}
     )
     printed = capsys.readouterr().out
     assert "executor: ray" not in printed and printed.count("submitted 4 training(s) to ray") == 1  # once, no -v
-    workers = [r["worker"] for r in rows_of(tmp_path).values()]
+    workers = [r.worker for r in rows_of(tmp_path).values()]
     assert all(w["cuda_visible_devices"] in ("0", "1") for w in workers)  # one GPU each, of the two
     assert all(w["device"] == "cpu" for w in workers)  # pretend GPUs: torch finds no CUDA (cuda:0 on real ones)
     overlapping = [
@@ -204,12 +206,12 @@ def test_a_worker_that_kills_itself_is_retried_then_recorded(tmp_path, write_cas
         ]
     )
     assert code == 1
-    rows = {r["id"]: r for r in results.read(tmp_path / "smoke-cpu-synthetic")["cases"]}  # valid results.json
-    assert rows["hw3-fine"]["status"] == "ok"
+    rows = {r.id: r for r in results.read(tmp_path / "smoke-cpu-synthetic").cases}  # valid results.json
+    assert rows["hw3-fine"].status == "ok"
     killed = rows["hw3-killed"]
-    assert killed["status"] == "failed" and killed["seed"] == 0 and killed["hash"]
-    assert "WorkerCrashedError" in killed["reason"] and "2 attempt(s)" in killed["reason"]
-    assert "logs" in killed["reason"] and killed["worker"]["log"]
+    assert killed.status == "failed" and killed.seed == 0 and killed.hash
+    assert "WorkerCrashedError" in killed.reason and "2 attempt(s)" in killed.reason
+    assert "logs" in killed.reason and killed.worker["log"]
     assert len(attempts.read_text().split()) == 2  # the first attempt and one retry
     assert "hw3-killed: FAILED: WorkerCrashedError" in capsys.readouterr().out
 
@@ -245,11 +247,11 @@ def test_resume_submits_only_the_missing_cases(tmp_path):
     again = Spy()
     _, doc = runner.run(hw3, _plan(tmp_path), suites, log=lambda _: None, executor=again)
     assert again.submitted == [("hw3-b-mlp", 0), ("hw3-c-gap", 0), ("hw3-c-gap-wide", 0)]
-    assert [r["id"] for r in doc["cases"]] == [c.id for c in hw3]
+    assert [r.id for r in doc.cases] == [c.id for c in hw3]
     _, doc = runner.run(
         select(cases, ["hw3-b*"]), dataclasses.replace(_plan(tmp_path), force=True), suites, log=lambda _: None
     )
-    assert [r["id"] for r in doc["cases"]] == [c.id for c in hw3]  # a partial re-run keeps the others' places
+    assert [r.id for r in doc.cases] == [c.id for c in hw3]  # a partial re-run keeps the others' places
 
 
 def test_slurm_backend_through_submitits_local_executor(tmp_path):
@@ -262,12 +264,12 @@ def test_slurm_backend_through_submitits_local_executor(tmp_path):
     finally:
         on_slurm.close()
     _, local = runner.run(chosen, _plan(tmp_path / "local"), suites, log=lambda _: None)
-    assert [r["status"] for r in doc["cases"]] == ["ok", "ok"]
-    for row, expected in zip(doc["cases"], local["cases"]):
-        assert {m: row["metrics"][m] for m in COMPARED} == {m: expected["metrics"][m] for m in COMPARED}
-        assert row["worker"]["executor"] == "slurm" and row["worker"]["pid"] != os.getpid()
+    assert [r.status for r in doc.cases] == ["ok", "ok"]
+    for row, expected in zip(doc.cases, local.cases):
+        assert {m: getattr(row.metrics, m) for m in COMPARED} == {m: getattr(expected.metrics, m) for m in COMPARED}
+        assert row.worker["executor"] == "slurm" and row.worker["pid"] != os.getpid()
     assert list((tmp_path / "slurm-logs").glob("*/*_log.err"))  # submitit's per-job logs
-    live = tmp_path / "slurm" / doc["run_id"] / "logs"  # the jobs' own per-epoch logs in the run directory
+    live = tmp_path / "slurm" / doc.run_id / "logs"  # the jobs' own per-epoch logs in the run directory
     assert sorted(p.parent.name for p in live.glob("*/seed-0.csv")) == ["hw3-a-cnn", "hw3-a-cnn-dropout"]
 
 
@@ -284,11 +286,11 @@ def test_a_slurm_job_that_dies_is_resubmitted_then_recorded(tmp_path, write_case
         _, _doc = runner.run(cases, _plan(tmp_path), suites, log=lambda _: None, executor=on_slurm)
     finally:
         on_slurm.close()
-    rows = {r["id"]: r for r in results.read(tmp_path / "smoke-cpu-synthetic")["cases"]}
-    assert rows["hw3-fine"]["status"] == "ok"
+    rows = {r.id: r for r in results.read(tmp_path / "smoke-cpu-synthetic").cases}
+    assert rows["hw3-fine"].status == "ok"
     killed = rows["hw3-killed"]
-    assert killed["status"] == "failed" and "died without a result" in killed["reason"]
-    assert "after 2 attempt(s)" in killed["reason"] and killed["worker"]["log"].endswith("_log.err")
+    assert killed.status == "failed" and "died without a result" in killed.reason
+    assert "after 2 attempt(s)" in killed.reason and killed.worker["log"].endswith("_log.err")
     assert len(attempts.read_text().split()) == 2
 
 
@@ -304,8 +306,8 @@ def test_a_worker_that_cannot_open_the_data_returns_a_failed_row(tmp_path):
         executor="slurm",
     )
     row = worker.run_job(job)
-    assert row["status"] == "failed" and row["id"] == "hw3-b-mlp" and row["hash"] == case.config_hash
-    assert "FileNotFoundError" in row["reason"] and "on the worker, before training" in row["reason"]
+    assert row.status == "failed" and row.id == "hw3-b-mlp" and row.hash == case.config_hash
+    assert "FileNotFoundError" in row.reason and "on the worker, before training" in row.reason
 
 
 def test_slurm_reasons_carry_the_jobs_own_error_and_timeouts_are_not_retried(tmp_path):
@@ -326,7 +328,7 @@ def test_slurm_reasons_carry_the_jobs_own_error_and_timeouts_are_not_retried(tmp
     )
     case = select(load_cases()[0], ["hw3-b-mlp"])[0]
     row = executor._row(TimedOut(), Job(case=case, data=None, max_per_split=None, eval_batch_size=64), 1)
-    assert "reached its time limit of 20 min; raise --time-min" in row["reason"] and not executor._running
+    assert "reached its time limit of 20 min; raise --time-min" in row.reason and not executor._running
 
 
 def test_slurm_sbatch_text_carries_the_partition_and_the_gpu_request(tmp_path, monkeypatch):
@@ -403,6 +405,13 @@ def test_the_local_path_never_imports_ray_or_submitit(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_dead_worker_is_retried_max_retries_times():
+    """One policy for Ray and Slurm: attempt k (from 1) goes out again while k ≤ --max-retries (default 1)."""
+    default, none = executors.Retries.of(ExecutorOptions()), executors.Retries.of(ExecutorOptions(max_retries=0))
+    assert [default.again(k) for k in (1, 2)] == [True, False]
+    assert not none.again(1)
 
 
 @pytest.mark.parametrize("verbose", [False, True])

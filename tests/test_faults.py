@@ -102,7 +102,7 @@ def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
     first = fresh_driver()
     for job in jobs:
         first.submit(job)
-    statuses = {job.case.id: row["status"] for job, row in first.completions()}
+    statuses = {job.case.id: row.status for job, row in first.completions()}
     first.close()
     assert statuses == {"hw3-nan": "failed", "hw3-ok": "ok"}
 
@@ -130,10 +130,10 @@ def test_a_hung_worker_is_stopped_at_the_case_timeout_and_recorded(tmp_path, wri
     cases = write_cases(SLOW_CASES.format(slow=3600, slower=0.1))
     code = main(["run", "hw3*", *SMOKE, "--cases", str(cases), "--out", str(tmp_path), "--case-timeout", "3"])
     assert code == 1  # a failed case
-    rows = {r["id"]: r for r in results.read(tmp_path / "smoke-cpu-synthetic")["cases"]}
-    assert rows["hw3-slow"]["status"] == "failed"
-    assert rows["hw3-slow"]["reason"] == "timed out: no result within 3 s (--case-timeout 3)"
-    assert rows["hw3-quick"]["status"] == rows["hw3-slower"]["status"] == "ok"  # the suite went on
+    rows = {r.id: r for r in results.read(tmp_path / "smoke-cpu-synthetic").cases}
+    assert rows["hw3-slow"].status == "failed"
+    assert rows["hw3-slow"].reason == "timed out: no result within 3 s (--case-timeout 3)"
+    assert rows["hw3-quick"].status == rows["hw3-slower"].status == "ok"  # the suite went on
     assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert main(["run", "hw3*", *SMOKE, "--cases", str(cases), "--case-timeout", "0"]) == 2
     assert "--case-timeout 0: must be a number of seconds above 0" in capsys.readouterr().err
@@ -152,16 +152,16 @@ def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_previous_file(tmp_p
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(results.os, "fsync", full)
+    monkeypatch.setattr(results.store.os, "fsync", full)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 2
     assert len(calls) == 2  # the run's opening write went through; the one after training failed
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "No space left on device" in err and str(path) in err
-    assert [r["id"] for r in results.read(path)["cases"]] == ["hw3-a-cnn"]  # whole, with the earlier row
+    assert [r.id for r in results.read(path).cases] == ["hw3-a-cnn"]  # whole, with the earlier row
     assert not list(path.parent.glob(".results.json.*"))  # no temporary file left behind
-    monkeypatch.setattr(results.os, "fsync", real_fsync)
+    monkeypatch.setattr(results.store.os, "fsync", real_fsync)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0  # space again: resumes
-    assert [r["id"] for r in results.read(path)["cases"]] == ["hw3-a-cnn", "hw3-b-mlp"]
+    assert [r.id for r in results.read(path).cases] == ["hw3-a-cnn", "hw3-b-mlp"]
 
 
 def test_a_results_file_cut_short_is_refused_in_one_line_and_not_overwritten(tmp_path, capsys):

@@ -103,7 +103,7 @@ def latest(series, case, metric="test_acc"):
 
 def test_runs_are_ordered_by_commit_date(runs):
     docs = history.load(runs)
-    assert [d["run_id"] for d in docs] == [f"run-{r}" for r in range(RUNS)]  # not the order given nor the run date
+    assert [d.run_id for d in docs] == [f"run-{r}" for r in range(RUNS)]  # not the order given nor the run date
 
 
 def test_a_planted_step_and_a_slow_drift_are_flagged_and_a_stable_series_is_not(runs):

@@ -35,11 +35,11 @@ def test_the_csv_holds_each_epoch_while_the_case_still_trains(tmp_path, monkeypa
     case = dataclasses.replace(case, train=dataclasses.replace(case.train, epochs=4, seed=3))
     log = EpochLog(tmp_path, case.id, case.train.seed)
     row = worker.train_one(case, smoke_data(), torch.device("cpu"), log=log, progress=False)
-    assert row["status"] == "ok"
+    assert row.ok
     assert [r["epoch"] for r in seen["rows"]] == ["1", "2"]  # mid-run
     final = read_csv(tmp_path / "logs" / "hw3-b-mlp" / "seed-3.csv")
-    assert len(final) == 4 and list(final[0]) == list(row["history"][0])
-    assert float(final[3]["val_loss"]) == pytest.approx(row["history"][3]["val_loss"])
+    assert len(final) == 4 and list(final[0]) == list(row.history[0].dump())
+    assert float(final[3]["val_loss"]) == pytest.approx(row.history[3].val_loss)
 
 
 def test_a_run_logs_every_case_and_seed_and_tensorboard_reads_its_events(tmp_path, monkeypatch):
@@ -87,4 +87,4 @@ def test_a_log_that_cannot_be_written_stops_and_the_training_goes_on(tmp_path):
     blocked.write_text("a file where the run directory should be")  # mkdir under it fails
     case = smoke_case("hw3-b-mlp")
     row = worker.train_one(case, smoke_data(), torch.device("cpu"), log=EpochLog(blocked, case.id, 0), progress=False)
-    assert row["status"] == "ok" and row["log_error"].startswith("live log stopped:")
+    assert row.ok and row.log_error.startswith("live log stopped:")

@@ -10,6 +10,7 @@ import pytest
 from conftest import NPZ
 from pypdf import PdfReader
 
+from xraybench import results
 from xraybench.cases import PROFILES, Reference, apply_profile, load_cases, select
 from xraybench.cli import main
 from xraybench.data import medmnist
@@ -158,7 +159,8 @@ def _doc(values, *, profile="full", official="pneumoniamnist@28", published=0.85
 
 
 def _verdicts(doc):
-    section = published_section(doc, list(by_case(doc).values()))
+    run = results.parse({"schema_version": 2, **doc}, "a test's run")
+    section = published_section(run, list(by_case(run).values()))
     return [row[-1] for row in section["table"].rows], section
 
 

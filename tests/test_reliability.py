@@ -49,9 +49,9 @@ def test_sigkill_at_random_moments_never_corrupts_results(tmp_path):
             results.read(path)  # complete, valid JSON every time
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    ids = [r["id"] for r in results.read(path)["cases"]]
+    ids = [r.id for r in results.read(path).cases]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 5
-    assert all(r["status"] == "ok" for r in results.read(path)["cases"])
+    assert all(r.ok for r in results.read(path).cases)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; a scheduler's or a hangup's kill
@@ -81,15 +81,15 @@ def test_ctrl_c_exits_130_and_keeps_finished_cases(tmp_path, stop):
     )
     deadline = time.time() + 240
     while time.time() < deadline:
-        if path.exists() and results.read(path)["cases"]:
+        if path.exists() and results.read(path).cases:
             break
         time.sleep(0.2)
     proc.send_signal(stop)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "interrupted" in err and "run the same command again to resume" in err
-    kept = results.read(path)["cases"]
-    assert kept and all(r["status"] == "ok" for r in kept)
+    kept = results.read(path).cases
+    assert kept and all(r.ok for r in kept)
 
 
 def test_second_run_on_the_same_directory_refuses(tmp_path, capsys):
@@ -157,7 +157,7 @@ def test_bad_image_files(folder, tmp_path, capsys, name, content, words):
     printed = capsys.readouterr().out
     assert f"train/NORMAL/{name}" in printed and "skipped 1 unreadable file" in printed
     doc = results.read(tmp_path / "out" / "smoke-cpu-xrays")
-    assert doc["cases"][0]["status"] == "ok" and any(name in note for note in doc["data"]["notes"])
+    assert doc.cases[0].ok and any(name in note for note in doc.data.notes)
 
 
 def test_16_bit_rgba_and_very_large_pngs_load(tmp_path):
@@ -205,17 +205,17 @@ def test_cuda_out_of_memory_retries_once_with_half_the_batch(tmp_path, monkeypat
 
     monkeypatch.setattr(worker, "train_case", flaky)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0
-    row = results.read(tmp_path / "smoke-cpu-synthetic")["cases"][0]
-    assert calls == [32, 16] and row["status"] == "ok"
-    assert row["retry"] == "CUDA out of memory at batch size 32; retried with 16"
+    row = results.read(tmp_path / "smoke-cpu-synthetic").cases[0]
+    assert calls == [32, 16] and row.ok
+    assert row.retry == "CUDA out of memory at batch size 32; retried with 16"
 
     def always(case, *args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
     monkeypatch.setattr(worker, "train_case", always)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path), "--force"]) == 1
-    row = results.read(tmp_path / "smoke-cpu-synthetic")["cases"][0]
-    assert row["status"] == "failed" and "OutOfMemoryError" in row["reason"] and "retried with 16" in row["retry"]
+    row = results.read(tmp_path / "smoke-cpu-synthetic").cases[0]
+    assert row.status == "failed" and "OutOfMemoryError" in row.reason and "retried with 16" in row.retry
 
 
 def test_out_of_memory_retry_runs_after_the_first_attempt_is_freed(tmp_path, monkeypatch):

@@ -246,8 +246,8 @@ def test_deterministic_mode_is_set_for_training_and_ops_without_one_are_recorded
         == 0
     )
     assert seen == [(True, False)]
-    row = results.read(tmp_path / "smoke-cpu-synthetic")["cases"][0]
-    assert row["status"] == "ok" and row["nondeterministic_ops"] == ["adaptive_avg_pool2d_backward_cuda"]
+    row = results.read(tmp_path / "smoke-cpu-synthetic").cases[0]
+    assert row.ok and row.nondeterministic_ops == ["adaptive_avg_pool2d_backward_cuda"]
 
 
 def test_deterministic_runs_repeat_bit_for_bit(tmp_path):
@@ -272,6 +272,6 @@ def test_deterministic_runs_repeat_bit_for_bit(tmp_path):
             )
             == 0
         )
-        rows.append(results.read(tmp_path / str(k) / "smoke-cpu-synthetic")["cases"][0])
-    assert rows[0]["predictions"] == rows[1]["predictions"]
-    assert [h["train_loss"] for h in rows[0]["history"]] == [h["train_loss"] for h in rows[1]["history"]]
+        rows.append(results.read(tmp_path / str(k) / "smoke-cpu-synthetic").cases[0])
+    assert rows[0].predictions == rows[1].predictions
+    assert [h.train_loss for h in rows[0].history] == [h.train_loss for h in rows[1].history]

@@ -68,10 +68,10 @@ def test_a_patient_in_train_and_test_is_named_and_strict_splits_stops(tmp_path, 
         "byte-identical file(s) in both train and test: train/NORMAL/NORMAL2-IM-1427-0001.jpeg = "
         "test/NORMAL/copy-of-1427.jpeg" in out
     )
-    data = results.read(tmp_path / "out" / "smoke-cpu-kermany")["data"]
-    assert data["leakage"]["patients"]["train/test"] == {"count": 1, "examples": ["person1946"]}
-    assert data["leakage"]["identical_pixels"]["train/test"]["count"] == 1
-    assert "validation carved from train by patient" in data["splitting"]
+    data = results.read(tmp_path / "out" / "smoke-cpu-kermany").data
+    assert data.leakage["patients"]["train/test"] == {"count": 1, "examples": ["person1946"]}
+    assert data.leakage["identical_pixels"]["train/test"]["count"] == 1
+    assert "validation carved from train by patient" in data.splitting
 
     code = main(["run", "hw3-b-mlp", *SMOKE, "--data", str(root), "--out", str(tmp_path / "strict"), "--strict-splits"])
     err = capsys.readouterr().err.strip()
@@ -124,8 +124,8 @@ def test_names_that_name_no_patient_are_counted_warned_about_and_the_note_says_b
         f"warning: data: patients: {len(renamed)} of {len(renamed)} file names (100%) name no patient "
         "(e.g. train/NORMAL/scan_" in out
     )
-    data = results.read(tmp_path / "out" / "smoke-cpu-kermany")["data"]
-    assert data["patient_names"]["named"] == 0 and "by image" in data["splitting"]
+    data = results.read(tmp_path / "out" / "smoke-cpu-kermany").data
+    assert data.patient_names["named"] == 0 and "by image" in data.splitting
     html = (tmp_path / "out" / "smoke-cpu-kermany" / "report.html").read_text()
     assert f"0 of {len(renamed)} names matching a patient rule" in html
 

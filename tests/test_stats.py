@@ -55,14 +55,14 @@ def test_delong_variance_agrees_with_a_bootstrap():
 def test_delong_test_of_two_aucs():
     labels, s = scores(400, separation=1.5, seed=3)
     noise = np.random.default_rng(4).normal(0, 2.0, len(s))
-    same = delong.compare(labels, s, s)
+    same = delong.compare_aucs(labels, s, s)
     assert same.difference == 0 and same.p_value == 1.0
-    worse = delong.compare(labels, s, s + noise)  # the noisy copy has a clearly lower AUC
+    worse = delong.compare_aucs(labels, s, s + noise)  # the noisy copy has a clearly lower AUC
     assert worse.difference > 0.05 and worse.p_value < 0.001
-    a_bit = delong.compare(labels, s, s + 0.05 * noise)
+    a_bit = delong.compare_aucs(labels, s, s + 0.05 * noise)
     assert a_bit.p_value > 0.05
     with pytest.raises(ValueError, match="positive and one negative"):
-        delong.compare(np.ones(5), s[:5], s[:5])
+        delong.compare_aucs(np.ones(5), s[:5], s[:5])
 
 
 def test_sign_test_with_one_seed_is_exact_mcnemar():
@@ -138,7 +138,7 @@ def test_paired_auc_with_one_seed_is_delong_and_is_unbiased_between_equal_models
     labels, s = scores(300, seed=8)
     noisy = s + np.random.default_rng(9).normal(0, 1.0, len(s))
     assert stats.paired_auc(labels, s[None], noisy[None]).p_value == pytest.approx(
-        delong.compare(labels, s, noisy).p_value
+        delong.compare_aucs(labels, s, noisy).p_value
     )
     rng = np.random.default_rng(10)
     rejections = 0
@@ -147,6 +147,14 @@ def test_paired_auc_with_one_seed_is_delong_and_is_unbiased_between_equal_models
         b = np.stack([labels + rng.normal(0, 1.2, len(labels)) for _ in range(3)])
         rejections += stats.paired_auc(labels, a, b).p_value < 0.05
     assert rejections / 200 < 0.10
+
+
+def test_one_rule_declares_a_difference():
+    """Tested, p below α (p = α is not), the direction the sign of Δ; nothing tested: None."""
+    assert stats.direction(0.03, 0.01) == 1 and stats.direction(-0.03, 0.01) == -1
+    assert stats.direction(0.03, stats.ALPHA) == 0
+    assert stats.direction(0.03, 0.01, testable=False) is None and stats.direction(0.03, None) is None
+    assert stats.significant(0.01) and not stats.significant(0.01, testable=False) and not stats.significant(None)
 
 
 def test_welch_direction_and_no_spread():

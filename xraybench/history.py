@@ -204,12 +204,8 @@ def _test(cases: list[CaseResult], scores: list, i: int, points: list[Point], lo
     for p, metric, p_held in zip(points, TRACKED, held):
         d = changes[metric]
         p.change, p.window, p.held_p = d, len(window), p_held
-        if not d.testable:
-            p.status = "one seed a side: not tested"
-        elif p_held < stats.ALPHA:
-            p.status = "better" if d.difference > 0 else "worse"
-        else:
-            p.status = "no detectable change"
+        verdict = stats.direction(d.difference, p_held, d.testable)
+        p.status = {1: "better", -1: "worse", 0: "no detectable change", None: "one seed a side: not tested"}[verdict]
 
 
 def exit_code(series: list[Series]) -> int:

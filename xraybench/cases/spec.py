@@ -128,7 +128,11 @@ class Case:
 
     @property
     def mode(self) -> str:
-        return str(self.model.options.get("mode", "from scratch"))
+        """How the model's weights start and train: "from scratch" (random initialisation, every weight trains),
+        "finetune" (pretrained, every weight trains) or "frozen" (only the new head trains). A backbone fine-tuned
+        from random weights (``pretrained = false``: MedMNIST's ResNets at 224; ``--random-init``) is from scratch."""
+        mode = str(self.model.options.get("mode", "from scratch"))
+        return "from scratch" if mode == "finetune" and self.model.options.get("pretrained") is False else mode
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ def metric_verdicts(base: CaseResult, new: CaseResult, tolerances: dict[str, flo
         members = [v for v in verdicts if METRICS[v.metric].test == family]
         held = stats.holm([1.0 if v.p_value is None else v.p_value for v in members])
         for v, p in zip(members, held):
-            if v.status == "beyond":  # no test possible (p None): the tolerance alone decides, and the note says so
+            # Not stats.direction's rule: a change beyond the tolerance stands unless its test calls it noise
+            # (p > α); with no test possible (p None) the tolerance alone decides, and the note says so.
+            if v.status == "beyond":
                 v.status = (
                     "not significant"
                     if v.p_value is not None and p > stats.ALPHA

@@ -1,8 +1,8 @@
 """Command line: ``xraybench list | run | report | check | history | baseline | weights | export | schema``.
 
-The parser is ``parser`` (one function per command; ``run``'s options in ``run_parser``); each group of commands has its module: ``run`` (training),
-``listing`` (the cases and what they need), ``checks`` (reports, regression checks, history, baselines), ``exports``
-(a run as a CSV table, the JSON Schemas), imported when one of its commands
+The parser is ``parser`` (one function per command; ``run``'s options in ``run_parser``); each group of commands
+has its module: ``run`` (training), ``listing`` (the cases and what they need), ``checks`` (reports, regression
+checks, history, baselines), ``exports`` (a run as a CSV table, the JSON Schemas), imported when one of its commands
 runs (``dispatch``): only ``run`` loads torch (and ``list`` without ``--profile``, to ask it for a GPU, where a GPU
 driver is installed). Errors a user can fix (a bad case file, bad data, a bad flag) print one line naming the file,
 field or value and exit 2; a run with a failed case exits 1.

@@ -2,8 +2,8 @@
 
 An executor takes jobs (``submit``) and hands back each one's results row as it finishes
 (``completions``), in any order; the runner writes results.json after each. Every executor
-calls the same function, ``xraybench.worker.run_job``. A process that dies is retried up to
-``max_retries`` times, then becomes a failed row naming the crash and where the log is.
+calls the same function, ``xraybench.train.worker.run_job``. A process that dies is retried up to
+``max_retries`` times (``Retries``), then becomes a failed row naming the crash and where the log is.
 Ray and submitit are optional extras, imported only when chosen.
 """
 
@@ -52,6 +52,25 @@ ONLY = {
     "slurm": ("partition", "account", "time_min", "array_parallelism", "log_dir"),
 }
 REMOTE = ("max_retries", "gpus_per_case", "cpus_per_case")
+DEFAULT_RETRIES = 1
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How often the driver resubmits a job whose worker died without a result (killed, out of memory, a lost
+    node): ``--max-retries`` times, 1 unless given. Attempts count from 1; a job that dies on its last one is a
+    failed row saying how many attempts it had. A job that ran and raised, or reached a time limit, is not
+    retried: the same would happen again."""
+
+    limit: int = DEFAULT_RETRIES
+
+    @classmethod
+    def of(cls, options: ExecutorOptions) -> Retries:
+        return cls(DEFAULT_RETRIES if options.max_retries is None else options.max_retries)
+
+    def again(self, attempt: int) -> bool:
+        """Whether a job whose worker died on attempt ``attempt`` goes out again, as attempt ``attempt + 1``."""
+        return attempt <= self.limit
 
 
 class Executor(Protocol):

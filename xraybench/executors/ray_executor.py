@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pickle_by_value, require
+from xraybench.executors import ExecutorError, ExecutorOptions, Retries, device_for, pickle_by_value, require
 from xraybench.train import worker
 from xraybench.train.worker import Job
 
@@ -79,7 +79,7 @@ class RayExecutor:
         except BaseException:  # a refusal, Ctrl-C while waiting, or Ray failing: stop what this started
             self.close()
             raise
-        self.max_retries = 1 if options.max_retries is None else options.max_retries
+        self.retries = Retries.of(options)
         # Ray itself retries nothing: its OOM killer would retry without limit. The driver resubmits.
         self._task = ray.remote(
             num_gpus=self.gpus,
@@ -174,7 +174,7 @@ class RayExecutor:
                     job, f"{type(exc.cause).__name__}: {exc.cause} (in a Ray worker)", {"log": self._logs()}
                 )
             except self.ray.exceptions.RayError as exc:  # the worker process or its node died, or Ray gave up
-                if type(exc).__name__ in DIED and attempt <= self.max_retries:
+                if type(exc).__name__ in DIED and self.retries.again(attempt):
                     self.submit(job, attempt + 1)
                     continue
                 first_line = next((line for line in str(exc).splitlines() if line.strip()), "").strip()
@@ -202,7 +202,7 @@ class RayExecutor:
         )
         return (
             f"ray ({where}: {self.cluster_gpus:g} GPU(s), {self.cluster_cpus:g} CPU(s); per case {self.gpus:g} "
-            f"GPU, {self.cpus} CPU; up to {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'} "
+            f"GPU, {self.cpus} CPU; up to {self.retries.limit} retr{'y' if self.retries.limit == 1 else 'ies'} "
             f"of a dead worker)"
         )
 

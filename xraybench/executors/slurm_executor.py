@@ -1,6 +1,6 @@
 """Slurm through submitit: the cases go out as one job array, one case per array task.
 
-Each task runs ``xraybench.worker.run_job`` with the Python of this process, so the
+Each task runs ``xraybench.train.worker.run_job`` with the Python of this process, so the
 environment (xraybench installed), the data cache and ``--log-dir`` must be on a filesystem
 every node sees. Slurm gives each task its GPU through CUDA_VISIBLE_DEVICES. A task that
 dies without a result (killed, out of memory, node failure, time limit) is resubmitted up
@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from xraybench.executors import ExecutorError, ExecutorOptions, device_for, pickle_by_value, require
+from xraybench.executors import ExecutorError, ExecutorOptions, Retries, device_for, pickle_by_value, require
 from xraybench.train import worker
 from xraybench.train.worker import Job
 
@@ -62,7 +62,7 @@ class SlurmExecutor:
         self.submitit = submitit = require("submitit", "slurm")
         self.cloudpickle = require("cloudpickle", "slurm")
         self.options = options
-        self.max_retries = 1 if options.max_retries is None else options.max_retries
+        self.retries = Retries.of(options)
         self.params = parameters(options)
         try:
             self.executor = submitit.AutoExecutor(folder=options.log_dir / "%j", cluster=cluster)
@@ -199,7 +199,7 @@ class SlurmExecutor:
                 f"{sjob.paths.stderr}",
                 where,
             )
-        if attempt <= self.max_retries:
+        if self.retries.again(attempt):
             resubmitted = self._submitted(lambda: self.executor.submit(worker.run_job, job))
             self._running.append((resubmitted, job, attempt + 1))
             self._record([(resubmitted, job)])
@@ -214,7 +214,7 @@ class SlurmExecutor:
     def describe(self) -> str:
         shown = ", ".join(f"{k.removeprefix('slurm_')} {v}" for k, v in self.params.items() if k != "name")
         return (
-            f"slurm ({shown}; logs in {self.options.log_dir}; up to {self.max_retries} resubmission(s) of a dead job)"
+            f"slurm ({shown}; logs in {self.options.log_dir}; up to {self.retries.limit} resubmission(s) of a dead job)"
         )
 
     def close(self) -> None:

@@ -102,7 +102,7 @@ def origin(name: str) -> str:
     _load_builtin_models()
     if name in _ENTRY_POINTS:
         return f"entry point of {_ENTRY_POINTS[name]}"
-    module = _BUILDERS[name].__module__
+    module = _BUILDERS[name].__module__ or "unknown"  # None for a builder made by exec or a test's factory
     return "built-in" if module.startswith("xraybench.") else f"module {module}"
 
 

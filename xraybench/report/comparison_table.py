@@ -6,7 +6,7 @@ from __future__ import annotations
 import markupsafe
 
 from xraybench import stats
-from xraybench.report.comparisons import Comparison, degrees
+from xraybench.report.comparisons import CaseComparison, degrees
 from xraybench.report.formatting import interval, p_value, pp
 from xraybench.report.tables import Table
 
@@ -42,7 +42,7 @@ COMPARISON_CAPTION = (
 )
 
 
-def comparison_table(comparisons: list[Comparison]) -> Table:
+def comparison_table(comparisons: list[CaseComparison]) -> Table:
     return Table(
         COMPARISON_HEADERS,
         [_row(c) for c in comparisons],
@@ -52,7 +52,7 @@ def comparison_table(comparisons: list[Comparison]) -> Table:
     )
 
 
-def _row(c: Comparison) -> list:
+def _row(c: CaseComparison) -> list:
     acc = c.accuracy
     models = p_value(c.models_p) + "; " + (", ".join(p_value(p) for p in c.mcnemar_per_seed.values()) or "–")
     if not acc.testable:
@@ -73,7 +73,7 @@ def _row(c: Comparison) -> list:
     ]
 
 
-def _procedure_tests(c: Comparison) -> tuple[list[str], str, str, str]:
+def _procedure_tests(c: CaseComparison) -> tuple[list[str], str, str, str]:
     """The cells of a testable pair's tests of the training procedures: the accuracy difference's interval and p
     (with Holm's where it differs), the AUC's, sensitivity's and specificity's, and the verdict."""
     acc = c.accuracy

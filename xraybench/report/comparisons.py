@@ -1,6 +1,6 @@
 """Two cases against each other, in words: what the report and the findings may state.
 
-The numbers come from ``stats.compare`` on the test images both cases scored. A sentence names a
+The numbers come from ``stats.compare_procedures`` on the test images both cases scored. A sentence names a
 winner only when the procedure-level t test rejects at α = 0.05, its accuracy and AUC claims held
 together (Holm); the difference's 95% interval counts the seeds' spread and the test images'
 sampling. With one seed a side nothing is tested across seeds, and the sentence says so.
@@ -18,12 +18,13 @@ from xraybench.results import CaseResult
 
 
 @dataclass
-class Comparison:
-    """``stats.Comparison``'s numbers (accuracy, auc, models_p, mcnemar_per_seed, beat), with the cases' names."""
+class CaseComparison:
+    """``stats.ProcedureComparison``'s numbers (accuracy, auc, models_p, mcnemar_per_seed, beat), with the cases'
+    names."""
 
     a: str
     b: str
-    result: stats.Comparison
+    result: stats.ProcedureComparison
 
     def __getattr__(self, name: str):
         if name == "result":  # not set yet (copying, unpickling): no numbers to delegate to
@@ -84,10 +85,10 @@ def degrees(df: float) -> str:
     return f"{df:.0f}" if df != float("inf") else "∞"
 
 
-def compare(a: CaseResult, b: CaseResult) -> Comparison | None:
+def compare_cases(a: CaseResult, b: CaseResult) -> CaseComparison | None:
     """A against B on their shared test images; None when either lacks per-image predictions."""
     scores_a, scores_b = a.scores(), b.scores()
     if scores_a is None or scores_b is None:
         return None
-    result = stats.compare(scores_a, scores_b, a.values("test_acc"), b.values("test_acc"))
-    return None if result is None else Comparison(a.id, b.id, result)
+    result = stats.compare_procedures(scores_a, scores_b, a.values("test_acc"), b.values("test_acc"))
+    return None if result is None else CaseComparison(a.id, b.id, result)

@@ -1,27 +1,19 @@
 """Short findings paragraphs generated from a task's numbers; they state only what the numbers show.
 
-A sentence that names a better case rests on a test (``xraybench.comparisons``); every other
+A sentence that names a better case rests on a test (``report.comparisons``); every other
 number is given with its spread over seeds.
 """
 
 from __future__ import annotations
 
 from xraybench import results, stats
-from xraybench.report.comparisons import Comparison
-from xraybench.report.formatting import p_is, plural, pp
+from xraybench.report.comparisons import CaseComparison
+from xraybench.report.formatting import mean_sd, p_is, plural, pp
 from xraybench.results import CaseResult, Epoch
 
 
-def spread(values: list[float], fmt=pp) -> str:
-    """Mean ± sd over seeds (just the value with one seed)."""
-    summary = stats.across_seeds(values)
-    if summary.sd is None:
-        return fmt(summary.mean)
-    return f"{fmt(summary.mean)} ± {fmt(summary.sd).lstrip('+')}"
-
-
 def task_findings(
-    cases: list[CaseResult], comparisons: list[Comparison], untested: list[tuple[str, str]] = ()
+    cases: list[CaseResult], comparisons: list[CaseComparison], untested: list[tuple[str, str]] = ()
 ) -> list[str]:
     """Sentences about the finished cases of one task and the comparisons declared between them."""
     cases = [c for c in cases if c.ok]
@@ -33,9 +25,11 @@ def task_findings(
         f"{a} vs {b}: not tested (these results hold no per-image predictions); no winner is named."
         for a, b in untested
     ]
-    gaps = "; ".join(f"{c.id} {spread([h.train_acc - h.val_acc for h in _last(c)])}" for c in cases)
+    gaps = "; ".join(f"{c.id} {mean_sd([h.train_acc - h.val_acc for h in _last(c)], write=pp)}" for c in cases)
     out.append(f"Train minus validation accuracy at the last epoch (mean ± sd over seeds): {gaps}.")
-    loss_gaps = "; ".join(f"{c.id} {spread([h.val_loss - h.train_loss for h in _last(c)], _loss)}" for c in cases)
+    loss_gaps = "; ".join(
+        f"{c.id} {mean_sd([h.val_loss - h.train_loss for h in _last(c)], write=_loss)}" for c in cases
+    )
     out.append(f"Validation minus training loss at the last epoch: {loss_gaps}.")
     out += _time_findings(cases)
     drops = [gap for c in cases for r in c.ok if (gap := r.metrics.test_val_gap) is not None]
@@ -92,7 +86,8 @@ def _time_findings(cases: list[CaseResult]) -> list[str]:
     slow = max(cases, key=lambda c: mean_time[c.id])
     if slow is fast:
         return []
-    times = f"{spread(slow.values('s_per_epoch'), _seconds)} vs {spread(fast.values('s_per_epoch'), _seconds)}"
+    slow_s, fast_s = (mean_sd(c.values("s_per_epoch"), write=_seconds) for c in (slow, fast))
+    times = f"{slow_s} vs {fast_s}"
     ratio = f"{mean_time[slow.id] / mean_time[fast.id]:.1f}×"
     b, n = fast.epoch_medians(), slow.epoch_medians()
     if len(b) < 2 or len(n) < 2:
@@ -101,7 +96,7 @@ def _time_findings(cases: list[CaseResult]) -> list[str]:
             f"a measurement, not a tested difference)."
         ]
     p = stats.welch_worse(b, n, higher_is_better=False)
-    if p >= stats.ALPHA:
+    if not stats.significant(p):
         return [f"No detectable difference in time per epoch between {slow.id} and {fast.id} ({times})."]
     return [
         f"{slow.id} took {ratio} the time per epoch of {fast.id} ({times}; Welch's t over each seed's median "

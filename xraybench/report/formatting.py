@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xraybench import stats
 
 METRIC_LABELS = {"test_acc": "ACC", "test_auc": "AUC"}  # the short names of the test metrics in tables
@@ -29,14 +31,18 @@ def p_is(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def mean_sd(values: list[float], spec: str = ".3f", scale: float = 1.0) -> str:
-    """ "m ± sd" over seeds, the value alone with one seed, "–" with none."""
+def mean_sd(values: list[float], spec: str = ".3f", scale: float = 1.0, *, write: Callable | None = None) -> str:
+    """ "m ± sd" over seeds, the value alone with one seed, "–" with none. A table's cell: both in the format
+    ``spec`` of ``scale`` × the value, the sd signed where the spec is ("+4.7 ± +0.0"). A sentence's: ``write``
+    writes each with its unit, the sd without its sign ("+4.7 pp ± 1.2 pp")."""
     summary = stats.across_seeds(values)
     if summary is None:
         return "–"
+    mean = write(summary.mean) if write else format(scale * summary.mean, spec)
     if summary.sd is None:
-        return format(scale * summary.mean, spec)
-    return f"{format(scale * summary.mean, spec)} ± {format(scale * summary.sd, spec)}"
+        return mean
+    sd = write(summary.sd).lstrip("+") if write else format(scale * summary.sd, spec)
+    return f"{mean} ± {sd}"
 
 
 def percent_sd(values: list[float]) -> str:

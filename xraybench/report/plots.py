@@ -141,7 +141,7 @@ def sample_grid(samples: dict) -> str:
 def operating_curves(cases: list) -> str:
     """(a) ROC and (b) precision–recall curves on the test split, the mean over seeds with a min–max
     band and the operating point of the validation-chosen threshold (Youden's J) marked; (c) the
-    reliability diagram, seeds pooled. ``cases``: xraybench.operating.CaseOperatingPoints."""
+    reliability diagram, seeds pooled. ``cases``: xraybench.stats.operating.CaseOperatingPoints."""
     from xraybench.stats.operating import GRID
 
     fig, (roc, pr, rel) = plt.subplots(1, 3, figsize=(7.2, 2.6))

@@ -30,8 +30,7 @@ def published_section(run: Run, members: list[CaseResult]) -> dict | None:
         rows += _rows(run, case)
         deviations.append({"case": case.id, "differences": differences(run, case)})
     sources = dict.fromkeys(
-        f"{c.first.published['source']} — {c.first.published['table']}; protocol: "
-        f"{c.first.published['protocol']}"
+        f"{c.first.published['source']} — {c.first.published['table']}; protocol: {c.first.published['protocol']}"
         for c in cited
     )
     return {
@@ -111,7 +110,7 @@ def differences(run: Run, case: CaseResult) -> list[str]:
         )
     if not _on_published_file(run, case):
         md5 = ((run.data.medmnist if run.data else None) or {}).get("md5", "unknown")
-        found.append(f"data: {data.get('name')}, not MedMNIST's file (MD5 {md5[:12]}…)")
+        found.append(f"data: {run.data.name if run.data else None}, not MedMNIST's file (MD5 {md5[:12]}…)")
     runs = int(ref.get("runs") or 1)
     if case.seeds != runs:
         found.append(f"{case.seeds} seed{'s' * (case.seeds > 1)} (published: {runs} run{'s' * (runs > 1)})")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from xraybench.report import plots
 from xraybench.report.analysis import operating_section
 from xraybench.report.comparison_table import comparison_table
-from xraybench.report.comparisons import compare
+from xraybench.report.comparisons import compare_cases
 from xraybench.report.findings import degenerate_findings, task_findings
 from xraybench.report.results_tables import majority_class, test_intervals_of, test_set_table, training_table
 from xraybench.report.settings_table import flops, seeds_text, settings_table
@@ -54,7 +54,7 @@ def task_content(run: Run, members: list[CaseResult], cases: dict[str, CaseResul
     ]
     comparisons, untested = [], []
     for a, b in pairs:
-        result = compare(a, b)
+        result = compare_cases(a, b)
         (comparisons.append(result) if result else untested.append((a.id, b.id)))
     tables = []
     if done:

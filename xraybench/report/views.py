@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 from xraybench import stats
-from xraybench.report.comparisons import Comparison, compare
+from xraybench.report.comparisons import CaseComparison, compare_cases
 from xraybench.report.formatting import mean_sd, p_is, percent_sd, plural
 from xraybench.report.tables import Table, task
 from xraybench.results import CaseResult
@@ -53,18 +53,14 @@ def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) 
     )
 
 
-def holm_directions(comparisons: list[Comparison | None]) -> list[int | None]:
+def holm_directions(comparisons: list[CaseComparison | None]) -> list[int | None]:
     """Each comparison's verdict with Holm's adjustment over the testable ones of a view (a view tests many
     pairs at once): +1 A higher, −1 B higher, 0 no detectable difference, None not tested."""
     testable = [i for i, c in enumerate(comparisons) if c is not None and c.accuracy.testable]
     adjusted = dict(zip(testable, stats.holm([comparisons[i].accuracy.p_value for i in testable])))
     return [
-        None
-        if i not in adjusted
-        else 0
-        if adjusted[i] >= stats.ALPHA
-        else (1 if comparisons[i].accuracy.difference > 0 else -1)
-        for i in range(len(comparisons))
+        stats.direction(c.accuracy.difference, adjusted[i]) if i in adjusted else None
+        for i, c in enumerate(comparisons)
     ]
 
 
@@ -76,7 +72,7 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
         if c in everything and everything[c].first.mode != case.first.mode
     ]
     pairs = [(a, b) for a, b in pairs if a.ok and b.ok]
-    comparisons = [compare(a, b) for a, b in pairs]
+    comparisons = [compare_cases(a, b) for a, b in pairs]
     rows, speedups, verdicts = [], [], {"first": 0, "second": 0, "none": 0}
     for (a, b), comparison, direction in zip(pairs, comparisons, holm_directions(comparisons)):
         speedup = _mean(a.values("s_per_epoch")) / _mean(b.values("s_per_epoch"))
@@ -178,7 +174,7 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
     scratch = [c for c in everything.values() if c.ok and c.first.mode == "from scratch"]
     if scratch:
         best = max(scratch, key=lambda c: _mean(c.values("best_val_acc")))  # chosen on validation, never on test
-        comparisons = [compare(c, best) for c in ok]
+        comparisons = [compare_cases(c, best) for c in ok]
         above, tied, below, untested = [], [], [], []
         for c, _comparison, direction in zip(ok, comparisons, holm_directions(comparisons)):
             {None: untested, 1: above, 0: tied, -1: below}[direction].append(c.id)

@@ -10,11 +10,11 @@ import numpy as np
 
 from xraybench.results.schema import Confusion, Metrics, Row, Run, SplitImages
 from xraybench.results.store import now
+from xraybench.stats.decision import THRESHOLD
 
 if TYPE_CHECKING:
     from xraybench.cases import Case
 
-THRESHOLD = 0.5  # P(pneumonia) at or above it: the model says PNEUMONIA
 PROBABILITY_DIGITS = 4  # per-image probabilities are stored rounded to 1e-4
 PREDICTED_SPLITS = ("val", "test")
 DEGENERATE_SHARE = 0.99  # a seed predicting one class for at least this share of the test images

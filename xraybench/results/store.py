@@ -61,9 +61,9 @@ def new_run(
     )
 
 
-def write(path: Path, run: Run) -> None:
-    """Replace ``path`` atomically with ``run``, its ``updated`` stamp renewed."""
-    path = Path(path)
+def write(path: Path, run: Run | dict) -> None:
+    """Replace ``path`` atomically with ``run`` (or the dict of one), its ``updated`` stamp renewed."""
+    path, run = Path(path), coerce(run, str(path))
     run.updated = now()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -69,7 +69,7 @@ class AucComparison:
     p_value: float  # two-sided, H0: equal AUCs
 
 
-def compare(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> AucComparison:
+def compare_aucs(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> AucComparison:
     """DeLong's test of two AUCs measured on the same images."""
     auc, cov = covariance(labels, np.stack([scores_a, scores_b]))
     variance = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]

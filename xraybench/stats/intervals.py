@@ -17,8 +17,8 @@ import numpy as np
 from scipy import stats
 
 from xraybench.stats import delong
+from xraybench.stats.decision import THRESHOLD
 
-ALPHA = 0.05
 CONFIDENCE = 0.95
 POWER = 0.80
 Z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
@@ -87,7 +87,9 @@ def confusion_intervals(tn: int, fp: int, fn: int, tp: int) -> dict[str, list[fl
     }
 
 
-def test_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, list[float] | None]:
+def test_intervals(
+    labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD
+) -> dict[str, list[float] | None]:
     """95% intervals of the test metrics of one model: accuracy, sensitivity, specificity
     (Wilson), AUC (DeLong) and F1 (BCa bootstrap)."""
     labels = np.asarray(labels).astype(int)

@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
 
+from xraybench.stats.decision import THRESHOLD
 from xraybench.stats.intervals import Z
 from xraybench.stats.paired import SeedScores
 
@@ -133,7 +134,7 @@ def seed_point(val_labels, val_probs, test_labels, test_probs, target_sensitivit
     interpolated = np.array([precision[recall >= r].max() for r in GRID])
     return SeedPoint(
         threshold,
-        rates(test_labels, test_probs, 0.5)[0],
+        rates(test_labels, test_probs, THRESHOLD)[0],
         *at_threshold,
         at_spec,
         float(brier_score_loss(test_labels, test_probs)),

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from xraybench.stats import delong
-from xraybench.stats.intervals import ALPHA, CONFIDENCE, Z
+from xraybench.stats import decision, delong
+from xraybench.stats.intervals import CONFIDENCE, Z
 
 ALTERNATIVES = ("two-sided", "less", "greater")  # "less": A's metric is below B's
 
@@ -33,7 +33,7 @@ class SeedScores:
     labels: np.ndarray
     probs: np.ndarray
 
-    def correct(self, threshold: float = 0.5) -> np.ndarray:
+    def correct(self, threshold: float = decision.THRESHOLD) -> np.ndarray:
         """[seeds, images]: True where a seed's model labels the image right at ``threshold``."""
         return (self.probs >= threshold) == self.labels
 
@@ -86,7 +86,7 @@ class PairedAccuracy:
     @property
     def significant(self) -> bool:
         """Both the test and the interval say the difference is not zero."""
-        return self.p_value < ALPHA and (self.low > 0 or self.high < 0)
+        return decision.significant(self.p_value) and (self.low > 0 or self.high < 0)
 
 
 def paired_accuracy(correct_a: np.ndarray, correct_b: np.ndarray, alternative: str = "two-sided") -> PairedAccuracy:
@@ -126,7 +126,7 @@ def paired_auc(
     """DeLong's test per matched pair of seeds, combined: the mean difference, with a variance of
     the pairs' mean DeLong variance (they share the test images, so averaging removes none of it)
     plus the spread of the differences over seeds. With one seed a side: DeLong's test itself."""
-    pairs = [delong.compare(labels, a, b) for a, b in zip(np.atleast_2d(probs_a), np.atleast_2d(probs_b))]
+    pairs = [delong.compare_aucs(labels, a, b) for a, b in zip(np.atleast_2d(probs_a), np.atleast_2d(probs_b))]
     differences = np.array([p.difference for p in pairs])
     variance = float(np.mean([p.se**2 for p in pairs]))
     if len(pairs) > 1:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xraybench.stats import delong
-from xraybench.stats.intervals import ALPHA, welch_t
+from xraybench.stats import decision, delong
+from xraybench.stats.intervals import welch_t
 from xraybench.stats.paired import (
     BeatProbability,
     SeedScores,
@@ -51,7 +51,7 @@ class Difference:
     @property
     def significant(self) -> bool:
         """The t test rejects at α — equivalently, the 95% interval excludes zero."""
-        return self.testable and self.p_value < ALPHA
+        return decision.significant(self.p_value, self.testable)
 
 
 def _difference(
@@ -132,7 +132,7 @@ BEAT_MIN_SEEDS = 10  # below this, P(A beats B) over seeds is 1.00 [1.00, 1.00] 
 
 
 @dataclass(frozen=True)
-class Comparison:
+class ProcedureComparison:
     """Case A against case B on their shared test images."""
 
     accuracy: Difference  # procedure-level: the verdict
@@ -153,21 +153,17 @@ class Comparison:
     @property
     def direction(self) -> int:
         """+1: A has the higher accuracy, −1: B has, 0: no detectable difference (or not testable)."""
-        return _direction(self.accuracy, self.held_p[0])
+        return decision.direction(self.accuracy.difference, self.held_p[0], self.accuracy.testable) or 0
 
     @property
     def auc_direction(self) -> int:
         """As ``direction``, for the AUC."""
-        return 0 if self.auc is None else _direction(self.auc, self.held_p[1])
+        if self.auc is None:
+            return 0
+        return decision.direction(self.auc.difference, self.held_p[1], self.auc.testable) or 0
 
 
-def _direction(d: Difference, held_p: float | None) -> int:
-    if not d.testable or held_p is None or held_p >= ALPHA:
-        return 0
-    return 1 if d.difference > 0 else -1
-
-
-def compare(a: SeedScores, b: SeedScores, accuracy_a, accuracy_b) -> Comparison | None:
+def compare_procedures(a: SeedScores, b: SeedScores, accuracy_a, accuracy_b) -> ProcedureComparison | None:
     """A against B; None unless both scored the same images. ``accuracy_a``, ``accuracy_b``: every seed's
     test accuracy, for P(A beats B)."""
     if a.ids != b.ids:
@@ -187,7 +183,7 @@ def compare(a: SeedScores, b: SeedScores, accuracy_a, accuracy_b) -> Comparison 
         accuracy_difference(a.correct()[:, labels == c], b.correct()[:, labels == c]) if both_classes else None
         for c in (1, 0)
     ]
-    return Comparison(
+    return ProcedureComparison(
         accuracy_difference(a.correct(), b.correct()),
         auc_difference(labels, a.probs, b.probs) if both_classes else None,
         *by_class,

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xraybench.stats.intervals import ALPHA, welch_t
+from xraybench.stats import decision
+from xraybench.stats.intervals import welch_t
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,7 @@ class Reproduction:
     @property
     def direction(self) -> int:
         """+1 ours higher, −1 ours lower, 0 consistent (or untestable), at the 5% level."""
-        if not self.testable or self.p_value >= ALPHA:
-            return 0
-        return 1 if self.difference > 0 else -1
+        return decision.direction(self.difference, self.p_value, self.testable) or 0
 
 
 def against_published(values, published: float, published_sd: float = 0.0, runs: int = 1) -> Reproduction | None:

@@ -4,7 +4,7 @@ One linear loop. Losses and correct counts are accumulated on the device and rea
 epoch, so a CUDA run never waits on the host per step. Model selection uses the validation
 split only; the test split is evaluated once, with the best-on-validation weights. The
 arithmetic (fp32, or bf16/fp16 autocast with an fp32 output layer and loss) comes from a
-``Precision`` (xraybench/precision.py).
+``Precision`` (xraybench/train/precision.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from xraybench.data import BatchLoader, Dataset
 from xraybench.data.batches import TensorLoader
 from xraybench.environment import synchronize
 from xraybench.models import registry
+from xraybench.stats.decision import THRESHOLD
 from xraybench.train import memory, optim, selection, speedups
 from xraybench.train.metrics import auc, binary_metrics
 from xraybench.train.objectives import OBJECTIVES, Objective
@@ -73,7 +74,7 @@ def train_one_epoch(
         scaler.step(optimizer)
         scaler.update()
         total_loss += loss.detach() * y.shape[0]
-        correct += ((objective.pneumonia_prob(logits.detach()) >= 0.5).long() == y).sum()
+        correct += ((objective.pneumonia_prob(logits.detach()) >= THRESHOLD).long() == y).sum()
         if on_batch:
             on_batch()
     n = loader.num_images
@@ -96,7 +97,7 @@ def evaluate(
         probs.append(objective.pneumonia_prob(logits))
         labels.append(y)
     probs_cpu, labels_cpu = torch.cat(probs).cpu(), torch.cat(labels).cpu()
-    acc = ((probs_cpu >= 0.5).long() == labels_cpu).float().mean().item()
+    acc = ((probs_cpu >= THRESHOLD).long() == labels_cpu).float().mean().item()
     return Evaluation(total_loss.item() / loader.num_images, acc, probs_cpu, labels_cpu)
 
 
@@ -119,17 +120,8 @@ def train_case(
     tr, dspec = case.train, case.data
     torch.manual_seed(tr.seed)
     objective = OBJECTIVES[tr.loss]
-    model = registry.create_model(
-        case.model.name,
-        in_channels=dspec.channels,
-        image_size=dspec.input_size,
-        num_outputs=objective.num_outputs,
-        **case.model.options,
-    ).to(device)
+    model, channels_last = _build_model(case, objective, device, precision)
     loss_fn = objective.make_loss()
-    model, channels_last = speedups.prepare(model)
-    if precision.autocast_dtype is not None:
-        final_layer_in_fp32(model)
     # Pretrained backbones bring the normalisation of their weights.
     mean, std = getattr(model, "normalization", None) or (dspec.mean, dspec.std)
     batches = dict(
@@ -206,7 +198,56 @@ def train_case(
     synchronize(device)
     wall = time.perf_counter() - start
 
-    metrics = {
+    metrics = _metrics(
+        test,
+        history,
+        best,
+        model,
+        precision,
+        wall_time_s=wall,
+        train_images=train_loader.num_images,
+        feature_pass_s=feature_pass_s,
+        memory=memory_meter.read(),
+    )
+    return {
+        "history": history,
+        "metrics": metrics,
+        "predictions": {"val": best_val_probs.tolist(), "test": test.probs.tolist()},
+    }
+
+
+def _build_model(
+    case: Case, objective: Objective, device: torch.device, precision: Precision
+) -> tuple[nn.Module, bool]:
+    """The case's network on ``device``, prepared for speed (``speedups.prepare``), its output layer in fp32
+    under autocast; and whether its batches are to be channels-last."""
+    model = registry.create_model(
+        case.model.name,
+        in_channels=case.data.channels,
+        image_size=case.data.input_size,
+        num_outputs=objective.num_outputs,
+        **case.model.options,
+    ).to(device)
+    model, channels_last = speedups.prepare(model)
+    if precision.autocast_dtype is not None:
+        final_layer_in_fp32(model)
+    return model, channels_last
+
+
+def _metrics(
+    test: Evaluation,
+    history: list[dict],
+    best: dict,
+    model: nn.Module,
+    precision: Precision,
+    *,
+    wall_time_s: float,
+    train_images: int,
+    feature_pass_s: float | None,
+    memory: dict,
+) -> dict:
+    """The row's metrics: the test pass, the training at its last and its kept epoch, what it cost."""
+    return {
         **{f"test_{k}": v for k, v in binary_metrics(test.labels.numpy(), test.probs.numpy()).items()},
         "test_loss": test.loss,
         "train_loss": history[-1]["train_loss"],
@@ -215,21 +256,16 @@ def train_case(
         "best_val_acc": best["val_acc"],
         "best_val_loss": best["val_loss"],
         "min_val_loss": min(r["val_loss"] for r in history),
-        "wall_time_s": wall,
-        "s_per_epoch": wall / len(history),
+        "wall_time_s": wall_time_s,
+        "s_per_epoch": wall_time_s / len(history),
         "epochs_run": len(history),
         # The median epoch: the first carries one-time costs (cuDNN autotuning, lazy allocations).
-        "train_images_per_s": train_loader.num_images / statistics.median(r["train_time_s"] for r in history),
+        "train_images_per_s": train_images / statistics.median(r["train_time_s"] for r in history),
         "feature_pass_s": feature_pass_s,
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        **memory_meter.read(),
+        **memory,
         "precision": precision.name,
-    }
-    return {
-        "history": history,
-        "metrics": metrics,
-        "predictions": {"val": best_val_probs.tolist(), "test": test.probs.tolist()},
     }
 
 

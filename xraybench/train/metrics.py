@@ -7,6 +7,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from xraybench import stats
+from xraybench.stats.decision import THRESHOLD
 
 
 def auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
@@ -15,7 +16,7 @@ def auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
     return float(skm.roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else None
 
 
-def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
+def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD) -> dict:
     """Metrics for label 1 = pneumonia (the positive class) at a probability threshold."""
     labels = np.asarray(labels).astype(int)
     preds = (np.asarray(probs) >= threshold).astype(int)
