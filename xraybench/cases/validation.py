@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 
 from xraybench.cases.spec import PROFILES, Case, CaseError, DataSpec, Suite, TrainSpec
 from xraybench.data import medmnist_names
@@ -67,6 +68,15 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
     def fail(path: str, message: str):
         raise CaseError(f"{where}: field {path!r}: {message}")
 
+    _check_declaration(case, suite, where, fail)
+    _check_model(case, fail)
+    _validate_needs(case, fail)
+    _check_data(case.data, fail)
+    _check_train(case.train, fail)
+
+
+def _check_declaration(case: Case, suite: Suite, where: str, fail) -> None:
+    """The case's id, profiles and their overrides, seeds, tolerances, operating point and task."""
     if not case.id.startswith(suite.name):
         fail("id", f"must start with the suite name {suite.name!r}, got {case.id!r}")
     if not all(c.isalnum() or c in "-_." for c in case.id):
@@ -102,6 +112,10 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
         )
     if case.task not in suite.tasks:
         fail("task", f"unknown task {case.task!r}{suggest(case.task, suite.tasks)}")
+
+
+def _check_model(case: Case, fail) -> None:
+    """A registered model, and options its builder takes."""
     if not registry.is_model(case.model.name):
         fail(
             "model.name",
@@ -112,13 +126,12 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
     for key in case.model.options:
         if key not in accepted:
             fail(f"model.options.{key}", f"not an option of {case.model.name}{suggest(key, accepted)}")
-    _validate_needs(case, fail)
-    d, t = case.data, case.train
+
+
+def _check_data(d: DataSpec, fail) -> None:
+    """Sizes, interpolation, channels, normalisation and augmentations a loader can apply."""
     if 0 < d.image_size < 8 or d.image_size < 0:
         fail("data.image_size", f"must be at least 8 pixels (or 0: the model's own input size), got {d.image_size}")
-    for path, value, low in [("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 1)]:
-        if value < low:
-            fail(path, f"must be at least {low}, got {value}")
     if d.pad_to and d.pad_to < d.image_size:
         fail(
             "data.pad_to",
@@ -129,14 +142,23 @@ def validate_case(case: Case, suite: Suite, where: str) -> None:
         fail("data.resize", f"unknown interpolation {d.resize!r}; use one of {', '.join(RESAMPLE)}")
     if d.channels not in (1, 3):
         fail("data.channels", f"must be 1 or 3, got {d.channels}")
-    if d.std <= 0:
+    if not d.std > 0 or not math.isfinite(d.std):
         fail("data.std", f"must be positive, got {d.std}")
+    if not math.isfinite(d.mean):
+        fail("data.mean", f"must be a number, got {d.mean}")
     for i, name in enumerate(d.augment):
         if name not in AUGMENTATIONS:
             fail(f"data.augment[{i}]", f"unknown augmentation {name!r}{suggest(name, AUGMENTATIONS)}")
-    if not t.lr > 0:
+
+
+def _check_train(t: TrainSpec, fail) -> None:
+    """Epochs, batch size, learning rate and decay; optimiser, scheduler and loss by name, and their options."""
+    for path, value, low in [("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 1)]:
+        if value < low:
+            fail(path, f"must be at least {low}, got {value}")
+    if not t.lr > 0 or not math.isfinite(t.lr):
         fail("train.lr", f"must be positive, got {t.lr}")
-    if t.weight_decay < 0:
+    if not t.weight_decay >= 0 or not math.isfinite(t.weight_decay):
         fail("train.weight_decay", f"must not be negative, got {t.weight_decay}")
     for path, name, table in [
         ("train.optimizer", t.optimizer, OPTIMIZERS),

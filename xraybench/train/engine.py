@@ -117,18 +117,14 @@ def train_case(
     "test": [...]}}, the predictions being P(pneumonia) per image in split order (validation at
     the best epoch). Raises ``Diverged`` on a non-finite training loss.
     """
-    tr, dspec = case.train, case.data
+    tr = case.train
     torch.manual_seed(tr.seed)
     objective = OBJECTIVES[tr.loss]
     model, channels_last = _build_model(case, objective, device, precision)
     loss_fn = objective.make_loss()
-    # Pretrained backbones bring the normalisation of their weights.
-    mean, std = getattr(model, "normalization", None) or (dspec.mean, dspec.std)
-    batches = dict(
-        device=device, channels=dspec.channels, mean=mean, std=std, channels_last=channels_last, pad_to=dspec.pad_to
-    )
+    batches = _batch_settings(case, model, device, channels_last)
     train_loader = BatchLoader(
-        data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed, augment=dspec.augment, **batches
+        data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed, augment=case.data.augment, **batches
     )
     val_loader = BatchLoader(data.splits["val"], eval_batch_size, **batches)
     test_loader = BatchLoader(data.splits["test"], eval_batch_size, **batches)
@@ -137,28 +133,17 @@ def train_case(
     synchronize(device)
     start = time.perf_counter()  # wall time counts the one-time feature pass too
     net, feature_pass_s = model, None
-    if tr.feature_cache and getattr(model, "backbone_frozen", False) and not dspec.augment:
+    if tr.feature_cache and getattr(model, "backbone_frozen", False) and not case.data.augment:
         # A frozen backbone gives the same features every epoch: compute them once, train the head.
         t0 = time.perf_counter()
         in_order = BatchLoader(data.splits["train"], eval_batch_size, **batches)  # features must match labels
-        train_loader = _feature_loader(
-            model.backbone, in_order, tr.batch_size, shuffle=True, seed=tr.seed, precision=precision
-        )
-        val_loader, test_loader = (
-            _feature_loader(model.backbone, loader, eval_batch_size, shuffle=False, seed=tr.seed, precision=precision)
-            for loader in (val_loader, test_loader)
+        train_loader, val_loader, test_loader = _cached_features(
+            model.backbone, (in_order, val_loader, test_loader), tr, eval_batch_size, precision
         )
         synchronize(device)
         net, feature_pass_s = model.head, time.perf_counter() - t0
 
-    optimizer = optim.build_optimizer(
-        tr.optimizer,
-        [p for p in net.parameters() if p.requires_grad],
-        lr=tr.lr,
-        weight_decay=tr.weight_decay,
-        options=tr.optimizer_options,
-    )
-    scheduler = optim.build_scheduler(tr.scheduler, optimizer, epochs=tr.epochs, options=tr.scheduler_options)
+    optimizer, scheduler = _optimization(tr, net)
     scaler = precision.grad_scaler(device)
 
     history, best, best_state, best_val_probs = [], None, None, None
@@ -175,17 +160,7 @@ def train_case(
         val = evaluate(net, val_loader, objective, loss_fn, precision=precision)
         if scheduler is not None:
             scheduler.step()
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": val.loss,
-            "val_acc": val.acc,
-            "val_auc": auc(val.labels.numpy(), val.probs.numpy()),
-            "lr": lr,
-            "train_time_s": t1 - t0,
-            "epoch_time_s": time.perf_counter() - t0,
-        }
+        row = _epoch_row(epoch, train_loss, train_acc, val, lr, train_time_s=t1 - t0, started=t0)
         history.append(row)
         if best is None or kept_by(row) > kept_by(best):
             best, best_state, best_val_probs = row, copy.deepcopy(net.state_dict()), val.probs
@@ -214,6 +189,58 @@ def train_case(
         "metrics": metrics,
         "predictions": {"val": best_val_probs.tolist(), "test": test.probs.tolist()},
     }
+
+
+def _epoch_row(epoch: int, train_loss: float, train_acc: float, val, lr: float, *, train_time_s: float, started: float):
+    """What an epoch records (results.json's history, the live log), its time counted up to now."""
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": val.loss,
+        "val_acc": val.acc,
+        "val_auc": auc(val.labels.numpy(), val.probs.numpy()),
+        "lr": lr,
+        "train_time_s": train_time_s,
+        "epoch_time_s": time.perf_counter() - started,
+    }
+
+
+def _batch_settings(case: Case, model: nn.Module, device: torch.device, channels_last: bool) -> dict:
+    """How every loader of the case presents images: device, channels, normalisation (a pretrained backbone brings
+    its weights'), memory layout and padding."""
+    mean, std = getattr(model, "normalization", None) or (case.data.mean, case.data.std)
+    return dict(
+        device=device,
+        channels=case.data.channels,
+        mean=mean,
+        std=std,
+        channels_last=channels_last,
+        pad_to=case.data.pad_to,
+    )
+
+
+def _cached_features(backbone: nn.Module, loaders, tr, eval_batch_size: int, precision: Precision):
+    """The train (shuffled), validation and test loaders over the frozen backbone's features, computed once."""
+    in_order, val_loader, test_loader = loaders
+    train = _feature_loader(backbone, in_order, tr.batch_size, shuffle=True, seed=tr.seed, precision=precision)
+    val, test = (
+        _feature_loader(backbone, loader, eval_batch_size, shuffle=False, seed=tr.seed, precision=precision)
+        for loader in (val_loader, test_loader)
+    )
+    return train, val, test
+
+
+def _optimization(tr, net: nn.Module):
+    """The optimiser over the parameters that train, and its learning-rate schedule."""
+    optimizer = optim.build_optimizer(
+        tr.optimizer,
+        [p for p in net.parameters() if p.requires_grad],
+        lr=tr.lr,
+        weight_decay=tr.weight_decay,
+        options=tr.optimizer_options,
+    )
+    return optimizer, optim.build_scheduler(tr.scheduler, optimizer, epochs=tr.epochs, options=tr.scheduler_options)
 
 
 def _build_model(
