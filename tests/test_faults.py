@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from xraybench import results
+from xraybench import files, results
 from xraybench.cli import main
 from xraybench.executors import ExecutorError, ExecutorOptions
 from xraybench.executors.ray_executor import fitting_nodes, offer
@@ -152,14 +152,14 @@ def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_previous_file(tmp_p
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(results.store.os, "fsync", full)
+    monkeypatch.setattr(files.os, "fsync", full)  # where every finished file is written
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 2
     assert len(calls) == 2  # the run's opening write went through; the one after training failed
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "No space left on device" in err and str(path) in err
     assert [r.id for r in results.read(path).cases] == ["hw3-a-cnn"]  # whole, with the earlier row
     assert not list(path.parent.glob(".results.json.*"))  # no temporary file left behind
-    monkeypatch.setattr(results.store.os, "fsync", real_fsync)
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0  # space again: resumes
     assert [r.id for r in results.read(path).cases] == ["hw3-a-cnn", "hw3-b-mlp"]
 

@@ -23,13 +23,16 @@ def publish(tmp: str | Path, path: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (the folder is made if missing)."""
+    """Write ``text`` to ``path`` whole or not at all, on disk before it is published (the folder is made if
+    missing): results.json, baselines, exported tables."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,8 +4,6 @@ own per-image predictions, and found where a user keeps them (the working direct
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -92,16 +90,9 @@ def save(run: Run, folder: Path, name: str, tolerances: dict[str, str], force: b
         raise CheckError(
             f"{path}: a baseline is already stored here; --force replaces it, --name or --dir stores this one beside it"
         )
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(make_baseline(run, name, tolerances).dump(), indent=1) + "\n")
-        files.publish(tmp, path)  # whole or not at all: every later check trusts this file
+    try:  # whole or not at all: every later check trusts this file
+        files.write_text(path, json.dumps(make_baseline(run, name, tolerances).dump(), indent=1) + "\n")
     except OSError as exc:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
         raise CheckError(f"{path}: cannot write the baseline ({exc.strerror or exc}); choose another --dir") from None
     return path
 

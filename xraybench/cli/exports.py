@@ -14,14 +14,13 @@ class ExportError(ValueError):
 
 
 def cmd_export(args) -> int:
-    run = results.read(args.run_dir)
-    text = table.to_csv(run)
-    columns = text.partition("\n")[0].count(",") + 1
+    rows = table.records(results.read(args.run_dir))
     try:
-        files.write_text(args.csv, text)
+        files.write_text(args.csv, table.to_csv(rows))
     except OSError as exc:
         raise ExportError(f"{args.csv}: cannot write the table ({exc.strerror or exc}); choose another --csv") from None
-    print(f"export: {args.csv} ({len(run.cases)} rows, one per case and seed; {columns} columns)")
+    columns = len(rows[0]) if rows else len(table.IDENTITY)
+    print(f"export: {args.csv} ({len(rows)} rows, one per case and seed; {columns} columns)")
     return 0
 
 

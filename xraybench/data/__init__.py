@@ -6,7 +6,6 @@ The names below are imported when first used, so that the modules of this packag
 checked against MedMNIST's names, and the report reads patients, without torch."""
 
 import importlib
-from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "BatchLoader": "xraybench.data.batches",
@@ -15,14 +14,16 @@ _EXPORTS = {
     "Split": "xraybench.data.sources",
     "open_source": "xraybench.data.sources",
 }
-__all__ = ["BatchLoader", "DataError", "Dataset", "Split", "open_source"]
-
-if TYPE_CHECKING:
-    from xraybench.data.batches import BatchLoader
-    from xraybench.data.sources import DataError, Dataset, Split, open_source
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
+    """A name above, or a submodule (``data.cache``), imported when first asked for."""
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise  # the submodule exists; something it imports does not
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xraybench import results, stats
+from xraybench import stats
 from xraybench.report import plots
 from xraybench.report.formatting import interval, mean_sd, pct, percent_sd
 from xraybench.report.tables import Table
@@ -36,7 +36,6 @@ GALLERY_SIZE = 6
 def operating_section(run: Run, done: list[CaseResult]) -> dict | None:
     """Tables, figure and error gallery for the cases of a task that stored per-image predictions;
     None if none did."""
-    run = results.coerce(run)
     points = [p for p in (operating_points(c) for c in done) if p is not None]
     if not points:
         return None
@@ -158,10 +157,8 @@ def operating_points(case: CaseResult) -> CaseOperatingPoints | None:
     return case_operating_points(case.id, val, test, float(case.first.target_sensitivity or 0.0))
 
 
-def test_set_analysis(data: DataInfo | dict | None, ok: list[CaseResult]) -> dict:
+def test_set_analysis(data: DataInfo | None, ok: list[CaseResult]) -> dict:
     """The run's closing analysis: validation vs test accuracy, confusion matrices, the images per split."""
-    if isinstance(data, dict):  # a caller not yet on Run: results.json's dict
-        data = DataInfo.model_validate(data)
     summary = (data.summary if data else None) or {}
     table = Table(
         ["case", "seeds", "best val acc", "test acc", "test − val", "test AUC"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from xraybench import results
 from xraybench.report.formatting import interval, pct
 from xraybench.report.tables import Table
 from xraybench.report.tasks import test_intervals_of
@@ -93,7 +92,6 @@ def _flatten(config: dict, prefix: str = "") -> dict[str, str]:
 def environment(run: Run) -> list[tuple[str, str]]:
     """The machine, software, settings and commit the run recorded, as ``group.key`` and its value (settings as
     results.json holds them)."""
-    run = results.coerce(run)
     groups = {
         "machine_info": run.machine_info,
         "software": run.software,
@@ -113,7 +111,7 @@ def workers(rows: list[Row]) -> Table | None:
     for results from before executors recorded it."""
     counts = Counter()
     for row in rows:
-        w = (row if isinstance(row, Row) else Row.model_validate(row)).worker  # a dict: a caller not yet on Run
+        w = row.worker
         if w and "host" in w and w.get("executor") != "local":
             counts[
                 (

@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from xraybench.check import ONE_SEED, CaseVerdict, MetricVerdict
 from xraybench.report.formatting import mean_sd, plural
-from xraybench.results import DEGENERATE_AUC, DEGENERATE_SHARE, Row, Run, by_case, coerce
+from xraybench.results import DEGENERATE_AUC, DEGENERATE_SHARE, Row, Run, by_case
 
 NARROW = [
     ("test acc %", "test_acc", ".1f", 100),
@@ -67,7 +67,6 @@ def summary_table(run: Run, wide: bool = False) -> str:
 def describe(run: Run) -> str:
     """What a run or baseline holds, e.g. '2 cases × 3 seeds (6 trainings)', '27 cases × 3 seeds (21 trainings, 60
     skipped)' or '5 cases, 1–3 seeds (9 trainings)'."""
-    run = coerce(run)
     seeds = [len(case.rows) for case in by_case(run).values()]
     if not seeds:
         return "no cases"

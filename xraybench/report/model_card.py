@@ -3,7 +3,6 @@ not for, what data they saw, what they cost to train, and what limits the number
 
 from __future__ import annotations
 
-from xraybench import results
 from xraybench.data import patients
 from xraybench.results import CaseResult, DataInfo, Run
 
@@ -30,7 +29,6 @@ LIMITATIONS = {
 
 def model_card(run: Run, cases: list[CaseResult]) -> list[tuple[str, str]]:
     """(heading, text) pairs for one suite's cases."""
-    run = results.coerce(run)
     data, settings, software = run.data, run.settings, run.software
     rows = [r for c in cases for r in c.rows]
     ok = [r for r in rows if r.ok]

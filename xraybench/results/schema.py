@@ -186,7 +186,7 @@ class Row(Record):
 
     @property
     def model_name(self) -> str | None:
-        return (self.config.get("model") or {}).get("name") if isinstance(self.config.get("model"), dict) else None
+        return self.config.get("model", {}).get("name")
 
 
 class Precision(Record):

@@ -9,14 +9,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pydantic
 
 from xraybench import files
-from xraybench.results.schema import BASELINE_KIND, SCHEMA_VERSION, Baseline, Row, Run, Settings, upgrade
+from xraybench.results.schema import (
+    BASELINE_KIND,
+    BASELINE_SCHEMA,
+    SCHEMA_VERSION,
+    Baseline,
+    Row,
+    Run,
+    Settings,
+    upgrade,
+)
 
 FILENAME = "results.json"
 
@@ -65,16 +72,7 @@ def write(path: Path, run: Run | dict) -> None:
     """Replace ``path`` atomically with ``run`` (or the dict of one), its ``updated`` stamp renewed."""
     path, run = Path(path), coerce(run, str(path))
     run.updated = now()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(run.dump(), f, indent=1, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        files.publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_text(path, json.dumps(run.dump(), indent=1, allow_nan=False))
 
 
 def read(path: Path, kind: str | None = None) -> Run:
@@ -108,8 +106,7 @@ def parse(doc: object, path: Path | str, kind: str | None = None) -> Run:
     version = doc.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ResultsError(f"{path}: no schema_version; not an xraybench results file")
-    newest = Baseline.model_fields["schema_version"] if baseline else Run.model_fields["schema_version"]
-    limit = next(m.le for m in newest.metadata if hasattr(m, "le"))
+    limit = BASELINE_SCHEMA if baseline else SCHEMA_VERSION
     if version > limit:
         raise ResultsError(
             f"{path}: schema version {version} is newer than this xraybench reads ({limit}); upgrade xraybench"

@@ -30,9 +30,8 @@ def records(run: Run) -> list[dict]:
     ]
 
 
-def to_csv(run: Run) -> str:
+def to_csv(table: list[dict]) -> str:
     """``records`` as CSV text (lists and tables as JSON in their cell, None as an empty cell)."""
-    table = records(run)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(table[0]) if table else IDENTITY, lineterminator="\n")
     writer.writeheader()

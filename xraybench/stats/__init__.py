@@ -8,7 +8,6 @@ its module when first used: ``decision`` needs no scipy, so the results schema r
 without it."""
 
 import importlib
-from typing import TYPE_CHECKING
 
 _HOMES = {
     "xraybench.stats.decision": ("ALPHA", "THRESHOLD", "direction", "significant"),
@@ -61,54 +60,6 @@ _HOMES = {
 }
 _HOME = {name: module for module, names in _HOMES.items() for name in names}
 
-if TYPE_CHECKING:
-    from xraybench.stats.decision import ALPHA, THRESHOLD, direction, significant
-    from xraybench.stats.intervals import (
-        CONFIDENCE,
-        POWER,
-        SeedSummary,
-        Z,
-        accuracy_interval,
-        across_seeds,
-        auc_interval,
-        bootstrap_interval,
-        clopper_pearson,
-        confusion_intervals,
-        delong_interval,
-        detectable_difference,
-        resolution,
-        rounded,
-        test_intervals,
-        wilson,
-    )
-    from xraybench.stats.paired import (
-        BeatProbability,
-        PairedAccuracy,
-        PairedAuc,
-        SeedScores,
-        beat_probability,
-        mcnemar_exact,
-        pair_seeds,
-        paired_accuracy,
-        paired_auc,
-        paired_loss,
-        sign_test,
-    )
-    from xraybench.stats.procedure import (
-        BEAT_MIN_SEEDS,
-        Difference,
-        ProcedureComparison,
-        accuracy_difference,
-        accuracy_parts,
-        auc_difference,
-        auc_parts,
-        compare_procedures,
-        holm,
-    )
-    from xraybench.stats.regression import mann_whitney_worse, smallest_mann_whitney_p, welch_worse
-    from xraybench.stats.reproduction import Reproduction, against_published
-    from xraybench.stats.selection import expected_max
-
 
 def __getattr__(name: str):
     """A name of the list below, or a submodule (``stats.delong``), imported when first asked for."""
@@ -122,51 +73,4 @@ def __getattr__(name: str):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
-__all__ = [
-    "ALPHA",
-    "BEAT_MIN_SEEDS",
-    "CONFIDENCE",
-    "POWER",
-    "THRESHOLD",
-    "BeatProbability",
-    "Difference",
-    "PairedAccuracy",
-    "PairedAuc",
-    "ProcedureComparison",
-    "Reproduction",
-    "SeedScores",
-    "SeedSummary",
-    "Z",
-    "accuracy_difference",
-    "accuracy_interval",
-    "accuracy_parts",
-    "across_seeds",
-    "against_published",
-    "auc_difference",
-    "auc_interval",
-    "auc_parts",
-    "beat_probability",
-    "bootstrap_interval",
-    "clopper_pearson",
-    "compare_procedures",
-    "confusion_intervals",
-    "delong_interval",
-    "detectable_difference",
-    "direction",
-    "expected_max",
-    "holm",
-    "mann_whitney_worse",
-    "mcnemar_exact",
-    "pair_seeds",
-    "paired_accuracy",
-    "paired_auc",
-    "paired_loss",
-    "resolution",
-    "rounded",
-    "sign_test",
-    "significant",
-    "smallest_mann_whitney_p",
-    "test_intervals",
-    "welch_worse",
-    "wilson",
-]
+__all__ = sorted(_HOME)
