@@ -1,6 +1,6 @@
 """Fault injection: SIGKILL the driver of a run mid-way, run the same command again, count the trainings.
 
-    python benchmarks/driver_kill.py [--executor slurm|ray] [--cases 4] [--seconds 6]
+    python benchmarks/driver_kill.py [--executor slurm|ray] [--cases 4] [--seconds 6] [--auto MAX_SEEDS]
 
 The driver trains ``--cases`` cases on the smoke profile; each case's model takes ``--seconds`` to build
 (the first one 0.1 s), so when the first row is in, the others are still training. Then the driver is
@@ -9,6 +9,11 @@ through submitit's local executor (jobs as local processes). Prints what was fin
 the second driver adopted or trained, and how many trainings ran twice: on Slurm every submitted job is
 adopted (0 repeated); on Ray the tasks die with their driver, so the cases that were running train again
 and only the rows written before the kill are kept.
+
+With ``--auto MAX_SEEDS`` the run adds seeds in rounds (``--seeds auto``): the cases compare with each other, with no
+margin of equivalence, so their comparisons stay undecided and every round runs; the driver is killed once a row of
+round 2 is in (the slow case's seed still training), and the second driver must recompute round 1's looks from the
+rows alone and train only the seeds still missing.
 """
 
 from __future__ import annotations
@@ -52,11 +57,12 @@ def sleepy_model(
     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size * image_size, num_outputs))
 
 
-out, cases_file, executor_name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+out, cases_file, executor_name, most = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 cases, suites = load_cases([cases_file])
 cases = declared_in(cases, [cases_file])
 plan = runner.RunPlan(profile=PROFILES["smoke"], device=torch.device("cpu"), out=out, run_id="killed",
-                      source=SyntheticSource(PROFILES["smoke"].synthetic_sizes), precision=Precision("fp32", "fixed"))
+                      source=SyntheticSource(PROFILES["smoke"].synthetic_sizes), precision=Precision("fp32", "fixed"),
+                      auto=most > 0, max_seeds=most or None)
 if executor_name == "slurm":
     from xraybench.executors.slurm_executor import SlurmExecutor
     executor = SlurmExecutor(ExecutorOptions(name="slurm", device="cpu", log_dir=out / "logs"), cluster="local")
@@ -79,25 +85,28 @@ class Outcome:
     finished_at_kill: int  # rows in results.json when the driver was killed
     kept: int  # of those, rows the second driver left exactly as they were
     trainings: int  # trainings started, over both drivers
-    repeated: int  # trainings beyond one per case
+    repeated: int  # trainings beyond one per row
     rows_ok: int  # ok rows in results.json at the end
     second_driver_s: float
     second_driver_out: str
 
 
-def case_file(path: Path, cases: int, seconds: float, log: Path) -> Path:
+def case_file(path: Path, cases: int, seconds: float, log: Path, compared: bool = False) -> Path:
+    """``cases`` sleepy cases (the first quick); ``compared``: each compares with the first, with no margin."""
+    compare = '\ncompare = ["hw3-sleepy-0"]\nmargin = { test_acc = 0.0, test_auc = 0.0 }' * compared
     blocks = [
         f'[[case]]\nid = "hw3-sleepy-{n}"\ntask = "A"\ntitle = "sleepy {n}"\n'
         f'model = {{ name = "sleepy_model", options = {{ seconds = {0.1 if n == 0 else seconds}, '
-        f'log = "{log}" }} }}\n'
+        f'log = "{log}" }} }}' + (compare if n else "") + "\n"
         for n in range(cases)
     ]
     path.write_text('suite = "hw3"\n[tasks]\nA = "a task"\n' + "\n".join(blocks))
     return path
 
 
-def run(work: Path, executor: str = "slurm", cases: int = 4, seconds: float = 6.0) -> Outcome:
-    """Start a driver, SIGKILL it once the first row is written, start it again; count what trained."""
+def run(work: Path, executor: str = "slurm", cases: int = 4, seconds: float = 6.0, auto: int = 0) -> Outcome:
+    """Start a driver, SIGKILL it once the first row is written (``auto``: the first row of round 2, seeds added
+    up to ``auto`` a case), start it again; count what trained."""
     log = work / "trainings.log"
     script = work / "driver.py"
     script.write_text(DRIVER)
@@ -105,13 +114,15 @@ def run(work: Path, executor: str = "slurm", cases: int = 4, seconds: float = 6.
         sys.executable,
         str(script),
         str(work / "out"),
-        str(case_file(work / "cases.toml", cases, seconds, log)),
+        str(case_file(work / "cases.toml", cases, seconds, log, compared=auto > 0)),
         executor,
+        str(auto),
     ]
+    kill_at = 3 * cases + 1 if auto else 1  # round 1 trains 3 seeds a compared case
     results_path = work / "out" / "killed" / "results.json"
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not _rows(results_path):
+    while len(_rows(results_path)) < kill_at:
         if driver.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the first driver ended before a row was written: {driver.stderr.read()[-2000:]}")
         time.sleep(0.05)
@@ -131,7 +142,7 @@ def run(work: Path, executor: str = "slurm", cases: int = 4, seconds: float = 6.
         len(before),
         kept,
         trainings,
-        trainings - cases,
+        trainings - len(rows),
         sum(r["status"] == "ok" for r in rows),
         time.perf_counter() - start,
         again.stdout,
@@ -150,11 +161,13 @@ def main() -> None:
     parser.add_argument("--executor", choices=["slurm", "ray"], default="slurm")
     parser.add_argument("--cases", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--auto", type=int, default=0, metavar="MAX_SEEDS", help="--seeds auto up to MAX_SEEDS")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        o = run(Path(tmp), args.executor, args.cases, args.seconds)
+        o = run(Path(tmp), args.executor, args.cases, args.seconds, args.auto)
     print(
-        f"{o.executor}: {o.cases} cases; {o.finished_at_kill} row(s) written when the driver was SIGKILLed "
+        f"{o.executor}{' --seeds auto' * bool(args.auto)}: {o.cases} cases; {o.finished_at_kill} row(s) written "
+        f"when the driver was SIGKILLed "
         f"({o.kept} of them kept as they were); "
         f"after the second driver ({o.second_driver_s:.0f} s): {o.rows_ok} ok row(s), {o.trainings} training(s) "
         f"in all, {o.repeated} repeated"

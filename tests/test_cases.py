@@ -270,3 +270,78 @@ def test_settings_added_later_keep_the_hash_at_their_default(write_cases):
     assert "pad_to" not in plain.config()["data"] and "resize" not in plain.config()["data"]
     (chosen,) = own_cases(write_cases(one_case('[case.train]\nselect_by = "val_auc"\n'), "b.toml"))
     assert chosen.config()["train"]["select_by"] == "val_auc" and chosen.config_hash != plain.config_hash
+
+
+def test_a_margin_is_points_or_a_fraction_recorded_in_the_row_and_not_in_the_hash(write_cases):
+    from xraybench.results.rows import case_row
+
+    (plain,) = own_cases(write_cases(one_case("")))
+    body = 'margin = { test_acc = "2pp", test_auc = 0.03, train_val_gap = " 1.1 pp" }\n'
+    (declared,) = own_cases(write_cases(one_case(body), "b.toml"))
+    assert declared.margin == {"test_acc": 0.02, "test_auc": 0.03, "train_val_gap": 0.011}
+    assert declared.config_hash == plain.config_hash and "margin" not in str(declared.config())
+    assert case_row(declared).margin == declared.margin and case_row(plain).margin is None
+
+
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        (
+            'margin = { test_acc = "two" }\n',
+            "margin.test_acc",
+            "a margin is \"<n>pp\" or a number in [0, 1), got 'two'",
+        ),
+        ("margin = { test_acc = 2 }\n", "margin.test_acc", 'got 2 (2 points: "2pp" or 0.02)'),
+        ('margin = { test_acc = "150pp" }\n', "margin.test_acc", "a number in [0, 1)"),
+        ('margin = { test_acc = "-2pp" }\n', "margin.test_acc", "not negative"),
+        ("margin = { test_auc = -0.01 }\n", "margin.test_auc", "not negative"),
+        ("margin = { test_auc = true }\n", "margin.test_auc", "got True"),
+        ("margin = { test_auc = nan }\n", "margin.test_auc", "got nan"),
+        ("margin = { test_f1 = 0.02 }\n", "margin.test_f1", "accepted: test_acc, test_auc, train_val_gap"),
+        ("margin = 0.02\n", "margin", "must be a table"),
+    ],
+)
+def test_a_bad_margin_is_one_line_naming_file_case_and_field(write_cases, body, field, words):
+    message = error_of(write_cases, one_case(body))
+    assert "'hw3-x'" in message and f"'{field}'" in message and words in message and "\n" not in message
+
+
+def test_questions_as_a_string_or_a_table(write_cases):
+    header = HEADER.replace('A = "task a"', 'A = "task a"\nB = "task b"\nC = "task c"')
+    asked = '[questions]\nA = "Better?"\nB = { text = "Less overfit?", answer_on = ["train_val_gap", "test_acc"] }\n'
+    _, suites = load_cases([write_cases(header + asked)])
+    assert suites["hw3"].questions == {
+        "A": {"text": "Better?", "answer_on": ["test_acc", "test_auc"]},
+        "B": {"text": "Less overfit?", "answer_on": ["train_val_gap", "test_acc"]},
+    }
+    extending = 'suite = "mine"\nextends = "hw3"\n[tasks]\nD = "task d"\n[questions]\nA = "Mine?"\nD = "Also?"\n'
+    _, suites = load_cases([write_cases(extending, "mine.toml")])
+    assert suites["mine"].questions["A"]["text"] == "Mine?" and suites["mine"].questions["D"]["text"] == "Also?"
+    assert suites["mine"].questions["B"] == suites["hw3"].questions["B"]  # inherited with the tasks
+
+
+@pytest.mark.parametrize(
+    "table, field, words",
+    [
+        ('Z = "Better?"', "questions.Z", "not a task of this file"),
+        ("A = 3", "questions.A", "a string or a table"),
+        ('A = ""', "questions.A", "the question is empty"),
+        ('A = { answer_on = ["test_acc"] }', "questions.A", "missing text"),
+        ('A = { text = "?", answer = ["test_acc"] }', "questions.A.answer", "did you mean 'answer_on'"),
+        ('A = { text = "?", answer_on = "test_acc" }', "questions.A.answer_on", "must be a list"),
+        ('A = { text = "?", answer_on = [] }', "questions.A.answer_on", "at least one metric"),
+        ('A = { text = "?", answer_on = ["test_f1"] }', "questions.A.answer_on[0]", "accepted: test_acc, test_auc"),
+        ('A = { text = "?", answer_on = ["test_acc", "test_acc"] }', "questions.A.answer_on[1]", "named twice"),
+    ],
+)
+def test_a_bad_question_is_one_line_naming_file_and_field(write_cases, table, field, words):
+    message = error_of(write_cases, HEADER + f"[questions]\n{table}\n")
+    assert f"'{field}'" in message and words in message and "\n" not in message
+
+
+def test_every_builtin_task_with_a_comparison_asks_a_question():
+    cases, suites = load_cases()
+    assert set(suites["hw3"].questions) == set(suites["hw3"].tasks)
+    assert suites["hw3"].questions["A"]["answer_on"] == ["train_val_gap", "test_acc"]
+    assert not {(c.suite, c.task) for c in cases if c.compare} - {(s, t) for s in suites for t in suites[s].questions}
+    assert all(not c.margin for c in cases)  # the built-in comparisons keep the default margins

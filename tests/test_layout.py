@@ -102,7 +102,7 @@ ALLOWED = {
     },
     "train": {"train", "data", "models", "environment", "results", "stats"},
     "executors": {"executors", "train"},
-    "runner": {"cases", "data", "environment", "executors", "models", "results", "train"},
+    "runner": {"cases", "data", "environment", "executors", "models", "results", "stats", "train"},
     "check": {"files", "results", "stats"},
     "history": {"results", "stats", "check"},
     "report": {"report", "results", "stats", "check", "history", "data.patients", "data.medmnist_names"},

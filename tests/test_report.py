@@ -4,17 +4,21 @@ import json
 import os
 import re
 import shutil
+import subprocess
+from collections import Counter
+from html import unescape
 
 import pytest
 from conftest import FIXTURES
 from pypdf import PdfReader
 
-from xraybench import report, stats
+from xraybench import report, results, stats
 from xraybench.cli import main
 from xraybench.report import tasks
 from xraybench.report.context import table_of_contents
 from xraybench.report.formatting import pct
 from xraybench.report.render import TEMPLATES
+from xraybench.results import decisions
 
 FIXTURE = FIXTURES / "results-hw3-smoke.json"
 SWEEP_FIXTURE = FIXTURES / "results-hw3-sweep-smoke.json"  # schema 2: predictions, comparisons, a sweep
@@ -256,19 +260,11 @@ def test_settings_say_how_many_seeds_ran_and_which_augmentation():
     assert tasks.seeds_text([0, 5, 9]) == "3 (0, 5, 9)"
 
 
-def test_what_was_compared_fits_the_printed_page():
-    """The settings table says once, under it, what every case shares, and keeps the columns in which cases
-    differ: no table of the PDF is wider than the page's text (WeasyPrint's laid-out boxes)."""
+def table_edges(html: str, wanted) -> list[tuple[float, float]]:
+    """(right edge, the page text's right edge) of every laid-out table box of the print page ``html`` whose header
+    cells ``wanted`` accepts (WeasyPrint's boxes; a table split over two pages gives two)."""
     import weasyprint
     from weasyprint.formatting_structure import boxes
-
-    doc = json.loads((FIXTURES / "results-all-smoke.json").read_text())
-    context = report.build_context(doc)
-    task_c = next(t for t in context["sections"][1]["tasks"] if t["key"] == "C")["settings"]
-    assert "lr" in task_c.headers and "optimizer" not in task_c.headers  # lr differs between hw4-b and hw4-c
-    assert task_c.note.startswith("The same for every case: epochs 2; batch 32; optimizer adam;")
-    html = report.render_html(context)
-    pages = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render().pages
 
     def descendants(box):
         yield box
@@ -281,14 +277,39 @@ def test_what_was_compared_fits_the_printed_page():
             for cell in table.children[0].children[0].children
         ]
 
-    edges = [
+    pages = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render().pages
+    return [
         (box.position_x + box.margin_width(), page._page_box.content_box_x() + page._page_box.width)
         for page in pages
         for box in descendants(page._page_box)
-        if isinstance(box, boxes.TableBox) and "aug." in header(box)
+        if isinstance(box, boxes.TableBox) and wanted(header(box))
     ]
+
+
+def test_what_was_compared_fits_the_printed_page():
+    """The settings table says once, under it, what every case shares, and keeps the columns in which cases
+    differ: no table of the PDF is wider than the page's text (WeasyPrint's laid-out boxes)."""
+    doc = json.loads((FIXTURES / "results-all-smoke.json").read_text())
+    context = report.build_context(doc)
+    task_c = next(t for t in context["sections"][1]["tasks"] if t["key"] == "C")["settings"]
+    assert "lr" in task_c.headers and "optimizer" not in task_c.headers  # lr differs between hw4-b and hw4-c
+    assert task_c.note.startswith("The same for every case: epochs 2; batch 32; optimizer adam;")
+    html = report.render_html(context)
+    edges = table_edges(html, lambda header: "aug." in header)
     assert len(edges) >= html.count("<h4>What was compared</h4>") == 5  # a table split over two pages: two boxes
     assert all(right <= text_right + 0.5 for right, text_right in edges), edges
+
+
+def test_the_answers_the_looks_and_the_claims_fit_the_printed_page():
+    """The tables this report added — the Answers, the looks of --seeds auto, the claims and the descriptive
+    comparisons — are no wider than the page's text, with all four outcomes and the longest case ids in them."""
+    from test_comparisons import four_outcomes_doc, with_looks
+
+    html = report.render_html(report.build_context(with_looks(four_outcomes_doc())))
+    headers = {"Question": 1, "metric": 1, "claim": 4, "A vs B": 9}  # boxes at least: claims and descriptive 4 each
+    for column, least in headers.items():
+        edges = table_edges(html, lambda header, column=column: column in header)
+        assert len(edges) >= least and all(right <= text_right + 0.5 for right, text_right in edges), (column, edges)
 
 
 def test_every_task_s_findings_are_in_the_contents():
@@ -302,7 +323,13 @@ def test_every_task_s_findings_are_in_the_contents():
         assert after == {"anchor": task["findings_anchor"], "label": "Findings", "level": 4}, task["anchor"]
         assert f'<h4 id="{task["findings_anchor"]}">Findings</h4>' in html
     assert all(html.count(f'id="{anchor}"') == 1 for anchor in anchors)
-    assert 'id="' not in report.render_html(context).split("<body")[1]  # print: no named destinations
+    assert anchors[0] == "answers" and anchors[1] == "how-to-read"  # the Answers open the report
+    # print: named destinations only on the tasks' headings, where the Answers link to (and take page numbers from)
+    printed = report.render_html(context).split("<body")[1]
+    task_anchors = {task["anchor"] for section in context["sections"] for task in section["tasks"]}
+    linked = {row["anchor"] for row in context["answers"]["rows"] if row.get("anchor")}
+    assert set(re.findall(r'id="([^"]+)"', printed)) == task_anchors and linked and linked <= task_anchors
+    assert all(f'href="#{anchor}"' in printed for anchor in linked)
 
 
 def test_degenerate_trainings_are_named_in_their_task_s_findings():
@@ -331,3 +358,113 @@ def test_degenerate_trainings_are_named_in_their_task_s_findings():
     assert all("degenerate" in line for line in sweep[:4])  # every point of the grid, before its best is named
     html = task_html(report.render_html(context), "Task A: Reduce overfitting")
     assert "hw3-a-cnn: 1 of 2 seeds is degenerate" in html.split("<h4>Findings</h4>")[1]
+
+
+NUMBER = r"[+-]?\d+(?:\.\d+)?"
+INTERVAL = (
+    rf"(?P<confidence>{NUMBER})% interval(?P<look> at this look's level)? \[(?P<low>{NUMBER}), (?P<high>{NUMBER})\]"
+)
+SAID = {  # a verdict as the findings and the Answers state it, up to the interval beside it
+    "better": re.compile(
+        rf"has a (?P<side>higher|smaller) [^(]*? than [^(]*\(Δ = (?P<delta>{NUMBER})(?: pp)?, {INTERVAL}"
+    ),
+    "equivalent": re.compile(
+        rf"are equivalent in [^(]*? within ±(?P<margin>{NUMBER})(?: pp)? \(Δ = {NUMBER}(?: pp)?, {INTERVAL}"
+    ),
+    "undecided": re.compile(rf"undecided after [^Δ]*?\(Δ = {NUMBER}(?: pp)?, {INTERVAL}"),
+}
+
+
+def beyond_zero(low: float, high: float, higher: bool) -> bool:
+    """A winner's lead as printed (rounded to its last digit): wholly above zero, or below where smaller is better."""
+    return low >= 0 < high if higher else low < 0 >= high
+
+
+def report_text(pdf) -> tuple[str, str]:
+    """The PDF's text, whitespace flattened: pdftotext's where poppler is installed, else pypdf's; and which."""
+    if shutil.which("pdftotext"):
+        found = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        return " ".join(found.split()), "pdftotext"
+    return " ".join(pdf_text(pdf).split()), "pypdf"
+
+
+def claim_rows(html: str) -> list[dict]:
+    """The rows of every claims table of report.html: A, B, outcome, interval (its bounds) and margin."""
+    rows, names = [], None
+    for table in re.findall(r'<table class="comparisons claims">(.*?)</table>', html, re.S):
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S):
+            cells = [
+                unescape(re.sub(r"<[^>]+>", " ", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            ]
+            names = cells[0].split(" vs ") if cells[0] else names
+            bounds = re.search(rf"\[({NUMBER}), ({NUMBER})\]", cells[5])
+            margin = re.search(rf"±({NUMBER})", cells[7])
+            rows.append(
+                {
+                    "a": names[0].strip(),
+                    "b": names[1].strip(),
+                    "outcome": cells[3],
+                    "interval": cells[5],
+                    "bounds": tuple(map(float, bounds.groups())) if bounds else None,
+                    "margin": float(margin.group(1)) if margin else None,
+                }
+            )
+    return rows
+
+
+@pytest.mark.parametrize("seeds", ["fixed", "auto"])
+def test_every_verdict_printed_agrees_with_the_interval_beside_it(tmp_path, seeds):
+    """The acceptance test of the rendered report: a run whose comparisons end in all four outcomes (and, under
+    --seeds auto, at looks of lower levels) is rendered to a real PDF; every verdict found in its text — in the
+    Answers and the findings — has its interval beside it, and a winner's interval excludes zero on the winner's
+    side, an undecided one holds zero, an equivalent one lies within ±margin. The claims tables are read from the
+    same rendering's HTML (pdftotext interleaves table columns) and checked alike."""
+    from test_comparisons import four_outcomes_doc, with_looks
+
+    doc = four_outcomes_doc() if seeds == "fixed" else with_looks(four_outcomes_doc())
+    outcomes = Counter(
+        "better" if v.direction else v.outcome
+        for d in decisions.decided(results.parse(doc, "four outcomes"))
+        for v in d.verdicts.values()
+    )
+    assert outcomes == {"better": 3, "equivalent": 1, "undecided": 1, "untested": 3}
+    html, pdf = report.render(run_dir_with(tmp_path, doc))
+    text, _ = report_text(pdf)
+    for outcome, pattern in SAID.items():
+        found = list(pattern.finditer(text))
+        assert len(found) == 2 * outcomes[outcome], (outcome, len(found))  # in its task's findings and in the Answers
+        for m in found:
+            low, high, delta = float(m["low"]), float(m["high"]), m.groupdict().get("delta")
+            assert low <= high and (m["look"] is not None) == (seeds == "auto"), m[0]
+            if outcome == "better":  # Δ is the winner's lead: above zero where higher is better, below where smaller
+                assert beyond_zero(low, high, m["side"] == "higher") and low <= float(delta) <= high, m[0]
+            elif outcome == "equivalent":
+                assert -float(m["margin"]) <= low and high <= float(m["margin"]), m[0]
+            else:
+                assert low <= 0 <= high, m[0]
+            if seeds == "fixed":
+                assert m["confidence"] == ("90" if outcome == "equivalent" else "95"), m[0]
+    assert not re.search(r"no detectable difference[^.]*interval", text, re.I)
+    assert text.count("not tested (secondary; test accuracy undecided) — Δ = ") == 2
+    assert text.count("not tested: fewer than 3 seeds a side") >= 2
+    assert text.count("Does dropout reduce overfitting?") == 1 and text.index("Answers") < text.index("How to read")
+    rows = [row for row in claim_rows(html.read_text()) if row["outcome"] != "descriptive (not asked)"]
+    assert len(rows) == sum(outcomes.values())
+    for row in rows:
+        (low, high), outcome = row["bounds"] or (None, None), row["outcome"]
+        if outcome.endswith(("better", "better (smaller)")):
+            lead = (low, high) if outcome.startswith(row["a"] + " ") else (-high, -low)  # as the winner's lead
+            assert beyond_zero(*lead, "smaller" not in outcome), row
+        elif outcome == "equivalent":
+            assert -row["margin"] <= low <= high <= row["margin"], row
+        elif outcome.startswith("undecided"):
+            assert low <= 0 <= high, row
+        else:
+            described = row["interval"] == "–" or row["interval"].endswith("descriptive")
+            assert outcome.startswith("not tested") and described, row  # no verdict, so no verdict's interval
+    pages = [page.extract_text() for page in PdfReader(pdf).pages]
+    links = re.findall(r"hw3 task ([A-D]), p\. (\d+)", text)  # the Answers' links give their task's page
+    assert sorted(task for task, _ in links) == ["A", "B", "C", "D"]
+    assert all(f"Task {task}: " in pages[int(page) - 1] for task, page in links), links
+    if seeds == "auto":
+        assert "How the seeds were chosen" in text and "this look's level" in text

@@ -145,12 +145,12 @@ def test_same_results_with_predictions_give_identical_pdf_bytes(task_run, tmp_pa
 
 
 def test_mode_comparison_states_no_tally_when_no_pair_could_be_tested():
-    """One seed a side tests nothing: the findings say so instead of counting "0 of 0" pairs."""
+    """Fewer than 3 seeds a side test nothing: the findings say so instead of counting "0 of 0" pairs."""
     doc = json.loads((Path(__file__).parent / "fixtures" / "results-all-smoke.json").read_text())
     cases = by_case(doc)
     findings = compare_modes([c for c in cases.values() if c.id.startswith("hw4-c")], cases)["findings"]
     assert not any("tested pair(s)" in line for line in findings)
-    assert any(line.startswith("1 pair(s) not tested: one seed a side") for line in findings)
+    assert any(line.startswith("1 pair(s) not tested: fewer than 3 seeds a side") for line in findings)
 
 
 def test_no_tally_against_the_best_scratch_model_when_nothing_was_tested():
@@ -166,4 +166,4 @@ def test_no_tally_against_the_best_scratch_model_when_nothing_was_tested():
         for f in t.get("findings", [])
         if f.startswith("The model trained from scratch")
     )
-    assert "score higher" not in found and "Not tested (one seed a side" in found
+    assert "score higher" not in found and "Not tested (fewer than 3 seeds a side" in found

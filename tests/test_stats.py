@@ -164,7 +164,8 @@ def test_welch_direction_and_no_spread():
     assert stats.welch_worse([0.9, 0.9, 0.9], [0.9, 0.9, 0.9], higher_is_better=True) == 1.0
 
 
-def test_procedure_difference_counts_seeds_and_images_with_welch_satterthwaite_df():
+def test_procedure_difference_counts_seeds_and_images_with_bound_read_satterthwaite_df():
+    """Welch–Satterthwaite's degrees of freedom on each variance part read at its upper 85% chi-square bound."""
     rng = np.random.default_rng(3)
     correct_a, correct_b = rng.random((3, 400)) < 0.85, rng.random((5, 400)) < 0.80
     d = stats.accuracy_difference(correct_a, correct_b)
@@ -174,23 +175,27 @@ def test_procedure_difference_counts_seeds_and_images_with_welch_satterthwaite_d
     variance = sum(v for v, _ in parts)
     assert d.difference == pytest.approx(seed_a.mean() - seed_b.mean())
     assert d.se == pytest.approx(np.sqrt(variance))
-    assert d.df == pytest.approx(variance**2 / sum(v**2 / f for v, f in parts))
+    bounds = [(v * f / scipy_stats.chi2.ppf(0.15, f), f) for v, f in parts]
+    assert d.df == pytest.approx(sum(v for v, _ in bounds) ** 2 / sum(v**2 / f for v, f in bounds))
     t = scipy_stats.t(d.df)
     assert d.p_value == pytest.approx(2 * t.sf(abs(d.difference) / d.se))
     assert d.high - d.difference == pytest.approx(t.ppf(0.975) * d.se)
     assert (d.p_value < 0.05) == (d.low > 0 or d.high < 0) == d.significant
 
 
-def test_procedure_difference_needs_two_seeds_a_side():
+def test_procedure_difference_needs_three_seeds_a_side():
     d = stats.accuracy_difference(np.ones((1, 50)), np.zeros((3, 50)))
     assert d.difference == 1.0 and not d.testable and not d.significant and d.p_value == 1.0
+    rng = np.random.default_rng(5)
+    two = stats.accuracy_difference(rng.random((2, 50)) < 0.9, rng.random((3, 50)) < 0.5)
+    assert not two.testable and not two.significant and two.verdict().outcome == "untested"
 
 
 def test_auc_difference_is_the_mean_of_per_seed_aucs():
     rng = np.random.default_rng(4)
     y = rng.random(300) < 0.6
     probs_a = rng.random((3, 300)) * 0.6 + 0.3 * y
-    probs_b = rng.random((2, 300)) * 0.6 + 0.1 * y
+    probs_b = rng.random((3, 300)) * 0.6 + 0.1 * y
     d = stats.auc_difference(y, probs_a, probs_b)
     expected = np.mean([roc_auc_score(y, p) for p in probs_a]) - np.mean([roc_auc_score(y, p) for p in probs_b])
     assert d.difference == pytest.approx(expected) and d.significant and d.low > 0

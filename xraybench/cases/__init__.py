@@ -2,8 +2,8 @@
 ``validation``), what a run takes of them and how ``--set`` changes them (``choosing``), and the case file's JSON
 Schema (``schema``).
 
-A case file (TOML, in benchmarks/cases/) declares one suite: its tasks, defaults shared by
-its cases, and the cases themselves. Every field is checked when the file is loaded, so a
+A case file (TOML, in benchmarks/cases/) declares one suite: its tasks and the question each asks,
+defaults shared by its cases, and the cases themselves. Every field is checked when the file is loaded, so a
 misspelt field or an unknown model fails before any training starts, naming the file, the
 case and the field.
 """

@@ -11,11 +11,11 @@ import typing
 from pathlib import Path
 
 from xraybench.cases.spec import DEFAULT_CASES_DIR, Case, CaseError, Suite
-from xraybench.cases.validation import check_keys, dotted_field, suggest, typed, validate_case
+from xraybench.cases.validation import check_keys, dotted_field, margins, questions, suggest, typed, validate_case
 from xraybench.models import registry
 from xraybench.results import VIEWS
 
-TOP_LEVEL = {"suite", "title", "extends", "tasks", "views", "defaults", "case"}
+TOP_LEVEL = {"suite", "title", "extends", "tasks", "questions", "views", "defaults", "case"}
 DEFAULTS = {
     "model",
     "data",
@@ -140,6 +140,7 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
             raise CaseError(f"{where}: field 'views.{task}': not a task of this file{suggest(task, tasks)}")
         if view not in VIEWS:
             raise CaseError(f"{where}: field 'views.{task}': unknown view {view!r}{suggest(str(view), VIEWS)}")
+    asked = questions(typed(doc.get("questions", {}), dict, where, "questions"), tasks, where)
     defaults = typed(doc.get("defaults", {}), dict, where, "defaults")
     check_keys(defaults, DEFAULTS, where, "defaults.")
     defaults = merge({k: v for k, v in base.defaults.items() if k != "published"}, defaults)  # a citation is not
@@ -149,6 +150,7 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
         {str(k): typed(v, str, where, f"tasks.{k}") for k, v in tasks.items()},
         str(file),
         dict(views),
+        questions={**base.questions, **asked},
         defaults=defaults,
         extends=base.name,
     )
@@ -159,13 +161,15 @@ def load_case_file(file: Path, known: dict[str, Suite] | None = None) -> tuple[S
         merged = {**merge(defaults, raw), "suite": suite_name, "source": str(file)}
         for point in _expand_grid(merged, case_where):
             case = build(Case, point, case_where, "")
+            case = dataclasses.replace(case, margin=margins(case.margin, case_where))
             validate_case(case, suite, case_where)
             cases.append(native_size(case, case_where))
     return suite, cases
 
 
 def _extended(doc: dict, known: dict[str, Suite], where: str) -> Suite:
-    """The suite ``extends`` names (its defaults and tasks are this file's starting point), or an empty one."""
+    """The suite ``extends`` names (its defaults, tasks and questions are this file's starting point), or an empty
+    one."""
     if "extends" not in doc:
         return Suite("", "", {}, "")
     name = typed(doc["extends"], str, where, "extends")

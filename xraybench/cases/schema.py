@@ -17,12 +17,43 @@ from xraybench.data.augmentations import AUGMENTATIONS
 from xraybench.data.images import RESAMPLE
 from xraybench.models import registry
 from xraybench.results import VIEWS
+from xraybench.results.decisions import MEASURES
 from xraybench.train.choices import LOSSES, OPTIMIZERS, SCHEDULERS
 from xraybench.train.selection import SELECT_BY
 
 # Fields of a case that its file does not declare: the suite is the file's, the rest is derived.
 DERIVED = {"suite", "source", "sweep", "sweep_params"}
 REQUIRED = ["id", "task", "title"]  # model too, unless [defaults] names one
+MARGIN = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": r"^\s*\+?(\d+(\.\d*)?|\.\d+)\s*pp\s*$",
+            "description": 'percentage points, e.g. "2pp"',
+        },
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "description": "a fraction, e.g. 0.02"},
+    ]
+}
+QUESTION = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string", "minLength": 1},
+                "answer_on": {
+                    "type": "array",
+                    "items": {"enum": list(MEASURES)},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "description": "the metrics it is answered on: the first decides, the rest in fixed sequence",
+                },
+            },
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+    ]
+}
 
 
 def case_file_schema() -> dict:
@@ -42,6 +73,12 @@ def case_file_schema() -> dict:
         "patternProperties": {r"^(data|train)\.[a-z_]+$": {"type": "array", "minItems": 1}},
         "additionalProperties": False,
     }
+    case["properties"]["margin"] = {
+        "type": "object",
+        "description": case["properties"]["margin"].get("description", ""),
+        "properties": {name: MARGIN for name in MEASURES},
+        "additionalProperties": False,
+    }
     defaults = _without(case, set(case["properties"]) - loading.DEFAULTS)
     defaults.pop("required", None)
     _vocabularies(defs)
@@ -57,6 +94,11 @@ def case_file_schema() -> dict:
             "title": {"type": "string"},
             "extends": {"type": "string", "description": "a suite whose defaults and tasks this file builds on"},
             "tasks": {"type": "object", "additionalProperties": {"type": "string"}},
+            "questions": {
+                "type": "object",
+                "description": "task → what its comparisons answer: a string (on test_acc, then test_auc) or a table",
+                "additionalProperties": QUESTION,
+            },
             "views": {"type": "object", "additionalProperties": {"enum": list(VIEWS)}},
             "defaults": defaults,
             "case": {"type": "array", "items": case},

@@ -96,6 +96,7 @@ class Case:
     profiles: tuple[str, ...] = ()  # profiles the case runs in; empty: all
     profile_overrides: dict = field(default_factory=dict)  # e.g. {"quick": {"train.epochs": 6}}
     tolerances: dict = field(default_factory=dict)  # for xraybench check, e.g. {"test_acc": "-5pp"}
+    margin: dict = field(default_factory=dict)  # metric → ± within which its comparisons are equivalent
     target_sensitivity: float = 0.0  # the report's operating point: reach this on validation (0: Youden's J)
     sweep: str = ""  # for a case expanded from a grid: the declared case's id
     sweep_params: dict = field(default_factory=dict)  # and its point in the grid, e.g. {"train.lr": 1e-4}
@@ -142,6 +143,7 @@ class Suite:
     tasks: dict[str, str]
     source: str
     views: dict[str, str] = field(default_factory=dict)  # task → a report view computed across the suite
+    questions: dict = field(default_factory=dict)  # task → {"text": ..., "answer_on": [metric, ...]}
     defaults: dict = field(default_factory=dict)  # the [defaults] its cases start from (a file extending it too)
     extends: str = ""  # the suite whose defaults and tasks it builds on
 
@@ -157,6 +159,7 @@ class Profile:
     synthetic_sizes: tuple[int, int, int]  # train, val, test images of the built-in data
     max_per_split: int | None  # cap on images per split of any source; None uses all
     seeds: int = 1  # seeds per case (a case may declare fewer or more; --seeds overrides both)
+    auto_seeds: bool = False  # --seeds auto unless --seeds N: seeds added while a comparison is undecided
     eval_batch_size: int = 256
 
 
@@ -187,6 +190,7 @@ PROFILES: dict[str, Profile] = {
         synthetic_sizes=(4000, 500, 624),
         max_per_split=None,
         seeds=5,
+        auto_seeds=True,  # a GPU's seeds are cheap beside an undecided homework question
     ),
 }
 

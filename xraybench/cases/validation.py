@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 
 from xraybench.cases.spec import PROFILES, Case, CaseError, DataSpec, Suite, TrainSpec
 from xraybench.data import medmnist_names
@@ -13,6 +14,7 @@ from xraybench.data.augmentations import AUGMENTATIONS
 from xraybench.data.images import RESAMPLE
 from xraybench.models import registry
 from xraybench.results import Tolerance, ToleranceError
+from xraybench.results.decisions import DEFAULT_ANSWER_ON, MEASURES
 from xraybench.train import selection
 from xraybench.train.choices import LOSSES, OPTIMIZERS, SCHEDULERS
 
@@ -60,6 +62,73 @@ def dotted_field(key: str, where: str, table: str) -> tuple[str, str]:
         named = f"{table}.{key}" if table else key
         raise CaseError(f"{where}: field {named!r}: not a data.* or train.* field{suggest(key, known)}")
     return section, name
+
+
+MARGIN = '"<n>pp" or a number in [0, 1)'
+METRICS = ", ".join(MEASURES)  # what a margin or a question may name
+POINTS = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*pp\s*")
+
+
+def margins(declared: dict, where: str) -> dict[str, float]:
+    """A case's ``margin`` table as fractions ("2pp" and 0.02 are both 0.02), each metric one that comparisons are
+    decided on; a margin is a distance either side of no difference, so never negative."""
+    found = {}
+    for name, value in declared.items():
+        path = f"margin.{name}"
+        if name not in MEASURES:
+            raise CaseError(f"{where}: field {path!r}: unknown metric {name!r}; accepted: {METRICS}")
+        match = POINTS.fullmatch(value) if isinstance(value, str) else None
+        if match:
+            fraction = round(float(match.group(1)) / 100, 12)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            fraction = float(value)
+        else:
+            raise CaseError(f"{where}: field {path!r}: a margin is {MARGIN}, got {value!r}")
+        if fraction < 0:
+            raise CaseError(
+                f"{where}: field {path!r}: a margin is a distance either side of 0, not negative; got {value!r}"
+            )
+        if not fraction < 1:  # also NaN
+            hint = f' ({value:g} points: "{value:g}pp" or {value / 100:g})' if not match and 1 <= fraction < 100 else ""
+            raise CaseError(f"{where}: field {path!r}: a margin is {MARGIN}, got {value!r}{hint}")
+        found[name] = fraction
+    return found
+
+
+def questions(declared: dict, tasks: dict, where: str) -> dict[str, dict]:
+    """A file's ``[questions]``, each as {"text", "answer_on"}: a string is asked on the default metrics; a table names
+    its own, the first deciding, so a repeat or an unknown metric would change what the answer means."""
+    found = {}
+    for task, value in declared.items():
+        path = f"questions.{task}"
+        if task not in tasks:
+            raise CaseError(f"{where}: field {path!r}: not a task of this file{suggest(task, tasks)}")
+        if isinstance(value, dict):
+            check_keys(value, {"text", "answer_on"}, where, f"{path}.")
+            if "text" not in value:
+                raise CaseError(f'{where}: field {path!r}: missing text = "the question"')
+            text = typed(value["text"], str, where, f"{path}.text")
+            answer_on = typed(value.get("answer_on", list(DEFAULT_ANSWER_ON)), list, where, f"{path}.answer_on")
+        elif isinstance(value, str):
+            text, answer_on = value, list(DEFAULT_ANSWER_ON)
+        else:
+            raise CaseError(
+                f'{where}: field {path!r}: a question is a string or a table {{ text = "...", answer_on = [...] }}, '
+                f"got {value!r}"
+            )
+        if not text.strip():
+            raise CaseError(f"{where}: field {path!r}: the question is empty")
+        if not answer_on:
+            raise CaseError(f"{where}: field '{path}.answer_on': name at least one metric (the first decides)")
+        for i, metric in enumerate(answer_on):
+            if not isinstance(metric, str) or metric not in MEASURES:
+                raise CaseError(
+                    f"{where}: field '{path}.answer_on[{i}]': unknown metric {metric!r}; accepted: {METRICS}"
+                )
+            if metric in answer_on[:i]:
+                raise CaseError(f"{where}: field '{path}.answer_on[{i}]': {metric} is named twice; name each once")
+        found[str(task)] = {"text": text, "answer_on": list(answer_on)}
+    return found
 
 
 def validate_case(case: Case, suite: Suite, where: str) -> None:

@@ -9,12 +9,12 @@ import sys
 import torch
 
 from xraybench import cases as case_mod
-from xraybench import executors, report
+from xraybench import executors, report, stats
 from xraybench.cases import PROFILES, CaseError
 from xraybench.data import open_source
 from xraybench.environment import DeviceError
 from xraybench.report.console import clip, summary_table
-from xraybench.runner import RunPlan, run
+from xraybench.runner import RunPlan, rounds, run
 from xraybench.train.logs import tensorboard_writer_class
 
 MAX_CASE_TIMEOUT_S = 30 * 24 * 3600  # a month; far larger values overflow the interval timer
@@ -23,8 +23,8 @@ MAX_CASE_TIMEOUT_S = 30 * 24 * 3600  # a month; far larger values overflow the i
 def cmd_run(args) -> int:
     if not args.all and not args.patterns:
         raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
-    if args.seeds is not None and args.seeds < 1:
-        raise CaseError(f"--seeds {args.seeds}: must be at least 1")
+    if args.max_seeds is not None and args.max_seeds < stats.MIN_SEEDS:
+        raise CaseError(f"--max-seeds {args.max_seeds}: at least {stats.MIN_SEEDS}, the seeds a side a verdict needs")
     if args.tensorboard:
         tensorboard_writer_class()  # missing: one line before anything trains
     if args.case_timeout is not None and not 0 < args.case_timeout <= MAX_CASE_TIMEOUT_S:
@@ -72,6 +72,27 @@ def _hangup_interrupts():
             signal.signal(sig, handler)
 
 
+def _seed_policy(args, profile, say) -> tuple[bool, int | None]:
+    """Whether seeds are added in rounds (--seeds auto, the default in the full profile) and the most a case gets;
+    the choice is the run's header line."""
+    auto = args.seeds == "auto" or (args.seeds is None and profile.auto_seeds)
+    if not auto:
+        for given, value in (("--max-seeds", args.max_seeds), ("--budget", args.budget)):
+            if value is not None:
+                raise CaseError(
+                    f"{given}: only with --seeds auto (this run has {args.seeds or 'the profile'}'s fixed seeds)"
+                )
+        return False, None
+    max_seeds = args.max_seeds or rounds.default_max_seeds(profile)
+    chosen_by = "chosen" if args.seeds == "auto" else f"default in the {profile.name} profile; --seeds N fixes them"
+    budget = f", budget {args.budget:.0f}s" if args.budget else ""
+    say(
+        f"seeds: auto ({chosen_by}): compared cases start at {max(profile.seeds, stats.MIN_SEEDS)}, one more per "
+        f"round while a comparison is undecided, at most {max_seeds} a case{budget}"
+    )
+    return True, max_seeds
+
+
 def _run_on(executor, args, cases, suites) -> int:
     def say(text: str, **kwargs) -> None:  # the terminal's lines fit 100 columns unless --wide
         print(clip(text, args.wide), **kwargs)
@@ -88,6 +109,7 @@ def _run_on(executor, args, cases, suites) -> int:
     profile = PROFILES[args.profile] if args.profile else case_mod.default_profile(device.type)
     how = "chosen" if args.profile else f"default on {device.type.upper()}"
     say(f"profile: {profile.name} ({how}: {profile.description})")
+    auto, max_seeds = _seed_policy(args, profile, say)
     elsewhere = [c for c in cases if c.profiles and profile.name not in c.profiles]
     if elsewhere:
         names = sorted({c.sweep or c.id for c in elsewhere})
@@ -109,7 +131,10 @@ def _run_on(executor, args, cases, suites) -> int:
         source=source,
         out=args.out,
         run_id=args.run_id,
-        seeds=args.seeds,
+        seeds=None if auto else args.seeds,
+        auto=auto,
+        max_seeds=max_seeds,
+        budget_s=args.budget,
         force=args.force,
         precision=chosen,
         deterministic=args.deterministic,

@@ -3,10 +3,37 @@ where the trainings run."""
 
 from __future__ import annotations
 
+import argparse
+import re
 from pathlib import Path
 
 from xraybench.cases import PROFILES
 from xraybench.cli.dispatch import Deferred, command
+
+
+def seeds_value(text: str) -> int | str:
+    """--seeds: a whole number of seeds, at least 1, or auto."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of seeds, at least 1, or auto")
+    return value
+
+
+def duration(text: str) -> float:
+    """A duration as 90m, 2h, 1h30m, 45s or plain seconds: its seconds."""
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration such as 90m, 2h, 1h30m or 3600s")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = 3600 * hours + 60 * minutes + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration above zero, such as 90m")
+    return total
 
 
 def run_parser(sub, cases_arg: dict, wide: dict) -> None:
@@ -86,10 +113,23 @@ def _run_outputs(p, cases_arg: dict, wide: dict) -> None:
     )
     p.add_argument(
         "--seeds",
+        type=seeds_value,
+        metavar="N|auto",
+        help="run each case with N consecutive seeds (default: the profile's, smoke 1, quick 3, full 5; HW4 "
+        "fine-tuning 1 in quick), or auto: compared cases start there (at least 3) and get one more seed per round "
+        "while a comparison is undecided (default in the full profile)",
+    )
+    p.add_argument(
+        "--max-seeds",
         type=int,
         metavar="N",
-        help="run each case with N consecutive seeds (default: the "
-        "profile's, smoke 1, quick 3, full 5; HW4 fine-tuning 1 in quick)",
+        help="with --seeds auto: the most seeds a case gets (default: twice the first round's, quick 6, full 10)",
+    )
+    p.add_argument(
+        "--budget",
+        type=duration,
+        metavar="DURATION",
+        help="with --seeds auto: start no round that would end after DURATION (e.g. 90m, 2h, 1h30m, 3600s)",
     )
     p.add_argument("--force", action="store_true", help="re-run cases that already finished in this run")
     p.add_argument(

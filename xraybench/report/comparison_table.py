@@ -1,98 +1,100 @@
-"""The table of a task's paired comparisons on the test images: per pair, the tests of the training procedures
-(accuracy, AUC, sensitivity and specificity), the sign test of these particular models, P(A beats B), the verdict."""
+"""The tables of a task's comparisons: the claims (one row per metric of each comparison, in its fixed sequence,
+with the interval its outcome used), and beside them what no verdict rests on (sensitivity and specificity, the sign
+test of these particular models, P(A beats B))."""
 
 from __future__ import annotations
 
 import markupsafe
 
 from xraybench import stats
-from xraybench.report.comparisons import CaseComparison, degrees
+from xraybench.report.claims import described_cells, title
+from xraybench.report.comparisons import CaseComparison
 from xraybench.report.formatting import interval, p_value, pp
 from xraybench.report.tables import Table
 
-COMPARISON_HEADERS = [
+CLAIM_HEADERS = ["A vs B", "seeds", "claim", "outcome", "Δ (A − B)", "interval", "test", "margin"]
+
+CLAIMS_CAPTION = (
+    "Each comparison answers its task's question on the metrics the question names, in a fixed sequence: the "
+    "first decides; each next one is tested only when every one before it was decided (otherwise “not tested”), "
+    "which holds the family of claims at α = 0.05 without an adjustment, so each interval shown is the one its "
+    "outcome used. Δ: the mean over A's seeds minus B's. Its standard error counts each side's seed-to-seed spread "
+    "and, for a metric of the test images, their sampling (AUC: DeLong's components; the train − validation gap is "
+    "measured once per seed, so the seeds' spread is all of it), referred to a t distribution whose "
+    "Welch–Satterthwaite degrees of freedom, t(df), read each part at its upper 85% bound, which holds the level when "
+    "one side's seeds scatter. Interval: the one the outcome used, at its confidence. "
+    "Outcomes: a case is better when the two-sided t test "
+    "rejects at the level (its (1 − level) interval, which excludes zero); equivalent when both one-sided tests "
+    "reject a difference as large as the margin (TOST; the (1 − 2·level) interval lies inside ±margin); undecided "
+    "otherwise (the (1 − level) interval, and the smallest difference these seeds detect with 80% power); not "
+    f"tested with fewer than {stats.MIN_SEEDS} seeds a side. The level is α = 0.05 for a fixed number of seeds; "
+    "under --seeds auto, that of the look the comparison stopped at (see “How the seeds were chosen”). Rows "
+    "numbered “–”: a test metric the question does not name, described without a verdict."
+)
+
+DESCRIPTIVE_HEADERS = [
     "A vs B",
-    "seeds",
-    "Δ test acc (A − B)",
-    "95% interval",
-    "p (t, df)",
-    "Δ AUC [95% interval], p",
-    "Δ sensitivity; Δ specificity [95% intervals]",
+    "Δ sensitivity [95% interval]",
+    "Δ specificity [95% interval]",
     "these models: sign test p; McNemar p per seed",
     "P(A beats B)",
-    "verdict",
 ]
 
-
-COMPARISON_CAPTION = (
-    "Δ: mean test accuracy over A's seeds minus B's. Its 95% interval and p test the training "
-    "procedures, not these particular networks: the standard error counts each side's "
-    "seed-to-seed spread and the sampling of the test images, referred to a t distribution "
-    "with Welch–Satterthwaite degrees of freedom (in brackets). Δ AUC: the same test on the mean of "
-    "per-seed AUCs (image part from DeLong's components). Δ sensitivity and Δ specificity: the accuracy "
-    "test on the pneumonia and the normal images; they trade off along the threshold, so they "
-    "carry intervals and no verdict. The verdict names a case when the "
-    "accuracy test rejects at 0.05 with the accuracy and AUC claims held together (Holm; the "
-    "adjusted p is shown where it differs). With one seed a side the seed "
-    "variation is unknown and nothing is tested. The sign test on per-image correctness "
-    "(exact McNemar per seed both ran) asks only whether these trained models differ on these "
-    "images; it is no verdict on the settings. P(A beats B) over seeds is shown from "
-    f"{stats.BEAT_MIN_SEEDS} seeds a side. benchmarks/stat_calibration.py shows these tests "
-    "hold their 5% level by simulation."
+DESCRIPTIVE_CAPTION = (
+    "No verdicts, on the seeds each comparison was decided on. Δ sensitivity and Δ specificity: the accuracy test "
+    "on the pneumonia and on the normal images alone; they trade off along the threshold, so they carry intervals "
+    "and no verdict. The sign test on per-image correctness (exact McNemar per seed both ran) asks only whether "
+    "these trained models differ on these images; it is no verdict on the settings. P(A beats B) over seeds is "
+    f"shown from {stats.BEAT_MIN_SEEDS} seeds a side. benchmarks/stat_calibration.py shows by simulation that "
+    "these tests hold their level."
 )
 
 
-def comparison_table(comparisons: list[CaseComparison]) -> Table:
-    return Table(
-        COMPARISON_HEADERS,
-        [_row(c) for c in comparisons],
-        title="Paired comparisons on the test images",
-        css_class="comparisons",
-        caption=COMPARISON_CAPTION,
-    )
-
-
-def _row(c: CaseComparison) -> list:
-    acc = c.accuracy
-    models = p_value(c.models_p) + "; " + (", ".join(p_value(p) for p in c.mcnemar_per_seed.values()) or "–")
-    if not acc.testable:
-        tested, auc, by_class, verdict = ["–", "–"], "–", "–", "not tested (one seed a side)"
-    else:
-        tested, auc, by_class, verdict = _procedure_tests(c)
-    beat = "–" if c.beat is None else f"{c.beat.p:.2f} [{c.beat.low:.2f}, {c.beat.high:.2f}]"
-    return [
-        markupsafe.Markup("{}<br>vs {}").format(c.a, c.b),
-        f"{acc.seeds_a} / {acc.seeds_b}",
-        pp(acc.difference),
-        *tested,
-        auc,
-        by_class,
-        models,
-        beat,
-        verdict,
+def comparison_tables(comparisons: list[CaseComparison]) -> list[Table]:
+    """The claims table, and the descriptive one where any comparison has per-image predictions."""
+    tables = [
+        Table(
+            CLAIM_HEADERS,
+            [row for c in comparisons for row in _claim_rows(c)],
+            title="Paired comparisons: the claims",
+            css_class="comparisons claims",
+            caption=CLAIMS_CAPTION,
+            numeric_from=4,
+        )
     ]
+    described = [c for c in comparisons if c.result is not None]
+    if described:
+        tables.append(
+            Table(
+                DESCRIPTIVE_HEADERS,
+                [_descriptive_row(c) for c in described],
+                title="Paired comparisons on the test images: descriptive",
+                css_class="comparisons",
+                caption=DESCRIPTIVE_CAPTION,
+            )
+        )
+    return tables
 
 
-def _procedure_tests(c: CaseComparison) -> tuple[list[str], str, str, str]:
-    """The cells of a testable pair's tests of the training procedures: the accuracy difference's interval and p
-    (with Holm's where it differs), the AUC's, sensitivity's and specificity's, and the verdict."""
-    acc = c.accuracy
-    held_acc, held_auc = c.result.held_p
-    tested = [
-        interval([acc.low, acc.high]),
-        f"{p_value(acc.p_value)} ({degrees(acc.df)})"
-        + (f"; Holm {p_value(held_acc)}" if held_acc != acc.p_value else ""),
+def _names(c: CaseComparison) -> markupsafe.Markup:
+    return markupsafe.Markup("{}<br>vs {}").format(c.a, c.b)
+
+
+def _claim_rows(c: CaseComparison) -> list[list]:
+    """A row per metric the question names, then one per test metric it does not; the pair and seeds once."""
+    seeds = f"{c.decision.seeds[0]} / {c.decision.seeds[1]}" + (f" (look {c.look})" if c.look else "")
+    rows = [claim.cells() for claim in c.claims()]
+    for metric, d in c.descriptive():
+        rows.append(described_cells(f"– {title(metric)}", metric, d, "descriptive (not asked)"))
+    return [[_names(c), seeds, *row] if i == 0 else ["", "", *row] for i, row in enumerate(rows)]
+
+
+def _descriptive_row(c: CaseComparison) -> list:
+    r = c.result
+    models = p_value(r.models_p) + "; " + (", ".join(p_value(p) for p in r.mcnemar_per_seed.values()) or "–")
+    by_class = [
+        "n/a" if d is None else "–" if not d.testable else f"{pp(d.difference)} {interval([d.low, d.high])}"
+        for d in (r.sensitivity, r.specificity)
     ]
-    auc = (
-        "n/a"
-        if c.auc is None
-        else f"{c.auc.difference:+.3f} [{c.auc.low:+.3f}, {c.auc.high:+.3f}], {p_value(c.auc.p_value)}"
-        + (f"; Holm {p_value(held_auc)}" if held_auc is not None and held_auc != c.auc.p_value else "")
-    )
-    by_class = (
-        "n/a"
-        if c.sensitivity is None
-        else "; ".join(f"{pp(d.difference)} {interval([d.low, d.high])}" for d in (c.sensitivity, c.specificity))
-    )
-    verdict = f"{c.winner} higher" if c.winner else "no detectable difference"
-    return tested, auc, by_class, verdict
+    beat = "–" if r.beat is None else f"{r.beat.p:.2f} [{r.beat.low:.2f}, {r.beat.high:.2f}]"
+    return [_names(c), *by_class, models, beat]

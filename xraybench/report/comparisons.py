@@ -1,94 +1,90 @@
-"""Two cases against each other, in words: what the report and the findings may state.
+"""Two cases against each other: a declared comparison as ``results.decisions`` decided it, and what the findings
+say about it.
 
-The numbers come from ``stats.compare_procedures`` on the test images both cases scored. A sentence names a
-winner only when the procedure-level t test rejects at α = 0.05, its accuracy and AUC claims held
-together (Holm); the difference's 95% interval counts the seeds' spread and the test images'
-sampling. With one seed a side nothing is tested across seeds, and the sentence says so.
+Each metric's outcome is the decision's (four outcomes, the metrics in a fixed sequence, at the level of the look the
+comparison ended at under ``--seeds auto``), worded by ``claims``; nothing here decides again. Beside it, numbers no
+verdict rests on, from ``stats.compare_procedures`` on the same seeds: sensitivity and specificity intervals, the sign
+test of these trained models, P(A beats B), and the test metrics the task's question does not ask about.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from xraybench import stats
+from xraybench.report.claims import FEW_SEEDS, UNMEASURED, Claim, claims, descriptive, title
 from xraybench.report.formatting import p_is
-from xraybench.report.formatting import pp as points
-from xraybench.results import CaseResult
+from xraybench.results import CaseResult, Run, decisions
+
+NO_PREDICTIONS = "these results hold no per-image predictions"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CaseComparison:
-    """``stats.ProcedureComparison``'s numbers (accuracy, auc, models_p, mcnemar_per_seed, beat), with the cases'
-    names."""
+    """A decided comparison, with the descriptive numbers of its two procedures on the seeds it was decided on."""
 
-    a: str
-    b: str
-    result: stats.ProcedureComparison
+    decision: decisions.Decision
+    result: stats.ProcedureComparison | None  # None: the rows hold no per-image predictions
+    look: int | None = None  # the number of the --seeds auto look it ended at; None: a fixed number of seeds
 
-    def __getattr__(self, name: str):
-        if name == "result":  # not set yet (copying, unpickling): no numbers to delegate to
-            raise AttributeError(name)
-        return getattr(self.result, name)
+    @property
+    def a(self) -> str:
+        return self.decision.pair.a
+
+    @property
+    def b(self) -> str:
+        return self.decision.pair.b
+
+    def claims(self) -> list[Claim]:
+        why = NO_PREDICTIONS if self.result is None else "the test images hold one class"
+        return claims(self.decision, self.look, why)
 
     @property
     def winner(self) -> str | None:
-        return {1: self.a, -1: self.b}.get(self.result.direction)
+        """The case the first metric found better; None for every other outcome."""
+        return self.claims()[0].winner
+
+    def descriptive(self) -> list[tuple[str, stats.Difference]]:
+        """The test metrics the task's question does not ask about, as differences no verdict rests on."""
+        if self.result is None:
+            return []
+        found = {"test_acc": self.result.accuracy, "test_auc": self.result.auc}
+        return [(m, d) for m, d in found.items() if d is not None and m not in self.decision.pair.metrics]
 
     def sentence(self) -> str:
-        acc = self.accuracy
-        if not acc.testable:
-            return (
-                f"{self.a} vs {self.b}: not tested across seeds — with {acc.seeds_a} and {acc.seeds_b} seed(s) the "
-                f"seed-to-seed variation is unknown (Δ = {points(acc.difference)}; these trained models: sign test "
-                f"{p_is(self.models_p)}); no winner is named."
-            )
-        held_acc, held_auc = self.result.held_p
-        if self.winner:  # the difference as the winner's lead
-            loser = self.b if self.winner == self.a else self.a
-            text = (
-                f"{self.winner} has a higher test accuracy than {loser} "
-                f"({difference(_lead(acc, self.result.direction), held_acc)}; {acc.seeds_a} and {acc.seeds_b} seeds)."
-            )
-        else:
-            text = (
-                f"{self.a} vs {self.b}: no detectable difference in test accuracy ({difference(acc, held_acc)}; "
-                f"{acc.seeds_a} and {acc.seeds_b} seeds)."
-            )
-        if self.auc is not None:
-            if self.result.auc_direction:
-                higher = self.a if self.result.auc_direction > 0 else self.b
-                lead = _lead(self.auc, self.result.auc_direction)
-                text += f" AUC is higher for {higher} ({difference(lead, held_auc, auc=True)})."
-            else:
-                text += f" No detectable AUC difference ({difference(self.auc, held_auc, auc=True)})."
-        return text
+        said = self.claims()
+        if all(c.kind == UNMEASURED for c in said):
+            return f"{self.a} vs {self.b}: not tested ({said[0].unmeasured}); no winner is named."
+        if said[0].kind == FEW_SEEDS:
+            sign = f" These trained models: sign test {p_is(self.result.models_p)}." if self.result else ""
+            return said[0].sentence() + sign
+        text = " ".join(c.sentence() for c in said)
+        extra = "; ".join(f"{title(m)} {descriptive(m, d)}" for m, d in self.descriptive())
+        return text + (f" Not among the task's claims: {extra}." if extra else "")
 
 
-def _lead(d: stats.Difference, direction: int) -> stats.Difference:
-    """``d`` as the better side's lead: B − A where B is better."""
-    if direction >= 0:
-        return d
-    return dataclasses.replace(d, difference=-d.difference, low=-d.high, high=-d.low)
-
-
-def difference(d: stats.Difference, held_p: float | None = None, auc: bool = False) -> str:
-    """ "Δ = +3.1 pp [+0.4 pp, +5.8 pp], t(7) p = 0.031, Holm p = 0.062" (AUC: "Δ = +0.021 [-0.004, +0.046], …");
-    ``held_p``: the p once the comparison's claims are held together (shown where it differs)."""
-    fmt = (lambda x: f"{x:+.3f}") if auc else points
-    held = f", Holm {p_is(held_p)}" if held_p is not None and held_p != d.p_value else ""
-    return f"Δ = {fmt(d.difference)} [{fmt(d.low)}, {fmt(d.high)}], t({degrees(d.df)}) {p_is(d.p_value)}{held}"
-
-
-def degrees(df: float) -> str:
-    """Degrees of freedom as shown: whole numbers, ∞ where nothing varies."""
-    return f"{df:.0f}" if df != float("inf") else "∞"
-
-
-def compare_cases(a: CaseResult, b: CaseResult) -> CaseComparison | None:
-    """A against B on their shared test images; None when either lacks per-image predictions."""
+def procedures(a: CaseResult, b: CaseResult) -> stats.ProcedureComparison | None:
+    """``stats.compare_procedures`` of A and B on every seed given; None when either lacks per-image predictions."""
     scores_a, scores_b = a.scores(), b.scores()
     if scores_a is None or scores_b is None:
         return None
-    result = stats.compare_procedures(scores_a, scores_b, a.values("test_acc"), b.values("test_acc"))
-    return None if result is None else CaseComparison(a.id, b.id, result)
+    return stats.compare_procedures(scores_a, scores_b, a.values("test_acc"), b.values("test_acc"))
+
+
+def look_number(run: Run, decision: decisions.Decision) -> int | None:
+    """Which look of --seeds auto the decision was taken at (1, 2, …); None for a fixed number of seeds."""
+    if decision.look is None:
+        return None
+    return sum(1 for look in run.looks if (look.a, look.b) == (decision.pair.a, decision.pair.b))
+
+
+def compare_cases(a: CaseResult, b: CaseResult, decision: decisions.Decision | None = None) -> CaseComparison:
+    """A against B as ``decision`` decided them — without one, on every seed at α on the default metrics (test
+    accuracy, then AUC), by the same rules — with the descriptive numbers on the seeds it was decided on."""
+    if decision is None:
+        pair = decisions.Pair(
+            a.id, b.id, a.first.suite or "", a.first.task or "", decisions.DEFAULT_ANSWER_ON, a.first.margin or {}
+        )
+        decision = decisions.decide(pair, {a.id: a, b.id: b})
+    used_a, used_b = (decisions.first_seeds(c, k) for c, k in zip((a, b), decision.seeds))
+    return CaseComparison(decision, procedures(used_a, used_b), look_number(a.run, decision))

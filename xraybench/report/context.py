@@ -1,7 +1,8 @@
 """The report's context: results.json turned into a plain structure of strings, tables and figure data URIs,
-section by section (``method``, ``tasks``, ``views``, ``sweeps``, ``published``, ``analysis``, ``model_card``,
-``appendix``, and the regression check against a baseline), with the anchors the browser's table of contents
-leads to; the template only loops over it."""
+section by section (``answers``, ``method``, ``tasks``, ``views``, ``sweeps``, ``published``, ``analysis``,
+``model_card``, ``appendix``, and the regression check against a baseline), with the anchors the browser's table of
+contents leads to; the template only loops over it. The declared comparisons are decided once
+(``results.decisions``), and the Answers and the task sections word the same decisions."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from pathlib import Path
 from xraybench import check, results
 from xraybench.report import appendix, console
 from xraybench.report.analysis import test_set_analysis
+from xraybench.report.answers import answers
 from xraybench.report.checklist import checklist_table
+from xraybench.report.comparisons import CaseComparison, compare_cases
 from xraybench.report.method import dataset, facts, method
 from xraybench.report.model_card import model_card
 from xraybench.report.published import published_section
 from xraybench.report.tables import Table
 from xraybench.report.tasks import task_content
 from xraybench.report.views import VIEWS
-from xraybench.results import CaseResult, Run, SuiteInfo, by_case
+from xraybench.results import CaseResult, Run, SuiteInfo, by_case, decisions
 
 RANDOM_INIT_BANNER = (
     "Random initialisation — not a pretrained result. This run built its ImageNet backbones from "
@@ -31,6 +34,11 @@ def build_context(run: Run | dict) -> dict:
     """What the templates loop over, from a run (or the dict of one)."""
     run = results.coerce(run)
     cases = by_case(run)
+    compared = {
+        (d.pair.a, d.pair.b): compare_cases(cases[d.pair.a], cases[d.pair.b], d) for d in decisions.decided(run)
+    }
+    sections = _sections(run, cases, compared)
+    links = {(section["suite"], task["key"]): task["anchor"] for section in sections for task in section["tasks"]}
     return {
         "title": "Chest X-ray classification: " + ", ".join(s.title for s in _suites(run).values()),
         "run_id": run.run_id or "",
@@ -39,8 +47,9 @@ def build_context(run: Run | dict) -> dict:
         "facts": facts(run),
         "banner": RANDOM_INIT_BANNER if run.settings.random_init else None,
         "dataset": dataset(run.data),
+        "answers": answers(run, list(compared.values()), links),
         "method": method(cases),
-        "sections": _sections(run, cases),
+        "sections": sections,
         "analysis": test_set_analysis(run.data, [c for c in cases.values() if c.ok]),
         "per_seed": appendix.per_seed_table(cases),
         "problems": appendix.problems(cases),
@@ -55,6 +64,8 @@ def build_context(run: Run | dict) -> dict:
 
 # Where the browser's table of contents leads: the report's fixed sections (a suite's and a task's are theirs).
 ANCHORS = {
+    "answers": "answers",
+    "seeds": "how-the-seeds-were-chosen",
     "method": "how-to-read",
     "analysis": "test-set-analysis",
     "check": "regression-check",
@@ -73,7 +84,10 @@ def table_of_contents(context: dict) -> list[dict]:
     def entry(anchor: str, label: str, level: int = 2) -> dict:
         return {"anchor": anchor, "label": label, "level": level}
 
-    entries = [entry(ANCHORS["method"], "How to read the numbers", 3)]
+    entries = [entry(ANCHORS["answers"], "Answers")]
+    if context["answers"]["seeds"]:
+        entries.append(entry(ANCHORS["seeds"], "How the seeds were chosen", 3))
+    entries.append(entry(ANCHORS["method"], "How to read the numbers", 3))
     for section in context["sections"]:
         entries.append(entry(section["anchor"], section["title"]))
         if section["published"]:
@@ -127,7 +141,7 @@ def _suites(run: Run) -> dict[str, SuiteInfo]:
     return {n: run.suites.get(n) or SuiteInfo(title=n.upper()) for n in names}
 
 
-def _sections(run: Run, cases: dict[str, CaseResult]) -> list[dict]:
+def _sections(run: Run, cases: dict[str, CaseResult], compared: dict[tuple[str, str], CaseComparison]) -> list[dict]:
     suites = _suites(run)
     by_task: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
     for case in cases.values():
@@ -156,7 +170,7 @@ def _sections(run: Run, cases: dict[str, CaseResult]) -> list[dict]:
             if view:
                 content = VIEWS[view](suite_cases, cases)
             elif members:
-                content = task_content(run, members, cases)
+                content = task_content(run, members, cases, compared)
             else:
                 continue  # a declared task none of whose cases ran
             anchor = f"suite-{suite}-{key}"

@@ -1,7 +1,8 @@
 """Short findings paragraphs generated from a task's numbers; they state only what the numbers show.
 
-A sentence that names a better case rests on a test (``report.comparisons``); every other
-number is given with its spread over seeds.
+A sentence that names a better case, an equivalence or an undecided comparison states the outcome
+``results.decisions`` reached, with the interval it used (``report.comparisons``); every other number is given with
+its spread over seeds.
 """
 
 from __future__ import annotations
@@ -12,19 +13,13 @@ from xraybench.report.formatting import mean_sd, p_is, plural, pp
 from xraybench.results import CaseResult, Epoch
 
 
-def task_findings(
-    cases: list[CaseResult], comparisons: list[CaseComparison], untested: list[tuple[str, str]] = ()
-) -> list[str]:
+def task_findings(cases: list[CaseResult], comparisons: list[CaseComparison]) -> list[str]:
     """Sentences about the finished cases of one task and the comparisons declared between them."""
     cases = [c for c in cases if c.ok]
     if not cases:
         return ["No case of this task finished."]
     out = degenerate_findings(cases)  # first: they say what the accuracies and comparisons below are worth
     out += [c.sentence() for c in comparisons]
-    out += [
-        f"{a} vs {b}: not tested (these results hold no per-image predictions); no winner is named."
-        for a, b in untested
-    ]
     gaps = "; ".join(f"{c.id} {mean_sd([h.train_acc - h.val_acc for h in _last(c)], write=pp)}" for c in cases)
     out.append(f"Train minus validation accuracy at the last epoch (mean ± sd over seeds): {gaps}.")
     loss_gaps = "; ".join(

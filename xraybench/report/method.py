@@ -72,16 +72,21 @@ def method(cases: dict[str, CaseResult]) -> list[str]:
         "Numbers are means ± sd over seeds. A 95% interval of a mean over seeds counts the seeds' spread and "
         "the sampling of the test images; a case with one seed gets the interval on its test images (Wilson for "
         "proportions, DeLong for AUC, BCa bootstrap for F1).",
-        f"A sentence names a better case only when a test of the two training procedures rejects at α = "
-        f"{stats.ALPHA}: the difference of their mean test accuracy (or AUC) over seeds, with a standard error "
-        "that counts each side's seed-to-seed spread and the sampling of the test images, referred to a t "
-        "distribution with Welch–Satterthwaite degrees of freedom, the reference of the difference's 95% "
-        "interval too. A comparison's accuracy and AUC claims are held together (Holm), and so are the pairs a "
-        "view tests at once; the adjusted p is shown where it differs. With one seed a side the seed variation "
-        "is unknown and nothing is tested. The sign test on per-image correctness (exact McNemar per seed) "
-        "is shown too, as a statement "
-        "about these trained networks only. A simulation in benchmarks/stat_calibration.py shows that these "
-        "tests keep their 5% level when seeds vary.",
+        f"Each declared comparison ends in one of four outcomes, decided once (results.decisions) and stated "
+        "everywhere the same: a case is better when the two-sided t test of the two training procedures rejects at "
+        f"the level (α = {stats.ALPHA} for a fixed number of seeds), and its interval, which excludes zero, is "
+        "printed; equivalent within ±margin when both one-sided tests reject a larger difference (the 90% interval "
+        "lies inside the margin); undecided otherwise, with its interval, which holds zero, and the smallest "
+        f"difference these seeds detect with 80% power; not tested with fewer than {stats.MIN_SEEDS} seeds a side. "
+        "The difference of the means over seeds gets a standard error that counts each side's seed-to-seed spread "
+        "and the sampling of the test images, referred to a t distribution with Welch–Satterthwaite degrees of "
+        "freedom. A task's question names its metrics (test accuracy, then AUC, unless it says otherwise); the "
+        "first decides and each next one is tested only once every one before it was decided, which holds the "
+        "claims at α without an adjustment. Under --seeds auto each outcome is stated at the level of the look "
+        "where its seeds stopped. A view that tests many pairs at once holds them together with Holm's "
+        "adjustment. The sign test on per-image correctness (exact McNemar per seed) is shown too, as a "
+        "statement about these trained networks only. A simulation in benchmarks/stat_calibration.py shows that "
+        "these tests keep their 5% level when seeds vary.",
     ]
     if len(counts) > 1:
         fewer = [c.id for c in cases.values() if c.ok and len(c.rows) == counts[0]]

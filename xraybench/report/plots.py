@@ -72,6 +72,7 @@ def val_vs_test(names: list[str], val: list[list[float]], test: list[list[float]
     for offset, values, colour, label in ((-0.2, val, VAL, "best validation"), (0.2, test, TEST, "test")):
         means = np.array([np.mean(v) for v in values])
         spread = np.array([[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]])
+        spread = np.maximum(spread, 0)  # equal seeds: a mean a rounding error above its min gives no negative whisker
         ax.barh(
             y + offset,
             means,

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from xraybench.report import plots
 from xraybench.report.analysis import operating_section
-from xraybench.report.comparison_table import comparison_table
-from xraybench.report.comparisons import compare_cases
+from xraybench.report.comparison_table import comparison_tables
+from xraybench.report.comparisons import CaseComparison, compare_cases
 from xraybench.report.findings import degenerate_findings, task_findings
 from xraybench.report.results_tables import majority_class, test_intervals_of, test_set_table, training_table
 from xraybench.report.settings_table import flops, seeds_text, settings_table
 from xraybench.report.sweeps import sweep_section
 from xraybench.report.tables import task
 from xraybench.results import CaseResult, Run
+from xraybench.results.decisions import decided
 
 # The appendix and the tests import some of the table modules' names from here, where they lived before.
 __all__ = [
@@ -40,7 +41,16 @@ def not_finished_note(members: list[CaseResult]) -> list[str]:
     ]
 
 
-def task_content(run: Run, members: list[CaseResult], cases: dict[str, CaseResult]) -> dict:
+def task_content(
+    run: Run,
+    members: list[CaseResult],
+    cases: dict[str, CaseResult],
+    comparisons: dict[tuple[str, str], CaseComparison] | None = None,
+) -> dict:
+    """The task's section; its comparisons as ``results.decisions`` decided them (``comparisons``, keyed by (A, B):
+    the run's decided comparisons, computed here when not given)."""
+    if comparisons is None:
+        comparisons = {(d.pair.a, d.pair.b): compare_cases(cases[d.pair.a], cases[d.pair.b], d) for d in decided(run)}
     not_finished = not_finished_note(members)
     if all(c.first.sweep for c in members):
         section = sweep_section(members, not_finished)
@@ -52,15 +62,12 @@ def task_content(run: Run, members: list[CaseResult], cases: dict[str, CaseResul
     pairs = [
         (m, cases[other]) for m in members for other in m.first.compare if other in cases and m.ok and cases[other].ok
     ]
-    comparisons, untested = [], []
-    for a, b in pairs:
-        result = compare_cases(a, b)
-        (comparisons.append(result) if result else untested.append((a.id, b.id)))
+    ours = [comparisons.get((a.id, b.id)) or compare_cases(a, b) for a, b in pairs]
     tables = []
     if done:
         tables += [training_table(done), test_set_table(run, done)]
-    if comparisons:
-        tables.append(comparison_table(comparisons))
+    if ours:
+        tables += comparison_tables(ours)
     return task(
         settings=settings_table(involved),
         models=[
@@ -75,7 +82,7 @@ def task_content(run: Run, members: list[CaseResult], cases: dict[str, CaseResul
             if c.ok and c.ok[0].history
         ],
         tables=tables,
-        findings=task_findings(involved, comparisons, untested),
+        findings=task_findings(involved, ours),
         not_finished=not_finished,
         analysis=operating_section(run, done) if done else None,
     )

@@ -1,12 +1,16 @@
 """Report views computed across a suite (a task with no cases of its own): model selection,
-fine-tuned vs frozen, and the validation-vs-test gap. Each returns a task's content."""
+fine-tuned vs frozen, and the validation-vs-test gap. Each returns a task's content.
+
+A view tests many pairs at once, on test accuracy alone, so it holds them together with Holm's adjustment and
+shows the unadjusted and the adjusted p; it prints no interval that a Holm verdict could contradict. The declared
+comparisons' own outcomes are in their tasks' sections and the Answers."""
 
 from __future__ import annotations
 
 import itertools
 
 from xraybench import stats
-from xraybench.report.comparisons import CaseComparison, compare_cases
+from xraybench.report.comparisons import procedures
 from xraybench.report.formatting import mean_sd, p_is, percent_sd, plural
 from xraybench.report.tables import Table, task
 from xraybench.results import CaseResult
@@ -53,13 +57,13 @@ def model_selection(suite: list[CaseResult], everything: dict[str, CaseResult]) 
     )
 
 
-def holm_directions(comparisons: list[CaseComparison | None]) -> list[int | None]:
-    """Each comparison's verdict with Holm's adjustment over the testable ones of a view (a view tests many
-    pairs at once): +1 A higher, −1 B higher, 0 no detectable difference, None not tested."""
+def holm_directions(comparisons: list[stats.ProcedureComparison | None]) -> list[tuple[int | None, float | None]]:
+    """Each comparison's test accuracy verdict with Holm's adjustment over the testable ones of a view (a view tests
+    many pairs at once), and its adjusted p: +1 A higher, −1 B higher, 0 undecided, None not tested."""
     testable = [i for i, c in enumerate(comparisons) if c is not None and c.accuracy.testable]
     adjusted = dict(zip(testable, stats.holm([comparisons[i].accuracy.p_value for i in testable])))
     return [
-        stats.direction(c.accuracy.difference, adjusted[i]) if i in adjusted else None
+        (stats.direction(c.accuracy.difference, adjusted[i]), adjusted[i]) if i in adjusted else (None, None)
         for i, c in enumerate(comparisons)
     ]
 
@@ -72,22 +76,18 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
         if c in everything and everything[c].first.mode != case.first.mode
     ]
     pairs = [(a, b) for a, b in pairs if a.ok and b.ok]
-    comparisons = [compare_cases(a, b) for a, b in pairs]
+    comparisons = [procedures(a, b) for a, b in pairs]
     rows, speedups, verdicts = [], [], {"first": 0, "second": 0, "none": 0}
-    for (a, b), comparison, direction in zip(pairs, comparisons, holm_directions(comparisons)):
+    for (a, b), comparison, (direction, held) in zip(pairs, comparisons, holm_directions(comparisons)):
         speedup = _mean(a.values("s_per_epoch")) / _mean(b.values("s_per_epoch"))
         speedups.append(speedup)
         if direction is None:
-            verdict = "not tested" if comparison is None else "not tested (one seed a side)"
-        elif direction == 0:
-            verdict, verdicts["none"] = (
-                f"no detectable difference ({p_is(comparison.accuracy.p_value)})",
-                verdicts["none"] + 1,
-            )
+            verdict = "not tested" if comparison is None else f"not tested (fewer than {stats.MIN_SEEDS} seeds a side)"
         else:
-            which = "first" if direction > 0 else "second"
+            which = {1: "first", -1: "second"}.get(direction, "none")
             verdicts[which] += 1
-            verdict = f"{which} higher ({p_is(comparison.accuracy.p_value)})"
+            tests = f"{p_is(comparison.accuracy.p_value)}, Holm {p_is(held)}"
+            verdict = f"{which} higher ({tests})" if direction else f"undecided ({tests})"
         rows.append(
             [
                 a.model_name,
@@ -118,9 +118,9 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
         caption="Each backbone in both modes (first / second); test accuracy and s/epoch as mean ± sd over "
         "seeds. Oscillation: mean absolute change of the validation accuracy from one epoch to the "
         "next, in percentage points (mean over seeds). Test: the procedure-level t test of the "
-        "accuracy difference (seeds' spread and test-image sampling), its p shown unadjusted; the "
-        "verdict holds the view's pairs together at α = 0.05 (Holm). With one seed a side nothing "
-        "is tested.",
+        "accuracy difference (seeds' spread and test-image sampling), its p shown unadjusted and after Holm's "
+        "adjustment; the verdict holds the view's pairs together at α = 0.05 (Holm): a higher mode, or undecided. "
+        f"With fewer than {stats.MIN_SEEDS} seeds a side nothing is tested.",
     )
     span = (
         f"{min(speedups):.1f}×" if max(speedups) - min(speedups) < 0.05 else f"{min(speedups):.1f}–{max(speedups):.1f}×"
@@ -134,13 +134,13 @@ def compare_modes(suite: list[CaseResult], everything: dict[str, CaseResult]) ->
     if tested:
         findings.append(
             f"Of {tested} tested pair(s), the first mode has the higher test accuracy for "
-            f"{verdicts['first']}, the second for {verdicts['second']}, and {verdicts['none']} show no "
-            f"detectable difference (α = 0.05 over the pairs, Holm)."
+            f"{verdicts['first']}, the second for {verdicts['second']}, and {verdicts['none']} are undecided "
+            f"(α = 0.05 over the pairs, Holm)."
         )
     if tested < len(rows):
         findings.append(
-            f"{len(rows) - tested} pair(s) not tested: one seed a side leaves the seed-to-seed variation "
-            f"unknown (or no per-image predictions were stored)."
+            f"{len(rows) - tested} pair(s) not tested: fewer than {stats.MIN_SEEDS} seeds a side (or no per-image "
+            f"predictions were stored)."
         )
     return task(tables=[table], findings=findings)
 
@@ -174,9 +174,9 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
     scratch = [c for c in everything.values() if c.ok and c.first.mode == "from scratch"]
     if scratch:
         best = max(scratch, key=lambda c: _mean(c.values("best_val_acc")))  # chosen on validation, never on test
-        comparisons = [compare_cases(c, best) for c in ok]
+        comparisons = [procedures(c, best) for c in ok]
         above, tied, below, untested = [], [], [], []
-        for c, _comparison, direction in zip(ok, comparisons, holm_directions(comparisons)):
+        for c, (direction, _) in zip(ok, holm_directions(comparisons)):
             {None: untested, 1: above, 0: tied, -1: below}[direction].append(c.id)
         text = (
             f"The model trained from scratch with the highest mean validation accuracy in this run, {best.id}, "
@@ -187,11 +187,11 @@ def test_gap(suite: list[CaseResult], everything: dict[str, CaseResult]) -> dict
                 f" Against it (procedure-level t test of the test accuracy, "
                 f"{plural(len(ok) - len(untested), 'case')} tested, held together at α = 0.05, Holm): "
                 f"{len(above)} score higher{': ' + ', '.join(above) if above else ''}; {len(below)} lower; "
-                f"{len(tied)} show no detectable difference."
+                f"{len(tied)} undecided."
             )
         if untested:
             text += (
-                f" Not tested (one seed a side, or no per-image predictions): "
+                f" Not tested (fewer than {stats.MIN_SEEDS} seeds a side, or no per-image predictions): "
                 f"{', '.join(untested[:6])}{', …' if len(untested) > 6 else ''}."
             )
         findings.append(text)

@@ -3,7 +3,9 @@ same way.
 
 ``schema`` declares both files (pydantic models, their JSON Schemas, ``upgrade`` for older versions); ``store``
 reads and writes them; ``rows`` builds a row and reads its predictions; ``seeds`` groups the rows of a case over its
-seeds (``CaseResult``, ``by_case``); ``metrics`` is the catalogue of checked metrics (``METRICS``, ``Tolerance``).
+seeds (``CaseResult``, ``by_case``); ``metrics`` is the catalogue of checked metrics (``METRICS``, ``Tolerance``);
+``decisions`` decides the comparisons the cases declare (four outcomes, and the looks of ``--seeds auto``);
+``machine`` types what a run was measured on.
 
 Per-image predictions (schema 2): the run's ``data.images`` holds, for the validation and test splits, each image's
 stable id and label once; every ok row holds ``predictions``, its P(pneumonia) per image in that order. Schema 1
@@ -37,8 +39,10 @@ from xraybench.results.schema import (
     Confusion,
     DataInfo,
     Epoch,
+    Look,
     Metrics,
     ModelInfo,
+    Question,
     Row,
     Run,
     Settings,
@@ -84,9 +88,11 @@ __all__ = [
     "DataInfo",
     "Degenerate",
     "Epoch",
+    "Look",
     "Metric",
     "Metrics",
     "ModelInfo",
+    "Question",
     "ResultsError",
     "Row",
     "Run",

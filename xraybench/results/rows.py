@@ -43,6 +43,7 @@ def case_row(case: Case) -> Row:
         started=now(),
         history=[],
         metrics=Metrics(),
+        **({"margin": case.margin} if case.margin else {}),
         **({"requires_data": case.requires_data} if case.requires_data else {}),
         **({"published": dataclasses.asdict(case.published)} if case.published.source else {}),
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, with_config
-from typing_extensions import TypedDict
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from xraybench.results.machine import Commit, Software
 
 SCHEMA_VERSION = 2  # results.json
 BASELINE_SCHEMA = 3  # a stored baseline
@@ -25,36 +26,6 @@ class Record(BaseModel):
     def dump(self) -> dict:
         """What the file holds: the fields that were read or set, in declaration order, unknown ones after."""
         return self.model_dump(mode="python", exclude_unset=True, by_alias=True)
-
-
-# What the run was measured on: tables a reader reads as dicts (the report lists them whole), with the fields
-# xraybench writes typed, so that a reader can trust them; fields another version adds are kept.
-@with_config(ConfigDict(extra="allow"))
-class Gpu(TypedDict, total=False):
-    name: str
-    memory_gb: float
-    capability: str
-
-
-@with_config(ConfigDict(extra="allow"))
-class Software(TypedDict, total=False):
-    xraybench: str
-    torch: str
-    torchvision: str
-    cuda: str | None
-    cudnn: int | None
-    torch_threads: int
-    device: str
-    gpu: Gpu | None
-    autocast: str | None  # older runs: the autocast a GPU run used
-
-
-@with_config(ConfigDict(extra="allow"))
-class Commit(TypedDict, total=False):
-    id: str | None
-    branch: str | None
-    dirty: bool | None
-    time: str | None
 
 
 class Confusion(Record):
@@ -150,13 +121,13 @@ class Row(Record):
     sweep: str | None = None
     sweep_params: dict[str, Any] | None = None
     tolerances: dict[str, str] | None = None
+    margin: dict[str, float] | None = None  # metric → ± the equivalence margin of this case's comparisons
     target_sensitivity: float | None = None
     requires_data: str | None = None
     published: dict[str, Any] | None = None
     hash: str | None = None
-    config: dict[
-        str, dict[str, Any]
-    ] = {}  # the case as it trained (its fields are the case file's: xraybench schema case)
+    # the case as it trained (its fields are the case file's: xraybench schema case)
+    config: dict[str, dict[str, Any]] = {}
     status: Literal["ok", "failed", "skipped"]
     reason: str | None = None
     needs: str | None = None
@@ -201,6 +172,9 @@ class Settings(Record):
     deterministic: bool = False
     random_init: bool = False
     overrides: list[str] = []
+    seeds: Literal["fixed", "auto"] = "fixed"  # auto: seeds added in rounds until each comparison is decided
+    max_seeds: int | None = None  # auto's limit per case
+    budget_s: float | None = None  # auto's limit on the run's training time (no new round past it)
 
     def compared(self) -> dict:
         """What two runs must share to be compared without a warning: precision, determinism, initialisation,
@@ -244,12 +218,43 @@ class DataInfo(Record):
 VIEWS = ("model_selection", "compare_modes", "test_gap")
 
 
+class Question(Record):
+    """What a task asks, in words, and the metrics its comparisons answer it on: the first decides (and stops
+    ``--seeds auto``), each next one is tested only once every one before it is decided (fixed sequence)."""
+
+    text: str
+    answer_on: list[str] = ["test_acc", "test_auc"]
+
+
 class SuiteInfo(Record):
     """A suite as the run recorded it, for the report, which reads results.json alone."""
 
     title: str = ""
     tasks: dict[str, str] = {}
+    questions: dict[str, Question] = {}  # task → its question
     views: dict[str, Literal[VIEWS]] = {}  # task → the view that is its section
+
+
+class Look(Record):
+    """One look of ``--seeds auto`` at one comparison: the seeds it had, its first metric's test against the look's
+    boundary (nominal levels: two-sided, and each one-sided test of equivalence), and the outcome — what a reader
+    needs to audit why the seeds stopped where they did. ``fraction``: the fewer seeds a side over the most allowed."""
+
+    round: int
+    a: str
+    b: str
+    metric: str
+    seeds_a: int
+    seeds_b: int
+    fraction: float
+    level: float
+    equivalence_level: float
+    margin: float
+    difference: float
+    se: float | None = None
+    df: float | None = None
+    p_value: float | None = None
+    outcome: str  # A better, B better, equivalent, undecided, untested
 
 
 class Run(Record):
@@ -268,6 +273,7 @@ class Run(Record):
     suites: dict[str, SuiteInfo] = {}
     data: DataInfo | None = None
     cases: list[Row]
+    looks: list[Look] = []  # --seeds auto: every look at every comparison, in order
     _source: str = PrivateAttr("")  # the file it was read from, if any
 
     @property

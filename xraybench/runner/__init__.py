@@ -17,7 +17,7 @@ from xraybench import environment, results
 from xraybench.cases import Case, Suite
 from xraybench.executors import Executor, LocalExecutor
 from xraybench.results import Run, SuiteInfo
-from xraybench.runner import jobs, rundir
+from xraybench.runner import jobs, rounds, rundir
 from xraybench.runner.plan import RunError, RunPlan, announce, trainings
 
 __all__ = ["RunError", "RunPlan", "run"]
@@ -41,18 +41,32 @@ def run(
 def _run_locked(cases, plan, suites, run_dir: Path, executor: Executor, log) -> tuple[Path, Run]:
     results_path = run_dir / results.FILENAME
     run = rundir.open_results(results_path, plan)
-    titles = {s.name: SuiteInfo(title=s.title, tasks=s.tasks, views=s.views) for s in (suites or {}).values()}
+    titles = {
+        s.name: SuiteInfo(title=s.title, tasks=s.tasks, views=s.views, questions=s.questions)
+        for s in (suites or {}).values()
+    }
     run.suites = {**run.suites, **titles}  # for the report, which reads results.json alone
     rundir.save(results_path, run)
 
     rundir.drop_stale_rows(run, cases, plan, log)
-    counts, planned = trainings(cases, plan)
-    announce(plan, cases, planned, counts, log)
-    pending = rundir.unfinished(run, planned, plan, counts, log)
-    pending = jobs.skip_unmet_data_needs(run, pending, plan, results_path, log)
-    if not pending:
-        return run_dir, run
-    datasets = jobs.prepare(run, pending, plan, log)
-    jobs.submit(executor, pending, datasets, plan, run_dir, log)
-    jobs.collect(executor, run, planned, pending, datasets, counts, results_path, log)
+    datasets: jobs.Datasets = {}
+
+    def train(counts: dict[str, int] | None = None, round_: int = 1) -> None:
+        """The trainings ``counts`` asks for that ``run`` does not hold yet."""
+        counts, planned = trainings(cases, plan, counts)
+        if round_ == 1:
+            announce(plan, cases, planned, counts, log)
+        pending = rundir.unfinished(run, planned, plan, counts, log, later_round=round_ > 1)
+        pending = jobs.skip_unmet_data_needs(run, pending, plan, results_path, log)
+        if not pending:
+            return
+        datasets.update(jobs.prepare(run, [c for c in pending if jobs.data_key(c) not in datasets], plan, log))
+        jobs.submit(executor, pending, datasets, plan, run_dir, log)
+        jobs.collect(executor, run, planned, pending, datasets, counts, results_path, log)
+
+    if plan.auto:
+        rounds.run_rounds(run, cases, plan, train, lambda: rundir.save(results_path, run), log)
+    else:
+        run.looks = []  # a fixed run over an auto run's directory: its looks no longer describe the seeds
+        train()
     return run_dir, run

@@ -51,11 +51,16 @@ def skip_unmet_data_needs(run: Run, pending: list[Case], plan: RunPlan, results_
     return [c for c in pending if c not in unmet]
 
 
+def data_key(case: Case) -> tuple[int, str]:
+    """Which decoded data a training needs: its image size and resize."""
+    return case.data.image_size, case.data.resize
+
+
 def prepare(run: Run, pending: list[Case], plan: RunPlan, log) -> Datasets:
     """The driver decodes each image size once; workers map the cache read-only. The run's data is recorded in
     ``run`` the first time."""
     datasets = {}
-    for size, resize in dict.fromkeys((c.data.image_size, c.data.resize) for c in pending):
+    for size, resize in dict.fromkeys(data_key(c) for c in pending):
         cached, data = _prepare_data(plan, size, resize, log)
         datasets[size, resize] = cached, results.image_table(data)
         if run.data is None:
@@ -83,7 +88,7 @@ def submit(executor: Executor, pending: list[Case], datasets: Datasets, plan: Ru
         executor.submit(
             Job(
                 case=case,
-                data=datasets[case.data.image_size, case.data.resize][0],
+                data=datasets[data_key(case)][0],
                 max_per_split=plan.profile.max_per_split,
                 eval_batch_size=plan.profile.eval_batch_size,
                 device=plan.device.type,
@@ -115,7 +120,7 @@ def collect(
     """Each finished training, in whatever order it comes: its row recorded in the plan's order and written at once."""
     order = {(c.id, c.train.seed): i for i, c in enumerate(planned)}
     for done, (job, row) in enumerate(executor.completions(), 1):
-        images = datasets[job.case.data.image_size, job.case.data.resize][1]
+        images = datasets[data_key(job.case)][1]
         if row.ok and images != run.data.images:
             row.images = images  # another subset than the run's (not the case today)
         results.upsert(run, row)

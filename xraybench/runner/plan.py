@@ -28,6 +28,9 @@ class RunPlan:
     out: Path
     run_id: str | None = None
     seeds: int | None = None  # per case; None: the profile's count, or the case's own for this profile
+    auto: bool = False  # --seeds auto: compared cases get seeds in rounds until their comparisons are decided
+    max_seeds: int | None = None  # auto: the most seeds a case gets (None: twice its first round's)
+    budget_s: float | None = None  # auto: no round starts that would end past this many seconds of the run
     force: bool = False
     precision: Precision = FP32
     deterministic: bool = False
@@ -65,12 +68,21 @@ class RunPlan:
             "deterministic": self.deterministic,
             "random_init": self.random_init,
             **({"overrides": list(self.overrides)} if self.overrides else {}),
+            **({"seeds": "auto", "max_seeds": self.max_seeds, "budget_s": self.budget_s} if self.auto else {}),
         }
 
 
-def trainings(cases: list[Case], plan: RunPlan) -> tuple[dict[str, int], list[Case]]:
-    """The seed count of each case, and every training in order: each case as this run trains it, once per seed."""
-    counts = {case.id: plan.seeds or case.seed_count(plan.profile) for case in cases}
+def seed_counts(cases: list[Case], plan: RunPlan) -> dict[str, int]:
+    """Each case's seeds: --seeds N, else the case's own for this profile, else the profile's."""
+    return {case.id: plan.seeds or case.seed_count(plan.profile) for case in cases}
+
+
+def trainings(
+    cases: list[Case], plan: RunPlan, counts: dict[str, int] | None = None
+) -> tuple[dict[str, int], list[Case]]:
+    """The seed count of each case (``counts``, else ``seed_counts``), and every training in order: each case as
+    this run trains it, once per seed."""
+    counts = counts or seed_counts(cases, plan)
     planned = [
         as_planned(case, plan, seed)
         for case in cases

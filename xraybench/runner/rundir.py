@@ -148,14 +148,18 @@ def drop_stale_rows(run: Run, cases: list[Case], plan: RunPlan, log) -> None:
         )
 
 
-def unfinished(run: Run, planned: list[Case], plan: RunPlan, counts: dict[str, int], log) -> list[Case]:
+def unfinished(
+    run: Run, planned: list[Case], plan: RunPlan, counts: dict[str, int], log, later_round: bool = False
+) -> list[Case]:
     """The trainings still to run: a training whose id, seed and configuration hash finished ok is kept, not trained
-    again, unless ``force``."""
+    again, unless ``force`` — which a ``later_round`` of --seeds auto does not repeat (its kept trainings were named
+    in the first)."""
     pending = []
     for case in planned:
         previous = results.find(run, case.id, case.train.seed)
-        if previous and previous.ok and previous.hash == case.config_hash and not plan.force:
-            log(f"{tag(case, counts)}: finished earlier, kept (--force re-runs it)")
+        if previous and previous.ok and previous.hash == case.config_hash and (not plan.force or later_round):
+            if not later_round:
+                log(f"{tag(case, counts)}: finished earlier, kept (--force re-runs it)")
         else:
             pending.append(case)
     return pending

@@ -2,7 +2,8 @@
 (``delong``), tests of these trained models on shared images and the seed-pairing rule (``paired``),
 training procedures against each other (``procedure``), a run against its baseline (``regression``) or
 against a published value (``reproduction``), when a test declares a difference and its direction
-(``decision``), operating points and calibration (``operating``), what a grid search finds (``selection``).
+(``decision``), the four outcomes of a comparison (``outcomes``) and the levels of repeated looks
+(``sequential``), operating points and calibration (``operating``), what a grid search finds (``selection``).
 The names most callers need are here, as ``stats.wilson`` or ``stats.compare_procedures``, each imported with
 its module when first used: ``decision`` needs no scipy, so the results schema reads the decision threshold
 without it."""
@@ -13,6 +14,7 @@ _HOMES = {
     "xraybench.stats.decision": ("ALPHA", "THRESHOLD", "direction", "significant"),
     "xraybench.stats.intervals": (
         "CONFIDENCE",
+        "DF_QUANTILE",
         "POWER",
         "SeedSummary",
         "THRESHOLD",
@@ -28,8 +30,11 @@ _HOMES = {
         "resolution",
         "rounded",
         "test_intervals",
+        "welch_t",
         "wilson",
     ),
+    "xraybench.stats.outcomes": ("MIN_SEEDS", "OUTCOMES", "Verdict", "decide", "untested"),
+    "xraybench.stats.sequential": ("nominal_levels", "spent"),
     "xraybench.stats.paired": (
         "BeatProbability",
         "PairedAccuracy",
@@ -53,6 +58,7 @@ _HOMES = {
         "auc_parts",
         "compare_procedures",
         "holm",
+        "seed_difference",
     ),
     "xraybench.stats.regression": ("mann_whitney_worse", "smallest_mann_whitney_p", "welch_worse"),
     "xraybench.stats.reproduction": ("Reproduction", "against_published"),

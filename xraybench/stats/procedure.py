@@ -3,12 +3,12 @@
 Does setting A train better networks than setting B? A − B in a metric measured per seed (accuracy;
 sensitivity and specificity, which are accuracies on one class's images; AUC) gets a standard error
 that counts seed-to-seed variation (each side's per-seed values, k − 1 degrees of freedom) and the
-sampling of the test images (per-image differences), referred to a t distribution with
-Welch–Satterthwaite degrees of freedom; the interval and the p come from that one reference. A
-comparison claims at most two things (accuracy, AUC), held together at α by Holm's adjustment;
-sensitivity and specificity carry intervals and no verdict. With one seed a side the seed variation is
-unknown and nothing is tested. ``benchmarks/stat_calibration.py`` shows by simulation (image
-difficulty, seed effects, noise) that these hold their level and coverage.
+sampling of the test images (per-image differences), referred to a t distribution whose degrees of freedom
+are Welch–Satterthwaite's on the parts read at their upper 85% bounds (``intervals.welch_t``: it holds the level
+when one side's seeds scatter); the interval and the p come from that one reference. ``Difference.verdict``
+turns it into one of four outcomes (``outcomes``). A verdict needs ``MIN_SEEDS`` seeds a side.
+``benchmarks/stat_calibration.py`` shows by simulation (image difficulty, seed effects, noise, unequal spreads,
+heavy tails, collapsed seeds) that these hold their level and coverage.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xraybench.stats import decision, delong
+from xraybench.stats import decision, delong, outcomes
 from xraybench.stats.intervals import welch_t
 from xraybench.stats.paired import (
     BeatProbability,
@@ -45,13 +45,32 @@ class Difference:
 
     @property
     def testable(self) -> bool:
-        """Both sides have the 2 seeds a seed variance needs."""
-        return self.seeds_a >= 2 and self.seeds_b >= 2
+        """Both sides have the seeds a verdict needs (``outcomes.MIN_SEEDS``)."""
+        return min(self.seeds_a, self.seeds_b) >= outcomes.MIN_SEEDS
 
     @property
     def significant(self) -> bool:
         """The t test rejects at α — equivalently, the 95% interval excludes zero."""
         return decision.significant(self.p_value, self.testable)
+
+    def verdict(
+        self,
+        margin: float = 0.0,
+        level: float = decision.ALPHA,
+        equivalence_level: float | None = None,
+        higher_is_better: bool = True,
+    ) -> outcomes.Verdict:
+        """One of the four outcomes at a look's nominal levels (α, α for a fixed number of seeds)."""
+        return outcomes.decide(
+            self.difference,
+            self.se,
+            self.df,
+            (self.seeds_a, self.seeds_b),
+            margin,
+            level,
+            equivalence_level,
+            higher_is_better,
+        )
 
 
 def _difference(
@@ -74,6 +93,13 @@ def _difference(
 
 def _as_difference(parts: dict, k_a: int, k_b: int, images: int) -> Difference:
     return Difference(**{k: float(v) for k, v in parts.items()}, seeds_a=k_a, seeds_b=k_b, images=images)
+
+
+def seed_difference(values_a, values_b) -> Difference:
+    """A − B in a value measured once per seed and not on test images (the train–validation gap): the seeds'
+    spread on each side is the whole standard error."""
+    values_a, values_b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
+    return _as_difference(_difference(values_a, values_b, np.float64(0.0), np.inf), len(values_a), len(values_b), 0)
 
 
 def accuracy_parts(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, np.ndarray]:
@@ -142,25 +168,6 @@ class ProcedureComparison:
     models_p: float  # exact sign test on per-image correctness, as many seeds a side: these trained models only
     mcnemar_per_seed: dict  # seed both ran → exact McNemar p (these two trained models)
     beat: BeatProbability | None  # over all seeds, test accuracy; only with BEAT_MIN_SEEDS a side
-
-    @property
-    def held_p(self) -> tuple[float, float | None]:
-        """(accuracy p, AUC p) held together at α by Holm's adjustment: one sentence makes both claims."""
-        tested = [self.accuracy.p_value] + ([self.auc.p_value] if self.auc is not None and self.auc.testable else [])
-        adjusted = holm(tested)
-        return adjusted[0], adjusted[1] if len(adjusted) > 1 else None
-
-    @property
-    def direction(self) -> int:
-        """+1: A has the higher accuracy, −1: B has, 0: no detectable difference (or not testable)."""
-        return decision.direction(self.accuracy.difference, self.held_p[0], self.accuracy.testable) or 0
-
-    @property
-    def auc_direction(self) -> int:
-        """As ``direction``, for the AUC."""
-        if self.auc is None:
-            return 0
-        return decision.direction(self.auc.difference, self.held_p[1], self.auc.testable) or 0
 
 
 def compare_procedures(a: SeedScores, b: SeedScores, accuracy_a, accuracy_b) -> ProcedureComparison | None:
