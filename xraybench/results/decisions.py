@@ -35,17 +35,23 @@ class Measure:
     higher_is_better: bool = True
 
 
-def _on_test_images(metric: str):
-    def difference(a: CaseResult, b: CaseResult) -> stats.Difference | None:
-        scores_a, scores_b = a.scores(), b.scores()
-        if scores_a is None or scores_b is None or scores_a.ids != scores_b.ids:
-            return None
-        if metric == "test_acc":
-            return stats.accuracy_difference(scores_a.correct(), scores_b.correct())
-        labels = scores_a.labels
-        return stats.auc_difference(labels, scores_a.probs, scores_b.probs) if 0 < labels.sum() < len(labels) else None
+def _shared_scores(a: CaseResult, b: CaseResult):
+    """Both sides' per-seed scores on the same test images, or None."""
+    scores_a, scores_b = a.scores(), b.scores()
+    return None if scores_a is None or scores_b is None or scores_a.ids != scores_b.ids else (scores_a, scores_b)
 
-    return difference
+
+def _accuracy(a: CaseResult, b: CaseResult) -> stats.Difference | None:
+    shared = _shared_scores(a, b)
+    return None if shared is None else stats.accuracy_difference(shared[0].correct(), shared[1].correct())
+
+
+def _auc(a: CaseResult, b: CaseResult) -> stats.Difference | None:
+    """None also where the test images hold one class (no AUC)."""
+    shared = _shared_scores(a, b)
+    if shared is None or not 0 < shared[0].labels.sum() < len(shared[0].labels):
+        return None
+    return stats.auc_difference(shared[0].labels, shared[0].probs, shared[1].probs)
 
 
 def _per_seed(values: Callable[[CaseResult], list[float]]):
@@ -57,8 +63,8 @@ def _per_seed(values: Callable[[CaseResult], list[float]]):
 
 
 MEASURES = {
-    "test_acc": Measure("test accuracy", _on_test_images("test_acc")),
-    "test_auc": Measure("test AUC", _on_test_images("test_auc")),
+    "test_acc": Measure("test accuracy", _accuracy),
+    "test_auc": Measure("test AUC", _auc),
     "train_val_gap": Measure("train − validation accuracy gap", _per_seed(_last_gap), higher_is_better=False),
 }
 
