@@ -4,8 +4,9 @@
 
 Per case of benchmarks/cases/published.toml in the full profile: the forward FLOPs of one image at the
 model's input (torch.utils.flop_counter), a training step as three forwards, every epoch's training and
-validation images, the test images once. A linear probe's backbone runs once per image (its features are
-cached) and its head is free. MedMNIST+ cases stop early (patience 5 on validation loss): they are counted at
+validation images, the test images once. A linear probe's backbone runs forward every epoch, in train mode as
+MedMNIST+ has it (no feature cache: its dropout and BatchNorm change the features), and its head is free.
+MedMNIST+ cases stop early (patience 5 on validation loss): they are counted at
 ``--early-stop-epochs`` epochs, and at the protocol's 100 as an upper bound. FLOPs become seconds at the rate
 of the anchor: ResNet-50 at 224 px training at ``--anchor-img-s`` images per second (about 2,500 on one A100
 with mixed precision; docs/performance.md). Small inputs (28 px) use a GPU less well than the anchor, so
@@ -25,13 +26,15 @@ IMAGES = {"train": 4708, "val": 524, "test": 624}  # PneumoniaMNIST (MedMNIST v2
 
 
 @functools.cache
-def _cost(model: str, options: tuple, channels: int, size: int) -> tuple[float, bool]:
-    """(forward FLOPs of one image, whether the backbone is frozen) of an architecture; options as sorted items."""
+def _cost(model: str, options: tuple, channels: int, size: int) -> tuple[float, bool, bool]:
+    """(forward FLOPs of one image, whether its features are computed once, whether the backbone trains) of an
+    architecture; options as sorted items."""
     options = dict(options)
     if "pretrained" in registry.model_options(model):
         options["pretrained"] = False  # the architecture is what costs; no weight files needed
     net = registry.create_model(model, in_channels=channels, image_size=size, num_outputs=2, **options).eval()
-    return float(info.forward_flops(net, channels, size)), bool(getattr(net, "backbone_frozen", False))
+    fixed, frozen = bool(getattr(net, "features_fixed", False)), bool(getattr(net, "backbone_frozen", False))
+    return float(info.forward_flops(net, channels, size)), fixed, not frozen
 
 
 def forward_flops(model: str, options: dict, channels: int, size: int) -> float:
@@ -39,13 +42,14 @@ def forward_flops(model: str, options: dict, channels: int, size: int) -> float:
 
 
 def case_flops(case, seeds: int, epochs_if_stopped: int) -> float:
-    f, frozen = _cost(
+    f, fixed, trains = _cost(
         case.model.name, tuple(sorted(case.model.options.items())), case.data.channels, case.data.input_size
     )
     epochs = epochs_if_stopped if case.train.early_stopping else case.train.epochs
-    if frozen:  # features computed once per image, the head's cost negligible
+    if fixed:  # features computed once per image, the head's cost negligible
         return seeds * f * sum(IMAGES.values())
-    return seeds * (epochs * (3 * f * IMAGES["train"] + f * IMAGES["val"]) + f * IMAGES["test"])
+    passes = 3 if trains else 1  # a linear probe's backbone runs forward only (in train mode, every epoch)
+    return seeds * (epochs * (passes * f * IMAGES["train"] + f * IMAGES["val"]) + f * IMAGES["test"])
 
 
 def main(argv: list[str] | None = None) -> tuple[float, float]:

@@ -126,7 +126,7 @@ class ReferenceLoop:
         for images, labels in self.loaders[split]:
             logits = self.model(images)
             total_loss += self.loss_fn(logits, self.objective.target(labels)).item() * len(labels)
-            correct += ((self.objective.pneumonia_prob(logits) >= 0.5).long() == labels).sum().item()
+            correct += ((self.objective.pneumonia_prob(logits) > 0.5).long() == labels).sum().item()  # MedMNIST's rule
         n = len(self.loaders[split].dataset)
         return correct / n, total_loss / n
 

@@ -75,4 +75,4 @@ def test_evaluate(benchmark, data):
     objective = OBJECTIVES["bce"]
     loader = BatchLoader(data.splits["val"], 256, device=CPU)
     benchmark.extra_info["images"] = loader.num_images
-    benchmark(lambda: evaluate(model, loader, objective, objective.make_loss()))
+    benchmark(lambda: evaluate(model, loader, objective))

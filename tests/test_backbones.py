@@ -118,8 +118,12 @@ def test_linear_probe_trains_only_the_last_layer(backbone, hidden):
     _, frozen = trainable("frozen")
     assert set(probed) == {"head.weight", "head.bias"} and probed["head.weight"][0] == 2
     assert (len(frozen) > 2) is hidden
+    # The fixed backbone runs in the model's mode, as MedMNIST+'s model.train(): dropout and BatchNorm as in training.
     probe.train()
-    assert not probe.backbone.training and probe(torch.randn(2, 3, 64, 64)).shape == (2, 2)
+    assert probe.backbone.training and probe(torch.randn(2, 3, 64, 64)).shape == (2, 2)
+    assert not probe.features_fixed and probe.backbone_frozen
+    probe.eval()
+    assert not probe.backbone.training
 
 
 def test_feature_cache_gives_the_same_metrics():
@@ -190,3 +194,32 @@ def test_weights_file_names_come_from_torchvision():
     names = {b.name: b.weights_file().path.name for b in TORCHVISION_BACKBONES}
     assert names["resnet18"] == "resnet18-f37072fd.pth"
     assert backbones.lite0_weights_file().present
+
+
+def test_timm_weights_load_from_the_checked_file_through_timms_own_loading(tmp_path, empty_torch_home, monkeypatch):
+    """MedMNIST+'s models: timm's weights (here a stand-in saved under a name carrying its SHA-256 prefix) go in
+    through timm.create_model's own loading, which drops the ImageNet classifier for a new one; a damaged file
+    is never loaded."""
+    import timm
+
+    from xraybench.models import backbones, weights
+
+    source = timm.create_model("resnet18.a1_in1k", pretrained=False)  # 1000 classes, as timm's file holds
+    staging = tmp_path / "staged.pth"
+    torch.save(source.state_dict(), staging)
+    digest = hashlib.sha256(staging.read_bytes()).hexdigest()
+    spec = dataclasses.replace(
+        next(b for b in backbones.TIMM_BACKBONES if b.name == "timm_resnet18"),
+        url=f"https://example.invalid/resnet18_a1_0-{digest[:8]}.pth",
+    )
+    target = spec.weights_file().path
+    target.parent.mkdir(parents=True)
+    staging.rename(target)
+    model = spec.build(in_channels=3, num_outputs=2, mode="finetune", pretrained=True)
+    assert torch.equal(model.backbone.conv1.weight, source.conv1.weight)
+    assert model.head.out_features == 2 and model.normalization[0] == (0.485, 0.456, 0.406)
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 2)
+    target.write_bytes(b"damaged")
+    damaged = dataclasses.replace(spec, url=f"https://example.invalid/resnet18_a1_0-{digest[:8]}.pth")
+    with pytest.raises(weights.WeightsCorrupt):
+        damaged.build(in_channels=3, num_outputs=2, mode="finetune", pretrained=True)

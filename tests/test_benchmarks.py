@@ -107,6 +107,15 @@ def test_published_cost_estimates_the_full_reproduction_from_flops(capsys):
     assert main(["--early-stop-epochs", "100"])[0] == pytest.approx(upper)
 
 
+def test_side_by_side_needs_the_original_checkouts_and_says_where_to_get_them(tmp_path, capsys):
+    """The originals are never copied here (nor fetched by a test): without a checkout, one line and exit 2."""
+    from published_side_by_side import main
+
+    assert main(["--experiments", str(tmp_path), "--medmnistplus", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--experiments {tmp_path}: no MedMNIST2D/models.py there" in err
+
+
 def test_gpu_throughput_runs_on_the_cpu_and_prints_both_loops(capsys):
     from gpu_throughput import main
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES
 
-from xraybench import report
+from xraybench import report, results
 from xraybench.check import compare, make_baseline
 from xraybench.cli import main
 from xraybench.results import Tolerance, ToleranceError
@@ -365,9 +365,9 @@ def degraded_copy(run_dir, tmp_path, share=0.25):
     labels = np.asarray(doc["data"]["images"]["test"]["labels"])
     for row in doc["cases"]:
         probs = np.asarray(row["predictions"]["test"])
-        correct = np.flatnonzero((probs >= 0.5) == labels)
+        correct = np.flatnonzero(results.says_pneumonia(probs) == labels)
         flip = correct[:: round(1 / share)]
-        probs[flip] = np.where(probs[flip] >= 0.5, 0.4999, 0.5001)
+        probs[flip] = np.where(results.says_pneumonia(probs[flip]), 0.4999, 0.5001)
         row["predictions"]["test"] = probs.tolist()
         row["metrics"].update({f"test_{k}": v for k, v in binary_metrics(labels, probs).items()})
     copy_dir = tmp_path / "degraded"

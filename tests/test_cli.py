@@ -30,7 +30,7 @@ def test_run_writes_results_and_resumes(tmp_path, capsys, monkeypatch):
     assert str(out / "smoke-cpu-synthetic" / "report.pdf") in printed
     assert (out / "smoke-cpu-synthetic" / "report.pdf").read_bytes().startswith(b"%PDF")
     doc = results_of(out, "smoke-cpu-synthetic")
-    assert doc["schema_version"] == 2 and doc["profile"] == "smoke"
+    assert doc["schema_version"] == 3 and doc["profile"] == "smoke"
     assert {"machine_info", "software", "commit_info", "datetime"} <= set(doc)
     assert doc["software"]["torch"] and doc["software"]["device"] == "cpu"
     assert doc["data"]["splits"]["train"] == {

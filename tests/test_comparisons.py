@@ -31,7 +31,7 @@ def doc_with(cases: dict[str, list[float]], y=None, compare=None) -> dict:
     for index, (case_id, accuracies) in enumerate(cases.items()):
         for seed, accuracy in enumerate(accuracies):
             probs = predictions(y, accuracy, 100 * index + seed)
-            correct = ((probs >= 0.5) == y).mean()
+            correct = (results.says_pneumonia(probs) == y).mean()
             rows.append(
                 {
                     "id": case_id,
@@ -184,7 +184,19 @@ def test_predictions_are_read_from_the_run_and_a_row_may_carry_its_own_images():
 
 
 def test_stored_probabilities_never_cross_the_threshold():
-    assert results.stored_probability(0.49996) == 0.4999 and results.stored_probability(0.5) == 0.5
+    # P > 0.5 says PNEUMONIA: 0.50004 must not round down to 0.5, which says NORMAL; 0.49996 may round up to it.
+    assert results.stored_probability(0.50004) == 0.5001 and results.stored_probability(0.5) == 0.5
+    assert results.stored_probability(0.49996) == 0.5 and not results.says_pneumonia(0.5)
+
+
+def test_files_from_before_the_strict_rule_keep_their_labels():
+    """Older files stored a probability in [0.5, 0.50005) as 0.5, which then said PNEUMONIA: reading them
+    gives 0.5001, which still does."""
+    row = {"id": "a", "status": "ok", "predictions": {"test": [0.5, 0.4999, 0.7]}}
+    old = results.parse({"schema_version": 2, "cases": [row]}, "an older run")
+    assert old.cases[0].predictions["test"] == [0.5001, 0.4999, 0.7]
+    new = results.parse({"schema_version": results.SCHEMA_VERSION, "cases": [row]}, "a run")
+    assert new.cases[0].predictions["test"] == [0.5, 0.4999, 0.7]
     assert results.stored_probability(0.123456) == 0.1235 and results.stored_probability(0.99999) == 1.0
 
 
@@ -250,7 +262,7 @@ def four_outcomes_doc(spec: dict = FOUR_OUTCOMES) -> dict:
                         }
                     ],
                     "metrics": {
-                        "test_acc": float(((probs >= 0.5) == y).mean()),
+                        "test_acc": float((results.says_pneumonia(probs) == y).mean()),
                         "test_auc": float(roc_auc_score(y, probs)),
                         "test_sensitivity": confusion.tp / (confusion.tp + confusion.fn),
                         "test_specificity": confusion.tn / (confusion.tn + confusion.fp),

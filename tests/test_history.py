@@ -44,7 +44,7 @@ def simulated_runs(tmp_path: Path, seed_sd_pp: float = 1.5) -> list[Path]:
                 z = mu + difficulty + rng.normal(0, tau) + rng.normal(0, simulation.NOISE_SD, IMAGES)
                 p_true = 1 / (1 + np.exp(-z))
                 probs = np.where(labels, p_true, 1 - p_true)
-                acc = float(((probs >= 0.5) == labels).mean())
+                acc = float((results.says_pneumonia(probs) == labels).mean())
                 rows.append(
                     {
                         "id": case,

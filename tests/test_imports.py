@@ -139,6 +139,11 @@ def test_the_declared_backbone_files_and_sizes_are_torchvisions():
         assert backbones.TORCHVISION_URL + b.file == weights.url, b.name
         assert b.crop_size == weights.transforms().crop_size[0], b.name
     assert get_pretrained_cfg("tf_efficientnet_lite0").input_size[-1] == backbones.LITE0_INPUT_SIZE
+    for b in backbones.TIMM_BACKBONES:  # MedMNIST+'s: the protocol's bare name resolves to the declared weights
+        cfg = get_pretrained_cfg(b.arch.split(".")[0])
+        assert f"{cfg.architecture}.{cfg.tag}" == b.arch and cfg.input_size[-1] == b.input_size(), b.name
+        if cfg.url:  # timm's own release file; vgg16.tv_in1k has none: it is torchvision's file
+            assert cfg.url.rsplit("/", 1)[1] == b.url.rsplit("/", 1)[1], b.name
 
 
 def test_backbones_are_declared_alike_with_and_without_torchvision():

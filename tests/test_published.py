@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from conftest import NPZ
 from pypdf import PdfReader
+from scipy import stats as scipy_stats
 
-from xraybench import results
+from xraybench import results, stats
 from xraybench.cases import PROFILES, Reference, apply_profile, load_cases, select
 from xraybench.cli import main
 from xraybench.data import medmnist
 from xraybench.data.sources import NpzSource
-from xraybench.report.published import SHORTENED, published_section
+from xraybench.report.published import DIFFERS, SHORTENED, published_section
 from xraybench.results import by_case
 
 SMOKE = ["--profile", "smoke", "--device", "cpu"]
@@ -57,7 +58,14 @@ def test_the_references_are_the_published_tables(published):
         64,
     )
     assert any("seeds 0, 1, 2" in d for d in e2e.published.deviations)
-    assert {c.model.name for c in published.values()} >= {"vgg16", "alexnet", "densenet121", "efficientnet_b4"}
+    assert {c.model.name for c in published.values() if c.task != "V2"} == {
+        "timm_resnet18",
+        "timm_densenet121",
+        "alexnet",
+        "timm_vgg16",
+        "timm_efficientnet_b4",
+    }
+    assert (e2e.train.val_loss, e2e.train.eval_batch_size) == ("batch_mean", 256)
 
 
 def test_profiles_cap_the_padded_canvas(published):
@@ -180,6 +188,56 @@ def test_the_verdict_follows_the_test_in_the_full_profile_on_the_official_file()
     assert _verdicts(_doc([0.90]))[0][0].startswith("one seed: no verdict")
 
 
+def test_consistent_says_what_the_test_could_detect():
+    consistent = _verdicts(_doc([0.84, 0.87, 0.85, 0.86, 0.855]))[0][0]
+    result = stats.against_published([0.84, 0.87, 0.85, 0.86, 0.855], 0.854)
+    # The smallest difference the test calls: the interval's half-width, a t quantile times the standard error.
+    se = np.std([0.84, 0.87, 0.85, 0.86, 0.855], ddof=1) * np.sqrt(1 / 5 + 1)
+    assert result.critical_difference == pytest.approx(scipy_stats.t.ppf(0.975, 4) * se)
+    assert consistent.startswith(f"consistent within ±{100 * result.critical_difference:.1f} pp (p")
+    assert abs(result.difference) < result.critical_difference
+
+
+def test_a_precision_other_than_fp32_or_another_model_withholds_the_verdict():
+    bf16 = _doc([0.90, 0.91, 0.89])
+    bf16["settings"]["precision"]["name"] = "bf16"
+    for row in bf16["cases"]:
+        row["metrics"]["precision"] = "bf16"
+    verdicts, section = _verdicts(bf16)
+    assert verdicts[0] == f"{DIFFERS}: bf16 autocast (published: fp32)"
+    assert "bf16 autocast (published: fp32)" in section["deviations"][0]["differences"]
+    mixed = _doc([0.90, 0.91, 0.89])
+    for row, name in zip(mixed["cases"], ["fp32", "bf16", "fp32"]):
+        row["metrics"]["precision"] = name  # a run resumed in another precision
+    verdicts, section = _verdicts(mixed)
+    assert verdicts[0] == f"{DIFFERS}: bf16 autocast in 1 of 3 trainings (published: fp32)"
+    assert "bf16 autocast in 1 of 3 trainings (published: fp32)" in section["deviations"][0]["differences"]
+    # The run's precision was bf16 but these trainings ran in fp32 (a published case under --precision auto).
+    fp32_rows = _doc([0.90, 0.91, 0.89])
+    fp32_rows["settings"]["precision"]["name"] = "bf16"
+    for row in fp32_rows["cases"]:
+        row["metrics"]["precision"] = "fp32"
+    assert _verdicts(fp32_rows)[0][0].startswith("consistent within")
+    other_weights = _doc([0.90, 0.91, 0.89])
+    for row in other_weights["cases"]:
+        row["published"]["protocol_differs"] = ["ImageNet weights from torchvision (published: timm's)"]
+    verdicts, section = _verdicts(other_weights)
+    assert verdicts[0] == f"{DIFFERS}: ImageNet weights from torchvision (published: timm's)"
+    assert "ImageNet weights from torchvision (published: timm's)" in section["deviations"][0]["differences"]
+
+
+def test_published_cases_train_in_fp32_unless_asked(published):
+    from xraybench.runner.plan import case_precision
+    from xraybench.train.precision import Precision
+
+    auto = Precision("bf16", "auto: CUDA compute capability 9.0 has native bf16")
+    case, homework = published["published-v2-resnet18-28"], load_cases()[0][0]
+    assert case_precision(case, auto).name == "fp32"
+    assert case_precision(homework, auto) == auto
+    asked = Precision("bf16", "requested")
+    assert case_precision(case, asked) == asked
+
+
 def test_no_verdict_off_the_protocol():
     assert _verdicts(_doc([0.90, 0.91, 0.89], profile="quick"))[0] == [SHORTENED]
     other, section = _verdicts(_doc([0.90, 0.91, 0.89], official=""))
@@ -222,3 +280,80 @@ def test_a_case_field_names_what_it_needs_and_what_it_cites(tmp_path, published)
     cited = published["published-v2-resnet18-28"]
     uncited = dataclasses.replace(cited, published=Reference(), requires_data="")
     assert uncited.config_hash == cited.config_hash  # a citation is not configuration
+
+
+def _built(case):
+    """The case's network as a run builds it (no weight files: the architecture is the same without them)."""
+    from xraybench.cases import with_random_init
+    from xraybench.models import create_model
+
+    case = with_random_init(case)
+    return create_model(
+        case.model.name,
+        in_channels=case.data.channels,
+        image_size=case.data.input_size,
+        num_outputs=2,
+        **case.model.options,
+    )
+
+
+def test_medmnist_v2_at_28_px_takes_three_channels_and_pytorch_default_init(published):
+    """MedMNIST v2 converts every image to RGB (as_rgb) and its models.py has no init code: every convolution
+    starts kaiming-uniform with a = √5, within ±1/√fan_in (torchvision's kaiming-normal fan-out reaches ~2.4×)."""
+    import torch
+
+    for name in ("published-v2-resnet18-28", "published-v2-resnet50-28"):
+        case = published[name]
+        assert case.data.channels == 3
+        model = _built(case)
+        assert model.conv1.in_channels == 3 and model.conv1.stride == (1, 1)
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        for conv in convs:
+            bound = 1 / np.sqrt(conv.weight[0].numel())
+            assert conv.weight.abs().max().item() <= bound + 1e-7
+        # A uniform draw fills its bound: the largest weight of a big layer is near it, not far inside.
+        assert max(c.weight.abs().max().item() * np.sqrt(c.weight[0].numel()) for c in convs) > 0.99
+
+
+def _dropouts(module):
+    """Every dropout and stochastic-depth rate in a network."""
+    import torch
+
+    rates = [m.p for m in module.modules() if isinstance(m, torch.nn.Dropout)]
+    return rates + [m.drop_prob for m in module.modules() if hasattr(m, "drop_prob")]
+
+
+def test_medmnist_plus_end_to_end_has_timm_defaults_no_dropout_no_stochastic_depth(published):
+    for size in (28, 224):
+        for model in ("vgg16", "efficientnet-b4"):
+            net = _built(published[f"published-plus-{model}-e2e-{size}"])
+            assert all(rate == 0 for rate in _dropouts(net)), (model, _dropouts(net))
+            trainable = [p for p in net.parameters() if p.requires_grad]
+            assert len(trainable) == len(list(net.parameters()))
+
+
+def test_medmnist_plus_probes_train_the_last_layer_with_the_backbone_in_train_mode(published):
+    import torch
+
+    probe = _built(published["published-plus-alexnet-probe-28"])
+    assert {n for n, p in probe.named_parameters() if p.requires_grad} == {"head.weight", "head.bias"}
+    assert sorted(_dropouts(probe.backbone)) == [0.5, 0.5]
+    probe.train()
+    x = torch.randn(2, 3, 224, 224)
+    torch.manual_seed(0)
+    first = probe(x)
+    assert not torch.equal(first, probe(x))  # dropout is active while the last layer learns
+    resnet = _built(published["published-plus-resnet18-probe-28"])
+    before = resnet.backbone.bn1.running_mean.clone()
+    resnet.train()
+    resnet(torch.randn(4, 3, 64, 64))
+    assert not torch.equal(before, resnet.backbone.bn1.running_mean)  # BatchNorm adapts, as in model.train()
+    assert not resnet.features_fixed  # so the engine never caches its features
+
+
+def test_the_validation_loss_averages_batches_of_256_as_medmnist_plus():
+    from xraybench.train.selection import VAL_LOSSES
+
+    losses = np.r_[np.full(512, 0.1), np.full(12, 1.0)]  # PneumoniaMNIST's 524 validation images: 256 + 256 + 12
+    assert VAL_LOSSES["image_mean"](losses, 256) == pytest.approx((512 * 0.1 + 12) / 524)
+    assert VAL_LOSSES["batch_mean"](losses, 256) == pytest.approx((0.1 + 0.1 + 1.0) / 3)

@@ -19,7 +19,7 @@ from xraybench.models import registry
 from xraybench.results import VIEWS
 from xraybench.results.decisions import MEASURES
 from xraybench.train.choices import LOSSES, OPTIMIZERS, SCHEDULERS
-from xraybench.train.selection import SELECT_BY
+from xraybench.train.selection import SELECT_BY, VAL_LOSSES
 
 # Fields of a case that its file does not declare: the suite is the file's, the rest is derived.
 DERIVED = {"suite", "source", "sweep", "sweep_params"}
@@ -127,6 +127,7 @@ def _vocabularies(defs: dict) -> None:
     train["scheduler"]["enum"] = list(SCHEDULERS)
     train["loss"]["enum"] = list(LOSSES)
     train["select_by"]["enum"] = list(SELECT_BY)
+    train["val_loss"]["enum"] = list(VAL_LOSSES)
     built_in = [name for name in registry.list_models() if registry.origin(name) == "built-in"]
     defs["ModelSpec"]["properties"]["name"]["examples"] = built_in
     comments = _field_comments()

@@ -14,7 +14,10 @@ DEFAULT_CASES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "cases"
 
 
 # Training settings added after cases were first hashed, with the default that behaves as before.
-LATER_DEFAULTS = {"train": {"select_by": "val_acc", "early_stopping": {}}, "data": {"pad_to": 0, "resize": "bilinear"}}
+LATER_DEFAULTS = {
+    "train": {"select_by": "val_acc", "early_stopping": {}, "val_loss": "image_mean", "eval_batch_size": 256},
+    "data": {"pad_to": 0, "resize": "bilinear"},
+}
 
 
 class CaseError(ValueError):
@@ -58,6 +61,8 @@ class TrainSpec:
     feature_cache: bool = True  # frozen backbones without augmentation: compute features once
     select_by: str = "val_acc"  # the epoch kept: best val_acc (ties: lower loss), val_auc or lowest val_loss
     early_stopping: dict = field(default_factory=dict)  # {patience, metric}: stop when metric stalls
+    val_loss: str = "image_mean"  # how the validation loss averages: per image, or batch_mean (MedMNIST+)
+    eval_batch_size: int = 256  # the batches batch_mean averages over (the forward passes' own size may differ)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class Reference:
     test_auc_sd: float = 0.0
     runs: int = 1  # how many trainings the published value averages
     deviations: tuple[str, ...] = ()  # how this case's declared protocol differs from the published one
+    protocol_differs: tuple[str, ...] = ()  # departures in what the model is or sees: each withholds the verdict
 
     @property
     def metrics(self) -> dict[str, tuple[float, float]]:

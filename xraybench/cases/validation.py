@@ -222,7 +222,11 @@ def _check_data(d: DataSpec, fail) -> None:
 
 def _check_train(t: TrainSpec, fail) -> None:
     """Epochs, batch size, learning rate and decay; optimiser, scheduler and loss by name, and their options."""
-    for path, value, low in [("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 1)]:
+    for path, value, low in [
+        ("train.epochs", t.epochs, 1),
+        ("train.batch_size", t.batch_size, 1),
+        ("train.eval_batch_size", t.eval_batch_size, 1),
+    ]:
         if value < low:
             fail(path, f"must be at least {low}, got {value}")
     if not t.lr > 0 or not math.isfinite(t.lr):
@@ -236,6 +240,8 @@ def _check_train(t: TrainSpec, fail) -> None:
     ]:
         if name not in table:
             fail(path, f"unknown {path.split('.')[1]} {name!r}{suggest(name, table)}")
+    if t.val_loss not in selection.VAL_LOSSES:
+        fail("train.val_loss", f"unknown average {t.val_loss!r}; use one of {', '.join(selection.VAL_LOSSES)}")
     for path, problem in selection.check(t.select_by, t.early_stopping):
         fail(path, problem)
     for path, owner, options, declared in [

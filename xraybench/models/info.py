@@ -16,13 +16,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from xraybench.environment import synchronize
 from xraybench.models import registry
-from xraybench.models.backbones import TORCHVISION_BACKBONES, required_weights
+from xraybench.models.backbones import TIMM_BACKBONES, TORCHVISION_BACKBONES, required_weights
 
 if TYPE_CHECKING:
     from xraybench.cases import Case
 
 IMAGENET_CLASSES = 1000
 _TORCHVISION = {b.name: b for b in TORCHVISION_BACKBONES}
+_TIMM = {b.name: b for b in TIMM_BACKBONES}
 
 
 def model_info(
@@ -88,4 +89,6 @@ def _weights_meta(case: Case) -> dict:
         meta["weights"] = backbone.weights
         meta["imagenet_acc1"] = w.meta["_metrics"]["ImageNet-1K"]["acc@1"]
         meta["file_size_mb"] = meta["file_size_mb"] or w.meta.get("_file_size")
+    if case.model.name in _TIMM:
+        meta["weights"] = f"timm {_TIMM[case.model.name].arch}"
     return meta

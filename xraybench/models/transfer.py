@@ -12,7 +12,13 @@ from xraybench.models.backbones import MODES, TorchvisionBackbone, lite0_weights
 
 
 class TransferModel(nn.Module):
-    """A backbone whose classifier was removed, and a new head for ``num_outputs``."""
+    """A backbone whose classifier was removed, and a new head for ``num_outputs``.
+
+    ``frozen``: the backbone is fixed and stays in eval mode (BatchNorm's running statistics, no dropout), so
+    its features are the same every epoch and the engine may compute them once (``features_fixed``).
+    ``linear_probe``: the backbone is fixed too, but runs in the model's mode, as MedMNIST+'s ``model.train()``
+    has it: while the last layer learns, dropout is active and BatchNorm normalises with each batch's
+    statistics and updates its running ones; its features change with the batch, so they are never cached."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module, mode: str, mean, std):
         super().__init__()
@@ -21,13 +27,14 @@ class TransferModel(nn.Module):
         self.backbone, self.head, self.mode = backbone, head, mode
         # The weights' normalisation; None without weights (from scratch), where the case's applies.
         self.normalization = None if mean is None else (tuple(mean), tuple(std))
-        self.backbone_frozen = mode != "finetune"  # the engine may then compute its features once
+        self.backbone_frozen = mode != "finetune"
+        self.features_fixed = mode == "frozen"
         if self.backbone_frozen:
             self.backbone.requires_grad_(False)
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.backbone_frozen:
+        if self.features_fixed:
             self.backbone.eval()  # BatchNorm running statistics must not drift
         return self
 
@@ -59,6 +66,21 @@ def build_torchvision(
     if not pretrained:
         return TransferModel(backbone, head, mode, None, None)
     return TransferModel(backbone, head, mode, transforms.mean, transforms.std)
+
+
+def build_timm(spec, *, in_channels: int, num_outputs: int, mode: str, pretrained: bool) -> TransferModel:
+    """As MedMNIST+'s train.py: ``timm.create_model(arch, pretrained=True, num_classes=num_outputs)``, timm's own
+    defaults (no dropout, no stochastic depth) and timm's loading (its checkpoint filter, a new classifier), from
+    our hash-checked file instead of the hub. The classifier becomes the head; the rest, the backbone."""
+    import timm
+
+    _check_rgb(in_channels, spec.name)
+    overlay = {"state_dict": weights_mod.load_state_dict(spec.weights_file())} if pretrained else None
+    model = timm.create_model(spec.arch, pretrained=pretrained, pretrained_cfg_overlay=overlay, num_classes=num_outputs)
+    head = model.get_classifier()
+    model.reset_classifier(0)  # the backbone now returns pooled features
+    cfg = model.pretrained_cfg
+    return TransferModel(model, head, mode, cfg["mean"] if pretrained else None, cfg["std"])
 
 
 def _new_head(classifier: nn.Module, num_outputs: int) -> nn.Module:

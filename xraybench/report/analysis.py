@@ -10,7 +10,7 @@ from xraybench import stats
 from xraybench.report import plots
 from xraybench.report.formatting import interval, mean_sd, pct, percent_sd
 from xraybench.report.tables import Table
-from xraybench.results import THRESHOLD, CaseResult, Confusion, DataInfo, Run
+from xraybench.results import THRESHOLD, CaseResult, Confusion, DataInfo, Run, says_pneumonia
 from xraybench.stats.operating import CALIBRATION_BINS, SPECIFICITY_TARGETS, CaseOperatingPoints, case_operating_points
 
 THRESHOLD_HEADERS = [
@@ -111,12 +111,13 @@ def error_gallery(run: Run, done: list[CaseResult]) -> dict | None:
     def items(indices) -> list[tuple[str, str]]:
         return [(thumbnails[position[image_ids[i]]], f"P = {mean[i]:.2f}") for i in indices]
 
-    false_pos = [i for i in np.argsort(-mean) if labels[i] == 0 and mean[i] >= THRESHOLD][:GALLERY_SIZE]
-    false_neg = [i for i in np.argsort(mean) if labels[i] == 1 and mean[i] < THRESHOLD][:GALLERY_SIZE]
-    predicted = probs >= THRESHOLD
+    said = says_pneumonia(mean)
+    false_pos = [i for i in np.argsort(-mean) if labels[i] == 0 and said[i]][:GALLERY_SIZE]
+    false_neg = [i for i in np.argsort(mean) if labels[i] == 1 and not said[i]][:GALLERY_SIZE]
+    predicted = says_pneumonia(probs)
     flips = np.flatnonzero(predicted.any(axis=0) & ~predicted.all(axis=0))
-    all_false_pos = int(((mean >= THRESHOLD) & (labels == 0)).sum())
-    all_false_neg = int(((mean < THRESHOLD) & (labels == 1)).sum())
+    all_false_pos = int((said & (labels == 0)).sum())
+    all_false_neg = int((~said & (labels == 1)).sum())
     rows = [
         (f"most confident\nfalse positives\n({all_false_pos} in all)", items(false_pos)),
         (f"most confident\nfalse negatives\n({all_false_neg} in all)", items(false_neg)),

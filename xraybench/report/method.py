@@ -23,7 +23,7 @@ def facts(run: Run) -> list[tuple[str, str]]:
         ("Date", run.datetime or ""),
         ("Profile", run.profile or ""),
         ("Device", device),
-        ("Precision", _precision(run.settings)),
+        ("Precision", _precision(run)),
         ("Deterministic", _deterministic(run.settings, software)),
         ("Software", versions),
         ("Commit", str(commit.get("id") or "unknown")[:12] + (" (uncommitted changes)" if commit.get("dirty") else "")),
@@ -36,13 +36,21 @@ def _deterministic(settings: Settings, software: dict) -> str:
     return "no (cuDNN autotuning)" if software.get("device") == "cuda" else "no"
 
 
-def _precision(settings: Settings) -> str:
-    name, reason = settings.precision.name, settings.precision.reason
+def _precision(run: Run) -> str:
+    """The run's precision, and the trainings that ran in another (a published protocol's fp32 under auto)."""
+    name, reason = run.settings.precision.name, run.settings.precision.reason
+    ok = [r for r in run.cases if r.ok]
+    others = sorted({r.metrics.precision for r in ok if r.metrics.precision not in (None, name)})
     if name == "fp32":
         text = "fp32"
     else:
         text = f"{name} autocast (output layer and loss in fp32{', loss scaling' if name == 'fp16' else ''})"
-    return text + (f"; {reason}" if reason else "")
+    text += f"; {reason}" if reason else ""
+    counts = {other: sum(r.metrics.precision == other for r in ok) for other in others}
+    return text + "".join(
+        f"; {other} in {n} of {len(ok)} trainings (a published protocol trains in fp32 under auto)"
+        for other, n in counts.items()
+    )
 
 
 def dataset(data: DataInfo | None) -> dict:

@@ -12,6 +12,7 @@ from xraybench.results import CaseResult, Run
 
 HEADERS = ["case", "metric", "ours: mean [95% interval]", "published", "ours − published [95% interval]", "verdict"]
 SHORTENED = "protocol shortened — not a reproduction"
+DIFFERS = "protocol differs — no verdict"
 REPRODUCTION_PROFILE = "full"  # the profile that runs a protocol as declared: no caps, no overrides
 
 
@@ -70,21 +71,31 @@ def _rows(run: Run, case: CaseResult) -> list[list[str]]:
 
 
 def _verdict(result: stats.Reproduction) -> str:
+    """Ours higher or lower where the test says so; else consistent, within the smallest difference the test
+    could have called with these seeds (without a published spread it is ours that sets it)."""
     if not result.testable:
         return "one seed: no verdict (the seed spread is unknown)"
-    words = {0: "consistent", 1: "ours higher", -1: "ours lower"}[result.direction]
-    return f"{words} ({p_is(result.p_value)})"
+    if result.direction:
+        return f"{'ours higher' if result.direction > 0 else 'ours lower'} ({p_is(result.p_value)})"
+    return f"consistent within ±{100 * result.critical_difference:.1f} pp ({p_is(result.p_value)})"
 
 
 def _why_no_verdict(run: Run, case: CaseResult) -> str | None:
     """A verdict compares the published protocol with ours: not for a shortened run, nor from random weights,
-    nor on other data."""
+    nor on other data, nor where the model or what it sees differs (a precision other than the published
+    fp32, other weights or normalisation the case declares)."""
     if run.profile != REPRODUCTION_PROFILE:
         return SHORTENED
     if run.settings.random_init:
         return "random initialisation — no verdict"
     if not _on_published_file(run, case):
         return "not MedMNIST's own file — no verdict"  # which file, and its MD5: in the differences below
+    other = _other_precisions(run, case)
+    if other:
+        return f"{DIFFERS}: {other}"
+    declared = case.first.published.get("protocol_differs") or []
+    if declared:
+        return f"{DIFFERS}: {'; '.join(declared)}"
     return None
 
 
@@ -117,15 +128,27 @@ def differences(run: Run, case: CaseResult) -> list[str]:
     settings = run.settings
     if settings.random_init:
         found.append("--random-init: pretrained backbones started from random weights")
-    if settings.precision.name != "fp32":
-        found.append(f"{settings.precision.name} autocast (published: fp32)")
+    if other := _other_precisions(run, case):
+        found.append(other)
     software = run.software
     gpu = software.get("gpu")
     gpu = gpu.get("name") if isinstance(gpu, dict) else gpu
     found.append(
         f"hardware: {gpu or software.get('device', 'unknown device').upper()}, torch {software.get('torch', '?')}"
     )
-    return found + list(ref.get("deviations") or [])
+    return found + list(ref.get("protocol_differs") or []) + list(ref.get("deviations") or [])
+
+
+def _other_precisions(run: Run, case: CaseResult) -> str | None:
+    """What the case's trainings ran in where any ran in other than the published fp32, e.g. "bf16 autocast in 2 of
+    5 trainings (published: fp32)"; None where all ran in fp32."""
+    trained = [r.metrics.precision or run.settings.precision.name for r in case.ok]
+    other = sorted(set(trained) - {"fp32"})
+    if not other:
+        return None
+    n = sum(p != "fp32" for p in trained)
+    mixed = f" in {n} of {len(trained)} trainings" if n < len(trained) else ""
+    return f"{' and '.join(other)} autocast{mixed} (published: fp32)"
 
 
 def _limit(run: Run) -> str:
@@ -139,10 +162,11 @@ def _caption(run: Run) -> str:
         "test images (Wilson or DeLong with one seed). Published: its mean, with its sd over runs where "
         "published. The verdict tests ours − published (two-sided t, α = 0.05) with the seed spread of both "
         "sides — the published sd where given, else ours, as a reproduction would have it; the test images "
-        "are the same, so their sampling cancels. benchmarks/stat_calibration.py shows it calls a faithful "
+        'are the same, so their sampling cancels. "Consistent within ±d": d is the smallest difference '
+        "the test could have called with these seeds. benchmarks/stat_calibration.py shows it calls a faithful "
         "reproduction different in 3.5–5.9% of simulated runs (4.6% pooled). "
         "A verdict is given only for the full profile on "
-        "MedMNIST's own file."
+        "MedMNIST's own file, in fp32, with the protocol's model."
     )
 
 

@@ -1,7 +1,7 @@
 """results.json: the one file a run produces and the report and the check read — and a stored baseline, read the
 same way.
 
-``schema`` declares both files (pydantic models, their JSON Schemas, ``upgrade`` for older versions); ``store``
+``schema`` declares both files (pydantic models, their JSON Schemas; ``versions.upgrade`` for older ones); ``store``
 reads and writes them; ``rows`` builds a row and reads its predictions; ``seeds`` groups the rows of a case over its
 seeds (``CaseResult``, ``by_case``); ``metrics`` is the catalogue of checked metrics (``METRICS``, ``Tolerance``);
 ``decisions`` decides the comparisons the cases declare (four outcomes, and the looks of ``--seeds auto``);
@@ -9,7 +9,8 @@ seeds (``CaseResult``, ``by_case``); ``metrics`` is the catalogue of checked met
 
 Per-image predictions (schema 2): the run's ``data.images`` holds, for the validation and test splits, each image's
 stable id and label once; every ok row holds ``predictions``, its P(pneumonia) per image in that order. Schema 1
-files have neither and still read.
+files have neither and still read. From schema 3 (baselines 4) P = 0.5 says NORMAL; older files are read so
+that every label they imply stays what it was (``versions``).
 """
 
 from xraybench.results.metrics import ALIASES, METRICS, Metric, Tolerance, ToleranceError
@@ -27,6 +28,7 @@ from xraybench.results.rows import (
     image_table,
     predictions,
     row_degeneracy,
+    says_pneumonia,
     stored_probability,
 )
 from xraybench.results.schema import (
@@ -50,7 +52,6 @@ from xraybench.results.schema import (
     SplitImages,
     SuiteInfo,
     json_schema,
-    upgrade,
 )
 from xraybench.results.seeds import CaseResult, by_case
 from xraybench.results.store import (
@@ -67,6 +68,7 @@ from xraybench.results.store import (
     upsert,
     write,
 )
+from xraybench.results.versions import upgrade
 
 __all__ = [
     "ALIASES",
@@ -119,6 +121,7 @@ __all__ = [
     "predictions",
     "read",
     "row_degeneracy",
+    "says_pneumonia",
     "stored_probability",
     "upgrade",
     "upsert",

@@ -10,7 +10,7 @@ import numpy as np
 
 from xraybench.results.schema import Confusion, Metrics, Row, Run, SplitImages
 from xraybench.results.store import now
-from xraybench.stats.decision import THRESHOLD
+from xraybench.stats.decision import THRESHOLD, says_pneumonia
 
 if TYPE_CHECKING:
     from xraybench.cases import Case
@@ -58,11 +58,11 @@ def crash_row(case: Case, executor: str, reason: str, worker: dict) -> Row:
 
 
 def stored_probability(p: float) -> float:
-    """P(pneumonia) rounded to 1e-4, never across the threshold (0.49996 stays below it), so that labels
+    """P(pneumonia) rounded to 1e-4, never across the decision rule (0.50004 stays above 0.5), so that labels
     recomputed from stored predictions equal the ones the metrics were computed from."""
     rounded = round(float(p), PROBABILITY_DIGITS)
-    if p < THRESHOLD <= rounded:
-        return THRESHOLD - 10**-PROBABILITY_DIGITS
+    if says_pneumonia(p) != says_pneumonia(rounded):
+        return THRESHOLD + 10**-PROBABILITY_DIGITS if says_pneumonia(p) else THRESHOLD
     return rounded
 
 
@@ -85,7 +85,7 @@ def predictions(run: Run, row: Row, split: str = "test") -> tuple[list[str], np.
 
 def confusion(labels: np.ndarray, probs: np.ndarray) -> Confusion:
     """The confusion matrix at the decision threshold."""
-    said = probs >= THRESHOLD
+    said = says_pneumonia(probs)
     return Confusion(
         tp=int((said & (labels == 1)).sum()),
         fp=int((said & (labels == 0)).sum()),

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from xraybench.results.machine import Commit, Software
 
-SCHEMA_VERSION = 2  # results.json
-BASELINE_SCHEMA = 3  # a stored baseline
+SCHEMA_VERSION = 3  # results.json
+BASELINE_SCHEMA = 4  # a stored baseline
 BASELINE_KIND = "xraybench-baseline"
 STATUSES = ("ok", "failed", "skipped")
 
@@ -306,18 +306,6 @@ class Baseline(Run):
     @property
     def is_baseline(self) -> bool:
         return True
-
-
-def upgrade(doc: dict) -> dict:
-    """A file of an older schema version in today's shape; the one place that knows what older versions lacked.
-    Runs written before ``settings`` was recorded trained in fp32 on a CPU (``Settings``' defaults) and in bf16
-    autocast on a GPU, then recorded as ``software.autocast``; not deterministically, from pretrained weights."""
-    software = doc.get("software") if isinstance(doc.get("software"), dict) else {}
-    recorded = doc.get("settings") if isinstance(doc.get("settings"), dict) else {}
-    autocast = software.get("autocast")
-    if isinstance(autocast, str) and "precision" not in recorded:
-        doc = {**doc, "settings": {**recorded, "precision": {"name": autocast}}}
-    return doc
 
 
 def json_schema(kind: str) -> dict:

@@ -22,8 +22,8 @@ from xraybench.results.schema import (
     Row,
     Run,
     Settings,
-    upgrade,
 )
+from xraybench.results.versions import upgrade
 
 FILENAME = "results.json"
 

@@ -19,7 +19,7 @@ from xraybench.executors import Executor
 from xraybench.models import registry, weights
 from xraybench.models.backbones import required_weights
 from xraybench.results import DataInfo, Row, Run, SplitImages
-from xraybench.runner.plan import RunPlan, tag
+from xraybench.runner.plan import RunPlan, case_precision, tag
 from xraybench.runner.rundir import save
 from xraybench.train import worker
 from xraybench.train.worker import Job
@@ -92,7 +92,7 @@ def submit(executor: Executor, pending: list[Case], datasets: Datasets, plan: Ru
                 max_per_split=plan.profile.max_per_split,
                 eval_batch_size=plan.profile.eval_batch_size,
                 device=plan.device.type,
-                precision=plan.precision,
+                precision=case_precision(case, plan.precision),
                 deterministic=plan.deterministic,
                 executor=executor.name,
                 progress=executor.progress,
@@ -102,6 +102,11 @@ def submit(executor: Executor, pending: list[Case], datasets: Datasets, plan: Ru
                 tensorboard=plan.tensorboard,
                 builders={n: f for n, f in builders.items() if n == case.model.name},
             )
+        )
+    if fp32 := sum(case_precision(c, plan.precision) != plan.precision for c in pending):
+        log(
+            f"precision: fp32 for {fp32} training(s) of published protocols, as their runs "
+            f"(pass --precision {plan.precision.name} to override)"
         )
     if executor.name != "local":
         log(f"submitted {len(pending)} training(s) to {executor.describe()}")

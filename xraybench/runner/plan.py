@@ -120,3 +120,11 @@ def tag(case: Case, counts: dict[str, int]) -> str:
 def _seed_counts(counts: dict[str, int]) -> str:
     by_count = Counter(counts.values())
     return ", ".join(f"{n} case(s) × {k} seed{'s' if k > 1 else ''}" for k, n in sorted(by_count.items(), reverse=True))
+
+
+def case_precision(case: Case, chosen: Precision) -> Precision:
+    """A published protocol trains in fp32, as its runs did, unless ``--precision`` asked for another explicitly;
+    every other case trains in the run's precision."""
+    if case.published.source and not chosen.explicit and chosen.name != "fp32":
+        return Precision("fp32", "a published protocol trains in fp32, as its runs did")
+    return chosen

@@ -13,7 +13,7 @@ from pathlib import Path
 from xraybench import environment, results
 from xraybench.cases import Case
 from xraybench.results import Run
-from xraybench.runner.plan import RunError, RunPlan, as_planned, tag
+from xraybench.runner.plan import RunError, RunPlan, as_planned, case_precision, tag
 
 
 @contextlib.contextmanager
@@ -151,15 +151,23 @@ def drop_stale_rows(run: Run, cases: list[Case], plan: RunPlan, log) -> None:
 def unfinished(
     run: Run, planned: list[Case], plan: RunPlan, counts: dict[str, int], log, later_round: bool = False
 ) -> list[Case]:
-    """The trainings still to run: a training whose id, seed and configuration hash finished ok is kept, not trained
-    again, unless ``force`` — which a ``later_round`` of --seeds auto does not repeat (its kept trainings were named
-    in the first)."""
+    """The trainings still to run: a training whose id, seed and configuration hash finished ok, in the precision this
+    run gives the case, is kept, not trained again, unless ``force`` — which a ``later_round`` of --seeds auto does
+    not repeat (its kept trainings were named in the first)."""
     pending = []
     for case in planned:
         previous = results.find(run, case.id, case.train.seed)
-        if previous and previous.ok and previous.hash == case.config_hash and (not plan.force or later_round):
+        same = previous and previous.ok and previous.hash == case.config_hash
+        if same and _same_precision(previous, case, plan) and (not plan.force or later_round):
             if not later_round:
                 log(f"{tag(case, counts)}: finished earlier, kept (--force re-runs it)")
         else:
             pending.append(case)
     return pending
+
+
+def _same_precision(previous, case: Case, plan: RunPlan) -> bool:
+    """Whether a kept row trained in the precision this run gives the case (a published case: fp32 under auto);
+    rows that recorded none are of runs before per-case precision, which had the run's."""
+    trained = previous.metrics.precision
+    return trained is None or trained == case_precision(case, plan.precision).name

@@ -11,13 +11,12 @@ without it."""
 import importlib
 
 _HOMES = {
-    "xraybench.stats.decision": ("ALPHA", "THRESHOLD", "direction", "significant"),
+    "xraybench.stats.decision": ("ALPHA", "THRESHOLD", "accuracy", "direction", "says_pneumonia", "significant"),
     "xraybench.stats.intervals": (
         "CONFIDENCE",
         "DF_QUANTILE",
         "POWER",
         "SeedSummary",
-        "THRESHOLD",
         "Z",
         "accuracy_interval",
         "across_seeds",

@@ -13,7 +13,19 @@ and p = α counts (as its Mann–Whitney feasibility check assumes).
 from __future__ import annotations
 
 ALPHA = 0.05
-THRESHOLD = 0.5  # the homework's decision rule: P(pneumonia) at or above it says PNEUMONIA
+THRESHOLD = 0.5  # P(pneumonia) above it says PNEUMONIA (``says_pneumonia``)
+
+
+def says_pneumonia(probs):
+    """The decision rule, in one place: PNEUMONIA where P(pneumonia) > 0.5, strictly — MedMNIST's evaluator
+    (``y_score > threshold``), Keras's binary accuracy and an argmax over two classes all call a tie NORMAL.
+    Takes and returns numpy arrays or torch tensors alike."""
+    return probs > THRESHOLD
+
+
+def accuracy(labels, probs) -> float:
+    """The share of images the rule labels right (labels 1 = PNEUMONIA)."""
+    return float((says_pneumonia(probs) == (labels == 1)).mean())
 
 
 def significant(p: float | None, testable: bool = True) -> bool:

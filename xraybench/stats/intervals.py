@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from xraybench.stats import delong
-from xraybench.stats.decision import THRESHOLD
+from xraybench.stats.decision import says_pneumonia
 
 CONFIDENCE = 0.95
 POWER = 0.80
@@ -87,13 +87,11 @@ def confusion_intervals(tn: int, fp: int, fn: int, tp: int) -> dict[str, list[fl
     }
 
 
-def test_intervals(
-    labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD
-) -> dict[str, list[float] | None]:
+def test_intervals(labels: np.ndarray, probs: np.ndarray) -> dict[str, list[float] | None]:
     """95% intervals of the test metrics of one model: accuracy, sensitivity, specificity
     (Wilson), AUC (DeLong) and F1 (BCa bootstrap)."""
     labels = np.asarray(labels).astype(int)
-    predicted = (np.asarray(probs) >= threshold).astype(int)
+    predicted = says_pneumonia(np.asarray(probs)).astype(int)
     positives, negatives = labels == 1, labels == 0
     tp, fn = int(predicted[positives].sum()), int((1 - predicted[positives]).sum())
     tn, fp = int((1 - predicted[negatives]).sum()), int(predicted[negatives].sum())

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
 
-from xraybench.stats.decision import THRESHOLD
+from xraybench.stats.decision import accuracy
 from xraybench.stats.intervals import Z
 from xraybench.stats.paired import SeedScores
 
@@ -59,7 +59,8 @@ def threshold_for_sensitivity(labels: np.ndarray, probs: np.ndarray, target: flo
 
 
 def rates(labels: np.ndarray, probs: np.ndarray, threshold: float) -> tuple[float, float, float, float]:
-    """(accuracy, sensitivity, specificity, precision) at ``threshold``; both classes must be present."""
+    """(accuracy, sensitivity, specificity, precision) calling PNEUMONIA at or above ``threshold``, as an ROC curve's
+    points do (an operating point's threshold is one of the scores); both classes must be present."""
     predicted = probs >= threshold
     positive = labels == 1
     precision = float(positive[predicted].mean()) if predicted.any() else 1.0  # no positive call: no false one
@@ -134,7 +135,7 @@ def seed_point(val_labels, val_probs, test_labels, test_probs, target_sensitivit
     interpolated = np.array([precision[recall >= r].max() for r in GRID])
     return SeedPoint(
         threshold,
-        rates(test_labels, test_probs, THRESHOLD)[0],
+        accuracy(test_labels, test_probs),
         *at_threshold,
         at_spec,
         float(brier_score_loss(test_labels, test_probs)),

@@ -33,9 +33,9 @@ class SeedScores:
     labels: np.ndarray
     probs: np.ndarray
 
-    def correct(self, threshold: float = decision.THRESHOLD) -> np.ndarray:
-        """[seeds, images]: True where a seed's model labels the image right at ``threshold``."""
-        return (self.probs >= threshold) == self.labels
+    def correct(self) -> np.ndarray:
+        """[seeds, images]: True where a seed's model labels the image right (``decision.says_pneumonia``)."""
+        return decision.says_pneumonia(self.probs) == self.labels
 
     def subset(self, index: list[int]) -> SeedScores:
         """The seeds at ``index`` (positions, as ``pair_seeds`` gives them)."""

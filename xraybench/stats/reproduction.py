@@ -34,6 +34,9 @@ class Reproduction:
     seeds: int
     runs: int  # trainings the published value averages
     spread_from: str  # "published" (its sd) or "ours" (no sd published)
+    # The smallest |ours − published| the test calls at α: the interval's half-width, t_crit · se (not a
+    # minimum detectable effect at 80% power, as ``detectable_difference`` is).
+    critical_difference: float | None = None
 
     @property
     def testable(self) -> bool:
@@ -77,7 +80,7 @@ def against_published(values, published: float, published_sd: float = 0.0, runs:
     d = mean - published
     t = {k: float(v) for k, v in welch_t(d, parts).items()}
     # Metrics here are shares: ours lies in [0, 1], so the difference in [−published, 1 − published].
-    return Reproduction(
+    return Reproduction(  # the half-width before clipping: the t interval is d ± t_crit · se
         mean,
         published,
         d,
@@ -88,4 +91,5 @@ def against_published(values, published: float, published_sd: float = 0.0, runs:
         n,
         runs,
         untestable.spread_from,
+        (t["high"] - t["low"]) / 2,
     )

@@ -24,7 +24,7 @@ from xraybench.data import BatchLoader, Dataset
 from xraybench.data.batches import TensorLoader
 from xraybench.environment import synchronize
 from xraybench.models import registry
-from xraybench.stats.decision import THRESHOLD
+from xraybench.stats.decision import says_pneumonia
 from xraybench.train import memory, optim, selection, speedups
 from xraybench.train.metrics import auc, binary_metrics
 from xraybench.train.objectives import OBJECTIVES, Objective
@@ -74,7 +74,7 @@ def train_one_epoch(
         scaler.step(optimizer)
         scaler.update()
         total_loss += loss.detach() * y.shape[0]
-        correct += ((objective.pneumonia_prob(logits.detach()) >= THRESHOLD).long() == y).sum()
+        correct += (says_pneumonia(objective.pneumonia_prob(logits.detach())).long() == y).sum()
         if on_batch:
             on_batch()
     n = loader.num_images
@@ -83,22 +83,31 @@ def train_one_epoch(
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, loader: BatchLoader, objective: Objective, loss_fn: nn.Module, *, precision: Precision = FP32
+    model: nn.Module,
+    loader: BatchLoader,
+    objective: Objective,
+    *,
+    precision: Precision = FP32,
+    loss_mean: str = "image_mean",
+    loss_batch: int = 256,
 ) -> Evaluation:
-    """Loss, accuracy and per-image probabilities over one split, in eval mode."""
+    """Loss, accuracy and per-image probabilities over one split, in eval mode. The loss averages the images'
+    losses as ``loss_mean`` says (``selection.VAL_LOSSES``; ``batch_mean`` over batches of ``loss_batch``,
+    whatever batches the forward passes use)."""
     model.eval()
-    total_loss = torch.zeros((), device=loader.device)
-    probs, labels = [], []
+    per_image_loss = objective.make_loss(reduction="none")
+    losses, probs, labels = [], [], []
     for x, y in loader:
         with precision.autocast(loader.device):
             logits = model(x)
         logits = logits.float()
-        total_loss += loss_fn(logits, objective.target(y)) * y.shape[0]
+        losses.append(per_image_loss(logits, objective.target(y)).reshape(-1))
         probs.append(objective.pneumonia_prob(logits))
         labels.append(y)
     probs_cpu, labels_cpu = torch.cat(probs).cpu(), torch.cat(labels).cpu()
-    acc = ((probs_cpu >= THRESHOLD).long() == labels_cpu).float().mean().item()
-    return Evaluation(total_loss.item() / loader.num_images, acc, probs_cpu, labels_cpu)
+    acc = (says_pneumonia(probs_cpu).long() == labels_cpu).float().mean().item()
+    loss = selection.VAL_LOSSES[loss_mean](torch.cat(losses).cpu().double().numpy(), loss_batch)
+    return Evaluation(loss, acc, probs_cpu, labels_cpu)
 
 
 def train_case(
@@ -133,7 +142,7 @@ def train_case(
     synchronize(device)
     start = time.perf_counter()  # wall time counts the one-time feature pass too
     net, feature_pass_s = model, None
-    if tr.feature_cache and getattr(model, "backbone_frozen", False) and not case.data.augment:
+    if tr.feature_cache and getattr(model, "features_fixed", False) and not case.data.augment:
         # A frozen backbone gives the same features every epoch: compute them once, train the head.
         t0 = time.perf_counter()
         in_order = BatchLoader(data.splits["train"], eval_batch_size, **batches)  # features must match labels
@@ -157,7 +166,9 @@ def train_case(
         t1 = time.perf_counter()  # .item() in train_one_epoch already synchronised
         if not math.isfinite(train_loss):
             raise Diverged(f"diverged at epoch {epoch}: training loss is {train_loss}")
-        val = evaluate(net, val_loader, objective, loss_fn, precision=precision)
+        val = evaluate(
+            net, val_loader, objective, precision=precision, loss_mean=tr.val_loss, loss_batch=tr.eval_batch_size
+        )
         if scheduler is not None:
             scheduler.step()
         row = _epoch_row(epoch, train_loss, train_acc, val, lr, train_time_s=t1 - t0, started=t0)
@@ -169,7 +180,9 @@ def train_case(
         if stopping.should_stop(row):
             break
     net.load_state_dict(best_state)
-    test = evaluate(net, test_loader, objective, loss_fn, precision=precision)
+    test = evaluate(
+        net, test_loader, objective, precision=precision, loss_mean=tr.val_loss, loss_batch=tr.eval_batch_size
+    )
     synchronize(device)
     wall = time.perf_counter() - start
 

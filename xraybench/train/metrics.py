@@ -7,7 +7,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from xraybench import stats
-from xraybench.stats.decision import THRESHOLD
+from xraybench.stats.decision import says_pneumonia
 
 
 def auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
@@ -16,10 +16,10 @@ def auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
     return float(skm.roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else None
 
 
-def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = THRESHOLD) -> dict:
-    """Metrics for label 1 = pneumonia (the positive class) at a probability threshold."""
+def binary_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """Metrics for label 1 = pneumonia (the positive class) under the decision rule (``says_pneumonia``)."""
     labels = np.asarray(labels).astype(int)
-    preds = (np.asarray(probs) >= threshold).astype(int)
+    preds = says_pneumonia(np.asarray(probs)).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(labels, preds, labels=[0, 1]).ravel().tolist()
     both_classes = len(np.unique(labels)) == 2
     return {
@@ -29,5 +29,5 @@ def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = THR
         "specificity": float(skm.recall_score(labels, preds, pos_label=0, zero_division=0)),
         "f1": float(skm.f1_score(labels, preds, pos_label=1, zero_division=0)),
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
-        "intervals": stats.test_intervals(labels, probs, threshold),
+        "intervals": stats.test_intervals(labels, probs),
     }

@@ -44,11 +44,17 @@ class Precision:
         """fp16's loss scaling (its narrow exponent underflows small gradients); a pass-through otherwise."""
         return torch.amp.GradScaler(device.type, enabled=self.name == "fp16")
 
+    @property
+    def explicit(self) -> bool:
+        """Asked for by name (``--precision bf16``), not chosen by ``auto``."""
+        return self.reason == REQUESTED
+
     def as_record(self) -> dict:
         return {"name": self.name, "reason": self.reason}
 
 
 FP32 = Precision("fp32", "default")
+REQUESTED = "requested"  # the reason of a precision asked for by name
 
 
 def cuda_capability(device: torch.device) -> tuple[int, int]:
@@ -72,7 +78,7 @@ def choose(requested: str, device: torch.device) -> Precision:
     if requested not in CHOICES:
         raise PrecisionError(f"--precision {requested}: expected one of {', '.join(CHOICES)}")
     if requested != "auto":
-        return Precision(requested, "requested")
+        return Precision(requested, REQUESTED)
     if device.type == "cuda":
         major, minor = cuda_capability(device)
         if major >= 8:
@@ -93,7 +99,7 @@ CPU_FP16_FLAGS = ("avx512_fp16", "amx_fp16")
 
 def slow_warning(precision: Precision, device: torch.device) -> str | None:
     """A requested precision the device only emulates: say what it will cost."""
-    if precision.reason != "requested" or precision.name == "fp32":
+    if not precision.explicit or precision.name == "fp32":
         return None
     if device.type == "cpu":
         native = CPU_BF16_FLAGS if precision.name == "bf16" else CPU_FP16_FLAGS

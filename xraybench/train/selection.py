@@ -1,21 +1,44 @@
-"""Which epoch's weights are kept, and when training stops early: both judged on the validation split.
+"""Which epoch's weights are kept, when training stops early, and what the validation loss averages: all
+judged on the validation split.
 
 The homework keeps the epoch with the best validation accuracy; MedMNIST v2 keeps the best validation
-AUC; MedMNIST+ the lowest validation loss, stopping once it has not improved for 5 epochs. A case
-names its rule (``train.select_by``) and, if it wants one, ``train.early_stopping = {patience, metric}``.
+AUC (the first epoch to reach it: ``cur_auc > best_auc`` in its train_and_eval_pytorch.py); MedMNIST+ the
+lowest validation loss, stopping once it has not improved for 5 epochs. A case names its rule
+(``train.select_by``) and, if it wants one, ``train.early_stopping = {patience, metric}``. An epoch replaces
+the kept one only when its key is strictly larger, so ties keep the earlier epoch.
+
+MedMNIST+ averages its validation loss over batches (the sum of per-batch mean losses over the number of
+batches of 256), so the last, short batch weighs more per image; ``train.val_loss = "batch_mean"`` with
+``train.eval_batch_size`` computes it so (``VAL_LOSSES``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-# A history row → a key where larger is better; accuracy and AUC break ties by the lower loss.
+import numpy as np
+
+# A history row → a key where larger is better; accuracy breaks ties by the lower loss (the homework's rule).
 SELECT_BY: dict[str, Callable[[dict], tuple]] = {
     "val_acc": lambda row: (row["val_acc"], -row["val_loss"]),
-    "val_auc": lambda row: (row["val_auc"] if row["val_auc"] is not None else float("-inf"), -row["val_loss"]),
+    "val_auc": lambda row: (row["val_auc"] if row["val_auc"] is not None else float("-inf"),),
     "val_loss": lambda row: (-row["val_loss"],),
 }
 EARLY_STOPPING_KEYS = ("patience", "metric")
+
+
+def image_mean(losses: np.ndarray, batch_size: int) -> float:
+    """Every image weighs the same."""
+    return float(np.mean(losses))
+
+
+def batch_mean(losses: np.ndarray, batch_size: int) -> float:
+    """The mean of the per-batch mean losses over consecutive batches of ``batch_size`` images (MedMNIST+)."""
+    batches = [losses[i : i + batch_size] for i in range(0, len(losses), batch_size)]
+    return float(np.mean([b.mean() for b in batches]))
+
+
+VAL_LOSSES: dict[str, Callable[[np.ndarray, int], float]] = {"image_mean": image_mean, "batch_mean": batch_mean}
 
 
 class EarlyStopping:
