@@ -3,7 +3,8 @@
     python benchmarks/gpu_throughput.py [--batches 32 64 128] [--steps 50] [--warmup 10]
                                         [--model resnet50] [--size 224] [--precision auto] [--device auto]
 
-Both train the same architecture (random weights, 2 outputs, Adam) with the same precision
+Both train the same architecture (random weights, 2 outputs, Adam: the engine's fused one, the plain loop's
+torch default) with the same precision
 (``auto``: bf16 autocast on compute capability ≥ 8.0, fp16 with loss scaling before) and
 channels_last. The plain loop is what a careful user writes: the model, ``torch.autocast``, a
 batch already on the GPU as float, ``zero_grad / backward / step`` (its output layer runs in the
@@ -35,7 +36,7 @@ from xraybench.data.sources import Split
 from xraybench.environment import synchronize
 from xraybench.models.backbones import TORCHVISION_BACKBONES
 from xraybench.models.registry import create_model
-from xraybench.train import speedups
+from xraybench.train import optim, speedups
 from xraybench.train.engine import train_one_epoch
 from xraybench.train.objectives import OBJECTIVES
 from xraybench.train.precision import CHOICES, Precision, choose, final_layer_in_fp32
@@ -67,7 +68,8 @@ def xraybench_engine(
     loader = BatchLoader(
         split, batch, device=device, channels=3, mean=mean, std=std, shuffle=True, channels_last=channels_last
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    # The engine's own optimizer (fused Adam where torch has it, as a case trains), not a plain torch.optim.Adam.
+    optimizer = optim.build_optimizer("adam", model.parameters(), lr=1e-4, weight_decay=0.0, options={})
     scaler, loss_fn = precision.grad_scaler(device), objective.make_loss()
     warm = BatchLoader(
         Split(images[: batch * warmup], labels[: batch * warmup]),

@@ -13,7 +13,8 @@ from xraybench.data.sources import SyntheticSource
 from xraybench.models import backbones
 from xraybench.models.backbones import TORCHVISION_BACKBONES, lite0_imagenet
 from xraybench.models.registry import create_model
-from xraybench.train.engine import _feature_loader, train_case
+from xraybench.train.engine import train_case
+from xraybench.train.features import feature_loader
 from xraybench.train.precision import FP32
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
@@ -60,7 +61,7 @@ def test_the_head_on_cached_features_equals_the_whole_model(backbone):
     split = cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 64).open().splits["val"]
     mean, std = model.normalization or (0.5, 0.5)
     loader = BatchLoader(split, 16, device="cpu", channels=3, mean=mean, std=std)
-    features = _feature_loader(model.backbone, loader, 16, shuffle=False, seed=0, precision=FP32)
+    features = feature_loader(model.backbone, loader, 16, shuffle=False, seed=0, precision=FP32)
     with torch.no_grad():
         cached = torch.cat([model.head(x) for x, _ in features])
         whole = torch.cat([model(x) for x, _ in loader])

@@ -3,12 +3,14 @@ fp16 loss scaling, --deterministic, and how the choices are recorded and checked
 
 import dataclasses
 import json
+import os
+import sys
 import warnings
 
 import pytest
 import torch
 
-from xraybench import results
+from xraybench import environment, results
 from xraybench.cases import PROFILES, apply_profile, load_cases
 from xraybench.check import environment_warnings
 from xraybench.cli import main
@@ -275,3 +277,165 @@ def test_deterministic_runs_repeat_bit_for_bit(tmp_path):
         rows.append(results.read(tmp_path / str(k) / "smoke-cpu-synthetic").cases[0])
     assert rows[0].predictions == rows[1].predictions
     assert [h.train_loss for h in rows[0].history] == [h.train_loss for h in rows[1].history]
+
+
+# --device auto on a machine whose NVIDIA GPU this torch cannot use (issue 35): one line, not a silent CPU run.
+SMOKE_CPU = ["--profile", "smoke", "--no-report", "--precision", "fp32"]
+TOO_OLD = (
+    "CUDA initialization: The NVIDIA driver on your system is too old (found version 12020). Please update your "
+    "GPU driver by downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx "
+    "Alternatively, go to: https://pytorch.org to install a PyTorch version that has been compiled with your version "
+    "of the CUDA driver. (Triggered internally at /pytorch/c10/cuda/CUDAFunctions.cpp:119.)"
+)
+
+
+@pytest.fixture
+def old_driver(monkeypatch):
+    """A CUDA 13.0 build of torch on a machine with an NVIDIA GPU whose driver (535) is too old for it."""
+    monkeypatch.setattr(environment, "_said", set())
+    monkeypatch.setattr(environment, "_torch_said", [])
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(environment, "nvidia_gpu_present", lambda: True)
+    monkeypatch.setattr(environment, "nvidia_driver_version", lambda: "535.104.05")
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_auto_says_once_why_a_gpu_machine_trains_on_the_cpu(old_driver, capsys):
+    assert environment.resolve_device("auto") == CPU
+    assert environment.resolve_device("auto") == CPU  # the local executor resolves again for every case
+    assert worker.probe("auto", "auto")["device"] == "cpu"  # what the CLI asks
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("device: this torch is built for CUDA 13.0 but no GPU is reachable")
+    for words in ("NVIDIA driver 535.104.05", "training on the CPU", "needs NVIDIA driver ≥ 580 ", "--device cpu"):
+        assert words in err
+    assert "≥ 580.65.06 for all of CUDA 13.0" in err and "torch wheel for your driver's CUDA" in err
+
+
+def test_auto_quotes_torch_warning_instead_of_repeating_it(old_driver, monkeypatch, capsys):
+    def too_old():
+        warnings.warn(TOO_OLD, UserWarning, stacklevel=2)
+        return False
+
+    monkeypatch.setattr(torch.cuda, "is_available", too_old)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert environment.resolve_device("auto") == CPU
+    assert shown == []
+    err = capsys.readouterr().err
+    assert "(torch.cuda.is_available() is False: NVIDIA driver 535.104.05; The NVIDIA driver on your system is" in err
+    assert "too old (found version 12020))" in err and "Please update" not in err and "Triggered" not in err
+
+
+def test_device_cuda_refuses_in_one_line_with_the_same_words(old_driver, capsys):
+    with pytest.raises(environment.DeviceError, match=r"no CUDA device.*CUDA 13\.0.*needs NVIDIA driver ≥ 580"):
+        environment.resolve_device("cuda")
+    assert main(["run", "hw3-c-gap", "--device", "cuda", *SMOKE_CPU]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xraybench: error: --device cuda: no CUDA device is available to torch: this torch is built")
+    assert "\n" not in err and "driver 535.104.05" in err and "or use --device cpu" in err
+
+
+def test_a_new_enough_driver_points_elsewhere(old_driver, monkeypatch):
+    monkeypatch.setattr(environment, "nvidia_driver_version", lambda: "580.95.05")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    note = environment.cpu_fallback_note()
+    assert "Driver 580.95.05 is new enough for CUDA 13.0 (≥ 580)" in note and "CUDA_VISIBLE_DEVICES=3" in note
+    assert "needs NVIDIA driver" not in note
+
+
+@pytest.mark.parametrize(
+    "machine",
+    [
+        {"cuda": None},  # a CPU-only (or ROCm) build of torch
+        {"present": False},  # no NVIDIA driver, no nvidia-smi: a machine without a GPU
+        {"visible": ""},  # every GPU hidden on purpose
+        {"visible": "NoDevFiles"},  # Slurm: a job given no GPU
+    ],
+)
+def test_auto_stays_quiet_where_no_gpu_is_expected(old_driver, monkeypatch, capsys, machine):
+    def too_old():
+        warnings.warn(TOO_OLD, UserWarning, stacklevel=2)
+        return False
+
+    monkeypatch.setattr(torch.cuda, "is_available", too_old)
+    monkeypatch.setattr(torch.version, "cuda", machine.get("cuda", "13.0"))
+    monkeypatch.setattr(environment, "nvidia_gpu_present", lambda: machine.get("present", True))
+    if "visible" in machine:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", machine["visible"])
+    with pytest.warns(UserWarning, match="CUDA initialization"):  # torch's own warning, as without xraybench
+        assert environment.resolve_device("auto") == CPU
+        with pytest.raises(environment.DeviceError, match=r"^--device cuda: no CUDA device is available to torch; use"):
+            environment.resolve_device("cuda")
+    assert capsys.readouterr().err == ""
+
+
+def test_the_driver_table_and_the_driver_version(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert environment._driver_need("12.8") == ("525.60.13", "570.26")
+    assert environment._driver_need("13.0") == ("580", "580.65.06")
+    assert environment._driver_need("13.3") == ("580", None)  # a minor the table has not met: the major's minimum
+    assert environment._driver_need("14.0") == (None, None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert environment._driver_need("12.8") == ("528.33", "570.65")
+    proc = tmp_path / "version"
+    proc.write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"
+        "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"
+    )
+    monkeypatch.setattr(environment, "NVIDIA_PROC", proc)
+    assert environment.nvidia_gpu_present() and environment.nvidia_driver_version() == "535.104.05"
+
+
+def test_a_run_on_such_a_machine_says_it_once(old_driver, tmp_path, monkeypatch, capsys):
+    """The CLI's probe, every case's own resolve and a worker's note (Ray, Slurm) all say the same line: once."""
+    probe = worker.probe
+    monkeypatch.setattr(worker, "probe", lambda *a: {**probe(*a), "device_note": environment.cpu_fallback_note()})
+    assert main(["run", "hw3-c-gap", "--device", "auto", *SMOKE_CPU, "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("device: this torch is built for CUDA 13.0") == 1
+    assert (tmp_path / "smoke-cpu-synthetic" / "results.json").exists()
+
+
+# --deterministic in a reused process: cuBLAS reads CUBLAS_WORKSPACE_CONFIG once, when it starts.
+@pytest.fixture
+def no_workspace(monkeypatch):
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "restored after the test")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    monkeypatch.setattr(environment, "_said", set())
+    yield
+    environment.configure(CPU, deterministic=False)
+
+
+@pytest.mark.parametrize("given, expected", [(None, ":4096:8"), (":16:8", ":16:8")])
+def test_run_sets_the_cublas_workspace_before_probing_the_device(no_workspace, monkeypatch, given, expected):
+    if given:
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", given)
+    seen = []
+
+    def probe(device, precision):
+        seen.append(os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+        return {"error": "stop here"}
+
+    monkeypatch.setattr(worker, "probe", probe)
+    assert main(["run", "hw3-c-gap", "--device", "cpu", "--deterministic", *SMOKE_CPU]) == 2
+    assert seen == [expected]
+
+
+def test_deterministic_warns_once_where_cuda_started_before_the_workspace_was_set(no_workspace, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    environment.configure(CPU, deterministic=True)
+    environment.configure(CPU, deterministic=True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: --deterministic: CUDA was initialised in this process")
+    assert "CUBLAS_WORKSPACE_CONFIG=:4096:8 before the first CUDA call" in err
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+def test_deterministic_is_quiet_where_the_workspace_was_set_in_time(no_workspace, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    environment.configure(CPU, deterministic=True)  # CUDA not started yet: set, nothing to say
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    environment.configure(CPU, deterministic=True)  # set before CUDA started (by run, or the user)
+    assert capsys.readouterr().err == ""

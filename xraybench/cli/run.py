@@ -9,7 +9,7 @@ import sys
 import torch
 
 from xraybench import cases as case_mod
-from xraybench import executors, report, stats
+from xraybench import environment, executors, report, stats
 from xraybench.cases import PROFILES, CaseError
 from xraybench.data import open_source
 from xraybench.environment import DeviceError
@@ -21,6 +21,8 @@ MAX_CASE_TIMEOUT_S = 30 * 24 * 3600  # a month; far larger values overflow the i
 
 
 def cmd_run(args) -> int:
+    if args.deterministic:  # before anything in this process can start cuBLAS (Ray's local cluster inherits it too)
+        environment.fix_cublas_workspace()
     if not args.all and not args.patterns:
         raise CaseError("name the cases to run: --all, or one or more id patterns such as 'hw3*' (see xraybench list)")
     if args.max_seeds is not None and args.max_seeds < stats.MIN_SEEDS:
@@ -100,6 +102,8 @@ def _run_on(executor, args, cases, suites) -> int:
     found = executor.probe(args.device, args.precision)
     if found.get("error"):
         raise DeviceError(found["error"])
+    if found.get("device_note"):  # a worker that fell back to the CPU though it seems to have a GPU (once a process)
+        environment.say_once(found["device_note"])
     device, chosen = torch.device(found["device"]), found["precision"]
     if executor.name != "local" and args.verbose:
         say(f"executor: {executor.describe()}; cases train on {device.type}")

@@ -61,7 +61,9 @@ class Metrics(Record):
     trainable_params: int | None = None
     peak_memory_mb: float | None = None
     peak_memory_kind: str | None = None
+    peak_reserved_mb: float | None = None  # CUDA: the caching allocator's peak (tensors + cache), what runs out
     memory_at_start_mb: float | None = None
+    eval_batch_halved_to: int | None = None  # evaluation's forward batch after out-of-memory halvings (same results)
     precision: str | None = None
 
     @property

@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from xraybench.data import BatchLoader, Dataset
-from xraybench.data.batches import TensorLoader
 from xraybench.environment import synchronize
 from xraybench.models import registry
 from xraybench.stats.decision import says_pneumonia
 from xraybench.train import memory, optim, selection, speedups
+from xraybench.train.features import cached_features
 from xraybench.train.metrics import auc, binary_metrics
 from xraybench.train.objectives import OBJECTIVES, Objective
 from xraybench.train.precision import FP32, Precision, final_layer_in_fp32
@@ -81,7 +81,6 @@ def train_one_epoch(
     return total_loss.item() / n, correct.item() / n
 
 
-@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     loader: BatchLoader,
@@ -90,10 +89,18 @@ def evaluate(
     precision: Precision = FP32,
     loss_mean: str = "image_mean",
     loss_batch: int = 256,
+    forward_batch: memory.ForwardBatch | None = None,
 ) -> Evaluation:
     """Loss, accuracy and per-image probabilities over one split, in eval mode. The loss averages the images'
     losses as ``loss_mean`` says (``selection.VAL_LOSSES``; ``batch_mean`` over batches of ``loss_batch``,
-    whatever batches the forward passes use)."""
+    whatever batches the forward passes use: ``forward_batch`` halves them where they run out of memory)."""
+    forward_batch = forward_batch or memory.ForwardBatch(loader.batch_size)
+    return forward_batch.run(loader, lambda: _evaluate_pass(model, loader, objective, precision, loss_mean, loss_batch))
+
+
+@torch.inference_mode()
+def _evaluate_pass(model, loader, objective: Objective, precision: Precision, loss_mean: str, loss_batch: int):
+    """One pass at the loader's batch: ``evaluate`` runs it again, smaller, where it runs out of memory."""
     model.eval()
     per_image_loss = objective.make_loss(reduction="none")
     losses, probs, labels = [], [], []
@@ -132,9 +139,15 @@ def train_case(
     model, channels_last = _build_model(case, objective, device, precision)
     loss_fn = objective.make_loss()
     batches = _batch_settings(case, model, device, channels_last)
-    train_loader = BatchLoader(
-        data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed, augment=case.data.augment, **batches
-    )
+    forward_batch = memory.ForwardBatch(eval_batch_size)  # evaluation's, halved where it runs out of memory
+    # A frozen backbone gives the same features every epoch: compute them once (in order, to match the labels).
+    cache_features = tr.feature_cache and getattr(model, "features_fixed", False) and not case.data.augment
+    if cache_features:
+        train_loader = BatchLoader(data.splits["train"], eval_batch_size, **batches)
+    else:
+        train_loader = BatchLoader(
+            data.splits["train"], tr.batch_size, shuffle=True, seed=tr.seed, augment=case.data.augment, **batches
+        )
     val_loader = BatchLoader(data.splits["val"], eval_batch_size, **batches)
     test_loader = BatchLoader(data.splits["test"], eval_batch_size, **batches)
 
@@ -142,12 +155,10 @@ def train_case(
     synchronize(device)
     start = time.perf_counter()  # wall time counts the one-time feature pass too
     net, feature_pass_s = model, None
-    if tr.feature_cache and getattr(model, "features_fixed", False) and not case.data.augment:
-        # A frozen backbone gives the same features every epoch: compute them once, train the head.
+    if cache_features:  # the head trains on them; rebinding the names frees the images on the device
         t0 = time.perf_counter()
-        in_order = BatchLoader(data.splits["train"], eval_batch_size, **batches)  # features must match labels
-        train_loader, val_loader, test_loader = _cached_features(
-            model.backbone, (in_order, val_loader, test_loader), tr, eval_batch_size, precision
+        train_loader, val_loader, test_loader = cached_features(
+            model.backbone, (train_loader, val_loader, test_loader), tr, forward_batch, precision
         )
         synchronize(device)
         net, feature_pass_s = model.head, time.perf_counter() - t0
@@ -155,6 +166,7 @@ def train_case(
     optimizer, scheduler = _optimization(tr, net)
     scaler = precision.grad_scaler(device)
 
+    evaluation = dict(loss_mean=tr.val_loss, loss_batch=tr.eval_batch_size, forward_batch=forward_batch)
     history, best, best_state, best_val_probs = [], None, None, None
     kept_by, stopping = selection.SELECT_BY[tr.select_by], selection.EarlyStopping(tr.early_stopping, tr.select_by)
     for epoch in range(1, tr.epochs + 1):
@@ -166,9 +178,7 @@ def train_case(
         t1 = time.perf_counter()  # .item() in train_one_epoch already synchronised
         if not math.isfinite(train_loss):
             raise Diverged(f"diverged at epoch {epoch}: training loss is {train_loss}")
-        val = evaluate(
-            net, val_loader, objective, precision=precision, loss_mean=tr.val_loss, loss_batch=tr.eval_batch_size
-        )
+        val = evaluate(net, val_loader, objective, precision=precision, **evaluation)
         if scheduler is not None:
             scheduler.step()
         row = _epoch_row(epoch, train_loss, train_acc, val, lr, train_time_s=t1 - t0, started=t0)
@@ -180,9 +190,7 @@ def train_case(
         if stopping.should_stop(row):
             break
     net.load_state_dict(best_state)
-    test = evaluate(
-        net, test_loader, objective, precision=precision, loss_mean=tr.val_loss, loss_batch=tr.eval_batch_size
-    )
+    test = evaluate(net, test_loader, objective, precision=precision, **evaluation)
     synchronize(device)
     wall = time.perf_counter() - start
 
@@ -196,6 +204,7 @@ def train_case(
         train_images=train_loader.num_images,
         feature_pass_s=feature_pass_s,
         memory=memory_meter.read(),
+        eval_batch_halved_to=forward_batch.halved_to,
     )
     return {
         "history": history,
@@ -231,17 +240,6 @@ def _batch_settings(case: Case, model: nn.Module, device: torch.device, channels
         channels_last=channels_last,
         pad_to=case.data.pad_to,
     )
-
-
-def _cached_features(backbone: nn.Module, loaders, tr, eval_batch_size: int, precision: Precision):
-    """The train (shuffled), validation and test loaders over the frozen backbone's features, computed once."""
-    in_order, val_loader, test_loader = loaders
-    train = _feature_loader(backbone, in_order, tr.batch_size, shuffle=True, seed=tr.seed, precision=precision)
-    val, test = (
-        _feature_loader(backbone, loader, eval_batch_size, shuffle=False, seed=tr.seed, precision=precision)
-        for loader in (val_loader, test_loader)
-    )
-    return train, val, test
 
 
 def _optimization(tr, net: nn.Module):
@@ -285,6 +283,7 @@ def _metrics(
     train_images: int,
     feature_pass_s: float | None,
     memory: dict,
+    eval_batch_halved_to: int | None,
 ) -> dict:
     """The row's metrics: the test pass, the training at its last and its kept epoch, what it cost."""
     return {
@@ -305,20 +304,6 @@ def _metrics(
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         **memory,
+        "eval_batch_halved_to": eval_batch_halved_to,
         "precision": precision.name,
     }
-
-
-@torch.no_grad()  # not inference_mode: the head trains on these tensors with autograd
-def _feature_loader(
-    backbone: nn.Module, loader: BatchLoader, batch_size: int, *, shuffle: bool, seed: int, precision: Precision
-) -> TensorLoader:
-    """The backbone's output for every image, in the shape the head takes: a vector for most heads,
-    a feature map for SqueezeNet's convolutional head and ConvNeXt's LayerNorm2d."""
-    assert not getattr(loader, "shuffle", False), "features are paired with labels in order"
-    backbone.eval()
-    features = []
-    for x, _ in loader:
-        with precision.autocast(loader.device):
-            features.append(backbone(x).float())
-    return TensorLoader(torch.cat(features), loader.labels, batch_size, shuffle=shuffle, seed=seed)

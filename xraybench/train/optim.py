@@ -67,11 +67,34 @@ def build_optimizer(name: str, params, *, lr: float, weight_decay: float, option
 
     A fused step updates every parameter in one pass: measured 1.9–2.0× per training step of
     the HW3 MLP on the CPU (its step is dominated by Adam over 2–8 M weights); same update rule.
+    A fused optimizer's parameters that have a size-1 dimension get ``_grad_in_param_strides``.
     """
     cls = OPTIMIZERS[name]
     chosen = {"fused", "foreach"} & options.keys()
     speed = {"fused": True} if "fused" in inspect.signature(cls).parameters and not chosen else {}
-    return cls(params, lr=lr, weight_decay=weight_decay, **speed, **options)
+    optimizer = cls(params, lr=lr, weight_decay=weight_decay, **speed, **options)
+    if optimizer.defaults.get("fused"):
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.requires_grad and 1 in p.shape:
+                    p.register_post_accumulate_grad_hook(_grad_in_param_strides)
+    return optimizer
+
+
+def _grad_in_param_strides(param: torch.Tensor) -> None:
+    """Give a freshly accumulated gradient exactly its parameter's strides (a post-accumulate-grad hook).
+
+    CUDA's fused kernel stops the step unless each gradient has its parameter's strides ("params, grads,
+    exp_avgs, and exp_avg_sqs must have same dtype, device, and layout"), and before torch 2.5 it compares
+    them in size-1 dimensions too (pytorch#106951), where autograd lets a gradient keep the strides its
+    kernel chose. Channels-last conv weights of shape (32, 1, 3, 3), (C, 1, k, k) or (C_out, C_in, 1, 1)
+    are such tensors: a conv kernel that works in the contiguous format (CUDA's slow_conv2d, which runs bf16
+    convs where cuDNN has no bf16) would stop the first step. cuDNN returns the weight's own strides, so
+    with cuDNN the copy does not run.
+    """
+    grad = param.grad
+    if grad is not None and grad.stride() != param.stride():
+        param.grad = grad.new_empty_strided(param.shape, param.stride()).copy_(grad)
 
 
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int, options: dict):

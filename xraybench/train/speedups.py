@@ -41,7 +41,9 @@ def prepare(model: nn.Module) -> tuple[nn.Module, bool]:
     """The model, rewritten for speed in place; and whether its inputs should be channels-last.
 
     Convolutions run faster on channels-last tensors (measured on the CPU: 1.2–1.6× per
-    training step for the HW3 CNNs and EfficientNet-Lite0; cuDNN prefers them too).
+    training step for the HW3 CNNs and EfficientNet-Lite0; cuDNN prefers them too). A weight with a
+    size-1 dimension, such as the HW3 first conv's (32, 1, 3, 3), has two sets of strides that both read as
+    channels-last; the fused optimizer needs its gradient's to be the same set (``optim.build_optimizer``).
     """
     pool_before_relu(model)
     channels_last = uses_convolutions(model)

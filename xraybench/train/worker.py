@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gc
 import os
 import platform
 import signal
@@ -36,6 +35,7 @@ from xraybench.models import registry
 from xraybench.models.info import model_info
 from xraybench.models.weights import WeightsMissing
 from xraybench.results import Epoch, Metrics, ModelInfo, Row
+from xraybench.train import memory
 from xraybench.train.engine import train_case
 from xraybench.train.logs import EpochLog
 from xraybench.train.objectives import OBJECTIVES
@@ -152,6 +152,9 @@ def probe(device: str, precision: str) -> dict:
         "device": resolved.type,
         "precision": chosen,
         "slow_warning": precision_mod.slow_warning(chosen, resolved),
+        # Why a machine that seems to have a GPU trains on the CPU (a driver too old for this torch), for the
+        # driver to print: a Slurm or Ray worker's stderr is not the user's terminal.
+        "device_note": environment.cpu_fallback_note() if device == "auto" and resolved.type == "cpu" else None,
         "worker": worker_info("probe", resolved),
         "machine_info": environment.machine_info(),
         "software": environment.software_info(resolved),
@@ -225,7 +228,7 @@ def train_one(
     def record_op(op: str) -> None:
         row.nondeterministic_ops = sorted({*row.nondeterministic_ops, op})
 
-    def attempt(case: Case, eval_batch_size: int) -> dict:
+    def attempt(case: Case) -> dict:
         if log is not None:
             log.start()  # afresh: an out-of-memory retry starts its epochs over
         with environment.keep_freed_memory(), environment.nondeterministic_ops(record_op):
@@ -240,15 +243,16 @@ def train_one(
             )
 
     def retry_smaller(case: Case) -> dict:
+        """The training ran out of memory: its batch halves (evaluation's halves in the engine, where it runs out)."""
         half = max(1, case.train.batch_size // 2)
         row.retry = f"CUDA out of memory at batch size {case.train.batch_size}; retried with {half}"
         bar.reset(total=case.train.epochs * -(-len(data.splits["train"]) // half))
         case = dataclasses.replace(case, train=dataclasses.replace(case.train, batch_size=half))
         row.config = case.config()
-        return attempt(case, max(1, eval_batch_size // 2))
+        return attempt(case)
 
     try:
-        outcome = _with_oom_retry(lambda: attempt(case, eval_batch_size), lambda: retry_smaller(case))
+        outcome = _with_oom_retry(lambda: attempt(case), lambda: retry_smaller(case))
         row.history = [Epoch.model_validate(epoch) for epoch in outcome["history"]]
         row.metrics = Metrics.model_validate(outcome["metrics"])
         row.predictions = {
@@ -275,7 +279,8 @@ def train_one(
 
 
 def _with_oom_retry(first, retry):
-    """``first()``; if it runs out of CUDA memory, ``retry()`` once (with half the batch).
+    """``first()``; if it runs out of CUDA memory (``memory.is_out_of_memory``), ``retry()`` once (with half the
+    batch). Evaluation's out-of-memory errors do not come here: the engine halves its batch and goes on.
 
     The retry runs after the ``except`` block, not in it: while an exception is being handled,
     its traceback keeps the first attempt's frames alive — model, optimizer state, data and
@@ -283,9 +288,8 @@ def _with_oom_retry(first, retry):
     """
     try:
         return first()
-    except torch.cuda.OutOfMemoryError:
-        pass
-    gc.collect()  # frames of the first attempt may sit in reference cycles
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
+    except Exception as exc:
+        if not memory.is_out_of_memory(exc):
+            raise
+    memory.release()  # frames of the first attempt may sit in reference cycles, their blocks in the cache
     return retry()
