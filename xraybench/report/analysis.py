@@ -71,10 +71,11 @@ def operating_section(run: Run, done: list[CaseResult]) -> dict | None:
                 THRESHOLD_HEADERS,
                 thresholds,
                 caption="Thresholds are chosen on the validation split, per seed, and frozen for the test split: "
-                "0.5 is the homework's rule; Youden's J maximises sensitivity + specificity − 1 on "
-                "validation; a case declaring a target sensitivity gets the highest threshold that "
-                "reaches it on validation (mean ± sd over seeds). Proportions: mean over seeds with a 95% interval "
-                "counting the seeds' spread and the test images' sampling (Wilson with one seed).",
+                "the decision rule says PNEUMONIA above 0.5 (MedMNIST's); Youden's J maximises "
+                "sensitivity + specificity − 1 on validation; a case declaring a target sensitivity gets the "
+                "highest threshold that reaches it on validation (mean ± sd over seeds). Proportions: mean over "
+                "seeds with a 95% interval counting the seeds' spread and the test images' sampling (Wilson with "
+                "one seed).",
             ),
             Table(
                 FIXED_SPEC_HEADERS,
@@ -137,7 +138,7 @@ def error_gallery(run: Run, done: list[CaseResult]) -> dict | None:
         "figure": plots.image_gallery(rows) if rows else None,
         "caption": f"Error gallery of {best.id}, the task's case with the best mean validation accuracy: the "
         f"test images it gets most confidently wrong, by P(pneumonia) averaged over its "
-        f"{len(probs)} seed(s) at the 0.5 threshold, and the images whose label flips across "
+        f"{len(probs)} seed(s) said PNEUMONIA above 0.5, and the images whose label flips across "
         f"seeds (those nearest 0.5 shown).{flipped}",
     }
 

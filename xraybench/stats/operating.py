@@ -5,7 +5,7 @@ comes at a clinically useful specificity, and whether the probabilities mean wha
 Every threshold here is chosen on the validation split and frozen for the test split, per seed:
 choosing it on the test images would report the best case, not what a user gets.
 
-- the homework's rule, P(pneumonia) ≥ 0.5, and Youden's J on validation (max sensitivity +
+- the decision rule, P(pneumonia) > 0.5 (``decision.says_pneumonia``), and Youden's J on validation (max sensitivity +
   specificity − 1), or, where a case (or its suite's defaults) declares ``target_sensitivity``, the
   highest validation threshold that reaches it;
 - sensitivity at 90% and 95% specificity: the lowest validation threshold whose validation
