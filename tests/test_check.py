@@ -286,7 +286,11 @@ def test_schema_1_baseline_file_still_checks(tmp_path, capsys):
     code, result = check(out / "smoke-cpu-synthetic", FIXTURES / "baseline-schema1-smoke.json", capsys=capsys)
     assert code == 1  # the other cases of that baseline are missing from this run
     cnn = next(c for c in result["cases"] if c["id"] == "hw3-a-cnn")
-    assert cnn["seeds"] == "1 / 3" and cnn["status"] in ("within tolerance", "better")  # matched, not "not comparable"
+    assert cnn["seeds"] == "1 / 3" and cnn["status"] != "not comparable"  # matched
+    # Every metric within tolerance or better, but the peak memory: in a long pytest process a case's peak is the
+    # process's resident set, which earlier tests grow (1,711 MB against the baseline's 849 in one CI run).
+    statuses = {m["metric"]: m["status"] for m in cnn["metrics"] if m["metric"] != "peak_memory_mb"}
+    assert set(statuses.values()) <= {"within tolerance", "better"}, statuses
     assert {m["metric"] for m in cnn["metrics"]} >= {"test_acc", "test_auc"}
 
 
