@@ -66,10 +66,13 @@ def _torch_settings_restored():
         torch.is_deterministic_algorithms_warn_only_enabled(),
         torch.backends.cudnn.benchmark,
         torch.backends.cudnn.deterministic,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
     )
     yield
     torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[4], saved[5]
 
 
 @pytest.fixture
@@ -97,6 +100,22 @@ def nan_model(*, in_channels: int, image_size: int, num_outputs: int) -> nn.Modu
             return (self.w * float("nan")).expand(x.shape[0], num_outputs)
 
     return NaN()
+
+
+@register_model
+def cuda_broken_model(*, in_channels: int, image_size: int, num_outputs: int) -> nn.Module:
+    """Fails its first forward as a lost CUDA context does (an illegal memory access): every later kernel of the
+    process would fail too, so the executor must not give the process another case."""
+
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    return Broken()
 
 
 @register_model

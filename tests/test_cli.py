@@ -6,7 +6,7 @@ from conftest import KERMANY, NAN_AND_OK_CASES, NPZ
 from xraybench import results
 from xraybench.cli import main
 from xraybench.runner import jobs
-from xraybench.train import engine, worker
+from xraybench.train import engine, trainings
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
 
@@ -44,13 +44,13 @@ def test_run_writes_results_and_resumes(tmp_path, capsys, monkeypatch):
     assert row["config"]["data"]["image_size"] == 32
 
     # Same run id again: nothing is trained, finished rows are kept.
-    monkeypatch.setattr(worker, "train_case", lambda *a, **k: pytest.fail("finished case trained again"))
+    monkeypatch.setattr(trainings, "train_case", lambda *a, **k: pytest.fail("finished case trained again"))
     assert main(["run", "hw3-a*", *SMOKE, "--out", str(out)]) == 0
     assert "finished earlier" in capsys.readouterr().out
     assert results_of(out, "smoke-cpu-synthetic")["cases"] == doc["cases"]
 
     # --force trains again.
-    monkeypatch.setattr(worker, "train_case", engine.train_case)
+    monkeypatch.setattr(trainings, "train_case", engine.train_case)
     assert main(["run", "hw3-a-cnn", *SMOKE, "--out", str(out), "--force"]) == 0
     forced = results_of(out, "smoke-cpu-synthetic")["cases"]
     assert forced[0]["started"] != doc["cases"][0]["started"] and len(forced) == 2

@@ -68,23 +68,13 @@ def _batch(case: SimpleNamespace, channels_last: bool, device: str = "cpu") -> t
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def _dense(t: torch.Tensor) -> bool:
-    """Non-overlapping and dense: its elements fill ``numel`` consecutive places of memory."""
-    expected = 1
-    for size, stride in sorted(((n, s) for n, s in zip(t.shape, t.stride()) if n != 1), key=lambda d: d[1]):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
-
-
 def _refused(named: dict[str, list[torch.Tensor]]) -> list[str]:
     """What the CUDA fused kernel would refuse, per parameter: its tensors must share device, dtype, layout,
     sizes and strides, each being non-overlapping and dense."""
     refused = []
     for name, (first, *others) in named.items():
-        described = [(t.device, t.dtype, t.layout, t.shape, t.stride()) for t in (first, *others)]
-        if len(set(described)) > 1 or not all(_dense(t) for t in (first, *others)):
+        if not optim.fused_kernel_accepts([first, *others]):
+            described = [(t.device, t.dtype, t.layout, t.shape, t.stride()) for t in (first, *others)]
             refused.append(f"{name}: {described}")
     return refused
 

@@ -117,7 +117,7 @@ def test_the_flags_the_pages_show_exist():
         for page in (ROOT / "README.md", ROOT / "docs" / "running.md")
         for block in code_blocks(page)
         for line in block.splitlines()
-        for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]+", line)
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", line)
     }
     assert shown and not shown - known, sorted(shown - known)
 

@@ -184,7 +184,9 @@ model = {{ name = "slow_model", options = {{ seconds = 1.0 }} }}
     ]
     assert overlapping, "with two GPUs, some cases must have run at the same time"
     assert all(a["cuda_visible_devices"] != b["cuda_visible_devices"] for a, b in overlapping)
-    assert len({w["pid"] for w in workers}) == 4  # a fresh worker process per GPU case
+    assert len({w["pid"] for w in workers}) == 2  # one process per GPU, kept from case to case
+    for pid in {w["pid"] for w in workers}:  # and always on the GPU it started with
+        assert len({w["cuda_visible_devices"] for w in workers if w["pid"] == pid}) == 1
 
 
 def test_a_worker_that_kills_itself_is_retried_then_recorded(tmp_path, write_cases, ray_two_gpus, capsys):
@@ -210,10 +212,10 @@ def test_a_worker_that_kills_itself_is_retried_then_recorded(tmp_path, write_cas
     assert rows["hw3-fine"].status == "ok"
     killed = rows["hw3-killed"]
     assert killed.status == "failed" and killed.seed == 0 and killed.hash
-    assert "WorkerCrashedError" in killed.reason and "2 attempt(s)" in killed.reason
+    assert "ActorDiedError" in killed.reason and "2 attempt(s)" in killed.reason
     assert "logs" in killed.reason and killed.worker["log"]
     assert len(attempts.read_text().split()) == 2  # the first attempt and one retry
-    assert "hw3-killed: FAILED: WorkerCrashedError" in capsys.readouterr().out
+    assert "hw3-killed: FAILED: ActorDiedError" in capsys.readouterr().out
 
 
 class Spy(LocalExecutor):
@@ -222,7 +224,7 @@ class Spy(LocalExecutor):
         self.submitted = []
 
     def submit(self, job):
-        self.submitted.append(job.key)
+        self.submitted += [(case.id, case.train.seed) for case in job.cases]
         super().submit(job)
 
 
@@ -305,7 +307,7 @@ def test_a_worker_that_cannot_open_the_data_returns_a_failed_row(tmp_path):
         device="cpu",
         executor="slurm",
     )
-    row = worker.run_job(job)
+    [row] = worker.run_job(job)
     assert row.status == "failed" and row.id == "hw3-b-mlp" and row.hash == case.config_hash
     assert "FileNotFoundError" in row.reason and "on the worker, before training" in row.reason
 
@@ -327,7 +329,7 @@ def test_slurm_reasons_carry_the_jobs_own_error_and_timeouts_are_not_retried(tmp
         ExecutorOptions(name="slurm", log_dir=tmp_path, time_min=20, max_retries=3), cluster="local"
     )
     case = select(load_cases()[0], ["hw3-b-mlp"])[0]
-    row = executor._row(TimedOut(), Job(case=case, data=None, max_per_split=None, eval_batch_size=64), 1)
+    [row] = executor._rows(TimedOut(), Job(case=case, data=None, max_per_split=None, eval_batch_size=64), 1)
     assert "reached its time limit of 20 min; raise --time-min" in row.reason and not executor._running
 
 
@@ -428,3 +430,32 @@ def test_ray_speaks_only_with_verbose(monkeypatch, verbose):
     with pytest.raises(executors.ExecutorError):
         executors.create(executors.ExecutorOptions(name="ray", address="auto", verbose=verbose))
     assert seen["log_to_driver"] is verbose and seen["logging_level"] == (logging.INFO if verbose else logging.ERROR)
+
+
+def test_a_ray_actor_whose_cuda_context_broke_gets_no_more_cases(tmp_path, write_cases, ray_two_gpus):
+    """One slot (a case asks for both CPUs): cases run one after another in one actor, except after a case that
+    lost its CUDA context, whose actor is replaced."""
+    cases = write_cases(
+        """
+suite = "t"
+[tasks]
+A = "a task"
+"""
+        + "".join(
+            f"""
+[[case]]
+id = "t-{name}"
+task = "A"
+title = "{name}"
+model = {{ name = "{model}" }}
+"""
+            for name, model in [("broken", "cuda_broken_model"), ("after", "hw3_gap_cnn"), ("later", "hw3_gap_cnn")]
+        )
+    )
+    argv = ["run", "--all", "--cases", str(cases), *SMOKE, "--out", str(tmp_path), "--executor", "ray"]
+    assert main([*argv, "--cpus-per-case", "2"]) == 1
+    rows = {r.id: r for r in results.read(tmp_path / "smoke-cpu-synthetic").cases}
+    assert rows["t-broken"].status == "failed" and "illegal memory access" in rows["t-broken"].reason
+    assert rows["t-after"].ok and rows["t-later"].ok
+    assert rows["t-after"].worker["pid"] != rows["t-broken"].worker["pid"]
+    assert rows["t-later"].worker["pid"] == rows["t-after"].worker["pid"]

@@ -102,7 +102,7 @@ def test_only_an_ok_job_of_the_same_training_is_adopted(tmp_path, write_cases):
     first = fresh_driver()
     for job in jobs:
         first.submit(job)
-    statuses = {job.case.id: row.status for job, row in first.completions()}
+    statuses = {job.case.id: rows[0].status for job, rows in first.completions()}
     first.close()
     assert statuses == {"hw3-nan": "failed", "hw3-ok": "ok"}
 

@@ -15,7 +15,7 @@ from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
 from xraybench.models import registry
 from xraybench.results import Metrics
-from xraybench.train import engine, memory, worker
+from xraybench.train import engine, memory, trainings
 from xraybench.train.engine import train_case
 
 CPU = torch.device("cpu")
@@ -84,9 +84,9 @@ def test_the_worker_retries_a_cublas_allocation_failure_and_nothing_else():
 
         return first
 
-    assert worker._with_oom_retry(fails(CUBLAS), lambda: "retried") == "retried"
+    assert trainings._with_oom_retry(fails(CUBLAS), lambda: "retried") == "retried"
     with pytest.raises(RuntimeError, match="NOT_SUPPORTED"):
-        worker._with_oom_retry(fails(NOT_SUPPORTED), lambda: "retried")
+        trainings._with_oom_retry(fails(NOT_SUPPORTED), lambda: "retried")
 
 
 def test_out_of_memory_while_evaluating_halves_only_the_evaluation_batch(monkeypatch):
@@ -106,7 +106,7 @@ def test_out_of_memory_while_evaluating_halves_only_the_evaluation_batch(monkeyp
 def test_the_worker_row_keeps_the_training_batch_and_says_evaluation_was_halved(monkeypatch):
     case, data = smoke()
     inject(monkeypatch, eval_above(16))
-    row = worker.train_one(case, data, CPU, eval_batch_size=64, progress=False)
+    row = trainings.train_one(case, data, CPU, eval_batch_size=64, progress=False)
     assert row.status == "ok" and row.retry is None
     assert row.config["train"]["batch_size"] == 32 and row.metrics.eval_batch_halved_to == 16
 
@@ -124,7 +124,7 @@ def test_out_of_memory_while_training_still_retries_the_case_at_half_the_batch(m
         return None
 
     ran = inject(monkeypatch, first_training_step)
-    row = worker.train_one(case, data, CPU, eval_batch_size=64, progress=False)
+    row = trainings.train_one(case, data, CPU, eval_batch_size=64, progress=False)
     assert row.status == "ok" and row.retry == "CUDA out of memory at batch size 32; retried with 16"
     assert row.config["train"]["batch_size"] == 16 and row.metrics.eval_batch_halved_to is None
     assert max(batch for training, batch in ran if training) == 16
@@ -134,7 +134,7 @@ def test_out_of_memory_while_training_still_retries_the_case_at_half_the_batch(m
 def test_evaluation_that_fits_no_batch_fails_the_case_without_a_training_retry(monkeypatch):
     case, data = smoke()
     inject(monkeypatch, eval_above(0))
-    row = worker.train_one(case, data, CPU, eval_batch_size=64, progress=False)
+    row = trainings.train_one(case, data, CPU, eval_batch_size=64, progress=False)
     assert row.status == "failed" and row.retry is None
     assert row.reason.startswith("ForwardOutOfMemory: out of memory at one image a batch")
 

@@ -9,7 +9,7 @@ import torch
 from test_engine import smoke_case, smoke_data
 
 from xraybench.cli import main
-from xraybench.train import logs, worker
+from xraybench.train import logs, trainings
 from xraybench.train.logs import EpochLog
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-report"]
@@ -34,7 +34,7 @@ def test_the_csv_holds_each_epoch_while_the_case_still_trains(tmp_path, monkeypa
     case = smoke_case("hw3-b-mlp")
     case = dataclasses.replace(case, train=dataclasses.replace(case.train, epochs=4, seed=3))
     log = EpochLog(tmp_path, case.id, case.train.seed)
-    row = worker.train_one(case, smoke_data(), torch.device("cpu"), log=log, progress=False)
+    row = trainings.train_one(case, smoke_data(), torch.device("cpu"), log=log, progress=False)
     assert row.ok
     assert [r["epoch"] for r in seen["rows"]] == ["1", "2"]  # mid-run
     final = read_csv(tmp_path / "logs" / "hw3-b-mlp" / "seed-3.csv")
@@ -86,5 +86,7 @@ def test_a_log_that_cannot_be_written_stops_and_the_training_goes_on(tmp_path):
     blocked = tmp_path / "run"
     blocked.write_text("a file where the run directory should be")  # mkdir under it fails
     case = smoke_case("hw3-b-mlp")
-    row = worker.train_one(case, smoke_data(), torch.device("cpu"), log=EpochLog(blocked, case.id, 0), progress=False)
+    row = trainings.train_one(
+        case, smoke_data(), torch.device("cpu"), log=EpochLog(blocked, case.id, 0), progress=False
+    )
     assert row.ok and row.log_error.startswith("live log stopped:")

@@ -25,7 +25,7 @@ from xraybench.data.images import read_image
 from xraybench.data.sources import FolderSource
 from xraybench.models import weights
 from xraybench.runner import rundir
-from xraybench.train import worker
+from xraybench.train import trainings
 from xraybench.train.engine import train_case as real_train_case
 
 REPO = Path(__file__).resolve().parent.parent
@@ -203,7 +203,7 @@ def test_cuda_out_of_memory_retries_once_with_half_the_batch(tmp_path, monkeypat
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         return real_train_case(case, *args, **kwargs)
 
-    monkeypatch.setattr(worker, "train_case", flaky)
+    monkeypatch.setattr(trainings, "train_case", flaky)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0
     row = results.read(tmp_path / "smoke-cpu-synthetic").cases[0]
     assert calls == [32, 16] and row.ok
@@ -212,7 +212,7 @@ def test_cuda_out_of_memory_retries_once_with_half_the_batch(tmp_path, monkeypat
     def always(case, *args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
-    monkeypatch.setattr(worker, "train_case", always)
+    monkeypatch.setattr(trainings, "train_case", always)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path), "--force"]) == 1
     row = results.read(tmp_path / "smoke-cpu-synthetic").cases[0]
     assert row.status == "failed" and "OutOfMemoryError" in row.reason and "retried with 16" in row.retry
@@ -240,7 +240,7 @@ def test_out_of_memory_retry_runs_after_the_first_attempt_is_freed(tmp_path, mon
         alive_at_retry.extend(ref() is not None for ref in first_attempt)
         return real_train_case(case, *args, **kwargs)
 
-    monkeypatch.setattr(worker, "train_case", flaky)
+    monkeypatch.setattr(trainings, "train_case", flaky)
     assert main(["run", "hw3-b-mlp", *SMOKE, "--out", str(tmp_path)]) == 0
     assert alive_at_retry == [False, False, False]
 

@@ -107,9 +107,9 @@ class Counting(LocalExecutor):
         self.stop_after = stop_after
 
     def completions(self):
-        for job, row in super().completions():
-            self.trained.append((job.case.id, job.case.train.seed))
-            yield job, row
+        for job, rows in super().completions():
+            self.trained += [(case.id, case.train.seed) for case in job.cases]
+            yield job, rows
             if self.stop_after is not None and len(self.trained) >= self.stop_after:
                 raise KeyboardInterrupt
 

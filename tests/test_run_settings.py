@@ -17,7 +17,7 @@ from xraybench.cli import main
 from xraybench.data import cache
 from xraybench.data.sources import SyntheticSource
 from xraybench.models.registry import create_model
-from xraybench.train import precision, worker
+from xraybench.train import precision, trainings, worker
 from xraybench.train.engine import train_case
 from xraybench.train.precision import Precision, choose, final_layer_in_fp32
 from xraybench.train.precision import cpu_flags as read_cpu_flags  # the real one: conftest fakes precision.cpu_flags
@@ -174,6 +174,8 @@ def test_precision_is_in_results_baseline_and_check_warns(tmp_path, capsys):
         "precision": {"name": "bf16", "reason": "requested"},
         "deterministic": True,
         "random_init": False,
+        "seed_batching": "auto",  # on a GPU; this CPU trained the seeds apart
+        "tf32": False,
     }
     assert run.cases[0].metrics.precision == "bf16"
     assert "precision: bf16 (requested)" in capsys.readouterr().out
@@ -227,7 +229,7 @@ def test_deterministic_mode_is_set_for_training_and_ops_without_one_are_recorded
         )
         return train_case(case, *args, **kwargs)
 
-    monkeypatch.setattr(worker, "train_case", training)
+    monkeypatch.setattr(trainings, "train_case", training)
     assert (
         main(
             [
@@ -439,3 +441,33 @@ def test_deterministic_is_quiet_where_the_workspace_was_set_in_time(no_workspace
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     environment.configure(CPU, deterministic=True)  # set before CUDA started (by run, or the user)
     assert capsys.readouterr().err == ""
+
+
+def test_tf32_is_opt_in_recorded_and_said(tmp_path, capsys):
+    """fp32 products in TF32 only with --tf32: the flags set both ways (PyTorch's defaults differ between matrix
+    products and convolutions), the run records it, check compares it, and the report's header says which."""
+    from conftest import FIXTURES
+
+    from xraybench.report.method import facts
+
+    environment.configure(CPU, deterministic=False, tf32=True)
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    environment.configure(CPU, deterministic=False)
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+
+    out = tmp_path / "runs"
+    argv = ["run", "hw3-a-cnn", "--profile", "smoke", "--device", "cpu", "--no-report", "--out", str(out)]
+    assert main([*argv, "--precision", "fp32", "--tf32"]) == 0
+    assert "precision fp32 (requested), TF32" in capsys.readouterr().out
+    run = results.read(out / "smoke-cpu-synthetic")
+    assert run.settings.tf32 and run.settings.compared()["tf32"] is True
+
+    on_gpu = results.read(FIXTURES / "results-hw3-smoke.json")
+    on_gpu.software["device"] = "cuda"
+    on_gpu.settings.precision = results.schema.Precision(name="fp32", reason="requested")
+    assert on_gpu.settings.tf32 is None  # a run from before the flag: PyTorch's defaults, not "no TF32"
+    assert dict(facts(on_gpu))["Precision"].startswith("fp32 (TF32 unrecorded: PyTorch's defaults")
+    on_gpu.settings.tf32 = False
+    assert dict(facts(on_gpu))["Precision"].startswith("fp32 (no TF32)")
+    on_gpu.settings.tf32 = True
+    assert dict(facts(on_gpu))["Precision"].startswith("fp32 with TF32 products (--tf32)")

@@ -123,3 +123,30 @@ def test_keep_freed_memory_stops_page_faults_while_training_only():
     assert faults["default"][0] > 1000  # fresh pages for every large activation, every step
     assert faults["kept"][0] < faults["default"][0] / 20
     assert faults["kept"][1] > 1000  # after the context: the default allocator again
+
+
+def test_padded_evaluation_batches_change_no_result():
+    """A ragged last batch filled with zero images to the loader's batch (one shape for cuDNN): the same
+    probabilities, loss and accuracy as without, and the pad rows never counted."""
+    from xraybench.cases import PROFILES, apply_profile, load_cases
+    from xraybench.data import BatchLoader, cache
+    from xraybench.data.sources import SyntheticSource
+    from xraybench.train.engine import evaluate
+    from xraybench.train.objectives import OBJECTIVES
+
+    data = cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 32).open()
+    model = create_model("hw3_mlp", in_channels=1, image_size=32, num_outputs=1)  # BatchNorm: eval statistics
+    loader = BatchLoader(data.splits["val"], 24, device=torch.device("cpu"))  # 64 images: 24, 24, 16
+    case = apply_profile(next(c for c in load_cases()[0] if c.id == "hw3-b-mlp"), PROFILES["smoke"])
+    plain = evaluate(model, loader, OBJECTIVES[case.train.loss], pad=False)
+    seen = []
+    model.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    padded = evaluate(model, loader, OBJECTIVES[case.train.loss], pad=True)
+    assert seen == [24, 24, 24]
+    torch.testing.assert_close(padded.probs, plain.probs)
+    assert (padded.loss, padded.acc, len(padded.probs)) == pytest.approx((plain.loss, plain.acc, 64))
+    x = torch.ones(5, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    filled = speedups.padded(x, 8)
+    assert filled.shape == (8, 3, 4, 4) and filled[5:].abs().sum() == 0 and torch.equal(filled[:5], x)
+    assert filled.is_contiguous(memory_format=torch.channels_last)
+    assert speedups.padded(x, 5) is x

@@ -235,15 +235,17 @@ def fix_cublas_workspace() -> None:
         )
 
 
-def configure(device: torch.device, *, deterministic: bool) -> None:
+def configure(device: torch.device, *, deterministic: bool, tf32: bool = False) -> None:
     """Set up torch for a run on ``device``.
 
     Fast by default: cuDNN benchmarks its kernels once per input shape (the shapes are fixed).
     ``deterministic``: the same seed gives the same bits on the same machine and software —
     deterministic algorithms only, cuBLAS with a fixed workspace (``fix_cublas_workspace``), no cuDNN autotuning. An op
     with no deterministic implementation (on CUDA, e.g. adaptive average pooling's backward)
-    warns rather than fails, and the runner records it with the case.
+    warns rather than fails, and the runner records it with the case. ``tf32``: fp32 matrix products and
+    convolutions in TF32 on Ampere or newer (opt-in; PyTorch's own defaults differ between the two, so both are set).
     """
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     if deterministic:
         fix_cublas_workspace()
     torch.use_deterministic_algorithms(deterministic, warn_only=True)

@@ -15,7 +15,13 @@ DEFAULT_CASES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "cases"
 
 # Training settings added after cases were first hashed, with the default that behaves as before.
 LATER_DEFAULTS = {
-    "train": {"select_by": "val_acc", "early_stopping": {}, "val_loss": "image_mean", "eval_batch_size": 256},
+    "train": {
+        "select_by": "val_acc",
+        "early_stopping": {},
+        "val_loss": "image_mean",
+        "eval_batch_size": 256,
+        "seed_batching": True,
+    },
     "data": {"pad_to": 0, "resize": "bilinear"},
 }
 
@@ -63,6 +69,7 @@ class TrainSpec:
     early_stopping: dict = field(default_factory=dict)  # {patience, metric}: stop when metric stalls
     val_loss: str = "image_mean"  # how the validation loss averages: per image, or batch_mean (MedMNIST+)
     eval_batch_size: int = 256  # the batches batch_mean averages over (the forward passes' own size may differ)
+    seed_batching: bool = True  # seeds in one pass where the model stacks and --seed-batching allows it
 
 
 @dataclass(frozen=True)

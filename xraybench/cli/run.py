@@ -142,6 +142,8 @@ def _run_on(executor, args, cases, suites) -> int:
         force=args.force,
         precision=chosen,
         deterministic=args.deterministic,
+        seed_batching=args.seed_batching,
+        tf32=args.tf32,
         random_init=args.random_init,
         strict_splits=args.strict_splits,
         offline=args.offline,

@@ -93,6 +93,20 @@ def _run_training(p) -> None:
         help="deterministic algorithms only (same seed, same bits on the same machine; slower on a GPU)",
     )
     p.add_argument(
+        "--seed-batching",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="train a case's seeds in one pass, as one stacked model of grouped layers, where the model stacks "
+        "(the HW3 models): auto (default) on a GPU, where it saves kernel launches; on also on the CPU; off: one "
+        "seed at a time",
+    )
+    p.add_argument(
+        "--tf32",
+        action="store_true",
+        help="fp32 matrix products and convolutions in TF32 on CUDA (Ampere or newer: faster, 10-bit mantissa "
+        "products); without it fp32 is full fp32 (the run's header says which)",
+    )
+    p.add_argument(
         "--random-init",
         action="store_true",
         help="build pretrained backbones from random weights (no weight files needed); the rows say so "

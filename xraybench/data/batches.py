@@ -71,20 +71,63 @@ class BatchLoader(_IndexedBatches):
         self.scale, self.shift = 1.0 / (255.0 * std_t), mean_t / std_t
         self.augment_rng = torch.Generator(device=device).manual_seed(seed + 1)
 
-    def _inputs(self, index) -> torch.Tensor:
+    def _inputs(self, index, augment_rng: torch.Generator | None = None) -> torch.Tensor:
         x = self.images[index].float()
         if self.augment:
-            x = self._augment(x)
+            x = self._augment(x, augment_rng or self.augment_rng)
         x = x.expand(-1, self.channels, -1, -1) * self.scale - self.shift
         if self.padding:  # zeros after normalisation (the mean colour), as MedMNIST+'s Pad after Normalize
             x = torch.nn.functional.pad(x, self.padding)
         return x.contiguous(memory_format=self.memory_format)
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         for name in AUGMENTATIONS:  # in their declared order, each drawing from the loader's stream
             if name in self.augment:
-                x = AUGMENT[name](x, torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=self.augment_rng))
+                x = AUGMENT[name](x, torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=rng))
         return x
+
+
+class SeedBatches:
+    """Several seeds' training batches at once, packed along the channels for a stacked model
+    (xraybench/train/stacked.py): seed k's batch is channels k·C … (k+1)·C − 1 of one [B, K·C, H, W] tensor, its
+    labels column k of [B, K]. Each seed draws its order and augmentation from its own streams, seeded as a
+    ``BatchLoader(shuffle=True, seed=seed)`` of its own would (the same batches). The images are on the device
+    once; without augmentation the K batches are gathered, converted and normalised as one tensor: a handful of
+    operations per step whatever K."""
+
+    def __init__(self, loader: BatchLoader, seeds: list[int]):
+        self.loader, self.seeds = loader, seeds
+        self.device, self.num_images, self.batch_size = loader.device, loader.num_images, loader.batch_size
+        self.order_rngs = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self.augment_rngs = [torch.Generator(device=loader.device).manual_seed(seed + 1) for seed in seeds]
+        per_channel = (1, loader.channels, 1, 1)  # one value per channel, then per seed's channels
+        self.scale = loader.scale.expand(per_channel).repeat(1, len(seeds), 1, 1)
+        self.shift = loader.shift.expand(per_channel).repeat(1, len(seeds), 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        n, k, loader = self.num_images, len(self.seeds), self.loader
+        orders = torch.stack([torch.randperm(n, generator=rng) for rng in self.order_rngs], dim=1).to(self.device)
+        for start in range(0, n, self.batch_size):
+            index = orders[start : start + self.batch_size]  # [b, K]
+            yield (
+                self._packed(index, k)
+                if not loader.augment
+                else torch.cat([loader._inputs(index[:, i], rng) for i, rng in enumerate(self.augment_rngs)], dim=1),
+                loader.labels[index],
+            )
+
+    def _packed(self, index: torch.Tensor, k: int) -> torch.Tensor:
+        """``BatchLoader._inputs`` for K batches in one: the same arithmetic, element for element."""
+        loader = self.loader
+        x = loader.images[index].float()  # [b, K, 1, H, W]
+        x = x.expand(-1, -1, loader.channels, -1, -1).reshape(index.shape[0], k * loader.channels, *x.shape[-2:])
+        x = x * self.scale - self.shift
+        if loader.padding:
+            x = torch.nn.functional.pad(x, loader.padding)
+        return x.contiguous(memory_format=loader.memory_format)
 
 
 def _hflip(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Where the cases of a run train: in this process, on a Ray cluster, or as Slurm jobs.
 
-An executor takes jobs (``submit``) and hands back each one's results row as it finishes
+An executor takes jobs (``submit``) and hands back each one's results rows (one per seed it trains) as it finishes
 (``completions``), in any order; the runner writes results.json after each. Every executor
 calls the same function, ``xraybench.train.worker.run_job``. A process that dies is retried up to
 ``max_retries`` times (``Retries``), then becomes a failed row naming the crash and where the log is.
@@ -79,7 +79,7 @@ class Executor(Protocol):
 
     def probe(self, device: str, precision: str) -> dict: ...
     def submit(self, job: Job) -> None: ...
-    def completions(self) -> Iterator[tuple[Job, dict]]: ...
+    def completions(self) -> Iterator[tuple[Job, list]]: ...
     def describe(self) -> str: ...
     def close(self) -> None: ...
 
@@ -99,7 +99,7 @@ class LocalExecutor:
     def submit(self, job: Job) -> None:
         self._queue.append(job)
 
-    def completions(self) -> Iterator[tuple[Job, dict]]:
+    def completions(self) -> Iterator[tuple[Job, list]]:
         while self._queue:
             job = self._queue.pop(0)
             yield job, worker.run_job(job)

@@ -1,12 +1,15 @@
-"""Ray core tasks: one task per case, ``num_gpus`` per task.
+"""Ray actors: one per slot (a case's ``num_gpus`` and ``num_cpus``), each training case after case.
 
-Ray sets CUDA_VISIBLE_DEVICES for each GPU task, so a case uses device 0 of what it sees,
-and with ``max_calls=1`` every GPU case gets a fresh worker process (its CUDA memory goes
-with it). A case given no GPU trains on the CPU: Ray 2.x leaves CUDA_VISIBLE_DEVICES alone
-for such tasks, so the device is set, not found. A worker that dies (SIGKILL, the kernel's or
-Ray's OOM killer, a lost node) is resubmitted by the driver up to ``max_retries`` times —
-not by Ray, whose OOM killer retries its victims without limit — then the case is a failed
-row naming the crash and where the worker logs are. ``--address`` reaches an existing
+An actor keeps its process, so a case after its first pays no process start, torch import, CUDA context or data
+mapping (benchmarks/ray_overhead.py). It keeps its GPU too: Ray sets CUDA_VISIBLE_DEVICES when it creates an actor
+and never for its method calls, so every case of an actor runs on the GPU its CUDA context was made for, device 0
+of what it sees. (A task worker reused across GPU tasks, ``max_calls=0``, may be handed another GPU id than the one
+its context was made for, and would train there beside another case.) Between cases the actor gives its cached
+CUDA memory back. A case given no GPU trains on the CPU: Ray 2.x leaves CUDA_VISIBLE_DEVICES alone for such actors,
+so the device is set, not found. The driver starts as many actors as the live nodes can run at once (more as the
+autoscaler adds nodes) and queues the other cases. An actor that dies (SIGKILL, the kernel's or Ray's OOM killer, a
+lost node) is replaced, and its case resubmitted by the driver up to ``max_retries`` times — not by Ray — then the
+case is a failed row naming the crash and where the worker logs are. ``--address`` reaches an existing
 cluster; without it a local Ray instance is started here and shut down at the end. A
 process that has already called ``ray.init`` (a notebook, a test) is used as it is.
 
@@ -22,13 +25,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 
 from xraybench.executors import ExecutorError, ExecutorOptions, Retries, device_for, pickle_by_value, require
-from xraybench.train import worker
+from xraybench.train import memory, worker
 from xraybench.train.worker import Job
 
-DIED = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ActorDiedError")
+# Errors after which a process's CUDA context stays broken (every later kernel fails): its actor is replaced.
+CUDA_CONTEXT_LOST = ("CUDA error", "AcceleratorError", "device-side assert", "illegal memory access")
+DIED = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ActorDiedError", "ActorUnavailableError")
 DEFAULT_PLACEMENT_TIMEOUT_S = 300.0
 POLL_S = 2.0
 PROBE_RUN_S = 120.0  # the probe's own run (a fresh worker imports torch), on top of the placement timeout
@@ -41,6 +47,27 @@ def fitting_nodes(nodes: list[dict], gpus: float, cpus: float) -> list[dict]:
         for n in nodes
         if n.get("Alive") and n["Resources"].get("GPU", 0) >= gpus and n["Resources"].get("CPU", 0) >= cpus
     ]
+
+
+def slots(nodes: list[dict], gpus: float, cpus: float) -> int:
+    """How many cases the live nodes can train at once, each within one node."""
+    total = 0
+    for node in nodes:
+        if node.get("Alive"):
+            have = node["Resources"]
+            fits = [have.get("CPU", 0) // cpus] + ([have.get("GPU", 0) // gpus] if gpus else [])
+            total += int(min(fits))
+    return total
+
+
+class CaseWorker:
+    """The actor of one slot: ``worker.run_job`` case after case in one process, on the GPU it was created with."""
+
+    def run(self, job: Job) -> list:
+        try:
+            return worker.run_job(job)
+        finally:
+            memory.release()  # the next case starts from an empty CUDA cache: its reserved peak is its own
 
 
 def offer(nodes: list[dict]) -> str:
@@ -80,15 +107,13 @@ class RayExecutor:
             self.close()
             raise
         self.retries = Retries.of(options)
-        # Ray itself retries nothing: its OOM killer would retry without limit. The driver resubmits.
-        self._task = ray.remote(
-            num_gpus=self.gpus,
-            num_cpus=self.cpus,
-            max_retries=0,
-            retry_exceptions=False,
-            max_calls=1 if self.gpus else 0,
-        )(worker.run_job)
-        self._pending: dict = {}  # object ref → (job, attempt)
+        # Ray itself restarts and retries nothing: the driver replaces a dead actor and resubmits its case.
+        self._actor = ray.remote(num_gpus=self.gpus, num_cpus=self.cpus, max_restarts=0, max_task_retries=0)(CaseWorker)
+        self._actors: list = []  # alive: busy or idle
+        self._idle: list = []
+        self._queue: deque[tuple[Job, int]] = deque()  # cases waiting for an actor
+        self._pending: dict = {}  # object ref → (job, attempt, actor)
+        self._asked = 0  # cases the autoscaler was last asked to make room for
 
     def _place(self, options: ExecutorOptions) -> None:
         """Per-case resources that fit one live node, waiting up to the placement timeout for the autoscaler."""
@@ -157,34 +182,66 @@ class RayExecutor:
 
     def submit(self, job: Job, attempt: int = 1) -> None:
         pickle_by_value(job.builders, self.ray.cloudpickle)
-        job = dataclasses.replace(job, device=device_for(job.device, self.gpus))
-        self._pending[self._task.remote(job)] = job, attempt
+        self._queue.append((dataclasses.replace(job, device=device_for(job.device, self.gpus)), attempt))
+        self._dispatch()
 
-    def completions(self) -> Iterator[tuple[Job, dict]]:
+    def _dispatch(self) -> None:
+        """Queued cases to idle actors; a new actor while the live nodes can run one more case at once."""
+        while self._queue:
+            if not self._idle:
+                if len(self._actors) >= max(1, slots(self.ray.nodes(), self.gpus, self.cpus)):
+                    self._room_for(len(self._actors) + len(self._queue))
+                    return
+                self._actors.append(actor := self._actor.remote())
+                self._idle.append(actor)
+            actor = self._idle.pop()
+            job, attempt = self._queue.popleft()
+            self._pending[actor.run.remote(job)] = job, attempt, actor
+
+    def _room_for(self, cases: int) -> None:
+        """An autoscaler sees the actors, not this queue: ask it for room for every case at once (once per count;
+        withdrawn at ``close``)."""
+        if cases != self._asked:
+            self._ask_autoscaler([{"GPU": self.gpus, "CPU": self.cpus} if self.gpus else {"CPU": self.cpus}] * cases)
+            self._asked = cases
+
+    def _retire(self, actor) -> None:
+        self.ray.kill(actor)
+        self._actors.remove(actor)
+
+    def completions(self) -> Iterator[tuple[Job, list]]:
         while self._pending:
             ready, _ = self.ray.wait(list(self._pending), num_returns=1, timeout=POLL_S)
             if not ready:  # a bounded wait: Ctrl-C and SIGTERM are handled between polls
+                self._dispatch()  # a node the autoscaler added takes queued cases
                 continue
             ref = ready[0]
-            job, attempt = self._pending.pop(ref)
+            job, attempt, actor = self._pending.pop(ref)
             try:
-                row = self.ray.get(ref)
+                rows = self.ray.get(ref)
+                if any(sticky in (row.reason or "") for row in rows for sticky in CUDA_CONTEXT_LOST):
+                    self._retire(actor)  # its CUDA context is unusable: the next case gets a fresh actor
+                else:
+                    self._idle.append(actor)
             except self.ray.exceptions.RayTaskError as exc:  # run_job raised (it returns a case's own errors)
-                row = worker.crash_row(
+                self._idle.append(actor)
+                rows = worker.crash_row(
                     job, f"{type(exc.cause).__name__}: {exc.cause} (in a Ray worker)", {"log": self._logs()}
                 )
-            except self.ray.exceptions.RayError as exc:  # the worker process or its node died, or Ray gave up
+            except self.ray.exceptions.RayError as exc:  # the actor's process or its node died, or Ray gave up
+                self._retire(actor)  # dead, or unreachable: either way out of the pool, its slot free
                 if type(exc).__name__ in DIED and self.retries.again(attempt):
                     self.submit(job, attempt + 1)
                     continue
                 first_line = next((line for line in str(exc).splitlines() if line.strip()), "").strip()
                 what = "the Ray worker died" if type(exc).__name__ in DIED else "Ray could not run the case"
-                row = worker.crash_row(
+                rows = worker.crash_row(
                     job,
                     f"{type(exc).__name__}: {what}, {attempt} attempt(s) ({first_line}); worker logs: {self._logs()}",
                     {"log": self._logs()},
                 )
-            yield job, row
+            self._dispatch()
+            yield job, rows
 
     def _logs(self) -> str:
         try:
@@ -207,9 +264,12 @@ class RayExecutor:
         )
 
     def close(self) -> None:
-        for ref in getattr(self, "_pending", {}):
-            self.ray.cancel(ref, force=True)
-        self._pending = {}
+        for actor in getattr(self, "_actors", []):  # ray.cancel(force=True) is refused for actor tasks
+            self.ray.kill(actor)
+        self._actors, self._idle, self._pending, self._queue = [], [], {}, deque()
+        if getattr(self, "_asked", 0):
+            self._ask_autoscaler([])
+            self._asked = 0
         if self.initialised_here:
             self.ray.shutdown()
             self.initialised_here = False

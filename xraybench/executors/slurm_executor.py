@@ -112,10 +112,9 @@ class SlurmExecutor:
             if sjob.submission().args[0].identity != job.identity:  # the id now names another job
                 return None
             if sjob.paths.result_pickle.exists():
-                outcome, row = self.submitit.core.utils.pickle_load(sjob.paths.result_pickle)
-                return (
-                    sjob if outcome == "success" and getattr(row, "ok", False) else None
-                )  # a dict: an older driver's row
+                outcome, rows = self.submitit.core.utils.pickle_load(sjob.paths.result_pickle)
+                finished = outcome == "success" and isinstance(rows, list)  # not a row: an older driver's
+                return sjob if finished and all(getattr(row, "ok", False) for row in rows) else None
         except Exception:  # a missing or unreadable pickle: nothing to adopt
             return None
         if isinstance(sjob, self.submitit.local.local.LocalJob):  # it knows its process only in its own driver
@@ -166,7 +165,7 @@ class SlurmExecutor:
         except self.submitit.core.utils.FailedJobError as exc:
             raise ExecutorError(f"--executor slurm: sbatch refused the job ({_last_line(exc)})") from None
 
-    def completions(self) -> Iterator[tuple[Job, dict]]:
+    def completions(self) -> Iterator[tuple[Job, list]]:
         self.launch()
         while self._running:
             finished = [entry for entry in self._running if entry[0].done()]
@@ -175,12 +174,12 @@ class SlurmExecutor:
                 continue
             for entry in finished:
                 self._running.remove(entry)
-                row = self._row(*entry)
-                if row is not None:
-                    yield entry[1], row
+                rows = self._rows(*entry)
+                if rows is not None:
+                    yield entry[1], rows
 
-    def _row(self, sjob, job: Job, attempt: int) -> dict | None:
-        """The finished job's row; None when it died and was resubmitted."""
+    def _rows(self, sjob, job: Job, attempt: int) -> list | None:
+        """The finished job's rows (one per seed); None when it died and was resubmitted."""
         errors = self.submitit.core.utils
         where = {"slurm_job": sjob.job_id, "log": str(sjob.paths.stderr)}
         try:

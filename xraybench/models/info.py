@@ -6,9 +6,10 @@ file: the architecture is built with random weights."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import statistics
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -32,23 +33,37 @@ def model_info(
     latency_runs: int = 10,
     *,
     num_outputs: int,
-    autocast: Callable[[torch.device], contextlib.AbstractContextManager] | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> dict:
-    """Costs of the case's architecture with ``num_outputs`` outputs (its loss's), latency measured within
-    ``autocast(device)`` (the run's precision; default fp32). Pretrained backbones are counted in their
-    ImageNet configuration (1000-class head), so parameters match the weights' published figures."""
-    imagenet = required_weights(case.model.name, case.model.options) is not None
+    """Costs of the case's architecture with ``num_outputs`` outputs (its loss's), latency measured under autocast to
+    ``autocast_dtype`` (the run's precision; default fp32). Pretrained backbones are counted in their
+    ImageNet configuration (1000-class head), so parameters match the weights' published figures.
+
+    Measured once per process for each architecture, input, device and precision (``_costs``): the seeds of a
+    case, and the cases of a sweep that share a model, reuse it (VGG16 alone initialises 138 M parameters)."""
+    model, data = case.model, case.data
+    options = json.dumps(model.options, sort_keys=True, default=str)
+    builder = registry.builder(model.name)  # a name registered anew (a notebook, a test) is another architecture
+    key = (model.name, builder, options, data.channels, data.input_size, num_outputs, str(device), latency_runs)
+    return dict(_costs(*key, autocast_dtype))
+
+
+@functools.lru_cache(maxsize=64)
+def _costs(name, builder, options, channels, size, num_outputs, device, latency_runs, autocast_dtype) -> dict:
+    device, options = torch.device(device), json.loads(options)
+    weights = required_weights(name, options)
+    imagenet = weights is not None
     outputs = IMAGENET_CLASSES if imagenet else num_outputs
-    options = {**case.model.options, "pretrained": False} if imagenet else case.model.options
-    size, channels = case.data.input_size, case.data.channels
+    options = {**options, "pretrained": False} if imagenet else options
     model = (
-        registry.create_model(case.model.name, in_channels=channels, image_size=size, num_outputs=outputs, **options)
+        registry.create_model(name, in_channels=channels, image_size=size, num_outputs=outputs, **options)
         .to(device)
         .eval()
     )
     flops = forward_flops(model, channels, size, device)
     x = torch.zeros(1, channels, size, size, device=device)
-    with torch.inference_mode(), (autocast or (lambda _: contextlib.nullcontext()))(device):
+    autocast = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         for _ in range(3):  # warm-up
             model(x)
         times = []
@@ -68,7 +83,7 @@ def model_info(
         "file_size_mb": None,
     }
     if imagenet:
-        info.update(_weights_meta(case))
+        info.update(_weights_meta(name, weights))
     return info
 
 
@@ -80,15 +95,14 @@ def forward_flops(model: torch.nn.Module, channels: int, size: int, device: torc
     return int(counter.get_total_flops())
 
 
-def _weights_meta(case: Case) -> dict:
-    file = required_weights(case.model.name, case.model.options)
+def _weights_meta(name: str, file) -> dict:
     meta = {"weights": file.path.name, "file_size_mb": file.path.stat().st_size / 2**20 if file.present else None}
-    backbone = _TORCHVISION.get(case.model.name)
+    backbone = _TORCHVISION.get(name)
     if backbone is not None:
         w = backbone.weights_enum()
         meta["weights"] = backbone.weights
         meta["imagenet_acc1"] = w.meta["_metrics"]["ImageNet-1K"]["acc@1"]
         meta["file_size_mb"] = meta["file_size_mb"] or w.meta.get("_file_size")
-    if case.model.name in _TIMM:
-        meta["weights"] = f"timm {_TIMM[case.model.name].arch}"
+    if name in _TIMM:
+        meta["weights"] = f"timm {_TIMM[name].arch}"
     return meta

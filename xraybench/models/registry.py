@@ -89,6 +89,11 @@ def min_input_size(name: str) -> int:
     return int(getattr(_BUILDERS[name], "min_input_size", None) or 1)
 
 
+def builder(name: str) -> ModelBuilder | None:
+    """The function registered under ``name`` (None if none is)."""
+    return _BUILDERS.get(name)
+
+
 def create_model(name: str, *, in_channels: int, image_size: int, num_outputs: int, **options) -> nn.Module:
     """Build a registered model for the given input and output size."""
     _load_builtin_models()

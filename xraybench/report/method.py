@@ -25,9 +25,22 @@ def facts(run: Run) -> list[tuple[str, str]]:
         ("Device", device),
         ("Precision", _precision(run)),
         ("Deterministic", _deterministic(run.settings, software)),
+        *([("Seed batching", batched)] if (batched := _seed_batching(run)) else []),
         ("Software", versions),
         ("Commit", str(commit.get("id") or "unknown")[:12] + (" (uncommitted changes)" if commit.get("dirty") else "")),
     ]
+
+
+def _seed_batching(run: Run) -> str | None:
+    """How many trainings shared a pass with other seeds of their case (train/seed_batch.py); None if none did."""
+    batched = [r for r in run.cases if r.ok and len(r.metrics.seeds_batched or ()) > 1]
+    if not batched:
+        return None
+    most = max(len(r.metrics.seeds_batched) for r in batched)
+    return (
+        f"{len(batched)} of {sum(r.ok for r in run.cases)} trainings with the other seeds of their case in one pass "
+        f"(up to {most}, as one stacked model); a seed's time is its share of its pass, its peak memory the pass's"
+    )
 
 
 def _deterministic(settings: Settings, software: dict) -> str:
@@ -36,13 +49,24 @@ def _deterministic(settings: Settings, software: dict) -> str:
     return "no (cuDNN autotuning)" if software.get("device") == "cuda" else "no"
 
 
+_TF32 = {  # what fp32 meant on CUDA: settings.tf32 (None: a run from before --tf32, under PyTorch's defaults)
+    True: " with TF32 products (--tf32)",
+    False: " (no TF32)",
+    None: " (TF32 unrecorded: PyTorch's defaults, convolutions in TF32)",
+}
+
+
+def _on_cuda(run: Run) -> bool:
+    return run.software.get("device") == "cuda"
+
+
 def _precision(run: Run) -> str:
     """The run's precision, and the trainings that ran in another (a published protocol's fp32 under auto)."""
     name, reason = run.settings.precision.name, run.settings.precision.reason
     ok = [r for r in run.cases if r.ok]
     others = sorted({r.metrics.precision for r in ok if r.metrics.precision not in (None, name)})
     if name == "fp32":
-        text = "fp32"
+        text = "fp32" + _TF32[run.settings.tf32] * _on_cuda(run)
     else:
         text = f"{name} autocast (output layer and loss in fp32{', loss scaling' if name == 'fp16' else ''})"
     text += f"; {reason}" if reason else ""

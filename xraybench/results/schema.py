@@ -64,6 +64,7 @@ class Metrics(Record):
     peak_reserved_mb: float | None = None  # CUDA: the caching allocator's peak (tensors + cache), what runs out
     memory_at_start_mb: float | None = None
     eval_batch_halved_to: int | None = None  # evaluation's forward batch after out-of-memory halvings (same results)
+    seeds_batched: list[int] | None = None  # the seeds of the one pass this one trained in (train/seed_batch.py)
     precision: str | None = None
 
     @property
@@ -177,6 +178,8 @@ class Settings(Record):
     seeds: Literal["fixed", "auto"] = "fixed"  # auto: seeds added in rounds until each comparison is decided
     max_seeds: int | None = None  # auto's limit per case
     budget_s: float | None = None  # auto's limit on the run's training time (no new round past it)
+    seed_batching: Literal["auto", "on", "off"] = "off"  # --seed-batching (runs before it trained seeds apart)
+    tf32: bool | None = None  # --tf32: fp32 products in TF32 on CUDA (None: before the flag; PyTorch's defaults)
 
     def compared(self) -> dict:
         """What two runs must share to be compared without a warning: precision, determinism, initialisation,
@@ -186,6 +189,7 @@ class Settings(Record):
             "deterministic": self.deterministic,
             "random_init": self.random_init,
             "overrides": sorted(self.overrides),
+            "tf32": bool(self.tf32),  # unrecorded is compared as off
         }
 
 

@@ -33,7 +33,7 @@ def run(
     """Run every case (× seeds) of the plan on ``executor`` (default: this process); returns the run
     directory and the results."""
     run_dir = plan.out / plan.resolved_run_id
-    environment.configure(plan.device, deterministic=plan.deterministic)
+    environment.configure(plan.device, deterministic=plan.deterministic, tf32=plan.tf32)
     with rundir.held(run_dir, plan.out):
         return _run_locked(cases, plan, suites, run_dir, executor or LocalExecutor(), log)
 

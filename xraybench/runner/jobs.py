@@ -21,7 +21,7 @@ from xraybench.models.backbones import required_weights
 from xraybench.results import DataInfo, Row, Run, SplitImages
 from xraybench.runner.plan import RunPlan, case_precision, tag
 from xraybench.runner.rundir import save
-from xraybench.train import worker
+from xraybench.train import seed_batch, worker
 from xraybench.train.worker import Job
 
 # (image size, resize) → (where the data is cached, its image table)
@@ -84,16 +84,19 @@ def submit(executor: Executor, pending: list[Case], datasets: Datasets, plan: Ru
         [w for c in pending if (w := required_weights(c.model.name, c.model.options))], offline=plan.offline, log=log
     )
     builders = registry.external_builders({c.model.name for c in pending})
-    for case in pending:
+    groups = seed_groups(pending, plan)
+    for case, *more_seeds in groups:
         executor.submit(
             Job(
                 case=case,
+                more_seeds=tuple(more_seeds),
                 data=datasets[data_key(case)][0],
                 max_per_split=plan.profile.max_per_split,
                 eval_batch_size=plan.profile.eval_batch_size,
                 device=plan.device.type,
                 precision=case_precision(case, plan.precision),
                 deterministic=plan.deterministic,
+                tf32=plan.tf32,
                 executor=executor.name,
                 progress=executor.progress,
                 resume=not plan.force,
@@ -108,8 +111,35 @@ def submit(executor: Executor, pending: list[Case], datasets: Datasets, plan: Ru
             f"precision: fp32 for {fp32} training(s) of published protocols, as their runs "
             f"(pass --precision {plan.precision.name} to override)"
         )
+    if together := [g for g in groups if len(g) > 1]:
+        log(
+            f"seed batching: {sum(map(len, together))} training(s) of {len({g[0].id for g in together})} case(s) in "
+            f"{len(together)} pass(es), a case's seeds as one stacked model (--seed-batching off: one at a time)"
+        )
     if executor.name != "local":
         log(f"submitted {len(pending)} training(s) to {executor.describe()}")
+
+
+def seed_groups(pending: list[Case], plan: RunPlan) -> list[list[Case]]:
+    """The trainings as jobs: a case's pending seeds together (up to ``seed_batch.MAX_SEEDS``) where seed batching
+    is on (``--seed-batching``: auto on CUDA, without --deterministic: a batched seed's bits depend on the seeds
+    beside it) and the case allows it (``seed_batch.unbatchable``); else one each."""
+    auto = plan.device.type == "cuda" and not plan.deterministic
+    on = plan.seed_batching == "on" or (plan.seed_batching == "auto" and auto)
+    groups: list[list[Case]] = []
+    for case in pending:
+        last = groups[-1] if groups else None
+        if (
+            on
+            and last
+            and last[0].id == case.id
+            and len(last) < seed_batch.MAX_SEEDS
+            and seed_batch.unbatchable(case, case_precision(case, plan.precision)) is None
+        ):
+            last.append(case)
+        else:
+            groups.append([case])
+    return groups
 
 
 def collect(
@@ -124,14 +154,17 @@ def collect(
 ) -> None:
     """Each finished training, in whatever order it comes: its row recorded in the plan's order and written at once."""
     order = {(c.id, c.train.seed): i for i, c in enumerate(planned)}
-    for done, (job, row) in enumerate(executor.completions(), 1):
+    done = 0
+    for job, rows in executor.completions():  # a row per seed of the job
         images = datasets[data_key(job.case)][1]
-        if row.ok and images != run.data.images:
-            row.images = images  # another subset than the run's (not the case today)
-        results.upsert(run, row)
+        for case, row in zip(job.cases, rows):
+            if row.ok and images != run.data.images:
+                row.images = images  # another subset than the run's (not the case today)
+            results.upsert(run, row)
+            done += 1
+            log(f"[{done}/{len(pending)}] {tag(case, counts)}: {_one_line(row)}")
         _in_plan_order(run.cases, order)
         save(results_path, run)
-        log(f"[{done}/{len(pending)}] {tag(job.case, counts)}: {_one_line(row)}")
 
 
 def _in_plan_order(rows: list[Row], order: dict[tuple[str, int], int]) -> None:

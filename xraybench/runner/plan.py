@@ -34,6 +34,8 @@ class RunPlan:
     force: bool = False
     precision: Precision = FP32
     deterministic: bool = False
+    seed_batching: str = "auto"  # seeds of a case in one pass: auto (on CUDA), on, off (train/seed_batch.py)
+    tf32: bool = False  # fp32 matrix products and convolutions in TF32 on CUDA (environment.configure)
     random_init: bool = False  # backbones without their pretrained weights: exercises code, not a result
     strict_splits: bool = False  # leakage across splits (shared patients, identical images) is an error
     offline: bool = False  # never download missing weight files
@@ -66,6 +68,8 @@ class RunPlan:
         return {
             "precision": self.precision.as_record(),
             "deterministic": self.deterministic,
+            "seed_batching": self.seed_batching,
+            "tf32": self.tf32,
             "random_init": self.random_init,
             **({"overrides": list(self.overrides)} if self.overrides else {}),
             **({"seeds": "auto", "max_seeds": self.max_seeds, "budget_s": self.budget_s} if self.auto else {}),
@@ -103,7 +107,9 @@ def announce(plan: RunPlan, cases: list[Case], planned: list[Case], counts: dict
     log(
         f"run {plan.resolved_run_id}: {len(cases)} case(s), {len(planned)} trainings ({_seed_counts(counts)}), "
         f"profile {plan.profile.name}, device {plan.device.type}, data {plan.source.name}, "
-        f"precision {plan.precision.name} ({plan.precision.reason})" + (", deterministic" * plan.deterministic)
+        f"precision {plan.precision.name} ({plan.precision.reason})"
+        + (", TF32" * plan.tf32)
+        + (", deterministic" * plan.deterministic)
     )
     if plan.random_init:
         log(

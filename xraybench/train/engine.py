@@ -81,39 +81,55 @@ def train_one_epoch(
     return total_loss.item() / n, correct.item() / n
 
 
-def evaluate(
+def evaluate(model: nn.Module, loader: BatchLoader, objective: Objective, **options) -> Evaluation:
+    """Loss, accuracy and per-image probabilities over one split, in eval mode (``evaluate_seeds`` for one seed)."""
+    return evaluate_seeds(model, loader, objective, seeds=1, **options)[0]
+
+
+def evaluate_seeds(
     model: nn.Module,
     loader: BatchLoader,
     objective: Objective,
     *,
+    seeds: int,
     precision: Precision = FP32,
     loss_mean: str = "image_mean",
     loss_batch: int = 256,
     forward_batch: memory.ForwardBatch | None = None,
-) -> Evaluation:
-    """Loss, accuracy and per-image probabilities over one split, in eval mode. The loss averages the images'
-    losses as ``loss_mean`` says (``selection.VAL_LOSSES``; ``batch_mean`` over batches of ``loss_batch``,
-    whatever batches the forward passes use: ``forward_batch`` halves them where they run out of memory)."""
+    pad: bool | None = None,
+) -> list[Evaluation]:
+    """One ``Evaluation`` per seed of a model whose logits are [B, seeds·outputs] (seeds > 1: a stacked model,
+    train/stacked.py). The loss averages the images' losses as ``loss_mean`` says (``selection.VAL_LOSSES``;
+    ``batch_mean`` over batches of ``loss_batch``, whatever batches the forward passes use: ``forward_batch``
+    halves them where they run out of memory). ``pad`` (default: on CUDA, where a split has more than one batch)
+    fills a ragged last batch to the loader's batch with zeros, so cuDNN meets one evaluation shape, not three."""
     forward_batch = forward_batch or memory.ForwardBatch(loader.batch_size)
-    return forward_batch.run(loader, lambda: _evaluate_pass(model, loader, objective, precision, loss_mean, loss_batch))
+    pad = speedups.pads(loader) if pad is None else pad
+    logits, labels = forward_batch.run(loader, lambda: _logits(model, loader, seeds, precision, pad))
+    return [_evaluation(logits[:, k], labels, objective, loss_mean, loss_batch) for k in range(seeds)]
 
 
 @torch.inference_mode()
-def _evaluate_pass(model, loader, objective: Objective, precision: Precision, loss_mean: str, loss_batch: int):
-    """One pass at the loader's batch: ``evaluate`` runs it again, smaller, where it runs out of memory."""
+def _logits(model, loader, seeds: int, precision: Precision, pad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 logits [N, seeds, outputs] and labels over the split, at the loader's batch (``evaluate_seeds`` runs it
+    again, smaller, where it runs out of memory)."""
     model.eval()
-    per_image_loss = objective.make_loss(reduction="none")
-    losses, probs, labels = [], [], []
+    logits, labels = [], []
     for x, y in loader:
+        n = x.shape[0]
         with precision.autocast(loader.device):
-            logits = model(x)
-        logits = logits.float()
-        losses.append(per_image_loss(logits, objective.target(y)).reshape(-1))
-        probs.append(objective.pneumonia_prob(logits))
+            out = model(speedups.padded(x, loader.batch_size) if pad else x)
+        logits.append(out[:n].float().reshape(n, seeds, -1))
         labels.append(y)
-    probs_cpu, labels_cpu = torch.cat(probs).cpu(), torch.cat(labels).cpu()
+    return torch.cat(logits), torch.cat(labels)
+
+
+def _evaluation(logits: torch.Tensor, labels: torch.Tensor, objective: Objective, loss_mean: str, loss_batch: int):
+    per_image_loss = objective.make_loss(reduction="none")
+    losses = per_image_loss(logits, objective.target(labels)).reshape(-1)
+    probs_cpu, labels_cpu = objective.pneumonia_prob(logits).cpu(), labels.cpu()
     acc = (says_pneumonia(probs_cpu).long() == labels_cpu).float().mean().item()
-    loss = selection.VAL_LOSSES[loss_mean](torch.cat(losses).cpu().double().numpy(), loss_batch)
+    loss = selection.VAL_LOSSES[loss_mean](losses.cpu().double().numpy(), loss_batch)
     return Evaluation(loss, acc, probs_cpu, labels_cpu)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from xraybench.data import BatchLoader
 from xraybench.data.batches import TensorLoader
-from xraybench.train import memory
+from xraybench.train import memory, speedups
 from xraybench.train.precision import Precision
 
 
@@ -51,7 +51,8 @@ def feature_loader(
 def _features(backbone: nn.Module, loader: BatchLoader, precision: Precision) -> torch.Tensor:
     backbone.eval()
     features = []
+    pad = speedups.pads(loader)
     for x, _ in loader:
         with precision.autocast(loader.device):
-            features.append(backbone(x).float())
+            features.append(backbone(speedups.padded(x, loader.batch_size) if pad else x)[: x.shape[0]].float())
     return torch.cat(features)

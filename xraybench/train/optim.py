@@ -103,3 +103,21 @@ def build_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int,
     if kind.cls is None:
         return None
     return kind.cls(optimizer, **{**kind.defaults(epochs), **options})
+
+
+def fused_kernel_accepts(tensors: list[torch.Tensor]) -> bool:
+    """Whether the CUDA fused kernel takes a parameter's tensors (parameter, gradient, moments) as they are: ATen's
+    ``check_fast_path_restrictions`` wants one device, dtype, layout, sizes and strides, each tensor dense (its
+    elements fill ``numel`` consecutive places). The CPU kernel checks none of it; the CPU tests and the GPU check
+    ask this."""
+    described = {(t.device, t.dtype, t.layout, tuple(t.shape), t.stride()) for t in tensors}
+    return len(described) == 1 and all(_dense(t) for t in tensors)
+
+
+def _dense(t: torch.Tensor) -> bool:
+    expected = 1
+    for size, stride in sorted(((n, s) for n, s in zip(t.shape, t.stride()) if n != 1), key=lambda d: d[1]):
+        if stride != expected:
+            return False
+        expected *= size
+    return True

@@ -137,22 +137,30 @@ class Fp32Conv2d(_Fp32Forward, nn.Conv2d):
 
 def final_layer_in_fp32(model: nn.Module) -> nn.Module | None:
     """Run the model's output layer — its last registered Linear or Conv2d, as in every registered
-    model — outside autocast, in fp32.
+    model — outside autocast, in fp32 (``in_fp32``).
 
-    Logits then keep fp32's resolution, which the loss and the 0.5 threshold see. The layer's class
-    is swapped for an fp32 subclass in place, so parameter names, state dicts, deepcopy and pickling
-    are unchanged. Returns the layer.
+    Logits then keep fp32's resolution, which the loss and the 0.5 threshold see. Returns the layer.
     """
     last = None
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)):
             last = module
-    if last is None or isinstance(last, _Fp32Forward):
-        return last
-    if type(last) is nn.Linear:
-        last.__class__ = Fp32Linear
-    elif type(last) is nn.Conv2d:
-        last.__class__ = Fp32Conv2d
+    return last if last is None else in_fp32(last)
+
+
+def runs_in_fp32(module: nn.Module) -> bool:
+    return isinstance(module, _Fp32Forward)
+
+
+def in_fp32(layer: nn.Module) -> nn.Module:
+    """``layer``, its class swapped in place for one that runs outside autocast on fp32 input: parameter names,
+    state dicts, deepcopy and pickling are unchanged."""
+    if runs_in_fp32(layer):
+        return layer
+    if type(layer) is nn.Linear:
+        layer.__class__ = Fp32Linear
+    elif type(layer) is nn.Conv2d:
+        layer.__class__ = Fp32Conv2d
     else:  # a subclass with behaviour of its own: keep it, in fp32
-        last.__class__ = type(f"Fp32{type(last).__name__}", (_Fp32Forward, type(last)), {})
-    return last
+        layer.__class__ = type(f"Fp32{type(layer).__name__}", (_Fp32Forward, type(layer)), {})
+    return layer
