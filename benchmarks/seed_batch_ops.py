@@ -6,17 +6,24 @@ backward, fused Adam, the epoch's running sums — over one epoch of the synthet
 counted by a dispatch mode (views and autocast's casts included), per step. Batched, one step trains K models,
 so its count is divided by K.
 
-    python benchmarks/seed_batch_ops.py [--seeds 5] [--models hw3_cnn hw3_mlp hw3_gap_cnn]
+    python benchmarks/seed_batch_ops.py [--seeds 5] [--models hw3_cnn hw3_mlp hw3_gap_cnn] [--size 32]
+    python benchmarks/seed_batch_ops.py --time [--seeds 3] [--size 64] [--epochs 2]
+
+``--time`` measures what the count does not: the wall time of the HW3 cases' trainings (the ``quick`` profile's
+data, fp32) with their seeds one at a time (``train_case``) and in one pass (``train_seeds``), in one run on this
+machine: the figure behind ``--seed-batching auto`` being off on the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import time
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from xraybench.cases import PROFILES, Case, DataSpec, ModelSpec, TrainSpec
+from xraybench.cases import PROFILES, Case, DataSpec, ModelSpec, TrainSpec, apply_profile, load_cases
 from xraybench.data import BatchLoader, cache
 from xraybench.data.batches import SeedBatches
 from xraybench.data.sources import SyntheticSource
@@ -84,12 +91,46 @@ def ops_per_model_step(model: str, precision: str, seeds: int, size: int = 32) -
     return sequential, counted.count / len(batches) / seeds
 
 
+def seconds_alone_and_batched(case_id: str, seeds: int, size: int, epochs: int) -> tuple[float, float]:
+    """Wall seconds of the case's ``seeds`` trainings one at a time and in one pass (fp32, the CPU), after one
+    untimed training for the first-use costs."""
+    data = cache.prepare(SyntheticSource(PROFILES["quick"].synthetic_sizes), size).open()
+    case = apply_profile(next(c for c in load_cases()[0] if c.id == case_id), PROFILES["quick"])
+    case = dataclasses.replace(case, data=dataclasses.replace(case.data, image_size=size))
+    cases = [
+        dataclasses.replace(case, train=dataclasses.replace(case.train, epochs=epochs, seed=s)) for s in range(seeds)
+    ]
+    fp32 = Precision("fp32", "requested")
+    engine.train_case(cases[0], data, CPU, precision=fp32)  # warm-up
+    start = time.perf_counter()
+    for one in cases:
+        engine.train_case(one, data, CPU, precision=fp32)
+    alone = time.perf_counter() - start
+    start = time.perf_counter()
+    seed_batch.train_seeds(cases, data, CPU, precision=fp32)
+    return alone, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=None, help="K (default 5 for the count, 3 for --time)")
     parser.add_argument("--models", nargs="+", default=["hw3_cnn", "hw3_mlp", "hw3_gap_cnn"])
-    parser.add_argument("--size", type=int, default=32, help="image side in pixels (the count does not depend on it)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="image side (default 32; 64 with --time): over 64 px the HW3 CNN's "
+        "flatten layer is a batched matrix product, and its count rises"
+    )  # fmt: skip
+    parser.add_argument("--time", action="store_true", help="wall time alone and in one pass, not the count")
+    parser.add_argument("--epochs", type=int, default=2, help="with --time")
     args = parser.parse_args()
+    if args.time:
+        seeds, size = args.seeds or 3, args.size or 64
+        print(f"HW3 trainings, {seeds} seeds × {args.epochs} epochs at {size} px, quick data, fp32, this CPU")
+        print(f"{'case':18s} {'alone s':>8s} {'one pass s':>10s} {'speed-up':>9s}")
+        for case_id in ("hw3-a-cnn-dropout", "hw3-b-mlp", "hw3-c-gap"):
+            alone, batched = seconds_alone_and_batched(case_id, seeds, size, args.epochs)
+            print(f"{case_id:18s} {alone:8.1f} {batched:10.1f} {alone / batched:8.2f}x")
+        return
+    args.seeds, args.size = args.seeds or 5, args.size or 32
     print(f"PyTorch operations per model-step, K = {args.seeds} seeds batched, one epoch at {args.size} px, batch 32")
     print(f"{'model':12s} {'precision':9s} {'alone':>7s} {'batched':>8s} {'ratio':>6s} {'1/K':>6s}")
     for model in args.models:

@@ -73,9 +73,9 @@ def test_the_stacked_model_computes_each_seeds_network(name, size, options):
     alone = torch.stack([m(x) for m in models], dim=1)  # [B, K, 2]
     with torch.no_grad():
         shared = stacked.shared()(x).reshape(4, 3, 2)
-        own = stacked(torch.stack([x, 2 * x, -x]))  # [K, B, C, H, W]: each seed its own batch
+        own = stacked(torch.cat([x, 2 * x, -x], dim=1)).reshape(4, 3, 2)  # packed: each seed its own batch
     torch.testing.assert_close(shared, alone.detach(), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(own[1], models[1](2 * x).detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(own[:, 1], models[1](2 * x).detach(), rtol=1e-5, atol=1e-5)
     state = stacked.seed_state(1)
     with torch.no_grad():
         for p in stacked.parameters():
@@ -100,9 +100,10 @@ def test_models_that_do_not_stack_say_why():
     assert "pretrained backbone" in unbatchable(transfer, FP32)
 
 
-def test_seed_batches_are_each_seeds_own_loader_batches():
+@pytest.mark.parametrize("augment", [(), ("hflip", "brightness")])
+def test_seed_batches_are_each_seeds_own_loader_batches(augment):
     data = cache.prepare(SyntheticSource(PROFILES["smoke"].synthetic_sizes), 32).open()
-    settings = dict(device=CPU, channels=3, mean=0.4, std=0.3, channels_last=True, pad_to=36)
+    settings = dict(device=CPU, channels=3, mean=0.4, std=0.3, channels_last=True, pad_to=36, augment=augment)
     packed = SeedBatches(BatchLoader(data.splits["train"], 32, shuffle=True, **settings), [3, 7])
     alone = [BatchLoader(data.splits["train"], 32, shuffle=True, seed=s, **settings) for s in (3, 7)]
     for (x, y), (x3, y3), (x7, y7) in zip(packed, *alone, strict=True):

@@ -112,12 +112,11 @@ class SeedBatches:
         orders = torch.stack([torch.randperm(n, generator=rng) for rng in self.order_rngs], dim=1).to(self.device)
         for start in range(0, n, self.batch_size):
             index = orders[start : start + self.batch_size]  # [b, K]
-            yield (
-                self._packed(index, k)
-                if not loader.augment
-                else torch.cat([loader._inputs(index[:, i], rng) for i, rng in enumerate(self.augment_rngs)], dim=1),
-                loader.labels[index],
-            )
+            if loader.augment:  # each seed's batch augmented from its own stream
+                x = torch.cat([loader._inputs(index[:, i], rng) for i, rng in enumerate(self.augment_rngs)], dim=1)
+            else:
+                x = self._packed(index, k)
+            yield x, loader.labels[index]
 
     def _packed(self, index: torch.Tensor, k: int) -> torch.Tensor:
         """``BatchLoader._inputs`` for K batches in one: the same arithmetic, element for element."""

@@ -126,16 +126,17 @@ def seed_groups(pending: list[Case], plan: RunPlan) -> list[list[Case]]:
     beside it) and the case allows it (``seed_batch.unbatchable``); else one each."""
     auto = plan.device.type == "cuda" and not plan.deterministic
     on = plan.seed_batching == "on" or (plan.seed_batching == "auto" and auto)
+    known: dict[str, bool] = {}  # case id → whether its seeds may share a pass: checked once per case, not per seed
+
+    def stacks(case: Case) -> bool:
+        if case.id not in known:
+            known[case.id] = seed_batch.unbatchable(case, case_precision(case, plan.precision)) is None
+        return known[case.id]
+
     groups: list[list[Case]] = []
     for case in pending:
         last = groups[-1] if groups else None
-        if (
-            on
-            and last
-            and last[0].id == case.id
-            and len(last) < seed_batch.MAX_SEEDS
-            and seed_batch.unbatchable(case, case_precision(case, plan.precision)) is None
-        ):
+        if on and last and last[0].id == case.id and len(last) < seed_batch.MAX_SEEDS and stacks(case):
             last.append(case)
         else:
             groups.append([case])

@@ -142,9 +142,7 @@ def _kind(layer: nn.Module) -> type | None:
 
 
 class StackedModel(nn.Module):
-    """K models of one architecture as one: packed input [B, K·C, H, W] → packed logits [B, K·outputs, 1, 1].
-
-    Also takes [K, B, C, H, W] (each seed its own batch) and then returns [K, B, outputs]."""
+    """K models of one architecture as one: packed input [B, K·C, H, W] → packed logits [B, K·outputs, 1, 1]."""
 
     def __init__(self, models: list[nn.Module], image_shape: tuple[int, int, int]):
         super().__init__()
@@ -163,10 +161,6 @@ class StackedModel(nn.Module):
         self.net = nn.Sequential(*layers).to(next(models[0].parameters()).device)  # grouped layers start on the CPU
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 5:  # [K, B, C, H, W]
-            k, b = x.shape[:2]
-            out = self.net(x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:]))
-            return out.reshape(b, k, -1).transpose(0, 1)
         return self.net(x)
 
     def shared(self) -> nn.Module:

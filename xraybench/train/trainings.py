@@ -122,7 +122,10 @@ def train_together(
                 on_epoch=lambda k, epoch_row: _epoch_done(epoch_row, cases[k], bar, logs[k]),
             )
         for row, outcome in zip(rows, outcomes):
-            _failed(row, outcome) if isinstance(outcome, Exception) else _record(row, outcome)
+            if isinstance(outcome, Exception):  # this seed's Diverged: the others are unharmed
+                _failed(row, outcome)
+            else:
+                _record(row, outcome)
             row.finished = results.now()
         return rows
 
